@@ -1,4 +1,116 @@
-"""Symphony's private core."""
+"""Symphony's private core, shared by the three extension kits and by hosts.
+
+The names in ``__all__`` are a contract with ``symphony-instruments``, ``symphony-operators``,
+``symphony-motifs`` and with marketplace hosts; extension authors use their kit's package instead.
+Everything else lives in underscore modules and may change in any release.
+
+Heavy modules (pydantic models, the host) are imported on first use, so ``import symphony_core`` stays
+cheap for the command line and for discovery.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._errors import (
+    BudgetExceeded,
+    CompatibilityError,
+    ConfigError,
+    ConflictError,
+    EntryPointError,
+    ExtensionFailed,
+    ExtensionNotFound,
+    LifecycleError,
+    ManifestError,
+    PermissionDenied,
+    StateError,
+    SymphonyError,
+)
+
+if TYPE_CHECKING:
+    from ._discovery import Catalog, Problem, Record, discover
+    from ._extension import Context, Extension
+    from ._hooks import LifecycleEvent, PermissionEvent, hookimpl
+    from ._host import ExtensionInfo, Host
+    from ._lifecycle import State
+    from ._manifest import Manifest, read_manifest
+    from ._permissions import EnvVars, FileRead, FileWrite, Gpu, NetConnect, NetListen, Permission, Subprocess
 
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+
+_LAZY = {
+    "Catalog": "._discovery",
+    "Problem": "._discovery",
+    "Record": "._discovery",
+    "discover": "._discovery",
+    "Context": "._extension",
+    "Extension": "._extension",
+    "LifecycleEvent": "._hooks",
+    "PermissionEvent": "._hooks",
+    "hookimpl": "._hooks",
+    "ExtensionInfo": "._host",
+    "Host": "._host",
+    "State": "._lifecycle",
+    "Manifest": "._manifest",
+    "read_manifest": "._manifest",
+    "EnvVars": "._permissions",
+    "FileRead": "._permissions",
+    "FileWrite": "._permissions",
+    "Gpu": "._permissions",
+    "NetConnect": "._permissions",
+    "NetListen": "._permissions",
+    "Permission": "._permissions",
+    "Subprocess": "._permissions",
+}
+
+__all__ = [
+    "BudgetExceeded",
+    "Catalog",
+    "CompatibilityError",
+    "ConfigError",
+    "ConflictError",
+    "Context",
+    "EntryPointError",
+    "EnvVars",
+    "Extension",
+    "ExtensionFailed",
+    "ExtensionInfo",
+    "ExtensionNotFound",
+    "FileRead",
+    "FileWrite",
+    "Gpu",
+    "Host",
+    "LifecycleError",
+    "LifecycleEvent",
+    "Manifest",
+    "ManifestError",
+    "NetConnect",
+    "NetListen",
+    "Permission",
+    "PermissionDenied",
+    "PermissionEvent",
+    "Problem",
+    "Record",
+    "State",
+    "StateError",
+    "Subprocess",
+    "SymphonyError",
+    "__version__",
+    "discover",
+    "hookimpl",
+    "read_manifest",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'symphony_core' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,219 @@
+"""The ``symphony`` command: list, inspect, enable and disable extensions, and check this host.
+
+Exit codes: 0 success; 1 the command could not do what was asked (unknown id, unreadable state, a
+doctor check that failed); 2 the command line itself was wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ._errors import SymphonyError
+
+STATE_STYLES = {"failed": "bold red", "active": "green", "validated": "cyan"}
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines instead of a table.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="SYMPHONY_HOME",
+    help="Where the host keeps its state (default: $SYMPHONY_HOME, else the user data folder).",
+)
+@click.version_option(package_name="symphony-sdk-core", prog_name="symphony")
+@click.pass_context
+def main(ctx: click.Context, home: Path | None) -> None:
+    """Symphony: find, check and run the extensions installed in this Python environment.
+
+    \b
+    Examples:
+      symphony list                 every installed extension and its state
+      symphony inspect acme.digits  one extension's manifest, permissions and problems
+      symphony disable acme.digits  keep an extension from loading
+      symphony doctor               what this host can and cannot do here
+    """
+    ctx.obj = home
+
+
+@contextmanager
+def _host(ctx: click.Context) -> Iterator[Any]:
+    from ._host import Host
+
+    try:
+        host = Host(ctx.obj)
+    except SymphonyError as exc:
+        _fail(str(exc))
+    try:
+        yield host
+    except SymphonyError as exc:
+        _fail(str(exc))
+    finally:
+        host.close()
+
+
+def _fail(message: str) -> None:
+    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    sys.exit(1)
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+@main.command("list")
+@click.option("--rescan", is_flag=True, help="Ignore the discovery index and scan the environment again.")
+@json_option
+@click.pass_context
+def list_(ctx: click.Context, rescan: bool, as_json: bool) -> None:
+    """List every installed extension, failed ones included, with the reason they failed.
+
+    \b
+    Examples:
+      symphony list
+      symphony list --json | jq '.[] | select(.state == "failed")'
+    """
+    with _host(ctx) as host:
+        infos = host.discover(rescan=rescan)
+    if as_json:
+        _print_json([info.as_json() for info in infos])
+        return
+    console = Console()
+    if not infos:
+        console.print("No extensions installed. Install one with pip, e.g. `pip install <extension>`.")
+        return
+    table = Table(title=f"{len(infos)} extension(s)", title_justify="left")
+    for column in ("id", "kind", "version", "state", "distribution", "problem"):
+        table.add_column(column, overflow="fold")
+    for info in infos:
+        state = info.state.value if info.enabled else f"{info.state.value} (disabled)"
+        problem = "" if info.problem is None else info.problem.message
+        style = STATE_STYLES.get(info.state.value, "")
+        table.add_row(info.id, info.kind, info.version, f"[{style}]{state}[/]" if style else state, info.distribution, problem)
+    console.print(table)
+
+
+@main.command()
+@click.argument("extension")
+@json_option
+@click.pass_context
+def inspect(ctx: click.Context, extension: str, as_json: bool) -> None:
+    """Show one extension's manifest, requested permissions and problems, without importing it.
+
+    \b
+    Example:
+      symphony inspect acme.digits
+    """
+    with _host(ctx) as host:
+        info = host.inspect(extension)
+    if as_json:
+        _print_json(info.as_json())
+        return
+    console = Console()
+    console.print(f"[bold]{info.name or info.id}[/] ({info.id}) {info.kind} {info.version}")
+    if info.summary:
+        console.print(info.summary)
+    console.print(f"distribution: {info.distribution}   entry point: {info.entry_point}")
+    console.print(f"manifest: {info.manifest_file or '-'}")
+    console.print(f"state: {info.state.value}{'' if info.enabled else ' (disabled)'}")
+    if info.problem is not None:
+        console.print(f"[bold red]problem:[/] {info.problem.message}", highlight=False)
+        if info.problem.hint:
+            console.print(f"[bold]what to do:[/] {info.problem.hint}", highlight=False)
+    permissions = (info.manifest or {}).get("permissions") or []
+    console.print(f"requested permissions: {len(permissions)}")
+    for permission in permissions:
+        scope = permission.get("paths") or permission.get("hosts") or permission.get("names") or permission.get("commands")
+        scope_text = f" {', '.join(scope)}" if scope else ""
+        console.print(f"  - {permission['type']}{scope_text}: {permission['reason']}", highlight=False)
+
+
+@main.command()
+@click.argument("extension")
+@click.pass_context
+def enable(ctx: click.Context, extension: str) -> None:
+    """Allow an extension to load (remembered across restarts).
+
+    \b
+    Example:
+      symphony enable acme.digits
+    """
+    with _host(ctx) as host:
+        host.enable(extension)
+    Console().print(f"enabled {extension}")
+
+
+@main.command()
+@click.argument("extension")
+@click.pass_context
+def disable(ctx: click.Context, extension: str) -> None:
+    """Keep an extension from loading (remembered across restarts).
+
+    \b
+    Example:
+      symphony disable acme.digits
+    """
+    with _host(ctx) as host:
+        host.disable(extension)
+    Console().print(f"disabled {extension}")
+
+
+@main.command()
+@json_option
+@click.pass_context
+def doctor(ctx: click.Context, as_json: bool) -> None:
+    """Check this host: Python, Symphony's packages, the state database, and what is enforced here.
+
+    \b
+    Example:
+      symphony doctor --json
+    """
+    with _host(ctx) as host:
+        infos = host.discover()
+        catalog = host.catalog
+        assert catalog is not None
+        report: dict[str, Any] = {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "home": str(host.home.root),
+            "state_file": str(host.home.state_file),
+            "packages": dict(sorted(catalog.packages.items())),
+            "extensions": {
+                "total": len(infos),
+                "failed": sum(1 for info in infos if info.state.value == "failed"),
+            },
+            "enforcement": {
+                "guard": (
+                    "in-process audit hooks see Python-level file, socket and subprocess use; they are not a "
+                    "sandbox: native code (polars, onnxruntime, ctypes) bypasses them"
+                ),
+                "isolated": "not available in this release: extensions run in the host process",
+            },
+        }
+    if as_json:
+        _print_json(report)
+        return
+    console = Console()
+    console.print(f"Python {report['python']} on {report['platform']}")
+    console.print(f"home: {report['home']}")
+    for name, version in report["packages"].items():
+        console.print(f"  {name} {version}")
+    failed = report["extensions"]["failed"]
+    console.print(
+        f"extensions: {report['extensions']['total']} installed, "
+        + (f"[bold red]{failed} failed[/] (see `symphony list`)" if failed else "none failed")
+    )
+    console.print("[bold]enforcement[/]")
+    for tier, text in report["enforcement"].items():
+        console.print(f"  {tier}: {text}", highlight=False)

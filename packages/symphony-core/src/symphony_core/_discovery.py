@@ -1,0 +1,298 @@
+"""Find installed extensions through their entry points and static manifests, importing none of them.
+
+A cold scan lists the distributions on ``sys.path`` itself rather than through
+``importlib.metadata.entry_points()``: it reads each ``entry_points.txt`` once and parses only those
+that mention a Symphony group, so even a cold scan costs less than the standard library's. Metadata of
+the few distributions that matter is then read through ``importlib_metadata``.
+
+The result is cached in an index keyed by the interpreter and ``sys.path``. The index is valid while
+every ``sys.path`` folder keeps its modification time (installing, upgrading or removing a distribution
+changes it) and every manifest file keeps its own (an author editing an editable install).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import msgspec
+from packaging.utils import canonicalize_name
+
+from ._errors import EntryPointError, ManifestError
+from ._kinds import CORE_DISTRIBUTION, KIND_BY_GROUP, KINDS, MANIFEST_FILE
+
+INDEX_FORMAT = 1
+_WATCHED = frozenset({CORE_DISTRIBUTION, *(kind.package for kind in KINDS.values())})
+
+
+class Problem(msgspec.Struct, frozen=True):
+    """Why a discovered extension cannot be used, in words a person can act on."""
+
+    code: str
+    message: str
+    hint: str | None = None
+
+
+class Record(msgspec.Struct, frozen=True):
+    """One extension found through its entry point; ``manifest`` is the validated manifest data."""
+
+    id: str
+    kind: str
+    group: str
+    entry_point: str
+    distribution: str
+    distribution_version: str
+    requires_python: str | None
+    manifest_file: str | None
+    manifest: dict[str, object] | None
+    problem: Problem | None = None
+
+
+class Catalog(msgspec.Struct, frozen=True):
+    """Everything discovery found: the extensions and the versions of Symphony's own distributions."""
+
+    records: tuple[Record, ...]
+    packages: dict[str, str]
+    package_requires: dict[str, tuple[str, ...]]
+
+
+class _Stamp(msgspec.Struct, frozen=True, array_like=True):
+    path: str
+    mtime_ns: int
+    inode: int
+
+
+class _Index(msgspec.Struct, frozen=True):
+    format: int
+    python: str
+    path_stamps: tuple[_Stamp | None, ...]
+    manifest_stamps: tuple[_Stamp, ...]
+    catalog: Catalog
+
+
+def discover(cache_dir: Path | None = None, *, path: Sequence[str] | None = None, rescan: bool = False) -> Catalog:
+    """Return the installed extensions, from the index when it is still valid, else by a full scan."""
+    entries = list(sys.path if path is None else path)
+    index_file = _index_file(cache_dir, entries) if cache_dir is not None else None
+    if index_file is not None and not rescan:
+        catalog = _load_index(index_file, entries)
+        if catalog is not None:
+            return catalog
+    path_stamps = tuple(_stamp(entry) for entry in entries)
+    catalog = scan(entries)
+    if index_file is not None:
+        _save_index(index_file, path_stamps, catalog)
+    return catalog
+
+
+def scan(path: Sequence[str]) -> Catalog:
+    """Scan ``path`` for distributions that declare Symphony entry points and read their manifests."""
+    import importlib_metadata
+
+    records: list[Record] = []
+    packages: dict[str, str] = {}
+    package_requires: dict[str, tuple[str, ...]] = {}
+    for name, version, info in _distributions(path):
+        if name in _WATCHED:
+            packages[name] = version
+            requires = importlib_metadata.PathDistribution(info).requires or []
+            package_requires[name] = tuple(requires)
+        try:
+            text = (info / "entry_points.txt").read_text(encoding="utf-8")
+        except OSError:
+            continue
+        if "[symphony." not in text:
+            continue
+        dist = importlib_metadata.PathDistribution(info)
+        requires_python = dist.metadata.get("Requires-Python")
+        for group, ep_name, value in _symphony_entry_points(text):
+            records.append(_record(group, ep_name, value, name, version, requires_python))
+    return Catalog(records=tuple(records), packages=packages, package_requires=package_requires)
+
+
+def _distributions(path: Sequence[str]) -> Iterator[tuple[str, str, Path]]:
+    """Yield (canonical name, version, metadata folder) per distribution; the first on the path wins."""
+    seen: set[str] = set()
+    for entry in path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for folder in names:
+            if folder.endswith(".dist-info"):
+                stem = folder[: -len(".dist-info")]
+            elif folder.endswith(".egg-info"):
+                stem = folder[: -len(".egg-info")]
+            else:
+                continue
+            raw_name, _, rest = stem.partition("-")
+            name = canonicalize_name(raw_name)
+            if name in seen:
+                continue
+            seen.add(name)
+            info = Path(entry or ".", folder)
+            version = rest.split("-", 1)[0] if rest else _version_from_metadata(info)
+            yield name, version, info
+
+
+def _version_from_metadata(info: Path) -> str:
+    import importlib_metadata
+
+    return importlib_metadata.PathDistribution(info).version or "0"
+
+
+def _symphony_entry_points(text: str) -> Iterator[tuple[str, str, str]]:
+    group: str | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            group = line[1:-1].strip()
+            continue
+        if group in KIND_BY_GROUP:
+            name, sep, value = line.partition("=")
+            yield group, name.strip(), value.strip() if sep else ""
+
+
+def _record(group: str, ep_name: str, value: str, dist: str, version: str, requires_python: str | None) -> Record:
+    kind = KIND_BY_GROUP[group].name
+    base = {
+        "id": ep_name,
+        "kind": kind,
+        "group": group,
+        "entry_point": value,
+        "distribution": dist,
+        "distribution_version": version,
+        "requires_python": requires_python,
+    }
+    try:
+        manifest_file = locate_manifest(ep_name, value, dist)
+    except EntryPointError as exc:
+        return Record(**base, manifest_file=None, manifest=None, problem=_problem("entry-point", exc))
+    from ._manifest import read_manifest
+
+    try:
+        manifest = read_manifest(manifest_file, distribution_version=version)
+    except ManifestError as exc:
+        problem = _problem("manifest", exc)
+        return Record(**base, manifest_file=str(manifest_file), manifest=None, problem=problem)
+    data = manifest.model_dump(mode="json", by_alias=True)
+    problem = None
+    if manifest.kind != kind:
+        problem = Problem(
+            "manifest",
+            f"{manifest_file}: kind is '{manifest.kind}' but the entry point is in group '{group}'",
+            f"register it under [{KINDS[manifest.kind].group}] or fix `kind`",
+        )
+    elif manifest.id != ep_name:
+        problem = Problem(
+            "manifest",
+            f"{manifest_file}: id '{manifest.id}' differs from the entry point's name '{ep_name}'",
+            "use the manifest id as the entry point's name",
+        )
+    return Record(**base, manifest_file=str(manifest_file), manifest=data, problem=problem)
+
+
+def _problem(code: str, exc: ManifestError) -> Problem:
+    return Problem(code, exc.message, exc.hint)
+
+
+def locate_manifest(ep_name: str, value: str, dist: str) -> Path:
+    """Find the manifest of an entry point's module on disk, without importing anything of it.
+
+    The manifest is the ``symphony.toml`` nearest to the module, searching from the module's own
+    package up to its top-level package.
+    """
+    module, sep, attr = value.partition(":")
+    module = module.strip()
+    parts = module.split(".")
+    if not sep or not attr.strip() or not all(part.isidentifier() for part in parts):
+        raise EntryPointError(
+            f"entry point '{ep_name} = {value}' of distribution '{dist}' is malformed",
+            extension=ep_name,
+            hint="write it as 'package.module:ClassName'",
+        )
+    try:
+        spec = importlib.util.find_spec(parts[0])
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        raise EntryPointError(
+            f"entry point '{ep_name}' of distribution '{dist}' names module '{module}', which is not installed",
+            extension=ep_name,
+            hint=f"reinstall '{dist}'; if it is yours, check the package is included in its wheel",
+        )
+    if not spec.submodule_search_locations:
+        raise EntryPointError(
+            f"entry point '{ep_name}' names '{parts[0]}', a single-file module; an extension must be a package",
+            extension=ep_name,
+            hint=f"move the code into a folder '{parts[0]}/' with __init__.py and {MANIFEST_FILE}",
+        )
+    for root in spec.submodule_search_locations:
+        folder = Path(root)
+        for part in parts[1:]:
+            if not (folder / part).is_dir():
+                break
+            folder = folder / part
+        top = Path(root)
+        while True:
+            candidate = folder / MANIFEST_FILE
+            if candidate.is_file():
+                return candidate
+            if folder == top:
+                break
+            folder = folder.parent
+    raise EntryPointError(
+        f"extension '{ep_name}' of distribution '{dist}' ships no {MANIFEST_FILE} next to module '{module}'",
+        extension=ep_name,
+        hint=f"put {MANIFEST_FILE} in the package folder and make sure the build includes it",
+    )
+
+
+def _stamp(entry: str) -> _Stamp | None:
+    try:
+        st = os.stat(entry or ".")
+    except OSError:
+        return None
+    return _Stamp(entry, st.st_mtime_ns, st.st_ino)
+
+
+def _index_file(cache_dir: Path, entries: Sequence[str]) -> Path:
+    key = hashlib.sha256("\0".join([sys.executable, *entries]).encode()).hexdigest()[:16]
+    return cache_dir / f"discovery-{key}.msgpack"
+
+
+def _load_index(index_file: Path, entries: Sequence[str]) -> Catalog | None:
+    try:
+        index = msgspec.msgpack.decode(index_file.read_bytes(), type=_Index)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    if index.format != INDEX_FORMAT or index.python != sys.version:
+        return None
+    if len(index.path_stamps) != len(entries):
+        return None
+    for entry, stamp in zip(entries, index.path_stamps):
+        if _stamp(entry) != stamp:
+            return None
+    for stamp in index.manifest_stamps:
+        if _stamp(stamp.path) != stamp:
+            return None
+    return index.catalog
+
+
+def _save_index(index_file: Path, path_stamps: tuple[_Stamp | None, ...], catalog: Catalog) -> None:
+    manifests = {record.manifest_file for record in catalog.records if record.manifest_file is not None}
+    manifest_stamps = tuple(stamp for stamp in map(_stamp, sorted(manifests)) if stamp is not None)
+    index = _Index(INDEX_FORMAT, sys.version, path_stamps, manifest_stamps, catalog)
+    try:
+        index_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = index_file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(msgspec.msgpack.encode(index))
+        os.replace(tmp, index_file)
+    except OSError:
+        pass  # the index is only a cache: without it the next discovery scans again

@@ -1,0 +1,42 @@
+"""The base every extension kind derives from, and the context the host hands an extension."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What the host gives an extension when activating it: who it is, its config and its own folders."""
+
+    id: str
+    version: str
+    config: Any
+    data_dir: Path
+    cache_dir: Path
+    logger: logging.Logger
+
+
+class Extension:
+    """Base class of every extension; each public package derives its kind's base class from it.
+
+    The host creates the extension with no arguments, then calls `activate` once with its `Context`
+    and `deactivate` once when it is done. Either may be a coroutine function.
+    """
+
+    kind: ClassVar[str] = ""
+
+    context: Context
+
+    def activate(self, context: Context) -> Awaitable[None] | None:
+        """Open what the extension needs (models, files, connections); called once, before any use."""
+        self.context = context
+        return None
+
+    def deactivate(self) -> Awaitable[None] | None:
+        """Release what `activate` opened; called once, after the last use."""
+        return None

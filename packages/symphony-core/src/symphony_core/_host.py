@@ -1,0 +1,475 @@
+"""The host API: discover, inspect, enable, load, activate, call and deactivate extensions.
+
+Whatever an extension does (fail to import, raise, hang, lie in its manifest), only that extension
+moves to ``failed`` with a reason; the host and every other extension go on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import logging
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pluggy
+
+from ._compat import check_compat, record_key
+from ._discovery import Catalog, Problem, Record, discover
+from ._errors import BudgetExceeded, ExtensionFailed, ExtensionNotFound, LifecycleError, SymphonyError
+from ._extension import Context, Extension
+from ._hooks import PROJECT, HostHooks, LifecycleEvent
+from ._home import Home
+from ._lifecycle import State, can_move
+from ._state import HostState
+
+T = TypeVar("T")
+log = logging.getLogger("symphony.host")
+
+DEFAULT_IMPORT_BUDGET = 10.0
+DEFAULT_ACTIVATE_BUDGET = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class ExtensionInfo:
+    """A snapshot of one extension as the host sees it; safe to show, nothing here is secret."""
+
+    id: str
+    kind: str
+    state: State
+    enabled: bool
+    distribution: str
+    version: str
+    name: str | None
+    summary: str | None
+    manifest: dict[str, Any] | None
+    manifest_file: str | None
+    entry_point: str
+    problem: Problem | None
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-ready dict for ``--json`` output."""
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "state": self.state.value,
+            "enabled": self.enabled,
+            "distribution": self.distribution,
+            "version": self.version,
+            "name": self.name,
+            "summary": self.summary,
+            "entry_point": self.entry_point,
+            "manifest_file": self.manifest_file,
+            "manifest": self.manifest,
+            "problem": None
+            if self.problem is None
+            else {"code": self.problem.code, "message": self.problem.message, "hint": self.problem.hint},
+        }
+
+
+@dataclass(slots=True)
+class _Slot:
+    record: Record
+    state: State
+    problem: Problem | None = None
+    target: type[Extension] | None = None
+    instance: Extension | None = None
+    config: Any = None
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+class Host:
+    """Runs the extensions installed in this environment on behalf of a marketplace or application."""
+
+    def __init__(
+        self,
+        home: str | Path | None = None,
+        *,
+        path: Iterable[str] | None = None,
+        import_budget: float = DEFAULT_IMPORT_BUDGET,
+        activate_budget: float = DEFAULT_ACTIVATE_BUDGET,
+        actor: str = "host",
+    ) -> None:
+        self.home = Home.resolve(home)
+        self.path = None if path is None else list(path)
+        self.import_budget = import_budget
+        self.activate_budget = activate_budget
+        self.actor = actor
+        self.hooks = pluggy.PluginManager(PROJECT)
+        self.hooks.add_hookspecs(HostHooks)
+        self.state = HostState(self.home.state_file)
+        self.catalog: Catalog | None = None
+        self._slots: dict[str, _Slot] = {}
+        self._lock = threading.RLock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # Discovery and inspection
+
+    def discover(self, *, rescan: bool = False) -> list[ExtensionInfo]:
+        """Find the installed extensions and validate each one, importing none of them."""
+        catalog = discover(self.home.cache_dir, path=self.path, rescan=rescan)
+        problems = check_compat(catalog)
+        with self._lock:
+            self.catalog = catalog
+            slots: dict[str, _Slot] = {}
+            for record in catalog.records:
+                problem = record.problem or problems.get(record_key(record))
+                key = record.id if record.id not in slots else record_key(record)
+                old = self._slots.get(key)
+                if old is not None and old.record == record and old.state is not State.FAILED:
+                    slots[key] = old
+                    continue
+                slot = _Slot(record, State.DISCOVERED)
+                slots[key] = slot
+                self._move(slot, State.FAILED if problem else State.VALIDATED, problem)
+            self._slots = slots
+        return self.extensions()
+
+    def extensions(self) -> list[ExtensionInfo]:
+        """Every discovered extension, failed ones included, sorted by id."""
+        with self._lock:
+            slots = sorted(self._slots.values(), key=lambda slot: (slot.record.id, slot.record.distribution))
+        enablement = self.state.enablement()
+        return [self._info(slot, enablement.get(slot.record.id, True)) for slot in slots]
+
+    def inspect(self, extension: str) -> ExtensionInfo:
+        """Everything known about one extension, without importing it."""
+        slot = self._slot(extension)
+        return self._info(slot, self.state.is_enabled(slot.record.id))
+
+    def enable(self, extension: str) -> None:
+        """Allow the extension to be loaded (remembered across restarts)."""
+        self._slot(extension)
+        self.state.set_enabled(extension, True, actor=self.actor)
+
+    def disable(self, extension: str) -> None:
+        """Stop the extension if it runs and keep it from being loaded (remembered across restarts)."""
+        slot = self._slot(extension)
+        if slot.state is State.ACTIVE:
+            self.deactivate(extension)
+        self.state.set_enabled(extension, False, actor=self.actor)
+
+    # Running
+
+    def start(self, extension: str) -> Extension:
+        """Load, configure and activate an extension; return the running extension object."""
+        slot = self._slot(extension)
+        with slot.lock:
+            if slot.state in (State.VALIDATED, State.UNLOADED):
+                self.load(extension)
+            if slot.state in (State.LOADED, State.DEACTIVATED):
+                self.configure(extension)
+            if slot.state is State.CONFIGURED:
+                self.activate(extension)
+            return self._running(slot)
+
+    def load(self, extension: str) -> None:
+        """Import the extension's module (only now) within the import budget."""
+        slot = self._slot(extension)
+        with slot.lock:
+            if slot.state is State.UNLOADED:
+                self._move(slot, State.VALIDATED)
+            self._expect(slot, State.VALIDATED, "load")
+            if not self.state.is_enabled(slot.record.id):
+                raise LifecycleError(
+                    "is disabled", extension=extension, hint=f"run `symphony enable {extension}` to allow it"
+                )
+            try:
+                target = self._within(self.import_budget, "import", slot, lambda: _import_target(slot.record))
+            except SymphonyError as exc:
+                self._fail(slot, "import", exc)
+                raise
+            slot.target = target
+            self._move(slot, State.LOADED)
+
+    def configure(self, extension: str) -> None:
+        """Validate the extension's config (defaults overlaid with the host's overrides)."""
+        slot = self._slot(extension)
+        with slot.lock:
+            if slot.state is not State.DEACTIVATED:
+                self._expect(slot, State.LOADED, "configure")
+            try:
+                slot.config = self._build_config(slot)
+            except Exception as exc:  # noqa: BLE001 - any failure of extension code fails only this extension
+                self._fail(slot, "config", exc)
+                raise ExtensionFailed(f"invalid config: {exc}", extension=extension) from exc
+            self._move(slot, State.CONFIGURED)
+
+    def activate(self, extension: str) -> None:
+        """Create the extension and run its ``activate`` within the activation budget."""
+        slot = self._slot(extension)
+        with slot.lock:
+            self._expect(slot, State.CONFIGURED, "activate")
+            assert slot.target is not None
+            record = slot.record
+            context = Context(
+                id=record.id,
+                version=record.distribution_version,
+                config=slot.config,
+                data_dir=self.home.data_dir(record.id),
+                cache_dir=self.home.extension_cache_dir(record.id),
+                logger=logging.getLogger(f"symphony.ext.{record.id}"),
+            )
+            target = slot.target
+
+            def run() -> Extension:
+                instance = target()
+                self._await(instance.activate(context), self.activate_budget)
+                return instance
+
+            try:
+                slot.instance = self._within(self.activate_budget, "activate", slot, run)
+            except SymphonyError as exc:
+                self._fail(slot, "activate", exc)
+                raise
+            self._move(slot, State.ACTIVE)
+
+    def call(self, extension: str, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        """Call a public method of an active extension; a coroutine result is run to completion."""
+        instance = self._running(self._slot(extension))
+        if method.startswith("_") or method in ("activate", "deactivate"):
+            raise LifecycleError(f"'{method}' is not a callable method of the extension", extension=extension)
+        function = getattr(instance, method, None)
+        if not callable(function):
+            raise LifecycleError(f"has no method '{method}'", extension=extension)
+        try:
+            return self._await(function(*args, **kwargs), None)
+        except SymphonyError:
+            raise
+        except Exception as exc:
+            raise ExtensionFailed(f"'{method}' raised {type(exc).__name__}: {exc}", extension=extension) from exc
+
+    def deactivate(self, extension: str) -> None:
+        """Run the extension's ``deactivate``; a failure there is reported, the extension still stops."""
+        slot = self._slot(extension)
+        with slot.lock:
+            self._expect(slot, State.ACTIVE, "deactivate")
+            instance = slot.instance
+            slot.instance = None
+            assert instance is not None
+            try:
+                self._within(self.activate_budget, "deactivate", slot, lambda: self._await(instance.deactivate(), None))
+            except SymphonyError as exc:
+                self._fail(slot, "deactivate", exc)
+                raise
+            self._move(slot, State.DEACTIVATED)
+
+    def unload(self, extension: str) -> None:
+        """Drop the extension's code so that the next load imports it afresh."""
+        slot = self._slot(extension)
+        with slot.lock:
+            if slot.state is State.ACTIVE:
+                self.deactivate(extension)
+            if slot.state not in (State.LOADED, State.CONFIGURED, State.DEACTIVATED):
+                raise LifecycleError(f"cannot unload from state '{slot.state}'", extension=extension)
+            slot.target = None
+            slot.config = None
+            _forget_modules(slot.record.entry_point)
+            self._move(slot, State.UNLOADED)
+
+    def reload(self, extension: str) -> Extension:
+        """Stop the extension if it runs, read its manifest again, and start it afresh."""
+        slot = self._slot(extension)
+        with slot.lock:
+            if slot.state in (State.ACTIVE, State.LOADED, State.CONFIGURED, State.DEACTIVATED):
+                self.unload(extension)
+            _forget_modules(slot.record.entry_point)
+        self.discover(rescan=True)
+        return self.start(extension)
+
+    def close(self) -> None:
+        """Deactivate every active extension and release the host's resources."""
+        for info in self.extensions():
+            if info.state is State.ACTIVE:
+                try:
+                    self.deactivate(info.id)
+                except SymphonyError as exc:
+                    log.warning("%s", exc)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._loop = None
+        self.state.close()
+
+    def __enter__(self) -> Host:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # Internals
+
+    def _slot(self, extension: str) -> _Slot:
+        with self._lock:
+            if self.catalog is None:
+                self.discover()
+            slot = self._slots.get(extension)
+        if slot is None:
+            raise ExtensionNotFound(
+                "no installed extension has this id",
+                extension=extension,
+                hint="`symphony list` shows the installed extensions",
+            )
+        return slot
+
+    def _running(self, slot: _Slot) -> Extension:
+        if slot.state is not State.ACTIVE or slot.instance is None:
+            raise self._not_in(slot, "active")
+        return slot.instance
+
+    def _expect(self, slot: _Slot, state: State, action: str) -> None:
+        if slot.state is not state:
+            raise self._not_in(slot, state.value, action)
+
+    def _not_in(self, slot: _Slot, wanted: str, action: str | None = None) -> LifecycleError:
+        doing = f"cannot {action}: " if action else ""
+        if slot.state is State.FAILED and slot.problem is not None:
+            return ExtensionFailed(f"{doing}it failed: {slot.problem.message}", extension=slot.record.id, hint=slot.problem.hint)
+        return LifecycleError(f"{doing}it is {slot.state}, not {wanted}", extension=slot.record.id)
+
+    def _move(self, slot: _Slot, new: State, problem: Problem | None = None) -> None:
+        old = slot.state
+        if not can_move(old, new):
+            raise LifecycleError(f"cannot move from '{old}' to '{new}'", extension=slot.record.id)
+        slot.state = new
+        slot.problem = problem if new is State.FAILED else None
+        reason = None if problem is None else problem.message
+        if new is State.FAILED:
+            log.warning("extension %s failed: %s", slot.record.id, reason)
+        detail = {"from": old.value, "to": new.value, "reason": reason}
+        try:
+            self.state.record("lifecycle", ext_id=slot.record.id, actor=self.actor, detail=detail)
+        except SymphonyError as exc:
+            log.error("cannot write the audit log: %s", exc)
+        event = LifecycleEvent(slot.record.id, old.value, new.value, reason)
+        try:
+            self.hooks.hook.symphony_lifecycle_event(event=event)
+        except Exception:  # noqa: BLE001 - a broken observer must not break the host
+            log.exception("an observer of symphony_lifecycle_event raised")
+
+    def _fail(self, slot: _Slot, step: str, exc: BaseException) -> None:
+        hint = exc.hint if isinstance(exc, SymphonyError) else None
+        message = exc.message if isinstance(exc, SymphonyError) else f"{type(exc).__name__}: {exc}"
+        slot.instance = None
+        self._move(slot, State.FAILED, Problem(step, message, hint))
+
+    def _within(self, budget: float, step: str, slot: _Slot, work: Callable[[], T]) -> T:
+        """Run extension code in its own thread, cut off (and reported) after ``budget`` seconds."""
+        outcome: list[Any] = []
+
+        def runner() -> None:
+            try:
+                outcome.append((True, work()))
+            except BaseException as exc:  # noqa: BLE001 - SystemExit from an extension must not end the host
+                outcome.append((False, exc))
+
+        thread = threading.Thread(target=runner, name=f"symphony-{step}-{slot.record.id}", daemon=True)
+        thread.start()
+        thread.join(budget)
+        if not outcome:
+            raise BudgetExceeded(
+                f"{step} did not finish within {budget:g} s; its thread is left behind",
+                extension=slot.record.id,
+                hint="fix the extension, raise the host's budget, or run it in the isolated tier",
+            )
+        ok, value = outcome[0]
+        if ok:
+            return value  # type: ignore[no-any-return]
+        if isinstance(value, SymphonyError):
+            raise value
+        raise ExtensionFailed(f"{step} raised {type(value).__name__}: {value}", extension=slot.record.id) from value
+
+    def _await(self, result: Awaitable[T] | T, budget: float | None) -> T:
+        """Run a coroutine result on the host's event loop (awaiting at most ``budget`` seconds)."""
+        if not inspect.isawaitable(result):
+            return result
+
+        async def bounded() -> T:
+            return await asyncio.wait_for(result, budget) if budget else await result
+
+        future = asyncio.run_coroutine_threadsafe(bounded(), self._event_loop())
+        try:
+            return future.result()
+        except asyncio.TimeoutError:
+            raise BudgetExceeded(
+                f"did not finish within {budget:g} s and was cancelled",
+                hint="fix the extension or raise the host's budget",
+            ) from None
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="symphony-host-loop", daemon=True).start()
+                self._loop = loop
+            return self._loop
+
+    def _build_config(self, slot: _Slot) -> Any:
+        assert slot.record.manifest is not None
+        reference = slot.record.manifest.get("config")
+        if not isinstance(reference, str):
+            return None
+        model = _resolve(reference, slot.record.id)
+        return model.model_validate(self.state.config_overrides(slot.record.id))
+
+    def _info(self, slot: _Slot, enabled: bool) -> ExtensionInfo:
+        record = slot.record
+        manifest = record.manifest
+        return ExtensionInfo(
+            id=record.id,
+            kind=record.kind,
+            state=slot.state,
+            enabled=enabled,
+            distribution=record.distribution,
+            version=record.distribution_version,
+            name=None if manifest is None else str(manifest["name"]),
+            summary=None if manifest is None else str(manifest["summary"]),
+            manifest=manifest,
+            manifest_file=record.manifest_file,
+            entry_point=record.entry_point,
+            problem=slot.problem,
+        )
+
+
+def _import_target(record: Record) -> type[Extension]:
+    target = _resolve(record.entry_point, record.id)
+    if not (isinstance(target, type) and issubclass(target, Extension)):
+        raise ExtensionFailed(
+            f"entry point '{record.entry_point}' names {target!r}, which is not an extension class",
+            extension=record.id,
+            hint=f"point the entry point at a subclass of the {record.kind} base class",
+        )
+    return target
+
+
+def _resolve(reference: str, extension: str) -> Any:
+    module_name, _, attribute = reference.partition(":")
+    try:
+        module = importlib.import_module(module_name.strip())
+    except ImportError as exc:
+        raise ExtensionFailed(
+            f"importing '{module_name}' failed: {exc}",
+            extension=extension,
+            hint="check that the distribution and its dependencies are installed",
+        ) from exc
+    value: Any = module
+    for part in attribute.strip().split("."):
+        try:
+            value = getattr(value, part)
+        except AttributeError:
+            raise ExtensionFailed(
+                f"'{reference}' names '{part}', which module '{module_name}' does not define",
+                extension=extension,
+                hint="fix the entry point or the manifest reference",
+            ) from None
+    return value
+
+
+def _forget_modules(entry_point: str) -> None:
+    top = entry_point.partition(":")[0].strip().split(".")[0]
+    for name in [name for name in sys.modules if name == top or name.startswith(top + ".")]:
+        del sys.modules[name]

@@ -1,0 +1,27 @@
+"""The three kinds of extension: their entry-point groups and the public package each is built on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """One kind of extension."""
+
+    name: str
+    group: str
+    package: str
+
+
+KINDS: dict[str, Kind] = {
+    kind.name: kind
+    for kind in (
+        Kind("instrument", "symphony.instruments", "symphony-instruments"),
+        Kind("operator", "symphony.operators", "symphony-operators"),
+        Kind("motif", "symphony.motifs", "symphony-motifs"),
+    )
+}
+KIND_BY_GROUP: dict[str, Kind] = {kind.group: kind for kind in KINDS.values()}
+CORE_DISTRIBUTION = "symphony-sdk-core"
+MANIFEST_FILE = "symphony.toml"
