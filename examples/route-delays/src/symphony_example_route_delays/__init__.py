@@ -1,6 +1,7 @@
 """Mean departure and arrival delay per route."""
 
 import polars as pl
+
 from symphony_operators import Operator
 
 

@@ -22,7 +22,9 @@ from ._errors import SymphonyError
 
 STATE_STYLES = {"failed": "bold red", "active": "green", "validated": "cyan"}
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines instead of a table.")
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON for machines instead of a table."
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -100,7 +102,14 @@ def list_(ctx: click.Context, rescan: bool, as_json: bool) -> None:
         state = info.state.value if info.enabled else f"{info.state.value} (disabled)"
         problem = "" if info.problem is None else info.problem.message
         style = STATE_STYLES.get(info.state.value, "")
-        table.add_row(info.id, info.kind, info.version, f"[{style}]{state}[/]" if style else state, info.distribution, problem)
+        table.add_row(
+            info.id,
+            info.kind,
+            info.version,
+            f"[{style}]{state}[/]" if style else state,
+            info.distribution,
+            problem,
+        )
     console.print(table)
 
 
@@ -134,7 +143,12 @@ def inspect(ctx: click.Context, extension: str, as_json: bool) -> None:
     permissions = (info.manifest or {}).get("permissions") or []
     console.print(f"requested permissions: {len(permissions)}")
     for permission in permissions:
-        scope = permission.get("paths") or permission.get("hosts") or permission.get("names") or permission.get("commands")
+        scope = (
+            permission.get("paths")
+            or permission.get("hosts")
+            or permission.get("names")
+            or permission.get("commands")
+        )
         scope_text = f" {', '.join(scope)}" if scope else ""
         console.print(f"  - {permission['type']}{scope_text}: {permission['reason']}", highlight=False)
 

@@ -13,6 +13,7 @@ changes it) and every manifest file keeps its own (an author editing an editable
 from __future__ import annotations
 
 import hashlib
+import importlib.machinery
 import importlib.util
 import os
 import sys
@@ -74,9 +75,11 @@ class _Index(msgspec.Struct, frozen=True):
     catalog: Catalog
 
 
-def discover(cache_dir: Path | None = None, *, path: Sequence[str] | None = None, rescan: bool = False) -> Catalog:
+def discover(
+    cache_dir: Path | None = None, *, path: Sequence[str] | None = None, rescan: bool = False
+) -> Catalog:
     """Return the installed extensions, from the index when it is still valid, else by a full scan."""
-    entries = list(sys.path if path is None else path)
+    entries = sys.path if path is None else list(path)
     index_file = _index_file(cache_dir, entries) if cache_dir is not None else None
     if index_file is not None and not rescan:
         catalog = _load_index(index_file, entries)
@@ -110,7 +113,7 @@ def scan(path: Sequence[str]) -> Catalog:
         dist = importlib_metadata.PathDistribution(info)
         requires_python = dist.metadata.get("Requires-Python")
         for group, ep_name, value in _symphony_entry_points(text):
-            records.append(_record(group, ep_name, value, name, version, requires_python))
+            records.append(_record(group, ep_name, value, name, version, requires_python, path))
     return Catalog(records=tuple(records), packages=packages, package_requires=package_requires)
 
 
@@ -159,29 +162,41 @@ def _symphony_entry_points(text: str) -> Iterator[tuple[str, str, str]]:
             yield group, name.strip(), value.strip() if sep else ""
 
 
-def _record(group: str, ep_name: str, value: str, dist: str, version: str, requires_python: str | None) -> Record:
+def _record(
+    group: str,
+    ep_name: str,
+    value: str,
+    dist: str,
+    version: str,
+    requires_python: str | None,
+    path: Sequence[str],
+) -> Record:
     kind = KIND_BY_GROUP[group].name
-    base = {
-        "id": ep_name,
-        "kind": kind,
-        "group": group,
-        "entry_point": value,
-        "distribution": dist,
-        "distribution_version": version,
-        "requires_python": requires_python,
-    }
+
+    def record(file: Path | None, manifest: dict[str, object] | None, problem: Problem | None) -> Record:
+        return Record(
+            id=ep_name,
+            kind=kind,
+            group=group,
+            entry_point=value,
+            distribution=dist,
+            distribution_version=version,
+            requires_python=requires_python,
+            manifest_file=None if file is None else str(file),
+            manifest=manifest,
+            problem=problem,
+        )
+
     try:
-        manifest_file = locate_manifest(ep_name, value, dist)
+        manifest_file = locate_manifest(ep_name, value, dist, path=None if path is sys.path else path)
     except EntryPointError as exc:
-        return Record(**base, manifest_file=None, manifest=None, problem=_problem("entry-point", exc))
+        return record(None, None, _problem("entry-point", exc))
     from ._manifest import read_manifest
 
     try:
         manifest = read_manifest(manifest_file, distribution_version=version)
     except ManifestError as exc:
-        problem = _problem("manifest", exc)
-        return Record(**base, manifest_file=str(manifest_file), manifest=None, problem=problem)
-    data = manifest.model_dump(mode="json", by_alias=True)
+        return record(manifest_file, None, _problem("manifest", exc))
     problem = None
     if manifest.kind != kind:
         problem = Problem(
@@ -195,18 +210,19 @@ def _record(group: str, ep_name: str, value: str, dist: str, version: str, requi
             f"{manifest_file}: id '{manifest.id}' differs from the entry point's name '{ep_name}'",
             "use the manifest id as the entry point's name",
         )
-    return Record(**base, manifest_file=str(manifest_file), manifest=data, problem=problem)
+    return record(manifest_file, manifest.model_dump(mode="json", by_alias=True), problem)
 
 
 def _problem(code: str, exc: ManifestError) -> Problem:
     return Problem(code, exc.message, exc.hint)
 
 
-def locate_manifest(ep_name: str, value: str, dist: str) -> Path:
+def locate_manifest(ep_name: str, value: str, dist: str, *, path: Sequence[str] | None = None) -> Path:
     """Find the manifest of an entry point's module on disk, without importing anything of it.
 
     The manifest is the ``symphony.toml`` nearest to the module, searching from the module's own
-    package up to its top-level package.
+    package up to its top-level package. With ``path`` the package is looked for in those folders
+    only; without it, through the full import machinery (which sees editable installs).
     """
     module, sep, attr = value.partition(":")
     module = module.strip()
@@ -218,7 +234,10 @@ def locate_manifest(ep_name: str, value: str, dist: str) -> Path:
             hint="write it as 'package.module:ClassName'",
         )
     try:
-        spec = importlib.util.find_spec(parts[0])
+        if path is None:
+            spec = importlib.util.find_spec(parts[0])
+        else:
+            spec = importlib.machinery.PathFinder.find_spec(parts[0], list(path))
     except (ImportError, ValueError):
         spec = None
     if spec is None:
@@ -276,7 +295,7 @@ def _load_index(index_file: Path, entries: Sequence[str]) -> Catalog | None:
         return None
     if len(index.path_stamps) != len(entries):
         return None
-    for entry, stamp in zip(entries, index.path_stamps):
+    for entry, stamp in zip(entries, index.path_stamps, strict=False):
         if _stamp(entry) != stamp:
             return None
     for stamp in index.manifest_stamps:

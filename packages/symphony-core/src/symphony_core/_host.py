@@ -23,8 +23,8 @@ from ._compat import check_compat, record_key
 from ._discovery import Catalog, Problem, Record, discover
 from ._errors import BudgetExceeded, ExtensionFailed, ExtensionNotFound, LifecycleError, SymphonyError
 from ._extension import Context, Extension
-from ._hooks import PROJECT, HostHooks, LifecycleEvent
 from ._home import Home
+from ._hooks import PROJECT, HostHooks, LifecycleEvent
 from ._lifecycle import State, can_move
 from ._state import HostState
 
@@ -195,7 +195,7 @@ class Host:
                 self._expect(slot, State.LOADED, "configure")
             try:
                 slot.config = self._build_config(slot)
-            except Exception as exc:  # noqa: BLE001 - any failure of extension code fails only this extension
+            except Exception as exc:
                 self._fail(slot, "config", exc)
                 raise ExtensionFailed(f"invalid config: {exc}", extension=extension) from exc
             self._move(slot, State.CONFIGURED)
@@ -242,7 +242,9 @@ class Host:
         except SymphonyError:
             raise
         except Exception as exc:
-            raise ExtensionFailed(f"'{method}' raised {type(exc).__name__}: {exc}", extension=extension) from exc
+            raise ExtensionFailed(
+                f"'{method}' raised {type(exc).__name__}: {exc}", extension=extension
+            ) from exc
 
     def deactivate(self, extension: str) -> None:
         """Run the extension's ``deactivate``; a failure there is reported, the extension still stops."""
@@ -253,7 +255,9 @@ class Host:
             slot.instance = None
             assert instance is not None
             try:
-                self._within(self.activate_budget, "deactivate", slot, lambda: self._await(instance.deactivate(), None))
+                self._within(
+                    self.activate_budget, "deactivate", slot, lambda: self._await(instance.deactivate(), None)
+                )
             except SymphonyError as exc:
                 self._fail(slot, "deactivate", exc)
                 raise
@@ -328,7 +332,9 @@ class Host:
     def _not_in(self, slot: _Slot, wanted: str, action: str | None = None) -> LifecycleError:
         doing = f"cannot {action}: " if action else ""
         if slot.state is State.FAILED and slot.problem is not None:
-            return ExtensionFailed(f"{doing}it failed: {slot.problem.message}", extension=slot.record.id, hint=slot.problem.hint)
+            return ExtensionFailed(
+                f"{doing}it failed: {slot.problem.message}", extension=slot.record.id, hint=slot.problem.hint
+            )
         return LifecycleError(f"{doing}it is {slot.state}, not {wanted}", extension=slot.record.id)
 
     def _move(self, slot: _Slot, new: State, problem: Problem | None = None) -> None:
@@ -348,7 +354,7 @@ class Host:
         event = LifecycleEvent(slot.record.id, old.value, new.value, reason)
         try:
             self.hooks.hook.symphony_lifecycle_event(event=event)
-        except Exception:  # noqa: BLE001 - a broken observer must not break the host
+        except Exception:
             log.exception("an observer of symphony_lifecycle_event raised")
 
     def _fail(self, slot: _Slot, step: str, exc: BaseException) -> None:
@@ -381,7 +387,9 @@ class Host:
             return value  # type: ignore[no-any-return]
         if isinstance(value, SymphonyError):
             raise value
-        raise ExtensionFailed(f"{step} raised {type(value).__name__}: {value}", extension=slot.record.id) from value
+        raise ExtensionFailed(
+            f"{step} raised {type(value).__name__}: {value}", extension=slot.record.id
+        ) from value
 
     def _await(self, result: Awaitable[T] | T, budget: float | None) -> T:
         """Run a coroutine result on the host's event loop (awaiting at most ``budget`` seconds)."""

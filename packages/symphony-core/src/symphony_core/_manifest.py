@@ -47,7 +47,9 @@ class Manifest(BaseModel):
         description="Which kind of extension this is; it must match the entry-point group it is registered in."
     )
     name: str = Field(min_length=1, max_length=80, description="Display name shown to people.")
-    summary: str = Field(min_length=1, max_length=300, description="One sentence saying what the extension does.")
+    summary: str = Field(
+        min_length=1, max_length=300, description="One sentence saying what the extension does."
+    )
     version: str | None = Field(
         default=None,
         description=(
@@ -137,11 +139,15 @@ def read_manifest(path: Path, *, distribution_version: str | None = None) -> Man
             hint="ship symphony.toml inside the extension's package (check the build includes it)",
         ) from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise ManifestError(f"cannot read manifest {path}: {exc}", file=str(path), hint="fix the TOML syntax") from None
+        raise ManifestError(
+            f"cannot read manifest {path}: {exc}", file=str(path), hint="fix the TOML syntax"
+        ) from None
     return validate_manifest(data, file=str(path), distribution_version=distribution_version)
 
 
-def validate_manifest(data: dict[str, Any], *, file: str, distribution_version: str | None = None) -> Manifest:
+def validate_manifest(
+    data: dict[str, Any], *, file: str, distribution_version: str | None = None
+) -> Manifest:
     """Validate manifest data already parsed from ``file``."""
     extension = data.get("id") if isinstance(data.get("id"), str) else None
     try:

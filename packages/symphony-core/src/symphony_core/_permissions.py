@@ -6,7 +6,7 @@ the host. Every request carries a reason, shown to the person asked to consent.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -37,7 +37,9 @@ class FileWrite(_Request):
     """Create, change or delete files that match the given paths or globs."""
 
     type: Literal["fs.write"] = "fs.write"
-    paths: tuple[str, ...] = Field(min_length=1, description="Paths or globs, with the same variables as `fs.read`.")
+    paths: tuple[str, ...] = Field(
+        min_length=1, description="Paths or globs, with the same variables as `fs.read`."
+    )
 
 
 class NetConnect(_Request):
@@ -77,7 +79,7 @@ class Gpu(_Request):
 
 
 Permission = Annotated[
-    Union[FileRead, FileWrite, NetConnect, NetListen, Subprocess, EnvVars, Gpu],
+    FileRead | FileWrite | NetConnect | NetListen | Subprocess | EnvVars | Gpu,
     Field(discriminator="type"),
 ]
 """One permission request; its `type` field says which kind of resource it is about."""
