@@ -1,0 +1,318 @@
+"""The host's persistent state: enablement, permission grants, config overrides and an audit log.
+
+Everything lives in one SQLite file that several host processes may share. Each change is one
+``BEGIN IMMEDIATE`` transaction that also appends its audit record, so the log and the state never
+disagree, and a write that has returned is on disk (WAL journal, ``synchronous=FULL``).
+
+The store keeps values as given and never looks inside them. Callers must never pass secrets (tokens,
+passwords, keys) in audit ``detail``: the log is append-only and is shown to people. For the same reason
+config-override records name the key but not the value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+__all__ = ["AuditRecord", "Grant", "HostState", "StateError"]
+
+_SCHEMA_VERSION = 1
+_SCHEMA = (
+    "CREATE TABLE enablement (ext_id TEXT PRIMARY KEY, enabled INTEGER NOT NULL)",
+    "CREATE TABLE grants (ext_id TEXT NOT NULL, version TEXT NOT NULL, permissions TEXT NOT NULL,"
+    " granted_by TEXT NOT NULL, granted_at TEXT NOT NULL, audit_seq INTEGER NOT NULL,"
+    " PRIMARY KEY (ext_id, version))",
+    "CREATE TABLE config_overrides (ext_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,"
+    " PRIMARY KEY (ext_id, key))",
+    "CREATE TABLE audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL, ext_id TEXT,"
+    " event TEXT NOT NULL, actor TEXT NOT NULL, detail TEXT NOT NULL)",
+    "CREATE INDEX audit_by_extension ON audit (ext_id, seq)",
+)
+# Other hosts hold the write lock only for one short transaction; waiting beats failing.
+_BUSY_TIMEOUT_S = 10.0
+_GRANT_COLUMNS = "ext_id, version, permissions, granted_by, granted_at"
+
+
+class StateError(Exception):
+    """Raised when the host state file cannot be used; the message names the file and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """The permissions a person granted to one version of an extension."""
+
+    ext_id: str
+    version: str
+    permissions: list[dict[str, Any]]
+    granted_by: str
+    granted_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    """One entry of the append-only audit log; ``seq`` only grows, across every host sharing the file."""
+
+    seq: int
+    at: datetime
+    ext_id: str | None
+    event: str
+    actor: str
+    detail: dict[str, Any]
+
+
+class HostState:
+    """The state a Symphony host keeps between runs, in one SQLite file that several hosts may share.
+
+    Changes append these audit events: ``enabled``, ``disabled``, ``granted``, ``revoked``, ``config_set``,
+    ``config_cleared`` and ``config_replaced``, besides whatever callers pass to :meth:`record`.
+    One instance may be used from several threads.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StateError(
+                f"Cannot create the folder of the host state file {self.path} ({exc}). Check that it can be "
+                "created and written to, or point the host at another place."
+            ) from exc
+        with _translated(self.path):
+            self._conn = sqlite3.connect(
+                self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+            )
+        try:
+            self._prepare()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def is_enabled(self, ext_id: str) -> bool:
+        """Whether the extension may load; an extension nobody has disabled is enabled."""
+        with self._using() as conn:
+            row = conn.execute("SELECT enabled FROM enablement WHERE ext_id = ?", (ext_id,)).fetchone()
+        return row is None or bool(row[0])
+
+    def set_enabled(self, ext_id: str, enabled: bool, *, actor: str) -> None:
+        """Enable or disable an extension."""
+        with self._transaction() as conn:
+            conn.execute("INSERT OR REPLACE INTO enablement VALUES (?, ?)", (ext_id, enabled))
+            _append(conn, _now(), "enabled" if enabled else "disabled", ext_id, actor, {})
+
+    def enablement(self) -> dict[str, bool]:
+        """Every explicit enable/disable choice by extension id; extensions not listed are enabled."""
+        with self._using() as conn:
+            rows = conn.execute("SELECT ext_id, enabled FROM enablement ORDER BY ext_id").fetchall()
+        return {ext_id: bool(enabled) for ext_id, enabled in rows}
+
+    def grant(self, ext_id: str, version: str, permissions: list[dict[str, Any]], *, actor: str) -> None:
+        """Record the permissions granted to one version of an extension, replacing its earlier grant."""
+        with self._transaction() as conn:
+            at = _now()
+            detail = {"version": version, "permissions": permissions}
+            seq = _append(conn, at, "granted", ext_id, actor, detail)
+            conn.execute(
+                f"INSERT OR REPLACE INTO grants ({_GRANT_COLUMNS}, audit_seq) VALUES (?, ?, ?, ?, ?, ?)",
+                (ext_id, version, json.dumps(permissions), actor, at, seq),
+            )
+
+    def revoke(self, ext_id: str, *, actor: str) -> None:
+        """Withdraw every grant the extension holds, for all of its versions."""
+        with self._transaction() as conn:
+            rows = conn.execute("SELECT version FROM grants WHERE ext_id = ? ORDER BY audit_seq", (ext_id,))
+            versions = [version for (version,) in rows]
+            conn.execute("DELETE FROM grants WHERE ext_id = ?", (ext_id,))
+            _append(conn, _now(), "revoked", ext_id, actor, {"versions": versions})
+
+    def granted(self, ext_id: str, version: str) -> Grant | None:
+        """The grant held by this exact version of the extension, if any."""
+        with self._using() as conn:
+            row = conn.execute(
+                f"SELECT {_GRANT_COLUMNS} FROM grants WHERE ext_id = ? AND version = ?", (ext_id, version)
+            ).fetchone()
+        return None if row is None else _grant(row)
+
+    def latest_grant(self, ext_id: str) -> Grant | None:
+        """The most recently made grant for any version of the extension, to diff an upgrade against."""
+        with self._using() as conn:
+            row = conn.execute(
+                f"SELECT {_GRANT_COLUMNS} FROM grants WHERE ext_id = ? ORDER BY audit_seq DESC LIMIT 1",
+                (ext_id,),
+            ).fetchone()
+        return None if row is None else _grant(row)
+
+    def config_overrides(self, ext_id: str) -> dict[str, Any]:
+        """The config values a person set for the extension, by key."""
+        with self._using() as conn:
+            rows = conn.execute(
+                "SELECT key, value FROM config_overrides WHERE ext_id = ? ORDER BY key", (ext_id,)
+            ).fetchall()
+        return {key: json.loads(value) for key, value in rows}
+
+    def set_config_override(self, ext_id: str, key: str, value: Any, *, actor: str) -> None:
+        """Override one config key of the extension with a JSON value."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO config_overrides VALUES (?, ?, ?)", (ext_id, key, json.dumps(value))
+            )
+            _append(conn, _now(), "config_set", ext_id, actor, {"key": key})
+
+    def clear_config_override(self, ext_id: str, key: str, *, actor: str) -> None:
+        """Drop one config override so the extension's own default applies again."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM config_overrides WHERE ext_id = ? AND key = ?", (ext_id, key))
+            _append(conn, _now(), "config_cleared", ext_id, actor, {"key": key})
+
+    def replace_config_overrides(self, ext_id: str, overrides: Mapping[str, Any], *, actor: str) -> None:
+        """Make ``overrides`` the extension's whole set of config overrides."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM config_overrides WHERE ext_id = ?", (ext_id,))
+            conn.executemany(
+                "INSERT INTO config_overrides VALUES (?, ?, ?)",
+                ((ext_id, key, json.dumps(value)) for key, value in overrides.items()),
+            )
+            _append(conn, _now(), "config_replaced", ext_id, actor, {"keys": sorted(overrides)})
+
+    def record(
+        self, event: str, *, ext_id: str | None = None, actor: str, detail: Mapping[str, Any] | None = None
+    ) -> int:
+        """Append an audit record that goes with no change to the state, and return its ``seq``."""
+        with self._transaction() as conn:
+            return _append(conn, _now(), event, ext_id, actor, detail or {})
+
+    def audit_log(
+        self, ext_id: str | None = None, *, since_seq: int = 0, limit: int | None = None
+    ) -> list[AuditRecord]:
+        """The audit records after ``since_seq``, oldest first, for one extension or (``None``) for all."""
+        query = "SELECT seq, at, ext_id, event, actor, detail FROM audit WHERE seq > ?"
+        params: list[object] = [since_seq]
+        if ext_id is not None:
+            query += " AND ext_id = ?"
+            params.append(ext_id)
+        params.append(-1 if limit is None else limit)  # SQLite reads a negative LIMIT as "no limit"
+        with self._using() as conn:
+            rows = conn.execute(query + " ORDER BY seq LIMIT ?", params).fetchall()
+        return [
+            AuditRecord(seq, datetime.fromisoformat(at), ext, event, actor, json.loads(detail))
+            for seq, at, ext, event, actor, detail in rows
+        ]
+
+    def close(self) -> None:
+        """Release the database file; the instance cannot be used afterwards."""
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> HostState:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _prepare(self) -> None:
+        with self._using() as conn:
+            _switch_to_wal(conn)
+            conn.execute("PRAGMA synchronous = FULL")
+            version = _user_version(conn)
+        if version > _SCHEMA_VERSION:
+            raise StateError(
+                f"The host state file {self.path} was written by a newer Symphony (state schema {version}; "
+                f"this one knows up to {_SCHEMA_VERSION}). Upgrade symphony-sdk-core, or move the file aside "
+                "to start over with a new one."
+            )
+        if version == 0:
+            with self._transaction() as conn:
+                if _user_version(conn) == 0:  # another host may have created it while we waited for the lock
+                    for statement in _SCHEMA:
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+
+    @contextmanager
+    def _using(self) -> Iterator[sqlite3.Connection]:
+        with self._lock, _translated(self.path):
+            yield self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._using() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+
+@contextmanager
+def _translated(path: Path) -> Iterator[None]:
+    """Turn SQLite's failures to use the file into a StateError that says what to do."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise StateError(
+            f"Cannot use the host state file {path} ({exc}). Check that it and its folder are readable and "
+            "writable and that no stuck host holds it; if it is damaged, move it aside and the host will "
+            "create a new one."
+        ) from exc
+    except sqlite3.DatabaseError as exc:
+        if type(exc) is not sqlite3.DatabaseError:  # a misuse of the API, not a problem with the file
+            raise
+        raise StateError(
+            f"The host state file {path} is damaged or is not a Symphony state database ({exc}). Move it "
+            "aside; the host will create a new one, with every extension enabled and no permission grants "
+            "or config overrides."
+        ) from exc
+
+
+def _append(
+    conn: sqlite3.Connection, at: str, event: str, ext_id: str | None, actor: str, detail: Mapping[str, Any]
+) -> int:
+    cursor = conn.execute(
+        "INSERT INTO audit (at, ext_id, event, actor, detail) VALUES (?, ?, ?, ?, ?)",
+        (at, ext_id, event, actor, json.dumps(dict(detail))),
+    )
+    seq = cursor.lastrowid
+    assert seq is not None  # an INSERT into a rowid table always sets it
+    return seq
+
+
+def _grant(row: tuple[str, str, str, str, str]) -> Grant:
+    ext_id, version, permissions, granted_by, granted_at = row
+    return Grant(ext_id, version, json.loads(permissions), granted_by, datetime.fromisoformat(granted_at))
+
+
+def _switch_to_wal(conn: sqlite3.Connection) -> None:
+    # Turning a new file to WAL needs an exclusive lock, and SQLite reports a busy file at once here
+    # instead of waiting, so hosts that create the file together retry until the busy timeout.
+    deadline = time.monotonic() + _BUSY_TIMEOUT_S
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    version: int = conn.execute("PRAGMA user_version").fetchone()[0]
+    return version
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
