@@ -24,7 +24,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-__all__ = ["AuditRecord", "Grant", "HostState", "StateError"]
+from ._errors import StateError
+
+__all__ = ["AuditRecord", "Grant", "HostState"]
 
 _SCHEMA_VERSION = 1
 _SCHEMA = (
@@ -41,10 +43,6 @@ _SCHEMA = (
 # Other hosts hold the write lock only for one short transaction; waiting beats failing.
 _BUSY_TIMEOUT_S = 10.0
 _GRANT_COLUMNS = "ext_id, version, permissions, granted_by, granted_at"
-
-
-class StateError(Exception):
-    """Raised when the host state file cannot be used; the message names the file and what to do."""
 
 
 @dataclass(frozen=True, slots=True)

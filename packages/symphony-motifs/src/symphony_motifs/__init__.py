@@ -1,4 +1,47 @@
-"""Symphony motifs."""
+"""Symphony motifs: publish a UI component on pywebview as a Symphony extension.
+
+Extension authors import from this package only; it re-exports what they need from the core.
+"""
+
+from symphony_core import (
+    ConfigError,
+    Context,
+    EnvVars,
+    ExtensionFailed,
+    FileRead,
+    FileWrite,
+    Gpu,
+    Manifest,
+    ManifestError,
+    NetConnect,
+    NetListen,
+    Permission,
+    PermissionDenied,
+    Subprocess,
+    SymphonyError,
+)
+
+from ._motif import Motif
 
 __version__ = "0.1.0"
-__all__ = ["__version__"]
+__all__ = [
+    "Motif",
+    "Context",
+    "Manifest",
+    # Permissions an extension can request.
+    "EnvVars",
+    "FileRead",
+    "FileWrite",
+    "Gpu",
+    "NetConnect",
+    "NetListen",
+    "Permission",
+    "Subprocess",
+    # Errors.
+    "ConfigError",
+    "ExtensionFailed",
+    "ManifestError",
+    "PermissionDenied",
+    "SymphonyError",
+    "__version__",
+]

@@ -1,15 +1,21 @@
-"""Symphony operators: publish a data transform on polars as a Symphony extension."""
+"""Symphony operators: publish a data transform on polars as a Symphony extension.
+
+Extension authors import from this package only; it re-exports what they need from the core.
+"""
 
 from symphony_core import (
+    ConfigError,
     Context,
     EnvVars,
     ExtensionFailed,
     FileRead,
     FileWrite,
+    Gpu,
     Manifest,
     ManifestError,
     NetConnect,
     NetListen,
+    Permission,
     PermissionDenied,
     Subprocess,
     SymphonyError,
@@ -19,18 +25,23 @@ from ._operator import Operator
 
 __version__ = "0.1.0"
 __all__ = [
+    "Operator",
     "Context",
+    "Manifest",
+    # Permissions an extension can request.
     "EnvVars",
-    "ExtensionFailed",
     "FileRead",
     "FileWrite",
-    "Manifest",
-    "ManifestError",
+    "Gpu",
     "NetConnect",
     "NetListen",
-    "Operator",
-    "PermissionDenied",
+    "Permission",
     "Subprocess",
+    # Errors.
+    "ConfigError",
+    "ExtensionFailed",
+    "ManifestError",
+    "PermissionDenied",
     "SymphonyError",
     "__version__",
 ]

@@ -1,5 +1,0 @@
-import symphony_core
-
-
-def test_imports():
-    assert symphony_core.__version__

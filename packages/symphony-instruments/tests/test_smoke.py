@@ -1,5 +1,0 @@
-import symphony_instruments
-
-
-def test_imports():
-    assert symphony_instruments.__version__
