@@ -1,4 +1,5 @@
 import polars as pl
+import pytest
 
 import symphony_operators
 from symphony_operators import Operator
