@@ -11,7 +11,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from ._discovery import Catalog, Problem, Record
-from ._kinds import CORE_DISTRIBUTION, KINDS
+from ._kinds import CORE_DISTRIBUTION, KINDS, canonical_id
 
 
 def check_compat(catalog: Catalog, *, python_version: str | None = None) -> dict[str, Problem]:
@@ -93,7 +93,7 @@ def _admits(spec: str, version: Version) -> bool:
 def _duplicates(catalog: Catalog) -> dict[str, Problem]:
     claims: dict[str, list[Record]] = defaultdict(list)
     for record in catalog.records:
-        claims[record.id.lower()].append(record)
+        claims[canonical_id(record.id)].append(record)
     problems: dict[str, Problem] = {}
     for records in claims.values():
         if len(records) < 2:

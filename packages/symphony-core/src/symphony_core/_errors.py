@@ -87,6 +87,10 @@ class PermissionDenied(SymphonyError):
     """Raised when an extension touches a resource that was not granted to it."""
 
 
+class ConsentRequired(PermissionDenied):
+    """Raised when activating an extension whose requested permissions are not all granted."""
+
+
 # Config errors.
 
 

@@ -32,6 +32,11 @@ class Home:
         return self.root / "state.sqlite"
 
     @property
+    def policy_file(self) -> Path:
+        """The host policy: allow/deny rules for hosts that run unattended."""
+        return self.root / "policy.toml"
+
+    @property
     def cache_dir(self) -> Path:
         """Caches that can be deleted at any time (the discovery index)."""
         return self.root / "cache"

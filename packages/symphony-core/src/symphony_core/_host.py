@@ -12,7 +12,7 @@ import inspect
 import logging
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,10 +21,19 @@ import pluggy
 
 from ._compat import check_compat, record_key
 from ._discovery import Catalog, Problem, Record, discover
-from ._errors import BudgetExceeded, ExtensionFailed, ExtensionNotFound, LifecycleError, SymphonyError
+from ._errors import (
+    BudgetExceeded,
+    ConsentRequired,
+    ExtensionFailed,
+    ExtensionNotFound,
+    LifecycleError,
+    SymphonyError,
+)
 from ._extension import Context, Extension
+from ._grants import Consent, describe, evaluate, read_policy, select
 from ._home import Home
-from ._hooks import PROJECT, HostHooks, LifecycleEvent
+from ._hooks import PROJECT, HostHooks, LifecycleEvent, PermissionEvent
+from ._kinds import canonical_id
 from ._lifecycle import State, can_move
 from ._state import HostState
 
@@ -74,6 +83,7 @@ class ExtensionInfo:
 
 @dataclass(slots=True)
 class _Slot:
+    key: str
     record: Record
     state: State
     problem: Problem | None = None
@@ -94,8 +104,10 @@ class Host:
         import_budget: float = DEFAULT_IMPORT_BUDGET,
         activate_budget: float = DEFAULT_ACTIVATE_BUDGET,
         actor: str = "host",
+        policy: str | Path | None = None,
     ) -> None:
         self.home = Home.resolve(home)
+        self.policy_file = Path(policy) if policy is not None else self.home.policy_file
         self.path = None if path is None else list(path)
         self.import_budget = import_budget
         self.activate_budget = activate_budget
@@ -119,12 +131,13 @@ class Host:
             slots: dict[str, _Slot] = {}
             for record in catalog.records:
                 problem = record.problem or problems.get(record_key(record))
-                key = record.id if record.id not in slots else record_key(record)
+                key = canonical_id(record.id)
+                key = key if key not in slots else record_key(record)
                 old = self._slots.get(key)
                 if old is not None and old.record == record and old.state is not State.FAILED:
                     slots[key] = old
                     continue
-                slot = _Slot(record, State.DISCOVERED)
+                slot = _Slot(key, record, State.DISCOVERED)
                 slots[key] = slot
                 self._move(slot, State.FAILED if problem else State.VALIDATED, problem)
             self._slots = slots
@@ -135,24 +148,63 @@ class Host:
         with self._lock:
             slots = sorted(self._slots.values(), key=lambda slot: (slot.record.id, slot.record.distribution))
         enablement = self.state.enablement()
-        return [self._info(slot, enablement.get(slot.record.id, True)) for slot in slots]
+        return [self._info(slot, enablement.get(slot.key, True)) for slot in slots]
 
     def inspect(self, extension: str) -> ExtensionInfo:
         """Everything known about one extension, without importing it."""
         slot = self._slot(extension)
-        return self._info(slot, self.state.is_enabled(slot.record.id))
+        return self._info(slot, self.state.is_enabled(slot.key))
 
     def enable(self, extension: str) -> None:
         """Allow the extension to be loaded (remembered across restarts)."""
-        self._slot(extension)
-        self.state.set_enabled(extension, True, actor=self.actor)
+        slot = self._slot(extension)
+        self.state.set_enabled(slot.key, True, actor=self.actor)
 
     def disable(self, extension: str) -> None:
         """Stop the extension if it runs and keep it from being loaded (remembered across restarts)."""
         slot = self._slot(extension)
         if slot.state is State.ACTIVE:
             self.deactivate(extension)
-        self.state.set_enabled(extension, False, actor=self.actor)
+        self.state.set_enabled(slot.key, False, actor=self.actor)
+
+    # Permissions
+
+    def consent(self, extension: str) -> Consent:
+        """What the extension requests, what its version was granted, and what still needs consent."""
+        slot = self._slot(extension)
+        record = slot.record
+        listed = None if record.manifest is None else record.manifest.get("permissions")
+        requested: tuple[dict[str, Any], ...] = tuple(listed) if isinstance(listed, list) else ()
+        return evaluate(
+            self.state,
+            read_policy(self.policy_file),
+            extension=slot.key,
+            version=record.distribution_version,
+            distribution=record.distribution,
+            requested=requested,
+        )
+
+    def grant(self, extension: str, kinds: Sequence[str] = (), *, actor: str | None = None) -> Consent:
+        """Grant the extension's current version what it requests (only the given types, if any)."""
+        slot = self._slot(extension)
+        consent = self.consent(extension)
+        chosen = select(consent.requested, kinds)
+        if consent.granted is not None and kinds:
+            chosen = [p for p in consent.granted.permissions if str(p["type"]) not in kinds] + chosen
+        who = actor or self.actor
+        self.state.grant(slot.key, slot.record.distribution_version, chosen, actor=who)
+        for permission in chosen:
+            self._permission_event(slot.key, "granted", str(permission["type"]), who)
+        return self.consent(extension)
+
+    def revoke(self, extension: str, *, actor: str | None = None) -> None:
+        """Withdraw every grant of the extension (all versions); a running extension is stopped first."""
+        slot = self._slot(extension)
+        if slot.state is State.ACTIVE:
+            self.deactivate(extension)
+        who = actor or self.actor
+        self.state.revoke(slot.key, actor=who)
+        self._permission_event(slot.key, "revoked", "*", who)
 
     # Running
 
@@ -175,7 +227,7 @@ class Host:
             if slot.state is State.UNLOADED:
                 self._move(slot, State.VALIDATED)
             self._expect(slot, State.VALIDATED, "load")
-            if not self.state.is_enabled(slot.record.id):
+            if not self.state.is_enabled(slot.key):
                 raise LifecycleError(
                     "is disabled", extension=extension, hint=f"run `symphony enable {extension}` to allow it"
                 )
@@ -206,6 +258,7 @@ class Host:
         with slot.lock:
             self._expect(slot, State.CONFIGURED, "activate")
             assert slot.target is not None
+            self._settle_consent(slot)
             record = slot.record
             context = Context(
                 id=record.id,
@@ -311,7 +364,7 @@ class Host:
         with self._lock:
             if self.catalog is None:
                 self.discover()
-            slot = self._slots.get(extension)
+            slot = self._slots.get(canonical_id(extension)) or self._slots.get(extension)
         if slot is None:
             raise ExtensionNotFound(
                 "no installed extension has this id",
@@ -337,6 +390,36 @@ class Host:
             )
         return LifecycleError(f"{doing}it is {slot.state}, not {wanted}", extension=slot.record.id)
 
+    def _settle_consent(self, slot: _Slot) -> None:
+        """Refuse to activate without consent; record a grant that carried over or came from policy."""
+        consent = self.consent(slot.key)
+        if not consent.satisfied:
+            asks = [describe(atom) for atom in consent.new]
+            denied = [f"{describe(atom)} (denied by policy rule {rule})" for atom, rule in consent.denied]
+            since = f" (new since version {consent.previous.version})" if consent.previous else ""
+            raise ConsentRequired(
+                f"needs consent before it can run{since}: " + "; ".join(denied + asks),
+                extension=slot.key,
+                hint=f"review with `symphony permissions {slot.key}`, then `symphony grant {slot.key}`",
+            )
+        if consent.granted is None and consent.requested:
+            source = (
+                "policy"
+                if consent.by_policy
+                else f"carried over from {consent.previous.version}"
+                if consent.previous
+                else "host"
+            )
+            permissions = [dict(permission) for permission in consent.requested]
+            self.state.grant(slot.key, consent.version, permissions, actor=source)
+
+    def _permission_event(self, extension: str, action: str, permission: str, actor: str) -> None:
+        event = PermissionEvent(extension, action, permission, actor=actor)
+        try:
+            self.hooks.hook.symphony_permission_event(event=event)
+        except Exception:
+            log.exception("an observer of symphony_permission_event raised")
+
     def _move(self, slot: _Slot, new: State, problem: Problem | None = None) -> None:
         old = slot.state
         if not can_move(old, new):
@@ -348,7 +431,7 @@ class Host:
             log.warning("extension %s failed: %s", slot.record.id, reason)
         detail = {"from": old.value, "to": new.value, "reason": reason}
         try:
-            self.state.record("lifecycle", ext_id=slot.record.id, actor=self.actor, detail=detail)
+            self.state.record("lifecycle", ext_id=slot.key, actor=self.actor, detail=detail)
         except SymphonyError as exc:
             log.error("cannot write the audit log: %s", exc)
         event = LifecycleEvent(slot.record.id, old.value, new.value, reason)
@@ -388,7 +471,10 @@ class Host:
         if isinstance(value, SymphonyError):
             raise value
         raise ExtensionFailed(
-            f"{step} raised {type(value).__name__}: {value}", extension=slot.record.id
+            f"{step} raised {type(value).__name__}: {value}",
+            extension=slot.record.id,
+            hint=f"the fault is in the extension's own code: report it to the authors of "
+            f"'{slot.record.distribution}', or stop loading it with `symphony disable {slot.key}`",
         ) from value
 
     def _await(self, result: Awaitable[T] | T, budget: float | None) -> T:
@@ -422,7 +508,7 @@ class Host:
         if not isinstance(reference, str):
             return None
         model = _resolve(reference, slot.record.id)
-        return model.model_validate(self.state.config_overrides(slot.record.id))
+        return model.model_validate(self.state.config_overrides(slot.key))
 
     def _info(self, slot: _Slot, enabled: bool) -> ExtensionInfo:
         record = slot.record

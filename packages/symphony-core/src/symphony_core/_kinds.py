@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -25,3 +26,11 @@ KINDS: dict[str, Kind] = {
 KIND_BY_GROUP: dict[str, Kind] = {kind.group: kind for kind in KINDS.values()}
 CORE_DISTRIBUTION = "symphony-sdk-core"
 MANIFEST_FILE = "symphony.toml"
+
+
+def canonical_id(extension: str) -> str:
+    """An extension id compared the way PEP 503 compares names: case and runs of ``-``/``_`` do not count.
+
+    Dots stay: they separate the publisher from the name.
+    """
+    return ".".join(re.sub(r"[-_]+", "-", part).lower() for part in extension.split("."))
