@@ -39,4 +39,6 @@ def test_no_project_depends_on_the_squatted_core_name():
         for extra in project.get("optional-dependencies", {}).values():
             requirements.extend(extra)
         names = {canonicalize_name(Requirement(line).name) for line in requirements}
-        assert "symphony-core" not in names, f"{pyproject} depends on symphony-core, an unrelated PyPI project"
+        assert "symphony-core" not in names, (
+            f"{pyproject} depends on symphony-core, an unrelated PyPI project"
+        )
