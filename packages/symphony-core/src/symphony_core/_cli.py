@@ -44,6 +44,9 @@ def main(ctx: click.Context, home: Path | None) -> None:
       symphony list                 every installed extension and its state
       symphony inspect acme.digits  one extension's manifest, permissions and problems
       symphony disable acme.digits  keep an extension from loading
+      symphony permissions acme.digits   what it asks for, why, and what was granted
+      symphony grant acme.digits    consent to what it asks for (shows the summary first)
+      symphony revoke acme.digits   withdraw every grant
       symphony doctor               what this host can and cannot do here
     """
     ctx.obj = home
@@ -126,8 +129,11 @@ def inspect(ctx: click.Context, extension: str, as_json: bool) -> None:
     """
     with _host(ctx) as host:
         info = host.inspect(extension)
+        consent = host.consent(extension) if info.manifest is not None else None
     if as_json:
-        _print_json(info.as_json())
+        data = info.as_json()
+        data["consent"] = None if consent is None else consent.as_json()
+        _print_json(data)
         return
     console = Console()
     console.print(f"[bold]{info.name or info.id}[/] ({info.id}) {info.kind} {info.version}")
@@ -140,17 +146,123 @@ def inspect(ctx: click.Context, extension: str, as_json: bool) -> None:
         console.print(f"[bold red]problem:[/] {info.problem.message}", highlight=False)
         if info.problem.hint:
             console.print(f"[bold]what to do:[/] {info.problem.hint}", highlight=False)
-    permissions = (info.manifest or {}).get("permissions") or []
-    console.print(f"requested permissions: {len(permissions)}")
-    for permission in permissions:
-        scope = (
-            permission.get("paths")
-            or permission.get("hosts")
-            or permission.get("names")
-            or permission.get("commands")
+    if consent is not None:
+        _print_consent(console, consent)
+
+
+def _print_consent(console: Console, consent: Any) -> None:
+    """The consent summary a person reads before granting: each request, its reason and its status."""
+    from ._grants import atoms, describe
+
+    granted = atoms(consent.granted.permissions) if consent.granted else set()
+    previous = atoms(consent.previous.permissions) if consent.previous else set()
+    new = set(consent.new)
+    denied = dict(consent.denied)
+    by_policy = set(consent.by_policy)
+    console.print(f"requests {len(consent.requested)} permission(s):")
+    for permission in consent.requested:
+        for atom in sorted(atoms([permission])):
+            if atom in denied:
+                mark = f"[red]denied by policy rule {denied[atom]}[/]"
+            elif atom in granted:
+                mark = f"[green]granted to {consent.version}[/]"
+            elif atom in by_policy:
+                mark = "[green]allowed by policy[/]"
+            elif atom in previous:
+                mark = f"[green]granted to {consent.previous.version}, carries over[/]"
+            elif atom in new and consent.previous is not None:
+                mark = f"[bold yellow]NEW since {consent.previous.version}: needs consent[/]"
+            else:
+                mark = "[yellow]needs consent[/]"
+            console.print(f"  - {describe(atom)}: {permission['reason']}  {mark}", highlight=False)
+    if consent.granted is not None:
+        console.print(
+            f"granted by {consent.granted.granted_by} at {consent.granted.granted_at:%Y-%m-%d %H:%M} UTC"
         )
-        scope_text = f" {', '.join(scope)}" if scope else ""
-        console.print(f"  - {permission['type']}{scope_text}: {permission['reason']}", highlight=False)
+    if consent.satisfied:
+        console.print("[green]consent complete: it may run[/]")
+    else:
+        console.print(
+            f"[yellow]it will not run until consent is given:[/] symphony grant {consent.extension}"
+        )
+    console.print(
+        "enforced here by the guard (in-process audit hooks); not a sandbox: native code bypasses it",
+        style="dim",
+    )
+
+
+@main.command()
+@click.argument("extension")
+@json_option
+@click.pass_context
+def permissions(ctx: click.Context, extension: str, as_json: bool) -> None:
+    """Show what an extension asks to be allowed to do, why, and what was granted.
+
+    \b
+    Example:
+      symphony permissions acme.digits
+    """
+    with _host(ctx) as host:
+        consent = host.consent(extension)
+    if as_json:
+        _print_json(consent.as_json())
+        return
+    _print_consent(Console(), consent)
+
+
+@main.command()
+@click.argument("extension")
+@click.argument("permission", nargs=-1)
+@click.option("--yes", "-y", is_flag=True, help="Grant without asking (for scripts).")
+@json_option
+@click.pass_context
+def grant(ctx: click.Context, extension: str, permission: tuple[str, ...], yes: bool, as_json: bool) -> None:
+    """Grant the installed version of an extension what it requests (or only the given types).
+
+    Shows the consent summary first and asks for confirmation, unless --yes is given.
+
+    \b
+    Examples:
+      symphony grant acme.digits
+      symphony grant acme.digits fs.read net.connect --yes
+    """
+    with _host(ctx) as host:
+        if not yes:
+            _print_consent(Console(), host.consent(extension))
+            if not sys.stdin.isatty():
+                _fail("not granted: no terminal to ask on; pass --yes to grant from a script")
+            click.confirm("Grant these permissions?", abort=True)
+        consent = host.grant(extension, permission, actor=_person())
+    if as_json:
+        _print_json(consent.as_json())
+        return
+    Console().print(
+        f"granted {', '.join(permission) or 'all requested permissions'} to {extension} {consent.version}"
+    )
+
+
+@main.command()
+@click.argument("extension")
+@click.pass_context
+def revoke(ctx: click.Context, extension: str) -> None:
+    """Withdraw every permission granted to an extension (all versions); it stops if running.
+
+    \b
+    Example:
+      symphony revoke acme.digits
+    """
+    with _host(ctx) as host:
+        host.revoke(extension, actor=_person())
+    Console().print(f"revoked every grant of {extension}")
+
+
+def _person() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
 
 
 @main.command()
