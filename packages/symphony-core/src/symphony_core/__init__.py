@@ -18,6 +18,7 @@ from ._errors import (
     CompatibilityError,
     ConfigError,
     ConflictError,
+    ConsentRequired,
     EntryPointError,
     ExtensionFailed,
     ExtensionNotFound,
@@ -29,6 +30,7 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:
+    from ._config import Config, Resolved, config_schema, env_prefix, public_dump
     from ._discovery import Catalog, Problem, Record, discover
     from ._extension import Context, Extension
     from ._hooks import LifecycleEvent, PermissionEvent, hookimpl
@@ -40,6 +42,11 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "Config": "._config",
+    "Resolved": "._config",
+    "config_schema": "._config",
+    "env_prefix": "._config",
+    "public_dump": "._config",
     "Catalog": "._discovery",
     "Problem": "._discovery",
     "Record": "._discovery",
@@ -69,7 +76,9 @@ __all__ = [
     "Catalog",
     "CompatibilityError",
     "ConfigError",
+    "Config",
     "ConflictError",
+    "ConsentRequired",
     "Context",
     "EntryPointError",
     "EnvVars",
@@ -92,13 +101,17 @@ __all__ = [
     "PermissionEvent",
     "Problem",
     "Record",
+    "Resolved",
     "State",
     "StateError",
     "Subprocess",
     "SymphonyError",
     "__version__",
+    "config_schema",
     "discover",
+    "env_prefix",
     "hookimpl",
+    "public_dump",
     "read_manifest",
 ]
 

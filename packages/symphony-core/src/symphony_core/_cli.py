@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from ._errors import SymphonyError
@@ -69,7 +70,7 @@ def _host(ctx: click.Context) -> Iterator[Any]:
 
 
 def _fail(message: str) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {message}", highlight=False)
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     sys.exit(1)
 
 
@@ -106,12 +107,12 @@ def list_(ctx: click.Context, rescan: bool, as_json: bool) -> None:
         problem = "" if info.problem is None else info.problem.message
         style = STATE_STYLES.get(info.state.value, "")
         table.add_row(
-            info.id,
+            escape(info.id),
             info.kind,
-            info.version,
+            escape(info.version),
             f"[{style}]{state}[/]" if style else state,
-            info.distribution,
-            problem,
+            escape(info.distribution),
+            escape(problem),
         )
     console.print(table)
 
@@ -136,16 +137,18 @@ def inspect(ctx: click.Context, extension: str, as_json: bool) -> None:
         _print_json(data)
         return
     console = Console()
-    console.print(f"[bold]{info.name or info.id}[/] ({info.id}) {info.kind} {info.version}")
+    console.print(
+        f"[bold]{escape(info.name or info.id)}[/] ({escape(info.id)}) {info.kind} {escape(info.version)}"
+    )
     if info.summary:
-        console.print(info.summary)
-    console.print(f"distribution: {info.distribution}   entry point: {info.entry_point}")
-    console.print(f"manifest: {info.manifest_file or '-'}")
+        console.print(escape(info.summary))
+    console.print(f"distribution: {escape(info.distribution)}   entry point: {escape(info.entry_point)}")
+    console.print(f"manifest: {escape(info.manifest_file or '-')}")
     console.print(f"state: {info.state.value}{'' if info.enabled else ' (disabled)'}")
     if info.problem is not None:
-        console.print(f"[bold red]problem:[/] {info.problem.message}", highlight=False)
+        console.print(f"[bold red]problem:[/] {escape(info.problem.message)}", highlight=False)
         if info.problem.hint:
-            console.print(f"[bold]what to do:[/] {info.problem.hint}", highlight=False)
+            console.print(f"[bold]what to do:[/] {escape(info.problem.hint)}", highlight=False)
     if consent is not None:
         _print_consent(console, consent)
 
@@ -174,7 +177,9 @@ def _print_consent(console: Console, consent: Any) -> None:
                 mark = f"[bold yellow]NEW since {consent.previous.version}: needs consent[/]"
             else:
                 mark = "[yellow]needs consent[/]"
-            console.print(f"  - {describe(atom)}: {permission['reason']}  {mark}", highlight=False)
+            console.print(
+                f"  - {escape(describe(atom))}: {escape(permission['reason'])}  {mark}", highlight=False
+            )
     if consent.granted is not None:
         console.print(
             f"granted by {consent.granted.granted_by} at {consent.granted.granted_at:%Y-%m-%d %H:%M} UTC"
@@ -254,6 +259,96 @@ def revoke(ctx: click.Context, extension: str) -> None:
     with _host(ctx) as host:
         host.revoke(extension, actor=_person())
     Console().print(f"revoked every grant of {extension}")
+
+
+@main.group()
+def config() -> None:
+    """Show, set and describe an extension's config.
+
+    Values are layered: the model's defaults < the config file
+    $SYMPHONY_HOME/config/ID.toml < environment variables SYMPHONY_<ID>__<FIELD> < values set here.
+    These commands import the extension's config model (not the rest of its code).
+    """
+
+
+@config.command("show")
+@click.argument("extension")
+@json_option
+@click.pass_context
+def config_show(ctx: click.Context, extension: str, as_json: bool) -> None:
+    """Show the resolved config and where each value came from; secrets are masked.
+
+    \b
+    Example:
+      symphony config show acme.digits
+    """
+    from ._config import config_file, env_prefix, public_dump
+
+    with _host(ctx) as host:
+        resolved = host.config(extension)
+        home = host.home
+    if resolved is None:
+        _fail(f"{extension}: has no config (its manifest names no `config` model)")
+    if as_json:
+        _print_json(resolved.as_json())
+        return
+    values = _flatten(public_dump(resolved.config))
+    table = Table(title=f"config of {extension}", title_justify="left")
+    for column in ("key", "value", "from"):
+        table.add_column(column, overflow="fold")
+    for key, source in resolved.sources.items():
+        table.add_row(key, json.dumps(values.get(key)), str(source))
+    console = Console()
+    console.print(table)
+    console.print(
+        f"file: {config_file(home, extension)}   environment: {env_prefix(extension)}<FIELD>", highlight=False
+    )
+
+
+@config.command("set")
+@click.argument("extension")
+@click.argument("key")
+@click.argument("value")
+@click.pass_context
+def config_set(ctx: click.Context, extension: str, key: str, value: str) -> None:
+    """Set one value (dotted KEY for nested fields); the whole config is validated before it is stored.
+
+    VALUE is taken as text unless it is a JSON object, array or null.
+
+    \b
+    Examples:
+      symphony config set acme.digits threshold 0.8
+      symphony config set acme.digits batch.max_size 64
+    """
+    with _host(ctx) as host:
+        host.set_config(extension, key, value, actor=_person())
+    Console().print(f"set {key} of {extension}")
+
+
+@config.command("schema")
+@click.argument("extension")
+@click.pass_context
+def config_schema(ctx: click.Context, extension: str) -> None:
+    """Print the JSON Schema of an extension's config (secrets are marked writeOnly).
+
+    \b
+    Example:
+      symphony config schema acme.digits > digits.schema.json
+    """
+    with _host(ctx) as host:
+        schema = host.config_schema(extension)
+    if schema is None:
+        _fail(f"{extension}: has no config (its manifest names no `config` model)")
+    _print_json(schema)
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(data, dict):
+        return {prefix: data}
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
 
 
 def _person() -> str:

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
 
@@ -23,6 +23,7 @@ from ._compat import check_compat, record_key
 from ._discovery import Catalog, Problem, Record, discover
 from ._errors import (
     BudgetExceeded,
+    ConfigError,
     ConsentRequired,
     ExtensionFailed,
     ExtensionNotFound,
@@ -30,12 +31,15 @@ from ._errors import (
     SymphonyError,
 )
 from ._extension import Context, Extension
-from ._grants import Consent, describe, evaluate, read_policy, select
 from ._home import Home
 from ._hooks import PROJECT, HostHooks, LifecycleEvent, PermissionEvent
 from ._kinds import canonical_id
 from ._lifecycle import State, can_move
 from ._state import HostState
+
+if TYPE_CHECKING:  # imported on first use: they build pydantic models, which listing never needs
+    from ._config import Config, Resolved
+    from ._grants import Consent
 
 T = TypeVar("T")
 log = logging.getLogger("symphony.host")
@@ -171,6 +175,8 @@ class Host:
 
     def consent(self, extension: str) -> Consent:
         """What the extension requests, what its version was granted, and what still needs consent."""
+        from ._grants import evaluate, read_policy
+
         slot = self._slot(extension)
         record = slot.record
         listed = None if record.manifest is None else record.manifest.get("permissions")
@@ -186,6 +192,8 @@ class Host:
 
     def grant(self, extension: str, kinds: Sequence[str] = (), *, actor: str | None = None) -> Consent:
         """Grant the extension's current version what it requests (only the given types, if any)."""
+        from ._grants import select
+
         slot = self._slot(extension)
         consent = self.consent(extension)
         chosen = select(consent.requested, kinds)
@@ -227,10 +235,7 @@ class Host:
             if slot.state is State.UNLOADED:
                 self._move(slot, State.VALIDATED)
             self._expect(slot, State.VALIDATED, "load")
-            if not self.state.is_enabled(slot.key):
-                raise LifecycleError(
-                    "is disabled", extension=extension, hint=f"run `symphony enable {extension}` to allow it"
-                )
+            self._expect_enabled(slot, extension)
             try:
                 target = self._within(self.import_budget, "import", slot, lambda: _import_target(slot.record))
             except SymphonyError as exc:
@@ -240,23 +245,57 @@ class Host:
             self._move(slot, State.LOADED)
 
     def configure(self, extension: str) -> None:
-        """Validate the extension's config (defaults overlaid with the host's overrides)."""
+        """Validate the extension's config: defaults < config file < environment < host overrides.
+
+        An invalid config fails the extension with one line per bad field and where its value came from;
+        nothing stored is changed, so fixing the bad layer and starting again is enough.
+        """
         slot = self._slot(extension)
         with slot.lock:
             if slot.state is not State.DEACTIVATED:
                 self._expect(slot, State.LOADED, "configure")
             try:
-                slot.config = self._build_config(slot)
-            except Exception as exc:
+                model = self._config_model(slot)
+                config = None if model is None else self._load_config(slot, model).config
+            except SymphonyError as exc:
                 self._fail(slot, "config", exc)
-                raise ExtensionFailed(f"invalid config: {exc}", extension=extension) from exc
+                raise
+            slot.config = config
             self._move(slot, State.CONFIGURED)
+
+    def config(self, extension: str) -> Resolved[Any] | None:
+        """The extension's resolved config and where each value came from (imports its config model)."""
+        slot = self._slot(extension)
+        model = self._config_model(slot)
+        return None if model is None else self._load_config(slot, model)
+
+    def config_schema(self, extension: str) -> dict[str, Any] | None:
+        """The JSON Schema of the extension's config, for editors and `symphony config schema`."""
+        from ._config import config_schema
+
+        model = self._config_model(self._slot(extension))
+        return None if model is None else config_schema(model)
+
+    def set_config(self, extension: str, key: str, value: str, *, actor: str | None = None) -> Resolved[Any]:
+        """Set one config value as a host override, after validating the whole resulting config."""
+        from ._config import set_value
+
+        slot = self._slot(extension)
+        model = self._config_model(slot)
+        if model is None:
+            raise ConfigError(
+                "has no config", extension=slot.key, hint="its manifest names no `config` model"
+            )
+        return set_value(
+            model, slot.key, key, value, home=self.home, state=self.state, actor=actor or self.actor
+        )
 
     def activate(self, extension: str) -> None:
         """Create the extension and run its ``activate`` within the activation budget."""
         slot = self._slot(extension)
         with slot.lock:
             self._expect(slot, State.CONFIGURED, "activate")
+            self._expect_enabled(slot, extension)  # disabled after it was loaded: it must not run again
             assert slot.target is not None
             self._settle_consent(slot)
             record = slot.record
@@ -382,6 +421,12 @@ class Host:
         if slot.state is not state:
             raise self._not_in(slot, state.value, action)
 
+    def _expect_enabled(self, slot: _Slot, extension: str) -> None:
+        if not self.state.is_enabled(slot.key):
+            raise LifecycleError(
+                "is disabled", extension=extension, hint=f"run `symphony enable {extension}` to allow it"
+            )
+
     def _not_in(self, slot: _Slot, wanted: str, action: str | None = None) -> LifecycleError:
         doing = f"cannot {action}: " if action else ""
         if slot.state is State.FAILED and slot.problem is not None:
@@ -392,6 +437,8 @@ class Host:
 
     def _settle_consent(self, slot: _Slot) -> None:
         """Refuse to activate without consent; record a grant that carried over or came from policy."""
+        from ._grants import describe
+
         consent = self.consent(slot.key)
         if not consent.satisfied:
             asks = [describe(atom) for atom in consent.new]
@@ -435,10 +482,12 @@ class Host:
         except SymphonyError as exc:
             log.error("cannot write the audit log: %s", exc)
         event = LifecycleEvent(slot.record.id, old.value, new.value, reason)
-        try:
-            self.hooks.hook.symphony_lifecycle_event(event=event)
-        except Exception:
-            log.exception("an observer of symphony_lifecycle_event raised")
+        # One observer at a time, in pluggy's order: one that raises must not hide the event from the rest.
+        for observer in reversed(self.hooks.hook.symphony_lifecycle_event.get_hookimpls()):
+            try:
+                observer.function(event=event)
+            except Exception:
+                log.exception("an observer of symphony_lifecycle_event raised")
 
     def _fail(self, slot: _Slot, step: str, exc: BaseException) -> None:
         hint = exc.hint if isinstance(exc, SymphonyError) else None
@@ -502,13 +551,25 @@ class Host:
                 self._loop = loop
             return self._loop
 
-    def _build_config(self, slot: _Slot) -> Any:
-        assert slot.record.manifest is not None
-        reference = slot.record.manifest.get("config")
+    def _config_model(self, slot: _Slot) -> type[Config] | None:
+        from ._config import Config
+
+        reference = None if slot.record.manifest is None else slot.record.manifest.get("config")
         if not isinstance(reference, str):
             return None
-        model = _resolve(reference, slot.record.id)
-        return model.model_validate(self.state.config_overrides(slot.key))
+        model = _resolve(reference, slot.key)
+        if not (isinstance(model, type) and issubclass(model, Config)):
+            raise ConfigError(
+                f"the manifest's config '{reference}' is not a Config class",
+                extension=slot.key,
+                hint=f"derive it from the Config class that the {slot.record.kind} package exports",
+            )
+        return model
+
+    def _load_config(self, slot: _Slot, model: type[Config]) -> Resolved[Any]:
+        from ._config import load_config
+
+        return load_config(model, slot.key, home=self.home, overrides=self.state.config_overrides(slot.key))
 
     def _info(self, slot: _Slot, enabled: bool) -> ExtensionInfo:
         record = slot.record

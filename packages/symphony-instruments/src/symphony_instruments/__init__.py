@@ -4,6 +4,7 @@ Extension authors import from this package only; it re-exports what they need fr
 """
 
 from symphony_core import (
+    Config,
     ConfigError,
     Context,
     EnvVars,
@@ -27,6 +28,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Instrument",
     "Batch",
+    "Config",
     "Context",
     "Manifest",
     # Permissions an extension can request.

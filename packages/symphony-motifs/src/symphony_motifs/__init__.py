@@ -4,6 +4,7 @@ Extension authors import from this package only; it re-exports what they need fr
 """
 
 from symphony_core import (
+    Config,
     ConfigError,
     Context,
     EnvVars,
@@ -26,6 +27,7 @@ from ._motif import Motif
 __version__ = "0.1.0"
 __all__ = [
     "Motif",
+    "Config",
     "Context",
     "Manifest",
     # Permissions an extension can request.
