@@ -1,0 +1,124 @@
+"""Discovery finds installed extensions through real entry points and manifests, importing none of them."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+# An extension whose import leaves a trace on disk, so a test can tell whether anything imported it.
+TELLTALE = """
+from pathlib import Path
+
+with Path({marker!r}).open("a") as marker:
+    marker.write("imported\\n")
+
+from symphony_core import Extension
+
+
+class Ext(Extension):
+    def greet(self, name):
+        return f"hello {{name}}, from {{self.context.id}}"
+"""
+
+
+def test_discovery_reads_manifests_without_importing_extension_code(
+    venv, install, make, home, hosts, tmp_path
+):
+    marker = tmp_path / "imported.txt"
+    install(make.extension("acme.lazy", code=TELLTALE.format(marker=str(marker))))
+
+    listed = make.by_id(venv.symphony_json(home, "list"))
+    inspected = venv.symphony_json(home, "inspect", "acme.lazy")
+    host = hosts(home)
+    discovered = make.by_id(host("discover"))
+    host_inspected = host.info("acme.lazy")
+
+    assert listed["acme.lazy"]["state"] == discovered["acme.lazy"]["state"] == "validated"
+    assert (
+        inspected["manifest"]["summary"]
+        == host_inspected["summary"]
+        == "Exists to test the host with acme.lazy."
+    )
+    assert host("modules", "acme_lazy") == []
+    assert not marker.exists()
+
+    # The telltale works: starting the extension is what imports it, once.
+    host("start", "acme.lazy")
+    assert host("call", "acme.lazy", "greet", "ada") == "hello ada, from acme.lazy"
+    assert host("modules", "acme_lazy") == ["acme_lazy"]
+    assert marker.read_text() == "imported\n"
+
+
+@pytest.mark.parametrize(
+    ("backend", "editable"),
+    [("hatchling", False), ("setuptools", False), ("hatchling", True), ("setuptools", True)],
+    ids=["hatchling-wheel", "setuptools-wheel", "hatchling-editable", "setuptools-editable"],
+)
+def test_an_extension_is_discovered_and_runs_whatever_built_or_installed_it(
+    venv, install, make, home, hosts, backend, editable
+):
+    ext_id = f"acme.built-{backend}{'-editable' if editable else ''}"
+    project = dataclasses.replace(make.greeter(ext_id), backend=backend, version="1.2.3")
+    (installed,) = install(project, editable=editable)
+
+    info = make.by_id(venv.symphony_json(home, "list"))[ext_id]
+
+    assert (info["state"], info["version"], info["distribution"]) == ("validated", "1.2.3", project.name)
+    assert info["problem"] is None
+    assert info["manifest"]["version"] == "1.2.3"  # taken from the distribution when the manifest has none
+    manifest_file = Path(info["manifest_file"])
+    assert manifest_file.is_file()
+    # A wheel's manifest is read where the wheel put it; an editable install's, in the author's tree.
+    assert manifest_file.is_relative_to(installed if editable else venv.site_packages)
+    host = hosts(home)
+    host("start", ext_id)
+    assert host("call", ext_id, "greet", "ada") == f"hello ada, from {ext_id}"
+
+
+def test_the_discovery_index_follows_installs_upgrades_and_uninstalls(venv, install, make, home):
+    def listed():
+        return make.by_id(venv.symphony_json(home, "list")).get("acme.evolving")
+
+    assert listed() is None
+    install(make.greeter("acme.evolving"))
+    assert listed()["version"] == "1.0.0"
+
+    # Nothing changed: the second discovery reuses the index instead of writing it again.
+    (index,) = (home / "cache").glob("discovery-*.msgpack")
+    before = (index.stat().st_mtime_ns, index.stat().st_ino, index.read_bytes())
+    assert listed()["version"] == "1.0.0"
+    assert (index.stat().st_mtime_ns, index.stat().st_ino, index.read_bytes()) == before
+
+    upgrade = make.greeter("acme.evolving", manifest_text=make.manifest("acme.evolving", name="Evolved"))
+    install(dataclasses.replace(upgrade, version="2.0.0"))
+    assert (listed()["version"], listed()["name"]) == ("2.0.0", "Evolved")
+    assert index.read_bytes() != before[2]
+
+    install.uninstall("acme-evolving")
+    assert listed() is None
+
+
+def test_editing_an_editable_extensions_manifest_is_seen_by_the_next_discovery(venv, install, make, home):
+    (tree,) = install(make.greeter("acme.drafted"), editable=True)
+    assert (
+        make.by_id(venv.symphony_json(home, "list"))["acme.drafted"]["name"] == "Test extension acme.drafted"
+    )
+
+    (tree / "src" / "acme_drafted" / "symphony.toml").write_text(
+        make.manifest("acme.drafted", name="Renamed")
+    )
+
+    assert make.by_id(venv.symphony_json(home, "list"))["acme.drafted"]["name"] == "Renamed"
+
+
+def test_a_wheel_built_without_its_manifest_is_reported_not_hidden(venv, install, make, home):
+    install(dataclasses.replace(make.greeter("acme.forgetful"), backend="setuptools", package_data=False))
+
+    info = make.by_id(venv.symphony_json(home, "list"))["acme.forgetful"]
+
+    assert info["state"] == "failed"
+    assert info["problem"]["code"] == "entry-point"
+    assert "ships no symphony.toml" in info["problem"]["message"]
+    assert "make sure the build includes it" in info["problem"]["hint"]

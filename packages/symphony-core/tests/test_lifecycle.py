@@ -1,0 +1,194 @@
+"""The lifecycle of real installed extensions, driven through ``symphony_core.Host`` in its own process."""
+
+from __future__ import annotations
+
+SYNC = """
+from symphony_core import Extension
+
+
+class Ext(Extension):
+    def activate(self, context):
+        self.opened = f"opened by {context.id} {context.version}"
+
+    def describe(self):
+        return self.opened
+"""
+
+ASYNC = """
+import asyncio
+
+from symphony_core import Extension
+
+
+class Ext(Extension):
+    async def activate(self, context):
+        await asyncio.sleep(0.01)
+        self.opened = f"opened by {context.id} {context.version}"
+
+    async def describe(self):
+        await asyncio.sleep(0)
+        return self.opened
+"""
+
+# Leaves a line in a journal on every import and every deactivate, so a test sees both happen.
+JOURNALED = """
+from pathlib import Path
+
+JOURNAL = Path({journal!r})
+with JOURNAL.open("a") as journal:
+    journal.write("imported\\n")
+
+from symphony_core import Extension
+
+
+class Ext(Extension):
+    def deactivate(self):
+        with JOURNAL.open("a") as journal:
+            journal.write("deactivated\\n")
+
+    def answer(self):
+        return {answer!r}
+"""
+
+ACTIVATE_BOOM = """
+from symphony_core import Extension
+
+
+class Ext(Extension):
+    def activate(self, context):
+        raise RuntimeError("cannot open the database")
+"""
+
+RUN = [("validated", "loaded"), ("loaded", "configured"), ("configured", "active")]
+STOP = [("active", "deactivated"), ("deactivated", "unloaded")]
+
+
+def transitions(events, ext_id):
+    return [(old, new) for extension, old, new, _ in events if extension == ext_id]
+
+
+def test_sync_and_async_activate_both_bring_an_extension_to_active(install, make, home, hosts):
+    install(make.extension("acme.sync", code=SYNC), make.extension("acme.async", code=ASYNC))
+    host = hosts(home)
+
+    host("start", "acme.sync")
+    host("start", "acme.async")
+
+    assert host.info("acme.sync")["state"] == host.info("acme.async")["state"] == "active"
+    assert host("call", "acme.sync", "describe") == "opened by acme.sync 1.0.0"
+    assert host("call", "acme.async", "describe") == "opened by acme.async 1.0.0"
+
+
+def test_deactivate_and_unload_stop_an_extension_and_drop_its_code(install, make, home, hosts, tmp_path):
+    journal = tmp_path / "journal.txt"
+    install(make.extension("acme.stoppable", code=JOURNALED.format(journal=str(journal), answer="42")))
+    host = hosts(home)
+    host("start", "acme.stoppable")
+    assert host("call", "acme.stoppable", "answer") == "42"
+
+    host("deactivate", "acme.stoppable")
+    assert host.info("acme.stoppable")["state"] == "deactivated"
+    assert journal.read_text() == "imported\ndeactivated\n"
+    refused = host.refuses("call", "acme.stoppable", "answer")
+    assert "it is deactivated, not active" in refused["message"]
+
+    host("unload", "acme.stoppable")
+    assert host.info("acme.stoppable")["state"] == "unloaded"
+    assert host("modules", "acme_stoppable") == []
+
+    host("start", "acme.stoppable")  # imported afresh
+    assert host("call", "acme.stoppable", "answer") == "42"
+    assert journal.read_text() == "imported\ndeactivated\nimported\n"
+
+
+def test_reload_picks_up_the_changed_code_of_an_editable_extension(install, make, home, hosts, tmp_path):
+    journal = tmp_path / "journal.txt"
+    project = make.extension("acme.live", code=JOURNALED.format(journal=str(journal), answer="first"))
+    (tree,) = install(project, editable=True)
+    host = hosts(home)
+    host("start", "acme.live")
+    assert host("call", "acme.live", "answer") == "first"
+
+    package = tree / "src" / "acme_live"
+    (package / "__init__.py").write_text(JOURNALED.format(journal=str(journal), answer="the second version"))
+    (package / "symphony.toml").write_text(make.manifest("acme.live", name="Live, renamed"))
+    assert host("reload", "acme.live") == "Ext"
+
+    assert host("call", "acme.live", "answer") == "the second version"
+    info = host.info("acme.live")
+    assert (info["state"], info["name"]) == ("active", "Live, renamed")
+    assert journal.read_text() == "imported\ndeactivated\nimported\n"
+
+
+def test_a_disabled_extension_is_refused_until_it_is_enabled_again(install, make, home, hosts):
+    install(make.greeter("acme.switchable"))
+    host = hosts(home)
+    host("start", "acme.switchable")
+
+    host("disable", "acme.switchable")
+    info = host.info("acme.switchable")
+    assert (info["state"], info["enabled"]) == ("deactivated", False)
+    refused = host.refuses("start", "acme.switchable")
+    assert "acme.switchable: is disabled" in refused["message"]
+    assert refused["hint"] == "run `symphony enable acme.switchable` to allow it"
+    assert host.info("acme.switchable")["state"] != "active"
+
+    host("enable", "acme.switchable")
+    host("start", "acme.switchable")
+    assert host("call", "acme.switchable", "greet", "ada") == "hello ada, from acme.switchable"
+
+
+def test_enablement_survives_a_restart_of_the_host(venv, install, make, home, hosts):
+    install(make.greeter("acme.remembered"))
+    first = hosts(home)
+    first("disable", "acme.remembered")
+    first.close()
+
+    assert make.by_id(venv.symphony_json(home, "list"))["acme.remembered"]["enabled"] is False
+    second = hosts(home)
+    assert "is disabled" in second.refuses("start", "acme.remembered")["message"]
+    second.close()
+
+    assert venv.symphony(home, "enable", "acme.remembered").returncode == 0
+    third = hosts(home)
+    third("start", "acme.remembered")
+    assert third.info("acme.remembered")["enabled"] is True
+
+
+def test_an_observer_sees_every_lifecycle_transition(install, make, home, hosts):
+    install(make.greeter("acme.watched"), make.extension("acme.doomed", code=ACTIVATE_BOOM))
+    host = hosts(home)
+
+    host("start", "acme.watched")
+    host("deactivate", "acme.watched")
+    host("unload", "acme.watched")
+    host.refuses("start", "acme.doomed")
+    events = host("events")
+
+    assert transitions(events, "acme.watched") == [("discovered", "validated"), *RUN, *STOP]
+    assert transitions(events, "acme.doomed") == [
+        ("discovered", "validated"),
+        *RUN[:2],
+        ("configured", "failed"),
+    ]
+    (failure,) = [event for event in events if event[2] == "failed"]
+    assert failure[3] == "activate raised RuntimeError: cannot open the database"
+    # The host's own audit log agrees with what the observer saw.
+    audited = [(d["from"], d["to"]) for event, d in host("audit", "acme.watched") if event == "lifecycle"]
+    assert audited == transitions(events, "acme.watched")
+
+
+def test_an_observer_that_raises_does_not_break_the_host(install, make, home, hosts):
+    install(make.greeter("acme.observed"))
+    host = hosts(home, broken_observer=True)
+
+    host("start", "acme.observed")
+    assert host("call", "acme.observed", "greet", "ada") == "hello ada, from acme.observed"
+    host("deactivate", "acme.observed")
+
+    assert host.info("acme.observed")["state"] == "deactivated"
+    # The well-behaved observer registered beside it still saw every transition.
+    assert transitions(host("events"), "acme.observed") == [("discovered", "validated"), *RUN, STOP[0]]
+    stderr = host.close()
+    assert "an observer of symphony_lifecycle_event raised" in stderr
+    assert "RuntimeError: this observer is broken" in stderr
