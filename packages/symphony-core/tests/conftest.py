@@ -35,9 +35,11 @@ REPLY_TIMEOUT = 60.0
 
 # Runs inside the test environment: a host that answers one JSON request per line on stdin.
 DRIVER = r"""
-import json, sys, time
+import json, logging, sys, time
 import symphony_core
 from symphony_core import Host, hookimpl
+
+logging.basicConfig(level=logging.WARNING)  # as an embedding application would: Symphony itself logs to no handler
 
 options = json.loads(sys.argv[1])
 

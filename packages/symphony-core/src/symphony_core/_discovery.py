@@ -86,16 +86,22 @@ def discover(
         if catalog is not None:
             return catalog
     path_stamps = tuple(_stamp(entry) for entry in entries)
-    catalog = scan(entries)
+    catalog, manifest_stamps = _scan(entries)
     if index_file is not None:
-        _save_index(index_file, path_stamps, catalog)
+        _save_index(index_file, path_stamps, manifest_stamps, catalog)
     return catalog
 
 
 def scan(path: Sequence[str]) -> Catalog:
     """Scan ``path`` for distributions that declare Symphony entry points and read their manifests."""
+    return _scan(path)[0]
+
+
+def _scan(path: Sequence[str]) -> tuple[Catalog, tuple[_Stamp, ...]]:
+    """The catalog, and each manifest's stamp taken before it was read (so an edit during the scan shows)."""
     import importlib_metadata
 
+    stamps: list[_Stamp] = []
     records: list[Record] = []
     packages: dict[str, str] = {}
     package_requires: dict[str, tuple[str, ...]] = {}
@@ -113,8 +119,9 @@ def scan(path: Sequence[str]) -> Catalog:
         dist = importlib_metadata.PathDistribution(info)
         requires_python = dist.metadata.get("Requires-Python")
         for group, ep_name, value in _symphony_entry_points(text):
-            records.append(_record(group, ep_name, value, name, version, requires_python, path))
-    return Catalog(records=tuple(records), packages=packages, package_requires=package_requires)
+            records.append(_record(group, ep_name, value, name, version, requires_python, path, stamps))
+    catalog = Catalog(records=tuple(records), packages=packages, package_requires=package_requires)
+    return catalog, tuple(stamps)
 
 
 def _distributions(path: Sequence[str]) -> Iterator[tuple[str, str, Path]]:
@@ -170,6 +177,7 @@ def _record(
     version: str,
     requires_python: str | None,
     path: Sequence[str],
+    stamps: list[_Stamp],
 ) -> Record:
     kind = KIND_BY_GROUP[group].name
 
@@ -193,6 +201,9 @@ def _record(
         return record(None, None, _problem("entry-point", exc))
     from ._manifest import read_manifest
 
+    stamp = _stamp(str(manifest_file))
+    if stamp is not None:
+        stamps.append(stamp)
     try:
         manifest = read_manifest(manifest_file, distribution_version=version)
     except ManifestError as exc:
@@ -304,9 +315,12 @@ def _load_index(index_file: Path, entries: Sequence[str]) -> Catalog | None:
     return index.catalog
 
 
-def _save_index(index_file: Path, path_stamps: tuple[_Stamp | None, ...], catalog: Catalog) -> None:
-    manifests = {record.manifest_file for record in catalog.records if record.manifest_file is not None}
-    manifest_stamps = tuple(stamp for stamp in map(_stamp, sorted(manifests)) if stamp is not None)
+def _save_index(
+    index_file: Path,
+    path_stamps: tuple[_Stamp | None, ...],
+    manifest_stamps: tuple[_Stamp, ...],
+    catalog: Catalog,
+) -> None:
     index = _Index(INDEX_FORMAT, sys.version, path_stamps, manifest_stamps, catalog)
     try:
         index_file.parent.mkdir(parents=True, exist_ok=True)

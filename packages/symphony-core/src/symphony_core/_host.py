@@ -43,6 +43,9 @@ if TYPE_CHECKING:  # imported on first use: they build pydantic models, which li
 
 T = TypeVar("T")
 log = logging.getLogger("symphony.host")
+logging.getLogger("symphony").addHandler(
+    logging.NullHandler()
+)  # the embedding application decides what shows
 
 DEFAULT_IMPORT_BUDGET = 10.0
 DEFAULT_ACTIVATE_BUDGET = 10.0
@@ -94,6 +97,7 @@ class _Slot:
     target: type[Extension] | None = None
     instance: Extension | None = None
     config: Any = None
+    loop: asyncio.AbstractEventLoop | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -107,6 +111,7 @@ class Host:
         path: Iterable[str] | None = None,
         import_budget: float = DEFAULT_IMPORT_BUDGET,
         activate_budget: float = DEFAULT_ACTIVATE_BUDGET,
+        call_budget: float | None = None,
         actor: str = "host",
         policy: str | Path | None = None,
     ) -> None:
@@ -115,6 +120,7 @@ class Host:
         self.path = None if path is None else list(path)
         self.import_budget = import_budget
         self.activate_budget = activate_budget
+        self.call_budget = call_budget
         self.actor = actor
         self.hooks = pluggy.PluginManager(PROJECT)
         self.hooks.add_hookspecs(HostHooks)
@@ -122,7 +128,6 @@ class Host:
         self.catalog: Catalog | None = None
         self._slots: dict[str, _Slot] = {}
         self._lock = threading.RLock()
-        self._loop: asyncio.AbstractEventLoop | None = None
 
     # Discovery and inspection
 
@@ -311,7 +316,7 @@ class Host:
 
             def run() -> Extension:
                 instance = target()
-                self._await(instance.activate(context), self.activate_budget)
+                self._await(slot, instance.activate(context), self.activate_budget)
                 return instance
 
             try:
@@ -322,15 +327,20 @@ class Host:
             self._move(slot, State.ACTIVE)
 
     def call(self, extension: str, method: str, /, *args: Any, **kwargs: Any) -> Any:
-        """Call a public method of an active extension; a coroutine result is run to completion."""
-        instance = self._running(self._slot(extension))
+        """Call a public method of an active extension; a coroutine result is run to completion.
+
+        A sync method runs in the caller's thread. A coroutine runs on the extension's own event loop,
+        cut off after the host's ``call_budget`` when one is set.
+        """
+        slot = self._slot(extension)
+        instance = self._running(slot)
         if method.startswith("_") or method in ("activate", "deactivate"):
             raise LifecycleError(f"'{method}' is not a callable method of the extension", extension=extension)
         function = getattr(instance, method, None)
         if not callable(function):
             raise LifecycleError(f"has no method '{method}'", extension=extension)
         try:
-            return self._await(function(*args, **kwargs), None)
+            return self._await(slot, function(*args, **kwargs), self.call_budget)
         except SymphonyError:
             raise
         except Exception as exc:
@@ -348,7 +358,10 @@ class Host:
             assert instance is not None
             try:
                 self._within(
-                    self.activate_budget, "deactivate", slot, lambda: self._await(instance.deactivate(), None)
+                    self.activate_budget,
+                    "deactivate",
+                    slot,
+                    lambda: self._await(slot, instance.deactivate(), None),
                 )
             except SymphonyError as exc:
                 self._fail(slot, "deactivate", exc)
@@ -365,6 +378,7 @@ class Host:
                 raise LifecycleError(f"cannot unload from state '{slot.state}'", extension=extension)
             slot.target = None
             slot.config = None
+            self._stop_loop(slot)
             _forget_modules(slot.record.entry_point)
             self._move(slot, State.UNLOADED)
 
@@ -386,9 +400,10 @@ class Host:
                     self.deactivate(info.id)
                 except SymphonyError as exc:
                     log.warning("%s", exc)
-        if self._loop is not None:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._loop = None
+        with self._lock:
+            slots = list(self._slots.values())
+        for slot in slots:
+            self._stop_loop(slot)
         self.state.close()
 
     def __enter__(self) -> Host:
@@ -461,11 +476,15 @@ class Host:
             self.state.grant(slot.key, consent.version, permissions, actor=source)
 
     def _permission_event(self, extension: str, action: str, permission: str, actor: str) -> None:
-        event = PermissionEvent(extension, action, permission, actor=actor)
-        try:
-            self.hooks.hook.symphony_permission_event(event=event)
-        except Exception:
-            log.exception("an observer of symphony_permission_event raised")
+        self._notify("symphony_permission_event", PermissionEvent(extension, action, permission, actor=actor))
+
+    def _notify(self, hook: str, event: object) -> None:
+        """Call every observer of ``hook``; one that raises is logged and hides the event from no other."""
+        for observer in reversed(getattr(self.hooks.hook, hook).get_hookimpls()):
+            try:
+                observer.function(event=event)
+            except Exception:
+                log.exception("an observer of %s raised", hook)
 
     def _move(self, slot: _Slot, new: State, problem: Problem | None = None) -> None:
         old = slot.state
@@ -481,13 +500,7 @@ class Host:
             self.state.record("lifecycle", ext_id=slot.key, actor=self.actor, detail=detail)
         except SymphonyError as exc:
             log.error("cannot write the audit log: %s", exc)
-        event = LifecycleEvent(slot.record.id, old.value, new.value, reason)
-        # One observer at a time, in pluggy's order: one that raises must not hide the event from the rest.
-        for observer in reversed(self.hooks.hook.symphony_lifecycle_event.get_hookimpls()):
-            try:
-                observer.function(event=event)
-            except Exception:
-                log.exception("an observer of symphony_lifecycle_event raised")
+        self._notify("symphony_lifecycle_event", LifecycleEvent(slot.record.id, old.value, new.value, reason))
 
     def _fail(self, slot: _Slot, step: str, exc: BaseException) -> None:
         hint = exc.hint if isinstance(exc, SymphonyError) else None
@@ -526,30 +539,41 @@ class Host:
             f"'{slot.record.distribution}', or stop loading it with `symphony disable {slot.key}`",
         ) from value
 
-    def _await(self, result: Awaitable[T] | T, budget: float | None) -> T:
-        """Run a coroutine result on the host's event loop (awaiting at most ``budget`` seconds)."""
+    def _await(self, slot: _Slot, result: Awaitable[T] | T, budget: float | None) -> T:
+        """Run a coroutine result on the extension's own event loop, awaiting at most ``budget`` seconds.
+
+        Each extension gets its own loop (and thread), so one that blocks its loop stalls nobody else.
+        """
         if not inspect.isawaitable(result):
             return result
 
         async def bounded() -> T:
             return await asyncio.wait_for(result, budget) if budget else await result
 
-        future = asyncio.run_coroutine_threadsafe(bounded(), self._event_loop())
+        future = asyncio.run_coroutine_threadsafe(bounded(), self._event_loop(slot))
         try:
-            return future.result()
-        except asyncio.TimeoutError:
+            return future.result(None if budget is None else budget + 1.0)
+        except (asyncio.TimeoutError, TimeoutError):
+            future.cancel()
             raise BudgetExceeded(
                 f"did not finish within {budget:g} s and was cancelled",
-                hint="fix the extension or raise the host's budget",
+                extension=slot.key,
+                hint="fix the extension (an async method must not block its event loop) or raise the budget",
             ) from None
 
-    def _event_loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None:
+    def _event_loop(self, slot: _Slot) -> asyncio.AbstractEventLoop:
+        with self._lock:  # not slot.lock: activate holds that while its worker thread gets here
+            if slot.loop is None:
                 loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="symphony-host-loop", daemon=True).start()
-                self._loop = loop
-            return self._loop
+                name = f"symphony-loop-{slot.key}"
+                threading.Thread(target=loop.run_forever, name=name, daemon=True).start()
+                slot.loop = loop
+            return slot.loop
+
+    def _stop_loop(self, slot: _Slot) -> None:
+        loop, slot.loop = slot.loop, None
+        if loop is not None:
+            loop.call_soon_threadsafe(loop.stop)
 
     def _config_model(self, slot: _Slot) -> type[Config] | None:
         from ._config import Config
