@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 READS_DATA = """
 [[permissions]]
@@ -225,3 +226,42 @@ def test_an_invalid_config_keeps_the_extension_inactive_and_names_the_source(
     host = hosts(home)
     host("start", ext_id)
     assert host("call", ext_id, "settings") == {"threshold": 0.3, "has_key": False}
+
+
+GUARDED = """
+from symphony_core import Extension
+
+
+class Ext(Extension):
+    def read(self, path):
+        with open(path) as handle:
+            return handle.read()
+
+    def data_dir(self):
+        return str(self.context.data_dir)
+"""
+
+
+def test_the_host_runs_extension_code_under_the_guard_and_audits_denials(
+    install, make, home, hosts, tmp_path
+):
+    ext_id = "acme.guarded"
+    install(make.extension(ext_id, code=GUARDED, manifest_text=make.manifest(ext_id, extra=READS_DATA)))
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not yours", encoding="utf-8")
+    host = hosts(home)
+    host("grant", ext_id)
+    host("start", ext_id)
+    data_dir = host("call", ext_id, "data_dir")
+    os.makedirs(data_dir, exist_ok=True)
+    with open(os.path.join(data_dir, "flights.csv"), "w", encoding="utf-8") as handle:
+        handle.write("origin,dest\nJFK,LAX\n")
+
+    assert host("call", ext_id, "read", os.path.join(data_dir, "flights.csv")).startswith("origin,dest")
+    refused = host.refuses("call", ext_id, "read", str(outside))
+
+    assert refused["error"] == "GuardDenied"
+    assert "fs.read" in refused["message"]
+    assert str(outside) in refused["message"]
+    assert "not a sandbox" in refused["message"]
+    assert ["permission_denied", {"permission": "fs.read", "resource": str(outside)}] in host("audit", ext_id)

@@ -87,6 +87,14 @@ class PermissionDenied(SymphonyError):
     """Raised when an extension touches a resource that was not granted to it."""
 
 
+class GuardDenied(PermissionDenied, PermissionError):
+    """Raised by the in-process guard when extension code uses a resource it was not granted.
+
+    It is also a ``PermissionError`` (EACCES), as the kernel's refusal is under the isolated tier, so code
+    that copes with an unreadable file (``except OSError``) behaves the same under both tiers.
+    """
+
+
 class ConsentRequired(PermissionDenied):
     """Raised when activating an extension whose requested permissions are not all granted."""
 

@@ -51,7 +51,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ._errors import PermissionDenied
+from ._errors import GuardDenied
 from ._home import Home
 from ._hooks import PermissionEvent
 from ._permissions import Permission
@@ -70,14 +70,6 @@ _SHELL = "/bin/sh"
 _GLOBS = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
 _REASON = "TODO: say why"
 _NOT_A_SANDBOX = "the in-process guard is not a sandbox: it checks only what Python reports"
-
-
-class GuardDenied(PermissionDenied, PermissionError):
-    """Raised by the guard when an extension uses a resource it was not granted.
-
-    It is also a ``PermissionError`` (EACCES), as the kernel's refusal is under the isolated tier, so code
-    that copes with an unreadable file (``except OSError``) behaves the same under both tiers.
-    """
 
 
 @dataclass(frozen=True, eq=False, kw_only=True)

@@ -13,6 +13,7 @@ import logging
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -40,6 +41,7 @@ from ._state import HostState
 if TYPE_CHECKING:  # imported on first use: they build pydantic models, which listing never needs
     from ._config import Config, Resolved
     from ._grants import Consent
+    from ._guard import Policy
 
 T = TypeVar("T")
 log = logging.getLogger("symphony.host")
@@ -98,6 +100,7 @@ class _Slot:
     instance: Extension | None = None
     config: Any = None
     loop: asyncio.AbstractEventLoop | None = None
+    guard: Policy | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -112,6 +115,7 @@ class Host:
         import_budget: float = DEFAULT_IMPORT_BUDGET,
         activate_budget: float = DEFAULT_ACTIVATE_BUDGET,
         call_budget: float | None = None,
+        guard: bool = True,
         actor: str = "host",
         policy: str | Path | None = None,
     ) -> None:
@@ -121,6 +125,7 @@ class Host:
         self.import_budget = import_budget
         self.activate_budget = activate_budget
         self.call_budget = call_budget
+        self.guard = guard
         self.actor = actor
         self.hooks = pluggy.PluginManager(PROJECT)
         self.hooks.add_hookspecs(HostHooks)
@@ -206,6 +211,7 @@ class Host:
             chosen = [p for p in consent.granted.permissions if str(p["type"]) not in kinds] + chosen
         who = actor or self.actor
         self.state.grant(slot.key, slot.record.distribution_version, chosen, actor=who)
+        slot.guard = None
         for permission in chosen:
             self._permission_event(slot.key, "granted", str(permission["type"]), who)
         return self.consent(extension)
@@ -217,6 +223,7 @@ class Host:
             self.deactivate(extension)
         who = actor or self.actor
         self.state.revoke(slot.key, actor=who)
+        slot.guard = None
         self._permission_event(slot.key, "revoked", "*", who)
 
     # Running
@@ -241,6 +248,7 @@ class Host:
                 self._move(slot, State.VALIDATED)
             self._expect(slot, State.VALIDATED, "load")
             self._expect_enabled(slot, extension)
+            slot.guard = None  # rebuilt from the grants as they are now
             try:
                 target = self._within(self.import_budget, "import", slot, lambda: _import_target(slot.record))
             except SymphonyError as exc:
@@ -340,7 +348,9 @@ class Host:
         if not callable(function):
             raise LifecycleError(f"has no method '{method}'", extension=extension)
         try:
-            return self._await(slot, function(*args, **kwargs), self.call_budget)
+            with self._guarded(slot):
+                result = function(*args, **kwargs)
+            return self._await(slot, result, self.call_budget)
         except SymphonyError:
             raise
         except Exception as exc:
@@ -474,6 +484,34 @@ class Host:
             )
             permissions = [dict(permission) for permission in consent.requested]
             self.state.grant(slot.key, consent.version, permissions, actor=source)
+        slot.guard = None  # rebuilt from the grant that now holds
+
+    def _guarded(self, slot: _Slot) -> AbstractContextManager[None]:
+        """Run the enclosed extension code under the in-process guard (which is not a sandbox)."""
+        if not self.guard:
+            return nullcontext()
+        from ._guard import acting_as
+
+        if slot.guard is None:
+            slot.guard = self._policy(slot)
+        return acting_as(slot.guard)
+
+    def _policy(self, slot: _Slot) -> Policy:
+        from pydantic import TypeAdapter
+
+        from ._guard import Policy
+        from ._permissions import Permission
+
+        grant = self.state.granted(slot.key, slot.record.distribution_version)
+        listed = [] if grant is None else grant.permissions
+        permissions = TypeAdapter(tuple[Permission, ...]).validate_python(listed)
+
+        def on_event(event: PermissionEvent) -> None:
+            detail = {"permission": event.permission, "resource": event.resource}
+            self.state.record("permission_denied", ext_id=slot.key, actor="guard", detail=detail)
+            self._notify("symphony_permission_event", event)
+
+        return Policy.for_extension(slot.key, permissions, self.home, on_event=on_event)
 
     def _permission_event(self, extension: str, action: str, permission: str, actor: str) -> None:
         self._notify("symphony_permission_event", PermissionEvent(extension, action, permission, actor=actor))
@@ -514,7 +552,8 @@ class Host:
 
         def runner() -> None:
             try:
-                outcome.append((True, work()))
+                with self._guarded(slot):
+                    outcome.append((True, work()))
             except BaseException as exc:  # noqa: BLE001 - SystemExit from an extension must not end the host
                 outcome.append((False, exc))
 
@@ -548,7 +587,8 @@ class Host:
             return result
 
         async def bounded() -> T:
-            return await asyncio.wait_for(result, budget) if budget else await result
+            with self._guarded(slot):
+                return await asyncio.wait_for(result, budget) if budget else await result
 
         future = asyncio.run_coroutine_threadsafe(bounded(), self._event_loop(slot))
         try:
