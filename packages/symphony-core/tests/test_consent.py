@@ -265,3 +265,31 @@ def test_the_host_runs_extension_code_under_the_guard_and_audits_denials(
     assert str(outside) in refused["message"]
     assert "not a sandbox" in refused["message"]
     assert ["permission_denied", {"permission": "fs.read", "resource": str(outside)}] in host("audit", ext_id)
+
+
+LEARNER = """
+from symphony_core import Extension
+
+
+class Ext(Extension):
+    def activate(self, context):
+        super().activate(context)
+        (context.data_dir / "model.bin").write_bytes(b"weights")
+
+    def warm_up(self):
+        return (self.context.data_dir / "model.bin").read_bytes().decode()
+"""
+
+
+def test_learning_mode_proposes_the_permissions_an_extension_uses(install, make, home, venv):
+    install(make.extension("acme.learner", code=LEARNER))
+
+    result = venv.symphony(home, "learn", "acme.learner", "--call", "warm_up", "--json")
+
+    assert result.returncode == 0, result.stderr
+    proposal = {item["type"]: item for item in json.loads(result.stdout)}
+    assert proposal["fs.read"]["paths"] == ["{data}"]
+    assert proposal["fs.write"]["paths"] == ["{data}"]
+    readable = venv.symphony(home, "learn", "acme.learner").stdout
+    assert "[[permissions]]" in readable
+    assert 'type = "fs.write"' in readable

@@ -261,6 +261,36 @@ def revoke(ctx: click.Context, extension: str) -> None:
     Console().print(f"revoked every grant of {extension}")
 
 
+@main.command()
+@click.argument("extension")
+@click.option(
+    "--call", "calls", multiple=True, metavar="METHOD", help="Also call this method (no arguments)."
+)
+@json_option
+@click.pass_context
+def learn(ctx: click.Context, extension: str, calls: tuple[str, ...], as_json: bool) -> None:
+    """Run an extension allowing everything, and propose the permissions its manifest should request.
+
+    The extension is activated (and each --call method called) while the guard records the files,
+    connections and programs it uses. Only what Python reports is seen: native code (polars,
+    onnxruntime, ctypes) is not, so review the proposal. Consent is not asked: use this on your own
+    extension, on your own machine.
+
+    \b
+    Example:
+      symphony learn acme.digits --call warm_up >> src/acme_digits/symphony.toml
+    """
+    with _host(ctx) as host, host.learning(extension) as recorder:
+        host.start(extension)
+        for method in calls:
+            host.call(extension, method)
+        host.deactivate(extension)
+    if as_json:
+        _print_json(recorder.proposal())
+        return
+    click.echo(recorder.toml())
+
+
 @main.group()
 def config() -> None:
     """Show, set and describe an extension's config.

@@ -11,7 +11,11 @@ from typing import Any, ClassVar
 
 @dataclass(frozen=True, slots=True)
 class Context:
-    """What the host gives an extension when activating it: who it is, its config and its own folders."""
+    """What the host gives an extension when activating it: who it is, its config and its own folders.
+
+    ``data_dir`` and ``cache_dir`` exist when ``activate`` is called; they are ``{data}`` and ``{cache}``
+    in permissions.
+    """
 
     id: str
     version: str

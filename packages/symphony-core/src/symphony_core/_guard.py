@@ -277,9 +277,12 @@ def acting_as(policy: Policy | None) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def learn(policy: Policy) -> Iterator[Recorder]:
-    """Run the body under ``policy``'s extension identity, allowing everything and recording what it uses."""
-    recorder = Recorder(policy)
+def learn(policy: Policy, recorder: Recorder | None = None) -> Iterator[Recorder]:
+    """Run the body under ``policy``'s extension identity, allowing everything and recording what it uses.
+
+    Pass the ``recorder`` of an earlier ``learn`` to go on recording into it.
+    """
+    recorder = recorder or Recorder(policy)
     with _activate((policy, recorder)):
         yield recorder
 

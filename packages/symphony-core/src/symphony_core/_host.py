@@ -12,8 +12,8 @@ import inspect
 import logging
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -41,7 +41,7 @@ from ._state import HostState
 if TYPE_CHECKING:  # imported on first use: they build pydantic models, which listing never needs
     from ._config import Config, Resolved
     from ._grants import Consent
-    from ._guard import Policy
+    from ._guard import Policy, Recorder
 
 T = TypeVar("T")
 log = logging.getLogger("symphony.host")
@@ -101,6 +101,7 @@ class _Slot:
     config: Any = None
     loop: asyncio.AbstractEventLoop | None = None
     guard: Policy | None = None
+    recorder: Recorder | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -226,6 +227,22 @@ class Host:
         slot.guard = None
         self._permission_event(slot.key, "revoked", "*", who)
 
+    @contextmanager
+    def learning(self, extension: str) -> Iterator[Recorder]:
+        """Run the extension allowing everything, recording what it touches, to propose its permissions.
+
+        For authors on their own machine: consent is not asked while learning. What is recorded is only
+        what Python's audit hooks report (native code is not seen), so review the proposal.
+        """
+        from ._guard import Policy, Recorder
+
+        slot = self._slot(extension)
+        slot.recorder = Recorder(Policy.for_extension(slot.key, (), self.home))
+        try:
+            yield slot.recorder
+        finally:
+            slot.recorder = None
+
     # Running
 
     def start(self, extension: str) -> Extension:
@@ -310,7 +327,8 @@ class Host:
             self._expect(slot, State.CONFIGURED, "activate")
             self._expect_enabled(slot, extension)  # disabled after it was loaded: it must not run again
             assert slot.target is not None
-            self._settle_consent(slot)
+            if slot.recorder is None:
+                self._settle_consent(slot)
             record = slot.record
             context = Context(
                 id=record.id,
@@ -320,6 +338,8 @@ class Host:
                 cache_dir=self.home.extension_cache_dir(record.id),
                 logger=logging.getLogger(f"symphony.ext.{record.id}"),
             )
+            for folder in (context.data_dir, context.cache_dir):  # the extension's own, made by the host
+                folder.mkdir(parents=True, exist_ok=True)
             target = slot.target
 
             def run() -> Extension:
@@ -486,12 +506,14 @@ class Host:
             self.state.grant(slot.key, consent.version, permissions, actor=source)
         slot.guard = None  # rebuilt from the grant that now holds
 
-    def _guarded(self, slot: _Slot) -> AbstractContextManager[None]:
+    def _guarded(self, slot: _Slot) -> AbstractContextManager[object]:
         """Run the enclosed extension code under the in-process guard (which is not a sandbox)."""
+        from ._guard import acting_as, learn
+
+        if slot.recorder is not None:
+            return learn(slot.recorder.policy, slot.recorder)
         if not self.guard:
             return nullcontext()
-        from ._guard import acting_as
-
         if slot.guard is None:
             slot.guard = self._policy(slot)
         return acting_as(slot.guard)
