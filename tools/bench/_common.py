@@ -1,0 +1,246 @@
+"""The harness the benchmarks share: options, fresh-process runs, statistics, tables, budgets, fake sites.
+
+A benchmark measures each figure beside its baseline in the same run, prints the ratio, and never fails
+because the machine is slow: a budget only turns into a non-zero exit status when ``--check`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import sysconfig
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+def options(description: str) -> argparse.ArgumentParser:
+    """The options every benchmark takes; a benchmark may add its own."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help="fewer sizes and repetitions (under a minute)")
+    parser.add_argument("--json", metavar="FILE", type=Path, help="also write every printed figure to FILE")
+    parser.add_argument("--check", action="store_true", help="exit with status 1 when a budget is violated")
+    parser.add_argument(
+        "--repeat", type=int, help="fresh processes per figure (each benchmark has its defaults)"
+    )
+    parser.add_argument(
+        "--no-bytecode",
+        action="store_true",
+        help="let children compile every module from source, as PYTHONDONTWRITEBYTECODE=1 without compiled"
+        " installs does (default: children share a private bytecode cache, like an install that compiles)",
+    )
+    return parser
+
+
+def child_environment(root: Path, *, bytecode: bool) -> dict[str, str]:
+    """The environment of measured children.
+
+    Installers usually compile bytecode; an environment with ``PYTHONDONTWRITEBYTECODE=1`` and installs
+    that did not (uv's default) compiles every module on every start, which would swamp import figures.
+    Children therefore cache bytecode under ``root`` unless ``bytecode`` is false.
+    """
+    env = dict(os.environ)
+    if bytecode:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(root / "pycache")
+    return env
+
+
+@dataclass(frozen=True)
+class Stat:
+    """The samples of one figure, in milliseconds."""
+
+    samples: tuple[float, ...]
+
+    @classmethod
+    def of_ns(cls, samples_ns: Iterable[int]) -> Stat:
+        return cls(tuple(ns / 1e6 for ns in samples_ns))
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.samples)
+
+    @property
+    def min(self) -> float:
+        return min(self.samples)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "median_ms": self.median,
+            "min_ms": self.min,
+            "n": len(self.samples),
+            "samples_ms": self.samples,
+        }
+
+    def __str__(self) -> str:
+        return f"{_ms(self.median)} (min {_ms(self.min)})"
+
+
+def _ms(value: float) -> str:
+    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+
+
+def ratio(value: Stat | float, baseline: Stat | float) -> str:
+    """``value / baseline`` of the medians, printed as ``0.42x``."""
+    a = value.median if isinstance(value, Stat) else value
+    b = baseline.median if isinstance(baseline, Stat) else baseline
+    return f"{a / b:.2f}x" if b else "n/a"
+
+
+@dataclass
+class Report:
+    """Collects tables, figures and budget verdicts; prints as it goes and writes ``--json`` at the end."""
+
+    benchmark: str
+    args: argparse.Namespace
+    figures: dict[str, Any] = field(default_factory=dict)
+    budgets: list[dict[str, Any]] = field(default_factory=list)
+    tables: list[dict[str, Any]] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def figure(self, key: str, value: Any) -> None:
+        """Keep a figure for the JSON output."""
+        self.figures[key] = value.as_json() if isinstance(value, Stat) else value
+
+    def table(self, title: str, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+        """Print an aligned table and keep it for the JSON output."""
+        cells = [[str(cell) for cell in header]] + [[str(cell) for cell in row] for row in rows]
+        widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+        print(f"\n{title}")
+        for n, row in enumerate(cells):
+            print("  " + "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
+            if n == 0:
+                print("  " + "  ".join("-" * width for width in widths))
+        self.tables.append({"title": title, "header": cells[0], "rows": cells[1:]})
+
+    def note(self, text: str) -> None:
+        print(text)
+
+    def budget(self, name: str, value: float, limit: float, unit: str, *, ok: bool | None = None) -> None:
+        """Record a budget verdict: ``value`` must be at most ``limit`` unless ``ok`` says otherwise."""
+        passed = value <= limit if ok is None else ok
+        self.budgets.append({"budget": name, "value": value, "limit": limit, "unit": unit, "ok": passed})
+
+    def finish(self) -> int:
+        """Print the budget verdicts, write the JSON file, and return the exit status."""
+        elapsed = time.perf_counter() - self.started
+        rows = [
+            (
+                b["budget"],
+                f"{b['value']:.3f} {b['unit']}",
+                f"{b['limit']:g} {b['unit']}",
+                "ok" if b["ok"] else "OVER",
+            )
+            for b in self.budgets
+        ]
+        self.table("Budgets (DESIGN.md)", ("budget", "measured", "limit", "verdict"), rows)
+        print(f"\n{self.benchmark}: {'quick' if self.args.quick else 'full'} run in {elapsed:.1f} s")
+        violated = [b for b in self.budgets if not b["ok"]]
+        if self.args.json is not None:
+            document = {
+                "benchmark": self.benchmark,
+                "mode": "quick" if self.args.quick else "full",
+                "python": sys.version,
+                "platform": sys.platform,
+                "cpus": os.cpu_count(),
+                "elapsed_s": elapsed,
+                "figures": self.figures,
+                "tables": self.tables,
+                "budgets": self.budgets,
+            }
+            self.args.json.parent.mkdir(parents=True, exist_ok=True)
+            self.args.json.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+            print(f"figures written to {self.args.json}")
+        if violated and self.args.check:
+            print(f"{len(violated)} budget(s) violated", file=sys.stderr)
+            return 1
+        return 0
+
+
+def run_child(code: str, *args: str, env: dict[str, str] | None = None) -> Any:
+    """Run ``code`` in a fresh interpreter; it must print one JSON document as its last stdout line."""
+    command = [sys.executable, "-c", code, *args]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark child failed ({done.returncode}):\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def stdlib_path() -> list[str]:
+    """The interpreter's own library folders: what a site needs beside it to be a whole ``sys.path``."""
+    paths = sysconfig.get_paths()
+    folders = [paths["stdlib"], paths["platstdlib"], os.path.join(paths["platstdlib"], "lib-dynload")]
+    zipped = os.path.join(sys.base_prefix, "lib", f"python{sys.version_info[0]}{sys.version_info[1]}.zip")
+    return list(dict.fromkeys([zipped, *folders]))
+
+
+def write_distribution(
+    site: Path,
+    name: str,
+    version: str,
+    *,
+    files: dict[str, str],
+    entry_points: dict[str, dict[str, str]],
+    requires: Sequence[str] = (),
+    requires_python: str = ">=3.10",
+) -> None:
+    """Install a distribution into ``site`` the way an installer lays out a wheel: files + dist-info."""
+    normalized = name.replace("-", "_")
+    info = f"{normalized}-{version}.dist-info"
+    metadata = [
+        "Metadata-Version: 2.1",
+        f"Name: {name}",
+        f"Version: {version}",
+        f"Summary: {name}, generated for a Symphony benchmark",
+        f"Requires-Python: {requires_python}",
+        *(f"Requires-Dist: {requirement}" for requirement in requires),
+    ]
+    sections = []
+    for group, points in entry_points.items():
+        sections.append(f"[{group}]\n" + "".join(f"{ep} = {value}\n" for ep, value in points.items()))
+    content = {
+        **files,
+        f"{info}/METADATA": "\n".join(metadata) + "\n\n",
+        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: symphony-bench\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        f"{info}/INSTALLER": "uv\n",
+    }
+    if sections:
+        content[f"{info}/entry_points.txt"] = "\n".join(sections)
+    record = []
+    for relative, text in content.items():
+        target = site / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = text.encode()
+        target.write_bytes(data)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{relative},sha256={digest},{len(data)}")
+    record.append(f"{info}/RECORD,,")
+    (site / info / "RECORD").write_text("\n".join(record) + "\n", encoding="utf-8")
+
+
+def write_symphony_packages(site: Path) -> None:
+    """Metadata of the operator kit and the core, so compatibility checks have something to check."""
+    write_distribution(
+        site,
+        "symphony-operators",
+        "0.1.0",
+        files={},
+        entry_points={},
+        requires=("polars>=1.0", "symphony-sdk-core>=0.1,<0.2"),
+    )
+    write_distribution(
+        site,
+        "symphony-sdk-core",
+        "0.1.0",
+        files={},
+        entry_points={"console_scripts": {"symphony": "symphony_core._cli:main"}},
+        requires=("msgspec>=0.18", "pydantic>=2.7"),
+    )
