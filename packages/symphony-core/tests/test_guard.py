@@ -22,7 +22,7 @@ import pytest
 from pydantic import TypeAdapter
 
 from symphony_core._errors import PermissionDenied
-from symphony_core._guard import Policy, acting_as, learn
+from symphony_core._guard import Policy, acting_as, check_access, learn
 from symphony_core._home import Home
 from symphony_core._hooks import PermissionEvent
 from symphony_core._permissions import FileRead, FileWrite, NetConnect, NetListen, Permission, Subprocess
@@ -437,3 +437,22 @@ def test_native_code_bypasses_the_guard_polars(folders: Path) -> None:
     assert frame.to_dicts() == [{"a": 1, "b": 2}], (
         "polars no longer bypasses the guard: update _guard.py's docs"
     )
+
+
+def test_check_access_holds_grants_for_paths_handed_to_native_code(folders: Path) -> None:
+    policy = policy_for(folders, FileRead(paths=("{data}/*.csv",), reason="read the inputs"))
+    link = folders / "data" / "escape.csv"
+    link.symlink_to(folders / "secret.txt")
+
+    check_access("fs.read", folders / "secret.txt")  # no extension code running: the host may do anything
+    with acting_as(policy):
+        check_access("fs.read", folders / "data" / "input.csv")
+        with pytest.raises(PermissionDenied, match="fs.read"):
+            check_access("fs.read", folders / "secret.txt")
+        with pytest.raises(PermissionDenied, match="secret.txt"):
+            check_access("fs.read", link)
+        with pytest.raises(PermissionDenied, match="fs.write"):
+            check_access("fs.write", folders / "data" / "input.csv")
+    with learn(policy) as recorder:
+        check_access("fs.write", folders / "data" / "out.parquet")
+    assert ("fs.write", str(folders / "data" / "out.parquet")) in recorder.accesses

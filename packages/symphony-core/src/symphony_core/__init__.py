@@ -22,6 +22,7 @@ from ._errors import (
     EntryPointError,
     ExtensionFailed,
     ExtensionNotFound,
+    GuardDenied,
     LifecycleError,
     ManifestError,
     PermissionDenied,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from ._config import Config, Resolved, config_schema, env_prefix, public_dump
     from ._discovery import Catalog, Problem, Record, discover
     from ._extension import Context, Extension
+    from ._guard import check_access
     from ._hooks import LifecycleEvent, PermissionEvent, hookimpl
     from ._host import ExtensionInfo, Host
     from ._lifecycle import State
@@ -52,6 +54,7 @@ _LAZY = {
     "Record": "._discovery",
     "discover": "._discovery",
     "Context": "._extension",
+    "check_access": "._guard",
     "Extension": "._extension",
     "LifecycleEvent": "._hooks",
     "PermissionEvent": "._hooks",
@@ -89,6 +92,7 @@ __all__ = [
     "FileRead",
     "FileWrite",
     "Gpu",
+    "GuardDenied",
     "Host",
     "LifecycleError",
     "LifecycleEvent",
@@ -107,6 +111,7 @@ __all__ = [
     "Subprocess",
     "SymphonyError",
     "__version__",
+    "check_access",
     "config_schema",
     "discover",
     "env_prefix",

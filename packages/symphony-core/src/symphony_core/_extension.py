@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,6 +19,7 @@ class Context:
 
     id: str
     version: str
+    manifest: Mapping[str, Any]
     config: Any
     data_dir: Path
     cache_dir: Path

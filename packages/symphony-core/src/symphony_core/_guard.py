@@ -298,6 +298,29 @@ def _activate(active: tuple[Policy, Recorder | None] | None) -> Iterator[None]:
         _ACTIVE.reset(token)
 
 
+def check_access(kind: str, path: str | os.PathLike[str]) -> None:
+    """Refuse (``GuardDenied``) unless the extension whose code is running may use ``path`` as ``kind``.
+
+    ``kind`` is ``fs.read`` or ``fs.write``. The public packages call this before handing a path to
+    native code the audit hooks cannot see (a polars scan, an onnxruntime model load), so grants hold
+    for those paths too. Symlinks are resolved first. Outside extension code it allows everything; in
+    learning mode it records the use.
+    """
+    active = _ACTIVE.get()
+    if active is None:
+        return
+    policy, recorder = active
+    resource = os.path.realpath(os.fspath(path))
+    token = _ACTIVE.set(None)
+    try:
+        if recorder is not None:
+            recorder._see(kind, resource)
+        elif not policy._allows(kind, resource):
+            policy._deny(kind, resource)
+    finally:
+        _ACTIVE.reset(token)
+
+
 def _audit(event: str, args: tuple[Any, ...]) -> None:
     active = _ACTIVE.get()
     if active is None:

@@ -13,6 +13,7 @@ import logging
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -333,6 +334,7 @@ class Host:
             context = Context(
                 id=record.id,
                 version=record.distribution_version,
+                manifest=record.manifest or {},
                 config=slot.config,
                 data_dir=self.home.data_dir(record.id),
                 cache_dir=self.home.extension_cache_dir(record.id),
@@ -361,12 +363,7 @@ class Host:
         cut off after the host's ``call_budget`` when one is set.
         """
         slot = self._slot(extension)
-        instance = self._running(slot)
-        if method.startswith("_") or method in ("activate", "deactivate"):
-            raise LifecycleError(f"'{method}' is not a callable method of the extension", extension=extension)
-        function = getattr(instance, method, None)
-        if not callable(function):
-            raise LifecycleError(f"has no method '{method}'", extension=extension)
+        function = self._method(slot, method)
         try:
             with self._guarded(slot):
                 result = function(*args, **kwargs)
@@ -375,8 +372,38 @@ class Host:
             raise
         except Exception as exc:
             raise ExtensionFailed(
-                f"'{method}' raised {type(exc).__name__}: {exc}", extension=extension
+                f"'{method}' raised {type(exc).__name__}: {exc}", extension=slot.key
             ) from exc
+
+    async def acall(self, extension: str, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        """`call` for hosts that are themselves async: awaits without blocking the caller's event loop."""
+        slot = self._slot(extension)
+        function = self._method(slot, method)
+        try:
+            with self._guarded(slot):
+                result = function(*args, **kwargs)
+            if not inspect.isawaitable(result):
+                return result
+            future = self._submit(slot, result, self.call_budget)
+            try:
+                return await asyncio.wrap_future(future)
+            except (asyncio.TimeoutError, TimeoutError):
+                raise self._overran(slot, self.call_budget) from None
+        except SymphonyError:
+            raise
+        except Exception as exc:
+            raise ExtensionFailed(
+                f"'{method}' raised {type(exc).__name__}: {exc}", extension=slot.key
+            ) from exc
+
+    def _method(self, slot: _Slot, method: str) -> Callable[..., Any]:
+        instance = self._running(slot)
+        if method.startswith("_") or method in ("activate", "deactivate"):
+            raise LifecycleError(f"'{method}' is not a callable method of the extension", extension=slot.key)
+        function = getattr(instance, method, None)
+        if not callable(function):
+            raise LifecycleError(f"has no method '{method}'", extension=slot.key)
+        return function  # type: ignore[no-any-return]
 
     def deactivate(self, extension: str) -> None:
         """Run the extension's ``deactivate``; a failure there is reported, the extension still stops."""
@@ -607,21 +634,28 @@ class Host:
         """
         if not inspect.isawaitable(result):
             return result
+        future: Future[T] = self._submit(slot, result, budget)
+        try:
+            return future.result(None if budget is None else budget + 1.0)
+        except (asyncio.TimeoutError, TimeoutError):
+            future.cancel()
+            raise self._overran(slot, budget) from None
+
+    def _submit(self, slot: _Slot, result: Awaitable[T], budget: float | None) -> Future[T]:
+        """Start a coroutine on the extension's own loop, under its identity, bounded by ``budget``."""
 
         async def bounded() -> T:
             with self._guarded(slot):
                 return await asyncio.wait_for(result, budget) if budget else await result
 
-        future = asyncio.run_coroutine_threadsafe(bounded(), self._event_loop(slot))
-        try:
-            return future.result(None if budget is None else budget + 1.0)
-        except (asyncio.TimeoutError, TimeoutError):
-            future.cancel()
-            raise BudgetExceeded(
-                f"did not finish within {budget:g} s and was cancelled",
-                extension=slot.key,
-                hint="fix the extension (an async method must not block its event loop) or raise the budget",
-            ) from None
+        return asyncio.run_coroutine_threadsafe(bounded(), self._event_loop(slot))
+
+    def _overran(self, slot: _Slot, budget: float | None) -> BudgetExceeded:
+        return BudgetExceeded(
+            f"did not finish within {budget:g} s and was cancelled",
+            extension=slot.key,
+            hint="fix the extension (an async method must not block its event loop) or raise the budget",
+        )
 
     def _event_loop(self, slot: _Slot) -> asyncio.AbstractEventLoop:
         with self._lock:  # not slot.lock: activate holds that while its worker thread gets here
