@@ -173,9 +173,10 @@ def test_an_observer_sees_every_lifecycle_transition(install, make, home, hosts)
     ]
     (failure,) = [event for event in events if event[2] == "failed"]
     assert failure[3] == "activate raised RuntimeError: cannot open the database"
-    # The host's own audit log agrees with what the observer saw.
+    # The host's own audit log agrees with what the observer saw from loading on (what discovery
+    # concludes is worked out again on every start, so it is not audited).
     audited = [(d["from"], d["to"]) for event, d in host("audit", "acme.watched") if event == "lifecycle"]
-    assert audited == transitions(events, "acme.watched")
+    assert audited == transitions(events, "acme.watched")[1:]
 
 
 def test_an_observer_that_raises_does_not_break_the_host(install, make, home, hosts):

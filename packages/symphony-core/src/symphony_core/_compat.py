@@ -7,11 +7,10 @@ from collections import defaultdict
 
 from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from ._discovery import Catalog, Problem, Record
-from ._kinds import CORE_DISTRIBUTION, KINDS, canonical_id
+from ._discovery import Catalog, Problem, Record, record_key
+from ._kinds import CORE_DISTRIBUTION, KINDS, canonical_id, canonical_name
 
 
 def check_compat(catalog: Catalog, *, python_version: str | None = None) -> dict[str, Problem]:
@@ -30,16 +29,12 @@ def check_compat(catalog: Catalog, *, python_version: str | None = None) -> dict
     return problems
 
 
-def record_key(record: Record) -> str:
-    """The key that tells apart two records claiming the same id."""
-    return f"{record.distribution}:{record.id}"
-
-
 def _check_record(record: Record, catalog: Catalog, python: Version) -> Problem | None:
-    assert record.manifest is not None
+    manifest = record.manifest
+    assert manifest is not None
     for source, spec in (
         (f"distribution '{record.distribution}'", record.requires_python),
-        ("manifest", record.manifest.get("requires-python")),
+        ("manifest", manifest.get("requires-python")),
     ):
         if isinstance(spec, str) and not _admits(spec, python):
             return Problem(
@@ -47,8 +42,8 @@ def _check_record(record: Record, catalog: Catalog, python: Version) -> Problem 
                 f"needs Python {spec} (from its {source}), this is Python {python}",
                 "run the host on a Python the extension supports, or install a release of it that supports this one",
             )
-    target = Requirement(str(record.manifest["targets"]))
-    package = canonicalize_name(target.name)
+    target = Requirement(str(manifest["targets"]))
+    package = canonical_name(target.name)
     installed = catalog.packages.get(package)
     if installed is None:
         return Problem(
@@ -71,7 +66,7 @@ def _check_core(package: str, catalog: Catalog) -> Problem | None:
     core = catalog.packages.get(CORE_DISTRIBUTION)
     for line in catalog.package_requires.get(package, ()):
         requirement = Requirement(line)
-        if canonicalize_name(requirement.name) != CORE_DISTRIBUTION or requirement.marker is not None:
+        if canonical_name(requirement.name) != CORE_DISTRIBUTION or requirement.marker is not None:
             continue
         if core is None or not requirement.specifier.contains(core, prereleases=True):
             found = f"{CORE_DISTRIBUTION} {core}" if core else f"no {CORE_DISTRIBUTION}"

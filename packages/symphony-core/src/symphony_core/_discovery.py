@@ -2,12 +2,14 @@
 
 A cold scan lists the distributions on ``sys.path`` itself rather than through
 ``importlib.metadata.entry_points()``: it reads each ``entry_points.txt`` once and parses only those
-that mention a Symphony group, so even a cold scan costs less than the standard library's. Metadata of
-the few distributions that matter is then read through ``importlib_metadata``.
+that mention a Symphony group; for a distribution that is no extension that costs less than the
+standard library's scan. An extension costs more: its manifest is read, validated and checked for
+compatibility (the results go into the index, so a warm discovery redoes none of it).
 
 The result is cached in an index keyed by the interpreter and ``sys.path``. The index is valid while
 every ``sys.path`` folder keeps its modification time (installing, upgrading or removing a distribution
-changes it) and every manifest file keeps its own (an author editing an editable install).
+changes it) and every manifest outside its distribution's folder keeps its own (an author editing an
+editable install). Manifests stay encoded in the index until someone asks for one.
 """
 
 from __future__ import annotations
@@ -19,14 +21,14 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
-from packaging.utils import canonicalize_name
 
 from ._errors import EntryPointError, ManifestError
-from ._kinds import CORE_DISTRIBUTION, KIND_BY_GROUP, KINDS, MANIFEST_FILE
+from ._kinds import CORE_DISTRIBUTION, KIND_BY_GROUP, KINDS, MANIFEST_FILE, canonical_name
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2
 _WATCHED = frozenset({CORE_DISTRIBUTION, *(kind.package for kind in KINDS.values())})
 
 
@@ -39,7 +41,7 @@ class Problem(msgspec.Struct, frozen=True):
 
 
 class Record(msgspec.Struct, frozen=True):
-    """One extension found through its entry point; ``manifest`` is the validated manifest data."""
+    """One extension found through its entry point, with its problem if it cannot be used here."""
 
     id: str
     kind: str
@@ -49,8 +51,19 @@ class Record(msgspec.Struct, frozen=True):
     distribution_version: str
     requires_python: str | None
     manifest_file: str | None
-    manifest: dict[str, object] | None
+    manifest_data: msgspec.Raw
     problem: Problem | None = None
+
+    @property
+    def manifest(self) -> dict[str, Any] | None:
+        """The validated manifest as JSON-ready data (decoded from the index on each access)."""
+        data: dict[str, Any] | None = msgspec.msgpack.decode(self.manifest_data)
+        return data
+
+
+def record_key(record: Record) -> str:
+    """The key that tells apart two records claiming the same id."""
+    return f"{record.distribution}:{record.id}"
 
 
 class Catalog(msgspec.Struct, frozen=True):
@@ -101,6 +114,8 @@ def _scan(path: Sequence[str]) -> tuple[Catalog, tuple[_Stamp, ...]]:
     """The catalog, and each manifest's stamp taken before it was read (so an edit during the scan shows)."""
     import importlib_metadata
 
+    from ._compat import check_compat
+
     stamps: list[_Stamp] = []
     records: list[Record] = []
     packages: dict[str, str] = {}
@@ -116,12 +131,25 @@ def _scan(path: Sequence[str]) -> tuple[Catalog, tuple[_Stamp, ...]]:
             continue
         if "[symphony." not in text:
             continue
-        dist = importlib_metadata.PathDistribution(info)
-        requires_python = dist.metadata.get("Requires-Python")
+        requires_python = _requires_python(info)
         for group, ep_name, value in _symphony_entry_points(text):
-            records.append(_record(group, ep_name, value, name, version, requires_python, path, stamps))
+            found = _record(group, ep_name, value, name, version, requires_python, path)
+            manifest = found.record.manifest_file
+            # Stamped before reading (an edit during the scan shows). A manifest inside the folder that
+            # holds its distribution's metadata changes only with a reinstall, which that folder's own
+            # stamp sees, so only editable installs' manifests need stamps of their own.
+            if found.stamp is not None and manifest and not manifest.startswith(str(info.parent) + os.sep):
+                stamps.append(found.stamp)
+            records.append(found.record)
     catalog = Catalog(records=tuple(records), packages=packages, package_requires=package_requires)
-    return catalog, tuple(stamps)
+    problems = check_compat(catalog)
+    checked = tuple(
+        msgspec.structs.replace(record, problem=problems[record_key(record)])
+        if record.problem is None and record_key(record) in problems
+        else record
+        for record in catalog.records
+    )
+    return msgspec.structs.replace(catalog, records=checked), tuple(stamps)
 
 
 def _distributions(path: Sequence[str]) -> Iterator[tuple[str, str, Path]]:
@@ -140,13 +168,29 @@ def _distributions(path: Sequence[str]) -> Iterator[tuple[str, str, Path]]:
             else:
                 continue
             raw_name, _, rest = stem.partition("-")
-            name = canonicalize_name(raw_name)
+            name = canonical_name(raw_name)
             if name in seen:
                 continue
             seen.add(name)
             info = Path(entry or ".", folder)
             version = rest.split("-", 1)[0] if rest else _version_from_metadata(info)
             yield name, version, info
+
+
+def _requires_python(info: Path) -> str | None:
+    """The Requires-Python header, read without parsing the whole metadata file."""
+    for name in ("METADATA", "PKG-INFO"):
+        try:
+            with open(info / name, encoding="utf-8") as metadata:
+                for line in metadata:
+                    if not line.strip():
+                        return None  # the headers end at the first blank line
+                    key, _, value = line.partition(":")
+                    if key.lower() == "requires-python":
+                        return value.strip() or None
+        except OSError:
+            continue
+    return None
 
 
 def _version_from_metadata(info: Path) -> str:
@@ -169,6 +213,11 @@ def _symphony_entry_points(text: str) -> Iterator[tuple[str, str, str]]:
             yield group, name.strip(), value.strip() if sep else ""
 
 
+class _Found(msgspec.Struct, frozen=True):
+    record: Record
+    stamp: _Stamp | None = None
+
+
 def _record(
     group: str,
     ep_name: str,
@@ -177,12 +226,12 @@ def _record(
     version: str,
     requires_python: str | None,
     path: Sequence[str],
-    stamps: list[_Stamp],
-) -> Record:
+) -> _Found:
     kind = KIND_BY_GROUP[group].name
+    stamp = None
 
-    def record(file: Path | None, manifest: dict[str, object] | None, problem: Problem | None) -> Record:
-        return Record(
+    def record(file: Path | None, manifest: dict[str, object] | None, problem: Problem | None) -> _Found:
+        found = Record(
             id=ep_name,
             kind=kind,
             group=group,
@@ -191,9 +240,10 @@ def _record(
             distribution_version=version,
             requires_python=requires_python,
             manifest_file=None if file is None else str(file),
-            manifest=manifest,
+            manifest_data=msgspec.Raw(msgspec.msgpack.encode(manifest)),
             problem=problem,
         )
+        return _Found(found, stamp)
 
     try:
         manifest_file = locate_manifest(ep_name, value, dist, path=None if path is sys.path else path)
@@ -202,8 +252,6 @@ def _record(
     from ._manifest import read_manifest
 
     stamp = _stamp(str(manifest_file))
-    if stamp is not None:
-        stamps.append(stamp)
     try:
         manifest = read_manifest(manifest_file, distribution_version=version)
     except ManifestError as exc:

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import ipaddress
 import json
 import os
@@ -49,12 +50,14 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from ._errors import GuardDenied
 from ._home import Home
 from ._hooks import PermissionEvent
-from ._permissions import Permission
+
+if TYPE_CHECKING:
+    from ._permissions import Permission
 
 Access = tuple[str, str]
 """One use of a resource: a permission kind (``fs.read``...) and the resource (path, ``host:port``...)."""
@@ -112,17 +115,11 @@ class Policy:
         for permission in self.permissions:
             if permission.type in _FIELDS:  # env and gpu grants cannot be checked here
                 found[permission.type] += getattr(permission, _FIELDS[permission.type])
-        interpreter = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix, *sys.path} - {""}
-        caches = [f"{folder}/**/__pycache__{tail}" for folder in interpreter for tail in ("", "/*")]
-        bytecode = [sys.pycache_prefix or "", "/dev/null"]
         variables = {"data": self.data, "cache": self.cache, "home": self.home}
         resolved = ((name, os.path.realpath(path)) for name, path in variables.items())
         object.__setattr__(self, "_variables", tuple(sorted(resolved, key=lambda item: -len(item[1]))))
         compiled = {
-            "_always": {
-                "fs.read": _compile([*interpreter, *bytecode, "/dev/urandom"]),
-                "fs.write": _compile([*caches, *bytecode]),
-            },
+            "_always": _interpreter_needs(tuple(sys.path), sys.pycache_prefix),
             "_granted": {kind: _compile(map(self._expand, found[kind])) for kind in ("fs.read", "fs.write")},
             "_hosts": {
                 kind: [_split(entry) for entry in found[kind]] for kind in ("net.connect", "net.listen")
@@ -420,6 +417,18 @@ _CHECKS: dict[str, Callable[[Policy, tuple[Any, ...]], list[Access]]] = {
     "os.spawn": partial(_on_program, 1),
     "os.system": lambda policy, args: [("subprocess", _SHELL)],
 }
+
+
+@functools.lru_cache(maxsize=4)
+def _interpreter_needs(path: tuple[str, ...], pycache_prefix: str | None) -> dict[str, re.Pattern[str]]:
+    """What the interpreter itself must read and write (imports, bytecode), the same for every extension."""
+    interpreter = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix, *path} - {""}
+    caches = [f"{folder}/**/__pycache__{tail}" for folder in interpreter for tail in ("", "/*")]
+    bytecode = [pycache_prefix or "", "/dev/null"]
+    return {
+        "fs.read": _compile([*interpreter, *bytecode, "/dev/urandom"]),
+        "fs.write": _compile([*caches, *bytecode]),
+    }
 
 
 def _compile(entries: Iterable[str]) -> re.Pattern[str]:

@@ -6,9 +6,7 @@ moves to ``failed`` with a reason; the host and every other extension go on.
 
 from __future__ import annotations
 
-import asyncio
 import importlib
-import inspect
 import logging
 import sys
 import threading
@@ -21,8 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
 
-from ._compat import check_compat, record_key
-from ._discovery import Catalog, Problem, Record, discover
+from ._discovery import Catalog, Problem, Record, discover, record_key
 from ._errors import (
     BudgetExceeded,
     ConfigError,
@@ -39,10 +36,13 @@ from ._kinds import canonical_id
 from ._lifecycle import State, can_move
 from ._state import HostState
 
-if TYPE_CHECKING:  # imported on first use: they build pydantic models, which listing never needs
+if TYPE_CHECKING:  # imported on first use: listing and starting most extensions need none of them
+    import asyncio
+
     from ._config import Config, Resolved
     from ._grants import Consent
     from ._guard import Policy, Recorder
+    from ._permissions import Permission
 
 T = TypeVar("T")
 log = logging.getLogger("symphony.host")
@@ -141,12 +141,11 @@ class Host:
     def discover(self, *, rescan: bool = False) -> list[ExtensionInfo]:
         """Find the installed extensions and validate each one, importing none of them."""
         catalog = discover(self.home.cache_dir, path=self.path, rescan=rescan)
-        problems = check_compat(catalog)
         with self._lock:
             self.catalog = catalog
             slots: dict[str, _Slot] = {}
             for record in catalog.records:
-                problem = record.problem or problems.get(record_key(record))
+                problem = record.problem
                 key = canonical_id(record.id)
                 key = key if key not in slots else record_key(record)
                 old = self._slots.get(key)
@@ -191,7 +190,8 @@ class Host:
 
         slot = self._slot(extension)
         record = slot.record
-        listed = None if record.manifest is None else record.manifest.get("permissions")
+        manifest = record.manifest
+        listed = None if manifest is None else manifest.get("permissions")
         requested: tuple[dict[str, Any], ...] = tuple(listed) if isinstance(listed, list) else ()
         return evaluate(
             self.state,
@@ -382,12 +382,14 @@ class Host:
         try:
             with self._guarded(slot):
                 result = function(*args, **kwargs)
-            if not inspect.isawaitable(result):
+            if not isinstance(result, Awaitable):
                 return result
+            from asyncio import wrap_future
+
             future = self._submit(slot, result, self.call_budget)
             try:
-                return await asyncio.wrap_future(future)
-            except (asyncio.TimeoutError, TimeoutError):
+                return await wrap_future(future)
+            except TimeoutError:
                 raise self._overran(slot, self.call_budget) from None
         except SymphonyError:
             raise
@@ -509,6 +511,9 @@ class Host:
 
     def _settle_consent(self, slot: _Slot) -> None:
         """Refuse to activate without consent; record a grant that carried over or came from policy."""
+        manifest = slot.record.manifest
+        if not (manifest and manifest.get("permissions")):
+            return  # asks for nothing: there is nothing to consent to (nor for a policy to deny)
         from ._grants import describe
 
         consent = self.consent(slot.key)
@@ -546,14 +551,16 @@ class Host:
         return acting_as(slot.guard)
 
     def _policy(self, slot: _Slot) -> Policy:
-        from pydantic import TypeAdapter
-
         from ._guard import Policy
-        from ._permissions import Permission
 
         grant = self.state.granted(slot.key, slot.record.distribution_version)
-        listed = [] if grant is None else grant.permissions
-        permissions = TypeAdapter(tuple[Permission, ...]).validate_python(listed)
+        permissions: tuple[Permission, ...] = ()
+        if grant is not None and grant.permissions:
+            from pydantic import TypeAdapter
+
+            from ._permissions import Permission
+
+            permissions = TypeAdapter(tuple[Permission, ...]).validate_python(grant.permissions)
 
         def on_event(event: PermissionEvent) -> None:
             detail = {"permission": event.permission, "resource": event.resource}
@@ -582,11 +589,14 @@ class Host:
         reason = None if problem is None else problem.message
         if new is State.FAILED:
             log.warning("extension %s failed: %s", slot.record.id, reason)
-        detail = {"from": old.value, "to": new.value, "reason": reason}
-        try:
-            self.state.record("lifecycle", ext_id=slot.key, actor=self.actor, detail=detail)
-        except SymphonyError as exc:
-            log.error("cannot write the audit log: %s", exc)
+        # What discovery concludes is worked out again by every host on every start and shown by
+        # `symphony list`; the audit log keeps what happened to an extension from loading on.
+        if old is not State.DISCOVERED:
+            detail = {"from": old.value, "to": new.value, "reason": reason}
+            try:
+                self.state.record("lifecycle", ext_id=slot.key, actor=self.actor, detail=detail)
+            except SymphonyError as exc:
+                log.error("cannot write the audit log: %s", exc)
         self._notify("symphony_lifecycle_event", LifecycleEvent(slot.record.id, old.value, new.value, reason))
 
     def _fail(self, slot: _Slot, step: str, exc: BaseException) -> None:
@@ -632,17 +642,19 @@ class Host:
 
         Each extension gets its own loop (and thread), so one that blocks its loop stalls nobody else.
         """
-        if not inspect.isawaitable(result):
+        if not isinstance(result, Awaitable):
             return result
         future: Future[T] = self._submit(slot, result, budget)
         try:
             return future.result(None if budget is None else budget + 1.0)
-        except (asyncio.TimeoutError, TimeoutError):
+        except TimeoutError:
             future.cancel()
             raise self._overran(slot, budget) from None
 
     def _submit(self, slot: _Slot, result: Awaitable[T], budget: float | None) -> Future[T]:
         """Start a coroutine on the extension's own loop, under its identity, bounded by ``budget``."""
+
+        import asyncio  # only hosts of async extensions pay for it
 
         async def bounded() -> T:
             with self._guarded(slot):
@@ -660,6 +672,8 @@ class Host:
     def _event_loop(self, slot: _Slot) -> asyncio.AbstractEventLoop:
         with self._lock:  # not slot.lock: activate holds that while its worker thread gets here
             if slot.loop is None:
+                import asyncio
+
                 loop = asyncio.new_event_loop()
                 name = f"symphony-loop-{slot.key}"
                 threading.Thread(target=loop.run_forever, name=name, daemon=True).start()
@@ -672,11 +686,12 @@ class Host:
             loop.call_soon_threadsafe(loop.stop)
 
     def _config_model(self, slot: _Slot) -> type[Config] | None:
-        from ._config import Config
-
-        reference = None if slot.record.manifest is None else slot.record.manifest.get("config")
+        manifest = slot.record.manifest
+        reference = None if manifest is None else manifest.get("config")
         if not isinstance(reference, str):
             return None
+        from ._config import Config
+
         model = _resolve(reference, slot.key)
         if not (isinstance(model, type) and issubclass(model, Config)):
             raise ConfigError(

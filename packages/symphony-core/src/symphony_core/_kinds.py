@@ -28,6 +28,11 @@ CORE_DISTRIBUTION = "symphony-sdk-core"
 MANIFEST_FILE = "symphony.toml"
 
 
+def canonical_name(name: str) -> str:
+    """A distribution name normalised as PEP 503 says (what ``packaging.utils.canonicalize_name`` does)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def canonical_id(extension: str) -> str:
     """An extension id compared the way PEP 503 compares names: case and runs of ``-``/``_`` do not count.
 
