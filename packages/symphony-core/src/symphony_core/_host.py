@@ -103,6 +103,7 @@ class _Slot:
     loop: asyncio.AbstractEventLoop | None = None
     guard: Policy | None = None
     recorder: Recorder | None = None
+    audit: list[tuple[str, str | None, str, dict[str, Any]]] | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -249,7 +250,7 @@ class Host:
     def start(self, extension: str) -> Extension:
         """Load, configure and activate an extension; return the running extension object."""
         slot = self._slot(extension)
-        with slot.lock:
+        with slot.lock, self._audit_batch(slot):
             if slot.state in (State.VALIDATED, State.UNLOADED):
                 self.load(extension)
             if slot.state in (State.LOADED, State.DEACTIVATED):
@@ -593,11 +594,30 @@ class Host:
         # `symphony list`; the audit log keeps what happened to an extension from loading on.
         if old is not State.DISCOVERED:
             detail = {"from": old.value, "to": new.value, "reason": reason}
-            try:
-                self.state.record("lifecycle", ext_id=slot.key, actor=self.actor, detail=detail)
-            except SymphonyError as exc:
-                log.error("cannot write the audit log: %s", exc)
+            if slot.audit is not None:
+                slot.audit.append(("lifecycle", slot.key, self.actor, detail))
+            else:
+                self._write_audit([("lifecycle", slot.key, self.actor, detail)])
         self._notify("symphony_lifecycle_event", LifecycleEvent(slot.record.id, old.value, new.value, reason))
+
+    @contextmanager
+    def _audit_batch(self, slot: _Slot) -> Iterator[None]:
+        """Write the lifecycle records of several steps in one transaction, when the steps are done."""
+        if slot.audit is not None:  # already batching (a nested call)
+            yield
+            return
+        slot.audit = []
+        try:
+            yield
+        finally:
+            records, slot.audit = slot.audit, None
+            self._write_audit(records)
+
+    def _write_audit(self, records: list[tuple[str, str | None, str, dict[str, Any]]]) -> None:
+        try:
+            self.state.record_many(records)
+        except SymphonyError as exc:
+            log.error("cannot write the audit log: %s", exc)
 
     def _fail(self, slot: _Slot, step: str, exc: BaseException) -> None:
         hint = exc.hint if isinstance(exc, SymphonyError) else None

@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -188,6 +188,15 @@ class HostState:
         """Append an audit record that goes with no change to the state, and return its ``seq``."""
         with self._transaction() as conn:
             return _append(conn, _now(), event, ext_id, actor, detail or {})
+
+    def record_many(self, records: Sequence[tuple[str, str | None, str, Mapping[str, Any]]]) -> None:
+        """Append several (event, ext_id, actor, detail) audit records in one transaction."""
+        if not records:
+            return
+        with self._transaction() as conn:
+            at = _now()
+            for event, ext_id, actor, detail in records:
+                _append(conn, at, event, ext_id, actor, detail)
 
     def audit_log(
         self, ext_id: str | None = None, *, since_seq: int = 0, limit: int | None = None
