@@ -96,7 +96,7 @@ def run_matrix_command(root: Path, args: argparse.Namespace) -> int:
         raise ReleaseError(f"no cell {', '.join(sorted(unknown))}: one of {', '.join(c.name for c in cells)}")
     cells = [c for c in cells if not args.cell or c.name in args.cell]
     if args.list:
-        rows = [(c.name, c.package_label, c.core_label, c.resolution, c.skip or "") for c in cells]
+        listing = [(c.name, c.package_label, c.core_label, c.resolution, c.skip or "") for c in cells]
         print(
             "\n".join(format_rows([("cell", "package", "core", "resolution", "skipped because"), *listing]))
         )
