@@ -12,6 +12,7 @@ from symphony_core import (
     FileRead,
     FileWrite,
     Gpu,
+    GuardDenied,
     Manifest,
     ManifestError,
     NetConnect,
@@ -22,15 +23,39 @@ from symphony_core import (
     SymphonyError,
 )
 
+from ._batching import Metrics
+from ._config import BatchingConfig, InstrumentConfig, ModelConfig
+from ._contributions import Contributions, TensorSpec, read_contributions
+from ._errors import (
+    DeadlineExceeded,
+    InstrumentError,
+    InvalidInput,
+    ModelError,
+    ModelHashMismatch,
+    ModelMismatch,
+    Overloaded,
+    PipelineClosed,
+)
 from ._instrument import Batch, Instrument
+from ._onnx import OnnxInstrument
 
 __version__ = "0.1.0"
 __all__ = [
     "Instrument",
+    "OnnxInstrument",
     "Batch",
+    "Metrics",
+    # Configuration.
     "Config",
+    "InstrumentConfig",
+    "BatchingConfig",
+    "ModelConfig",
+    # The manifest and what an instrument declares in it.
     "Context",
     "Manifest",
+    "Contributions",
+    "TensorSpec",
+    "read_contributions",
     # Permissions an extension can request.
     "EnvVars",
     "FileRead",
@@ -41,10 +66,19 @@ __all__ = [
     "Permission",
     "Subprocess",
     # Errors.
+    "SymphonyError",
     "ConfigError",
     "ExtensionFailed",
     "ManifestError",
     "PermissionDenied",
-    "SymphonyError",
+    "GuardDenied",
+    "InstrumentError",
+    "ModelError",
+    "ModelHashMismatch",
+    "ModelMismatch",
+    "InvalidInput",
+    "Overloaded",
+    "DeadlineExceeded",
+    "PipelineClosed",
     "__version__",
 ]

@@ -1,0 +1,610 @@
+"""The inference pipeline in front of every instrument: checked requests, micro-batches, deadlines, metrics.
+
+How a request travels:
+
+1. On the event loop, ``submit`` checks the inputs (a bad request fails alone, before it is queued),
+   refuses it at once when the queue is full or the work already queued cannot finish before its
+   deadline (`Overloaded`), and appends it to a queue shared with the executor.
+2. The executor, a dedicated thread per instrument (two with ``in_flight = 2``), takes as many queued
+   requests as fit in one batch the moment it is free: nothing waits on purpose (unless ``max_delay_ms``
+   says so while the model is idle), so batches grow by themselves while the model is busy. Requests
+   whose caller went away are skipped; requests that cannot finish before their deadline are dropped
+   with `DeadlineExceeded`. It joins their arrays, runs the model (onnxruntime releases the GIL while it
+   runs), splits the outputs and hands them back to the loop in one call per batch.
+3. A single timer on the loop answers every request whose deadline passes first with `DeadlineExceeded`,
+   whatever the model is doing, so no caller waits past its deadline.
+
+The loop's share of the work per request is the check, one ``deque.append`` and one ``set_result``; the
+executor wakes the loop once per batch, and the loop wakes the executor only when it was idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import heapq
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from queue import SimpleQueue
+from typing import Any
+
+import numpy as np
+
+from symphony_core import ExtensionFailed
+
+from ._config import BatchingConfig
+from ._contributions import Array, InputChecker
+from ._errors import DeadlineExceeded, InvalidInput, Overloaded, PipelineClosed
+
+RunBatch = Callable[[dict[str, Array]], Mapping[str, Array]]
+"""Runs the model on one batch: named inputs in, named outputs out, batch axis first in both."""
+
+LATENCY_WINDOW = 8192  # the percentiles cover the most recent completed requests
+_EWMA = 0.2  # weight of the newest batch in the estimate of the model's time per item
+
+
+class _Request:
+    """One caller's request: its checked arrays, its future, and when it must be answered."""
+
+    __slots__ = ("arrays", "bare", "deadline", "enqueued", "future", "items")
+
+    def __init__(
+        self,
+        arrays: dict[str, Array],
+        items: int,
+        bare: bool,
+        future: asyncio.Future[dict[str, Array]],
+        deadline: float,
+        enqueued: float,
+    ) -> None:
+        self.arrays = arrays
+        self.items = items
+        self.bare = bare
+        self.future = future
+        self.deadline = deadline
+        self.enqueued = enqueued
+
+    def __lt__(self, other: _Request) -> bool:  # heap ties on the deadline: any order will do
+        return id(self) < id(other)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """A snapshot of one instrument's pipeline: load, outcomes, batch sizes and latency.
+
+    Counts start at activation (warm-up excluded). ``dropped`` adds up the requests answered with an
+    error because of load or their caller: overloaded, past their deadline, or cancelled.
+    """
+
+    queue_depth: int
+    """Requests waiting for the model now."""
+    running: int
+    """Batches the model is running now."""
+    submitted: int
+    """Requests accepted into the queue; each is answered exactly once."""
+    completed: int
+    failed: int
+    """Requests whose batch the model failed on (after each was retried alone)."""
+    invalid: int
+    """Requests refused for their inputs (`InvalidInput`), never queued."""
+    overloaded: int
+    """Requests refused at once (`Overloaded`): queue full or no chance to meet their deadline."""
+    deadline_exceeded: int
+    """Requests dropped or cut off at their deadline (`DeadlineExceeded`)."""
+    cancelled: int
+    """Requests whose caller went away before they ran; skipped, never run."""
+    batches: int
+    batch_sizes: dict[int, int] = field(default_factory=dict)
+    """Items per batch: how many batches of each size ran."""
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    """``p50``, ``p95``, ``p99`` and ``max`` from submit to result, over recent completed requests."""
+
+    @property
+    def dropped(self) -> int:
+        """Requests answered with an error because of load or their caller, not because of the model."""
+        return self.overloaded + self.deadline_exceeded + self.cancelled
+
+    def as_dict(self) -> dict[str, Any]:
+        """The snapshot as JSON-ready data."""
+        data = asdict(self)
+        data["dropped"] = self.dropped
+        data["batch_sizes"] = {str(size): count for size, count in sorted(self.batch_sizes.items())}
+        return data
+
+
+class Pipeline:
+    """Batches the requests of one instrument onto its model, on a dedicated executor thread."""
+
+    def __init__(
+        self,
+        run: RunBatch,
+        checker: InputChecker,
+        settings: BatchingConfig,
+        *,
+        name: str,
+        extension: str | None = None,
+        batch_limit: int | None = None,
+    ) -> None:
+        self._run = run
+        self._checker = checker
+        self._extension = extension
+        self._name = name
+        self.max_batch_size = min(settings.max_batch_size, batch_limit or settings.max_batch_size)
+        self._max_queue = settings.max_queue
+        self._max_delay = settings.max_delay_ms / 1000
+        self._timeout = None if settings.timeout_ms is None else settings.timeout_ms / 1000
+        self._threads = settings.in_flight
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._workers: list[threading.Thread] = []
+        self._closed = False
+        # Shared with the executor: deque appends and pops are atomic; each counter has one writer.
+        self._queue: deque[_Request] = deque()
+        self._wake = threading.Condition(threading.Lock())
+        self._take_lock = threading.Lock()
+        self._idle = 0
+        self._stopping = False
+        self._item_seconds = 0.0
+        self._running: dict[int, list[_Request]] = {}
+        self._courier_queue: SimpleQueue[tuple[Callable[[Any], None], Any] | None] = SimpleQueue()
+        # Written on the loop only.
+        self._enqueued = 0
+        self._enqueued_items = 0
+        self._loop_counts = {
+            "completed": 0,
+            "invalid": 0,
+            "overloaded": 0,
+            "deadline_exceeded": 0,
+            "cancelled": 0,
+        }
+        self._latencies: list[float] = []
+        self._latency_at = 0
+        self._deadlines: list[tuple[float, _Request]] = []
+        self._in_order: deque[_Request] = deque()
+        self._sweep_at = math.inf
+        self._sweeper: asyncio.TimerHandle | None = None
+        # Written on the executor only (under _take_lock).
+        self._dequeued = 0
+        self._dequeued_items = 0
+        self._running_items = 0
+        self._worker_counts = {"failed": 0, "cancelled": 0, "batches": 0}
+        self._batch_sizes: dict[int, int] = {}
+
+    # Lifecycle
+
+    async def start(self) -> None:
+        """Bind the pipeline to the running event loop and start its executor."""
+        if self._loop is not None:
+            return
+        self._loop = asyncio.get_running_loop()
+        for number in range(self._threads):
+            # The executor runs in the caller's context: an extension's identity (the guard) goes with it.
+            context = contextvars.copy_context()
+            worker = threading.Thread(
+                target=context.run,
+                args=(self._serve,),
+                name=f"symphony-instrument-{self._name}-{number}",
+                daemon=True,
+            )
+            self._workers.append(worker)
+            worker.start()
+        self._courier = threading.Thread(
+            target=self._carry, name=f"symphony-instrument-{self._name}-courier", daemon=True
+        )
+        self._courier.start()
+
+    async def close(self, drain: float = 10.0) -> None:
+        """Refuse new requests, let queued ones finish for up to ``drain`` seconds, then stop.
+
+        Requests still waiting after that get `PipelineClosed`; every request is answered.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        with self._wake:
+            self._stopping = True
+            self._wake.notify_all()
+        deadline = time.monotonic() + drain
+        for worker in self._workers:
+            await asyncio.to_thread(worker.join, max(0.0, deadline - time.monotonic()))
+        self._courier_queue.put(None)
+        await asyncio.to_thread(self._courier.join, max(0.0, deadline - time.monotonic()))
+        await asyncio.sleep(0)  # run the deliveries posted before the threads stopped
+        closed = PipelineClosed(
+            "the instrument stopped before this request was answered", extension=self._extension
+        )
+        leftovers = list(self._queue)
+        self._queue.clear()
+        for batch in list(self._running.values()):
+            leftovers += batch
+        for request in leftovers:
+            if not request.future.done():
+                request.future.set_exception(closed)
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        self._deadlines.clear()
+        self._in_order.clear()
+
+    # Requests
+
+    async def submit(self, inputs: Mapping[str, Any], *, timeout: float | None = None) -> dict[str, Array]:
+        """Run one request (one or more items) through the model and return its named outputs.
+
+        ``timeout`` (seconds) overrides the configured deadline. Raises `InvalidInput` before queueing
+        a bad request, `Overloaded` when it is refused at once, `DeadlineExceeded` when its deadline
+        passes, `PipelineClosed` after `close`.
+        """
+        loop = self._loop
+        if loop is None:
+            raise PipelineClosed("the pipeline was not started", extension=self._extension)
+        if asyncio.get_running_loop() is not loop:  # another thread's loop: hop over to ours
+            hopped = asyncio.run_coroutine_threadsafe(self.submit(inputs, timeout=timeout), loop)
+            return await asyncio.wrap_future(hopped)
+        if self._closed:
+            raise PipelineClosed("the instrument has stopped", extension=self._extension)
+        try:
+            arrays, items, bare = self._checker.check(inputs)
+            if items > self.max_batch_size:
+                raise InvalidInput(
+                    f"the request holds {items} items, more than a batch may ({self.max_batch_size})",
+                    extension=self._extension,
+                    hint="split it into several requests, or raise batching.max_batch_size",
+                )
+        except InvalidInput:
+            self._loop_counts["invalid"] += 1
+            raise
+        now = time.monotonic()
+        limit = self._timeout if timeout is None else timeout
+        deadline = now + limit if limit is not None else math.inf
+        self._admit(items, now, deadline)
+        future: asyncio.Future[dict[str, Array]] = loop.create_future()
+        request = _Request(arrays, items, bare, future, deadline, now)
+        if limit is not None:
+            self._watch(request, in_order=timeout is None)
+        self._queue.append(request)
+        self._enqueued += 1
+        self._enqueued_items += items
+        if self._idle:
+            with self._wake:
+                self._wake.notify()
+        return await future
+
+    def _admit(self, items: int, now: float, deadline: float) -> None:
+        waiting = self._enqueued - self._dequeued
+        if waiting >= self._max_queue:
+            self._loop_counts["overloaded"] += 1
+            raise Overloaded(
+                f"refused: {waiting} requests are already waiting (batching.max_queue = {self._max_queue})",
+                extension=self._extension,
+                hint="retry later with backoff, send fewer requests at once, or raise batching.max_queue",
+            )
+        if deadline != math.inf and self._item_seconds:
+            ahead = self._enqueued_items - self._dequeued_items + self._running_items + items
+            ready = now + ahead * self._item_seconds
+            if ready > deadline:
+                self._loop_counts["overloaded"] += 1
+                raise Overloaded(
+                    f"refused: the work queued ahead of it takes about {(ready - now) * 1000:.1f} ms, "
+                    f"past its deadline in {(deadline - now) * 1000:.1f} ms",
+                    extension=self._extension,
+                    hint="retry later with backoff, or give the request a longer deadline",
+                )
+
+    # Deadlines: one loop timer, set for the earliest deadline still pending. Requests with the
+    # configured timeout arrive in deadline order and wait in a plain deque; others go to a heap.
+
+    def _watch(self, request: _Request, *, in_order: bool) -> None:
+        if in_order:
+            self._in_order.append(request)
+        else:
+            heapq.heappush(self._deadlines, (request.deadline, request))
+            if len(self._deadlines) > 1024 and len(self._deadlines) > 4 * (
+                self._enqueued - self._dequeued + 256
+            ):
+                # answered requests linger in the heap until their deadline; drop them now and then
+                self._deadlines = [entry for entry in self._deadlines if not entry[1].future.done()]
+                heapq.heapify(self._deadlines)
+        if request.deadline < self._sweep_at:
+            self._schedule_sweep(request.deadline)
+
+    def _schedule_sweep(self, when: float) -> None:
+        assert self._loop is not None
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        self._sweep_at = when
+        # loop.time() is time.monotonic() in asyncio's loops; the offset keeps it right if not
+        self._sweeper = self._loop.call_at(when - time.monotonic() + self._loop.time(), self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        self._sweep_at = math.inf
+        now = time.monotonic()
+        heap = self._deadlines
+        while heap and (heap[0][0] <= now or heap[0][1].future.done()):
+            deadline, request = heapq.heappop(heap)
+            if not request.future.done():
+                self._expire(request, f"its deadline passed {(now - deadline) * 1000:.1f} ms ago")
+        ordered = self._in_order
+        while ordered and (ordered[0].deadline <= now or ordered[0].future.done()):
+            request = ordered.popleft()
+            if not request.future.done():
+                self._expire(request, f"its deadline passed {(now - request.deadline) * 1000:.1f} ms ago")
+        earliest = min(heap[0][0] if heap else math.inf, ordered[0].deadline if ordered else math.inf)
+        if earliest != math.inf:
+            self._schedule_sweep(earliest)
+
+    def _expire(self, request: _Request, why: str) -> None:
+        self._loop_counts["deadline_exceeded"] += 1
+        waited = (time.monotonic() - request.enqueued) * 1000
+        request.future.set_exception(
+            DeadlineExceeded(
+                f"no result after {waited:.1f} ms: {why}",
+                extension=self._extension,
+                hint="give the request a longer deadline, or send fewer requests at once",
+            )
+        )
+
+    # Results, on the loop
+
+    def _deliver(self, done: list[tuple[_Request, dict[str, Array]]]) -> None:
+        now = time.monotonic()
+        latencies = self._latencies
+        completed = 0
+        for request, outputs in done:
+            future = request.future
+            if future.done():  # cut off at its deadline, or its caller went away, while it ran
+                if future.cancelled():
+                    self._loop_counts["cancelled"] += 1
+                continue
+            future.set_result(outputs)
+            completed += 1
+            latency = now - request.enqueued
+            if len(latencies) < LATENCY_WINDOW:
+                latencies.append(latency)
+            else:
+                latencies[self._latency_at] = latency
+                self._latency_at = (self._latency_at + 1) % LATENCY_WINDOW
+        self._loop_counts["completed"] += completed
+        ordered = self._in_order
+        while ordered and ordered[0].future.done():  # answered: their deadline needs no watching
+            ordered.popleft()
+
+    def _reject(self, failed: list[tuple[_Request, BaseException]]) -> None:
+        for request, error in failed:
+            if request.future.done():
+                if request.future.cancelled():
+                    self._loop_counts["cancelled"] += 1
+                continue
+            if isinstance(error, DeadlineExceeded):
+                self._loop_counts["deadline_exceeded"] += 1
+            request.future.set_exception(error)
+
+    # The executor
+
+    def _serve(self) -> None:
+        """The executor thread: take a batch the moment the model is free, run it, hand results back."""
+        loop = self._loop
+        assert loop is not None
+        ident = threading.get_ident()
+        while True:
+            batch, dropped = self._next_batch()
+            if dropped:
+                self._post(self._reject, dropped)
+            if batch is None:
+                return
+            if not batch:
+                continue
+            self._running[ident] = batch
+            results, failures = self._execute(batch)
+            del self._running[ident]
+            with self._take_lock:
+                self._running_items -= sum(request.items for request in batch)
+            if results:
+                self._post(self._deliver, results)
+            if failures:
+                self._post(self._reject, failures)
+
+    def _post(self, callback: Callable[[Any], None], argument: Any) -> None:
+        """Hand results to the loop: directly when idle, through the courier while more work waits.
+
+        Waking the loop writes to its self-pipe, which releases the GIL; the woken loop then answers a
+        whole batch of callers, which can take a millisecond or two. Between two runs the executor needs
+        the GIL to form the next batch, so under load it leaves the wake-up to the courier thread, which
+        can only take the GIL once the executor has released it by entering the next model run.
+        """
+        if self._queue and not self._stopping:
+            self._courier_queue.put((callback, argument))
+        else:
+            self._wake_loop(callback, argument)
+
+    def _wake_loop(self, callback: Callable[[Any], None], argument: Any) -> None:
+        assert self._loop is not None
+        # RuntimeError: the loop closed while a batch ran (close() gave up on it), so nobody waits
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(callback, argument)
+
+    def _carry(self) -> None:
+        """The courier thread: wake the loop with what the executor handed over."""
+        while True:
+            item = self._courier_queue.get()
+            if item is None:
+                return
+            self._wake_loop(*item)
+
+    def _next_batch(self) -> tuple[list[_Request] | None, list[tuple[_Request, BaseException]]]:
+        """Wait for work; return the next batch (None to stop) and the requests dropped while forming it."""
+        queue = self._queue
+        if not queue:
+            with self._wake:
+                self._idle += 1
+                while not queue and not self._stopping:
+                    self._wake.wait()
+                self._idle -= 1
+            if not queue:
+                return None, []
+        batch: list[_Request] = []
+        dropped: list[tuple[_Request, BaseException]] = []
+        with self._take_lock:
+            items = self._take(batch, dropped, 0)
+            if self._max_delay and items and items < self.max_batch_size and not self._running_items:
+                # an idle model may wait a little for a fuller batch, when the config asks for it
+                fill_until = time.monotonic() + self._max_delay
+                while items < self.max_batch_size and (left := fill_until - time.monotonic()) > 0:
+                    if not queue:
+                        with self._wake:
+                            self._idle += 1
+                            if not queue and not self._stopping:
+                                self._wake.wait(left)
+                            self._idle -= 1
+                    items = self._take(batch, dropped, items)
+            self._running_items += items
+            sizes = self._batch_sizes
+            if items:
+                sizes[items] = sizes.get(items, 0) + 1
+                self._worker_counts["batches"] += 1
+        return batch, dropped
+
+    def _take(self, batch: list[_Request], dropped: list[tuple[_Request, BaseException]], items: int) -> int:
+        """Move queued requests into ``batch`` while they fit; return the batch's items."""
+        queue = self._queue
+        limit = self.max_batch_size
+        per_item = self._item_seconds
+        now = time.monotonic()
+        while queue:
+            request = queue.popleft()
+            if items + request.items > limit:
+                queue.appendleft(request)
+                break
+            self._dequeued += 1
+            self._dequeued_items += request.items
+            future = request.future
+            if future.done():
+                if future.cancelled():
+                    self._worker_counts["cancelled"] += 1
+                continue  # its caller went away, or its deadline passed while it waited
+            if request.deadline < now + per_item * (items + request.items + self._running_items):
+                left = (request.deadline - now) * 1000
+                dropped.append(
+                    (
+                        request,
+                        DeadlineExceeded(
+                            f"dropped before running: the model needs about "
+                            f"{per_item * (items + request.items) * 1000:.1f} ms and its deadline is in "
+                            f"{left:.1f} ms",
+                            extension=self._extension,
+                            hint="the instrument is overloaded: send fewer requests at once, or give "
+                            "them longer deadlines",
+                        ),
+                    )
+                )
+                continue
+            batch.append(request)
+            items += request.items
+        return items
+
+    def _execute(
+        self, batch: Sequence[_Request]
+    ) -> tuple[list[tuple[_Request, dict[str, Array]]], list[tuple[_Request, BaseException]]]:
+        """Run one batch; if it fails, run each of its requests alone so only the culprit fails."""
+        started = time.perf_counter()
+        try:
+            outputs = self._run_joined(batch)
+        except Exception as exc:  # noqa: BLE001 - whatever the model raises goes to its callers
+            if len(batch) == 1:
+                with self._take_lock:
+                    self._worker_counts["failed"] += 1
+                return [], [(batch[0], self._failure(exc))]
+            results: list[tuple[_Request, dict[str, Array]]] = []
+            failures: list[tuple[_Request, BaseException]] = []
+            for request in batch:
+                single, failed = self._execute([request])
+                results += single
+                failures += failed
+            return results, failures
+        items = sum(request.items for request in batch)
+        per_item = (time.perf_counter() - started) / items
+        self._item_seconds = (
+            per_item if not self._item_seconds else (_EWMA * per_item + (1 - _EWMA) * self._item_seconds)
+        )
+        done = []
+        start = 0
+        for request in batch:
+            stop = start + request.items
+            if request.bare:
+                done.append((request, {name: array[start] for name, array in outputs.items()}))
+            else:
+                done.append((request, {name: array[start:stop] for name, array in outputs.items()}))
+            start = stop
+        return done, []
+
+    def _run_joined(self, batch: Sequence[_Request]) -> Mapping[str, Array]:
+        if len(batch) == 1:
+            joined = batch[0].arrays
+        else:
+            joined = {
+                name: np.concatenate([request.arrays[name] for request in batch]) for name in batch[0].arrays
+            }
+        return self._run_checked(joined, sum(request.items for request in batch))
+
+    def _run_checked(self, inputs: dict[str, Array], items: int) -> Mapping[str, Array]:
+        outputs = self._run(inputs)
+        for name, array in outputs.items():
+            if np.ndim(array) == 0 or len(array) != items:
+                raise ValueError(
+                    f"output '{name}' has shape {np.shape(array)}, but the batch holds {items} items: "
+                    "every output needs the batch axis first"
+                )
+        return outputs
+
+    def _failure(self, exc: Exception) -> ExtensionFailed:
+        error = ExtensionFailed(
+            f"the model failed on this request: {type(exc).__name__}: {exc}",
+            extension=self._extension,
+            hint="the inputs passed the declared checks, so the model itself refused them; "
+            "report it to the instrument's authors",
+        )
+        error.__cause__ = exc
+        return error
+
+    # Warm-up and metrics
+
+    async def warm_up(self, batch: dict[str, Array], count: int) -> None:
+        """Run ``batch`` through the model ``count`` times on the executor thread, outside the metrics."""
+        items = len(next(iter(batch.values())))
+
+        def work() -> None:
+            for _ in range(count):
+                self._run_checked(batch, items)
+
+        if count:
+            await asyncio.to_thread(work)  # in this context, so under the extension's identity too
+
+    def metrics(self) -> Metrics:
+        """A snapshot of the pipeline's counters, batch sizes and latency percentiles."""
+        worker = dict(self._worker_counts)
+        sizes = dict(self._batch_sizes)
+        dequeued = self._dequeued
+        latency: dict[str, float] = {}
+        if self._latencies:
+            values = np.asarray(self._latencies) * 1000
+            p50, p95, p99 = np.percentile(values, [50, 95, 99])
+            latency = {"p50": float(p50), "p95": float(p95), "p99": float(p99), "max": float(values.max())}
+        loop = self._loop_counts
+        return Metrics(
+            queue_depth=max(0, self._enqueued - dequeued),
+            running=len(self._running),
+            submitted=self._enqueued,
+            completed=loop["completed"],
+            failed=worker["failed"],
+            invalid=loop["invalid"],
+            overloaded=loop["overloaded"],
+            deadline_exceeded=loop["deadline_exceeded"],
+            cancelled=worker["cancelled"] + loop["cancelled"],
+            batches=worker["batches"],
+            batch_sizes=sizes,
+            latency_ms=latency,
+        )
