@@ -88,8 +88,9 @@ def expand(pattern: str | os.PathLike[str]) -> list[Path]:
         real = os.path.realpath(name)
         if os.path.isdir(real):
             continue
-        allow("fs.read", real, named=name, pattern=text)
-        files.append(Path(real))
+        allow("fs.read", real, named=name, pattern=text)  # before looking: a refusal says nothing of the file
+        if os.path.isfile(real):
+            files.append(Path(real))
     if not files:
         what = "no file matches" if glob.has_magic(text) or os.path.isdir(text) else "there is no file"
         raise BadData(f"{what} {text}", file=text, hint="check the path, or that the files were written")
