@@ -1,3 +1,7 @@
+"""The package's public face: every exported name resolves, and an instrument is a few lines."""
+
+from __future__ import annotations
+
 import asyncio
 
 import numpy as np
@@ -5,12 +9,19 @@ import onnxruntime as ort
 from onnx import TensorProto, helper
 
 import symphony_instruments
-from symphony_instruments import Batch, Instrument
+from symphony_instruments import Batch, Instrument, SymphonyError
 
 
 def test_every_exported_name_resolves():
     for name in symphony_instruments.__all__:
         assert getattr(symphony_instruments, name) is not None, name
+
+
+def test_the_request_errors_belong_to_the_symphony_error_family():
+    for name in ("Overloaded", "DeadlineExceeded", "InvalidInput", "PipelineClosed", "ModelMismatch"):
+        assert issubclass(getattr(symphony_instruments, name), SymphonyError), name
+    assert issubclass(symphony_instruments.DeadlineExceeded, TimeoutError)
+    assert issubclass(symphony_instruments.InvalidInput, ValueError)
 
 
 def _add_one_model() -> bytes:
@@ -23,16 +34,35 @@ def _add_one_model() -> bytes:
     return bytes(model.SerializeToString())
 
 
-def test_an_instrument_predicts_a_batch_with_a_real_onnxruntime_session():
+def test_a_hand_written_instrument_loads_predicts_through_the_pipeline_and_unloads(context):
     class AddOne(Instrument):
-        def __init__(self) -> None:
+        async def load(self) -> None:
             self.session = ort.InferenceSession(_add_one_model(), providers=["CPUExecutionProvider"])
 
-        async def predict(self, batch: Batch) -> Batch:
+        def predict(self, batch: Batch) -> Batch:
             (y,) = self.session.run(None, {"x": batch["x"]})
             return {"y": y}
 
-    batch = {"x": np.arange(6, dtype=np.float32).reshape(3, 2)}
-    outputs = asyncio.run(AddOne().predict(batch))
+        async def unload(self) -> None:
+            self.session = None
 
-    np.testing.assert_array_equal(outputs["y"], batch["x"] + 1)
+    manifest = {
+        "contributes": {
+            "inputs": [{"name": "x", "dtype": "float32", "shape": ["n", 2]}],
+            "outputs": [{"name": "y", "dtype": "float32", "shape": ["n", 2]}],
+        }
+    }
+    instrument = AddOne()
+
+    async def scenario():
+        await instrument.activate(context(manifest))
+        batch = await instrument.infer({"x": np.arange(6, dtype=np.float32).reshape(3, 2)})
+        item = await instrument.infer({"x": [1.0, 2.0]})  # one item, as plain numbers
+        await instrument.deactivate()
+        return batch, item
+
+    batch, item = asyncio.run(scenario())
+
+    np.testing.assert_array_equal(batch["y"], np.arange(6, dtype=np.float32).reshape(3, 2) + 1)
+    np.testing.assert_array_equal(item["y"], np.array([2.0, 3.0], dtype=np.float32))
+    assert instrument.session is None

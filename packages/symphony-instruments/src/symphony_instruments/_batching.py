@@ -360,6 +360,9 @@ class Pipeline:
                 if future.cancelled():
                     self._loop_counts["cancelled"] += 1
                 continue
+            if now > request.deadline:  # the timer has not fired yet: a late answer is still no answer
+                self._expire(request, f"the result came {(now - request.deadline) * 1000:.1f} ms too late")
+                continue
             future.set_result(outputs)
             completed += 1
             latency = now - request.enqueued

@@ -1,0 +1,344 @@
+"""The inference pipeline: micro-batching, bad requests, overload, deadlines, cancellation, metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+from symphony_instruments import (
+    BatchingConfig,
+    DeadlineExceeded,
+    ExtensionFailed,
+    InstrumentConfig,
+    InvalidInput,
+    ModelConfig,
+    OnnxInstrument,
+    Overloaded,
+    PipelineClosed,
+)
+
+
+def _gate_config(**batching):
+    return InstrumentConfig(warmup_batches=0, batching=BatchingConfig(**batching))
+
+
+async def _until(condition, seconds=10.0):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the pipeline"
+        await asyncio.sleep(0.001)
+
+
+def test_concurrent_single_item_requests_are_batched_and_each_gets_its_own_answer(models, context, kit):
+    config = ModelConfig(path=str(models / "mlp.onnx"), batching=BatchingConfig(max_batch_size=64))
+    rows = np.random.default_rng(1).standard_normal((600, 256)).astype(np.float32)
+
+    async def scenario():
+        instrument = OnnxInstrument()
+        await instrument.activate(context(kit.MLP_MANIFEST, config))
+        answers = await asyncio.gather(*(instrument.infer({"input": row}) for row in rows))
+        metrics = instrument.metrics()
+        await instrument.deactivate()
+        return answers, metrics
+
+    answers, metrics = asyncio.run(scenario())
+
+    session = ort.InferenceSession(str(models / "mlp.onnx"), providers=["CPUExecutionProvider"])
+    (expected,) = session.run(None, {"input": rows})
+    np.testing.assert_allclose(
+        np.stack([answer["output"] for answer in answers]), expected, rtol=1e-4, atol=1e-5
+    )
+    assert metrics.completed == 600
+    assert sum(size * count for size, count in metrics.batch_sizes.items()) == 600
+    assert max(metrics.batch_sizes) == 64, "requests that arrive while the model is busy share a batch"
+    assert metrics.batches < 600 / 4
+
+
+def test_bad_requests_fail_alone_before_joining_a_batch_and_the_good_ones_all_succeed(context, kit):
+    instrument = kit.Gate()
+    config = InstrumentConfig(warmup_batches=0, reject_nan=True)
+    good = np.array([[1.0, 2.0]], dtype=np.float32)
+    bad = {
+        "wrong dtype": ({"x": good.astype(np.float64)}, "input 'x' has dtype float64, declared float32"),
+        "wrong shape": ({"x": np.ones((1, 3), np.float32)}, "axis 1 must be 2"),
+        "missing input": ({"z": good}, "missing input 'x', unknown input 'z'"),
+        "NaN": ({"x": np.array([[1.0, np.nan]], np.float32)}, "input 'x' contains NaN"),
+        "text": ({"x": [["a", "b"]]}, "do not convert to float32"),
+    }
+
+    async def scenario():
+        await instrument.activate(context(kit.GATE_MANIFEST, config))
+        instrument.gate.clear()  # the model is busy: good and bad requests arrive together
+        calls = []
+        for number in range(40):
+            calls.append(instrument.infer({"x": good * number}))
+            calls.extend(instrument.infer(inputs) for inputs, _ in bad.values())
+        tasks = [asyncio.ensure_future(call) for call in calls]
+        await asyncio.sleep(0.05)
+        instrument.gate.set()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        metrics = instrument.metrics()
+        await instrument.deactivate()
+        return outcomes, metrics
+
+    outcomes, metrics = asyncio.run(scenario())
+
+    per_round = 1 + len(bad)
+    for number in range(40):
+        answer = outcomes[number * per_round]
+        np.testing.assert_array_equal(answer["y"], good * number * 2)
+        for (name, (_, message)), error in zip(
+            bad.items(), outcomes[number * per_round + 1 :][: len(bad)], strict=True
+        ):
+            assert isinstance(error, InvalidInput), name
+            assert message in str(error), (name, str(error))
+    assert all(not np.isnan(batch).any() and batch.dtype == np.float32 for batch in instrument.batches)
+    assert sum(len(batch) for batch in instrument.batches) == 40
+    assert (metrics.completed, metrics.invalid, metrics.failed) == (40, 40 * len(bad), 0)
+
+
+def test_a_batch_the_model_fails_on_is_retried_request_by_request_so_only_the_culprit_fails(context, kit):
+    instrument = kit.Gate()
+
+    async def scenario():
+        await instrument.activate(context(kit.GATE_MANIFEST, _gate_config()))
+        instrument.gate.clear()
+        first = asyncio.ensure_future(instrument.infer({"x": [1.0, 1.0]}))
+        await _until(instrument.entered.is_set)
+        values = [[float(n), 0.0] for n in (1, 2, -3, 4)]  # -3 makes the model raise
+        rest = [asyncio.ensure_future(instrument.infer({"x": value})) for value in values]
+        await asyncio.sleep(0.01)
+        instrument.gate.set()
+        outcomes = await asyncio.gather(first, *rest, return_exceptions=True)
+        metrics = instrument.metrics()
+        await instrument.deactivate()
+        return outcomes, metrics
+
+    outcomes, metrics = asyncio.run(scenario())
+
+    assert [len(batch) for batch in instrument.batches] == [1, 4, 1, 1, 1, 1]
+    failed = outcomes[3]
+    assert isinstance(failed, ExtensionFailed)
+    assert "ValueError: negative values are not supported" in str(failed)
+    assert [answer["y"].tolist() for answer in outcomes[1:3] + outcomes[4:]] == [[2, 0], [4, 0], [8, 0]]
+    assert (metrics.completed, metrics.failed) == (4, 1)
+
+
+def test_a_full_queue_refuses_at_once_with_overloaded_and_every_request_is_answered(context, kit):
+    instrument = kit.Gate()
+
+    async def scenario():
+        await instrument.activate(context(kit.GATE_MANIFEST, _gate_config(max_queue=5, max_batch_size=4)))
+        instrument.gate.clear()
+        running = asyncio.ensure_future(instrument.infer({"x": [0.0, 0.0]}))
+        await _until(instrument.entered.is_set)
+        waiting = [asyncio.ensure_future(instrument.infer({"x": [float(n), 0.0]})) for n in range(5)]
+        await asyncio.sleep(0)
+        started = time.monotonic()
+        with pytest.raises(Overloaded, match=r"5 requests are already waiting \(batching.max_queue = 5\)"):
+            await instrument.infer({"x": [9.0, 0.0]})
+        refused_in = time.monotonic() - started
+        depth = instrument.metrics().queue_depth
+        instrument.gate.set()
+        answers = await asyncio.gather(running, *waiting)
+        metrics = instrument.metrics()
+        await instrument.deactivate()
+        return refused_in, depth, answers, metrics
+
+    refused_in, depth, answers, metrics = asyncio.run(scenario())
+
+    assert refused_in < 0.1, "an overloaded pipeline refuses at once, it does not make the caller wait"
+    assert depth == 5
+    assert len(answers) == 6
+    assert (metrics.completed, metrics.overloaded, metrics.queue_depth) == (6, 1, 0)
+    assert [len(batch) for batch in instrument.batches] == [1, 4, 1]
+
+
+def test_a_request_past_its_deadline_gets_deadline_exceeded_even_while_the_model_is_stuck(context, kit):
+    instrument = kit.Gate()
+
+    async def scenario():
+        await instrument.activate(context(kit.GATE_MANIFEST, _gate_config(timeout_ms=80)))
+        instrument.gate.clear()
+        started = time.monotonic()
+        stuck = asyncio.ensure_future(instrument.infer({"x": [1.0, 1.0]}))  # runs, and the model hangs
+        await _until(instrument.entered.is_set)
+        queued = asyncio.ensure_future(instrument.infer({"x": [2.0, 2.0]}, timeout=0.03))
+        outcomes = await asyncio.gather(stuck, queued, return_exceptions=True)
+        waited = time.monotonic() - started
+        instrument.gate.set()
+        late = await instrument.infer({"x": [3.0, 3.0]}, timeout=5)
+        metrics = instrument.metrics()
+        await instrument.deactivate()
+        return outcomes, waited, late, metrics
+
+    (stuck, queued), waited, late, metrics = asyncio.run(scenario())
+
+    assert isinstance(stuck, DeadlineExceeded) and isinstance(queued, DeadlineExceeded)
+    assert "deadline passed" in str(stuck)
+    assert waited < 1.0, "callers are answered at their deadline, not when the model comes back"
+    assert late["y"].tolist() == [6.0, 6.0]
+    assert metrics.deadline_exceeded == 2
+    assert 2.0 not in np.concatenate(instrument.batches)[:, 0], "an expired request never runs"
+
+
+def test_requests_whose_caller_went_away_are_skipped_and_never_run(context, kit):
+    instrument = kit.Gate()
+
+    async def scenario():
+        await instrument.activate(context(kit.GATE_MANIFEST, _gate_config()))
+        instrument.gate.clear()
+        running = asyncio.ensure_future(instrument.infer({"x": [0.0, 0.0]}))
+        await _until(instrument.entered.is_set)
+        waiting = [asyncio.ensure_future(instrument.infer({"x": [float(n), 0.0]})) for n in range(1, 11)]
+        await asyncio.sleep(0)
+        for task in waiting[::2]:
+            task.cancel()
+        instrument.gate.set()
+        outcomes = await asyncio.gather(running, *waiting, return_exceptions=True)
+        metrics = instrument.metrics()
+        await instrument.deactivate()
+        return outcomes, metrics
+
+    outcomes, metrics = asyncio.run(scenario())
+
+    ran = sorted(np.concatenate(instrument.batches)[:, 0].tolist())
+    assert ran == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+    assert sum(isinstance(outcome, asyncio.CancelledError) for outcome in outcomes) == 5
+    assert (metrics.cancelled, metrics.completed) == (5, 6)
+
+
+def test_an_idle_model_adds_no_wait_unless_max_delay_asks_for_a_fuller_batch(context, kit):
+    async def sizes(max_delay_ms):
+        instrument = kit.Gate()
+        await instrument.activate(context(kit.GATE_MANIFEST, _gate_config(max_delay_ms=max_delay_ms)))
+        tasks = []
+        for n in range(5):
+            tasks.append(asyncio.ensure_future(instrument.infer({"x": [float(n), 0.0]})))
+            await asyncio.sleep(0.01)
+        await asyncio.gather(*tasks)
+        await instrument.deactivate()
+        return [len(batch) for batch in instrument.batches]
+
+    assert asyncio.run(sizes(0)) == [1, 1, 1, 1, 1]
+    assert asyncio.run(sizes(200)) == [5]
+
+
+def test_under_overload_every_request_is_answered_and_the_accepted_ones_meet_their_deadline(
+    models, context, kit
+):
+    config = ModelConfig(
+        path=str(models / "mlp.onnx"),
+        intra_op_threads=1,
+        batching=BatchingConfig(max_batch_size=16, max_queue=256, timeout_ms=50),
+    )
+    rows = np.random.default_rng(2).standard_normal((16, 256)).astype(np.float32)
+
+    async def scenario():
+        instrument = OnnxInstrument()
+        await instrument.activate(context(kit.MLP_MANIFEST, config))
+        session = instrument.session
+        started = time.perf_counter()
+        for _ in range(30):
+            session.run(None, {"input": rows})
+        capacity = 30 * 16 / (time.perf_counter() - started)
+        rate = 1.4 * capacity
+        outcomes, latencies = [], []
+
+        async def one(row):
+            sent = time.perf_counter()
+            try:
+                await instrument.infer({"input": row})
+            except (Overloaded, DeadlineExceeded) as exc:
+                outcomes.append(type(exc).__name__)
+            else:
+                outcomes.append("ok")
+                latencies.append(time.perf_counter() - sent)
+
+        tasks = []
+        began = time.perf_counter()
+        total = int(rate * 1.0)
+        for n in range(total):  # an open loop: requests arrive at 1.4x capacity whatever happens
+            await asyncio.sleep(max(0.0, began + n / rate - time.perf_counter()))
+            tasks.append(asyncio.ensure_future(one(rows[n % 16])))
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        await instrument.deactivate()
+        return total, outcomes, latencies, capacity
+
+    total, outcomes, latencies, capacity = asyncio.run(scenario())
+
+    assert len(outcomes) == total, "every request is answered"
+    goodput = outcomes.count("ok")  # in the one second requests were sent
+    assert goodput >= 0.5 * capacity, (goodput, capacity, outcomes.count("Overloaded"))
+    assert np.percentile(latencies, 99) <= 0.050 + 0.005, (
+        "an accepted request is answered within its deadline"
+    )
+
+
+def test_metrics_report_queue_depth_batch_sizes_latency_and_outcomes(context, kit):
+    instrument = kit.Gate()
+
+    async def scenario():
+        await instrument.activate(context(kit.GATE_MANIFEST, _gate_config(max_batch_size=8)))
+        instrument.gate.clear()
+        first = asyncio.ensure_future(instrument.infer({"x": [0.0, 0.0]}))
+        await _until(instrument.entered.is_set)
+        rest = [asyncio.ensure_future(instrument.infer({"x": [1.0, 0.0]})) for _ in range(12)]
+        await asyncio.sleep(0.02)
+        busy = instrument.metrics()
+        instrument.gate.set()
+        await asyncio.gather(first, *rest)
+        done = instrument.metrics()
+        await instrument.deactivate()
+        return busy, done
+
+    busy, done = asyncio.run(scenario())
+
+    assert (busy.queue_depth, busy.running, busy.completed) == (12, 1, 0)
+    assert done.batch_sizes == {1: 1, 8: 1, 4: 1}
+    assert (done.submitted, done.completed, done.dropped, done.queue_depth) == (13, 13, 0, 0)
+    assert done.latency_ms["p50"] >= 20 and done.latency_ms["p50"] <= done.latency_ms["p99"]
+    as_dict = done.as_dict()
+    assert as_dict["batch_sizes"] == {"1": 1, "4": 1, "8": 1} and as_dict["dropped"] == 0
+
+
+def test_closing_answers_every_pending_request_and_refuses_new_ones(context, kit):
+    instrument = kit.Gate()
+
+    async def scenario():
+        await instrument.activate(context(kit.GATE_MANIFEST, _gate_config(max_batch_size=2)))
+        tasks = [asyncio.ensure_future(instrument.infer({"x": [float(n), 0.0]})) for n in range(6)]
+        await asyncio.sleep(0)
+        await instrument.deactivate()
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        with pytest.raises(PipelineClosed, match="not active"):
+            await instrument.infer({"x": [1.0, 0.0]})
+        return outcomes
+
+    outcomes = asyncio.run(scenario())
+
+    assert [outcome["y"][0] for outcome in outcomes] == [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
+
+
+def test_an_instrument_can_be_called_from_another_threads_event_loop(context, kit):
+    instrument = kit.Gate()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(
+            instrument.activate(context(kit.GATE_MANIFEST, _gate_config())), loop
+        ).result(10)
+        answer = asyncio.run(instrument.infer({"x": [1.0, 2.0]}))
+        asyncio.run_coroutine_threadsafe(instrument.deactivate(), loop).result(10)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+    assert answer["y"].tolist() == [2.0, 4.0]
