@@ -1,0 +1,302 @@
+"""Operator pipelines: 8 composed operators against the same hand-written polars lazy query.
+
+A Parquet file of generated flight-like rows (8,000,000; 2,000,000 with --quick) is written to a
+temporary folder. Eight operators (filter, derived columns, lower-casing, a flag, a group-by, a sort),
+each declaring its input columns in its manifest, run over it in three ways, each sample in a fresh
+interpreter, interleaved round by round after one warm-up round:
+
+    hand-written   the eight transformations applied to ``pl.scan_parquet`` by hand, one ``collect``
+    pipeline       ``Pipeline.chain(path, *operators).build().collect()``: permission-checked scan, schema
+                   check of every step (``collect_schema``), then one ``collect``
+    eager          the same operators, collecting after every step (what the package never does)
+    idle           imports only: the memory every child starts from
+
+Each child runs its query once to warm up, then ``--runs`` more times (timed); its peak memory is
+``resource.getrusage(RUSAGE_SELF).ru_maxrss``. Results are checked to agree across the three ways.
+A last child times plan building alone (no data read), per operator: the hand-written transformations,
+``operator.query`` and ``Pipeline.build`` (which also checks schemas), in microseconds.
+
+    python tools/bench/operators.py [--quick] [--json FILE] [--check] [--rows N] [--engine E]
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+from _common import Report, Stat, child_environment, options, ratio, run_child
+
+BUDGET = 1.05
+OPERATORS = 8
+
+# Shared by every child: the transformations, and the operators that wrap them.
+DEFINITIONS = r"""
+import polars as pl
+from symphony_operators import Operator, Pipeline
+
+TRANSFORMS = [
+    lambda f: f.filter(pl.col("dep_delay").is_not_null()),
+    lambda f: f.with_columns((pl.col("arr_delay") - pl.col("dep_delay")).alias("gained")),
+    lambda f: f.with_columns((pl.col("distance") / 100).alias("hundreds")),
+    lambda f: f.filter(pl.col("distance") > 50),
+    lambda f: f.with_columns(pl.col("origin").str.to_lowercase()),
+    lambda f: f.with_columns((pl.col("arr_delay") > 15).alias("late")),
+    lambda f: f.group_by("carrier_code", "origin").agg(
+        pl.len().alias("flights"), pl.col("gained").mean(), pl.col("late").mean().alias("late_share")
+    ),
+    lambda f: f.sort("carrier_code", "origin"),
+]
+READS = [
+    [("dep_delay", "Float64")],
+    [("arr_delay", "Float64"), ("dep_delay", "Float64")],
+    [("distance", "Int64")],
+    [("distance", "Int64")],
+    [("origin", "String")],
+    [("arr_delay", "Float64")],
+    [("carrier_code", "Int32"), ("origin", "String"), ("gained", "Float64"), ("late", "Boolean")],
+    [("carrier_code", "Int32"), ("origin", "String")],
+]
+
+
+def operators():
+    made = []
+    for n, (transform, reads) in enumerate(zip(TRANSFORMS, READS)):
+        cls = type(f"Step{n}", (Operator,), {"apply": lambda self, frame, t=transform: t(frame)})
+        contributes = {"input": [{"name": name, "dtype": dtype} for name, dtype in reads]}
+        made.append(cls.create(manifest={"id": f"bench.step-{n}", "contributes": contributes}))
+    return made
+
+
+def hand_written(frame):
+    for transform in TRANSFORMS:
+        frame = transform(frame)
+    return frame
+"""
+
+# argv: parquet path, variant, engine, timed runs
+QUERY = (
+    DEFINITIONS
+    + r"""
+import json, resource, sys, time
+
+path, variant, engine, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+ops = operators()
+builds, totals, result = [], [], None
+for n in range(runs + 1 if variant != "idle" else 0):
+    t0 = time.perf_counter_ns()
+    if variant == "hand":
+        query = hand_written(pl.scan_parquet(path))
+        t1 = time.perf_counter_ns()
+        result = query.collect(engine=engine)
+    elif variant == "pipeline":
+        plan = Pipeline.chain(path, *ops, engine=engine).build()
+        t1 = time.perf_counter_ns()
+        result = plan.collect()
+    elif variant == "eager":
+        frame = pl.scan_parquet(path)
+        t1 = time.perf_counter_ns()
+        for op in ops:
+            result = op.query(frame).collect(engine=engine)
+            frame = result.lazy()
+    else:
+        raise SystemExit(f"unknown variant {variant}")
+    t2 = time.perf_counter_ns()
+    if n:  # the first run warms up (thread pools, page cache)
+        builds.append(t1 - t0)
+        totals.append(t2 - t0)
+digest = None
+if result is not None:
+    digest = int(result.with_columns(pl.col(pl.Float64).round(9)).hash_rows(seed=0).sum())
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"build": builds, "total": totals, "rss_kib": rss, "rows": None if result is None else result.height, "digest": digest}))
+"""
+)
+
+# argv: parquet path, iterations
+COMPOSE = (
+    DEFINITIONS
+    + r"""
+import json, sys, time
+
+path, iterations = sys.argv[1], int(sys.argv[2])
+ops = operators()
+base = pl.scan_parquet(path)
+base.collect_schema()
+samples = {"hand": [], "query": [], "build": []}
+for _ in range(iterations):
+    t0 = time.perf_counter_ns()
+    hand_written(base)
+    t1 = time.perf_counter_ns()
+    frame = base
+    for op in ops:
+        frame = op.query(frame)
+    t2 = time.perf_counter_ns()
+    Pipeline.chain(base, *ops).build()
+    t3 = time.perf_counter_ns()
+    samples["hand"].append(t1 - t0)
+    samples["query"].append(t2 - t1)
+    samples["build"].append(t3 - t2)
+print(json.dumps(samples))
+"""
+)
+
+GENERATE = r"""
+import sys
+import polars as pl
+
+path, rows = sys.argv[1], int(sys.argv[2])
+i = pl.int_range(rows, dtype=pl.Int64)
+hashed = (i * 2_654_435_761 + 7) % 4_294_967_291
+pl.LazyFrame().select(
+    i.alias("id"),
+    (hashed % 16).cast(pl.Int32).alias("carrier_code"),
+    (hashed % 3).replace_strict({0: "EWR", 1: "JFK", 2: "LGA"}, return_dtype=pl.String).alias("origin"),
+    ((hashed // 7) % 1_000).alias("distance"),
+    pl.when(hashed % 50 == 0).then(None).otherwise((hashed % 181 - 30).cast(pl.Float64)).alias("dep_delay"),
+    pl.when(hashed % 50 == 0).then(None).otherwise((hashed % 197 - 40).cast(pl.Float64)).alias("arr_delay"),
+).sink_parquet(path)
+print("{}")
+"""
+
+VARIANTS = ("hand", "pipeline", "eager", "idle")
+
+
+def measure(
+    path: Path, repeat: int, runs: int, engine: str, env: dict[str, str]
+) -> dict[str, dict[str, list[int]]]:
+    """Samples of every variant (ns and KiB), interleaved, after one warm-up round."""
+    samples: dict[str, dict[str, list[int]]] = {
+        v: {"build": [], "total": [], "rss_kib": []} for v in VARIANTS
+    }
+    digests: dict[str, set[int]] = {v: set() for v in VARIANTS if v != "idle"}
+    for round_ in range(repeat + 1):
+        for variant in VARIANTS:
+            child = run_child(QUERY, str(path), variant, engine, str(runs), env=env)
+            if variant != "idle":
+                digests[variant].add(child["digest"])
+            if not round_:
+                continue
+            samples[variant]["build"] += child["build"]
+            samples[variant]["total"] += child["total"]
+            samples[variant]["rss_kib"].append(child["rss_kib"])
+    found = {digest for values in digests.values() for digest in values}
+    if len(found) != 1:
+        raise RuntimeError(f"the three ways gave different results: {digests}")
+    return samples
+
+
+def main() -> int:
+    parser = options(__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, help="rows of the generated Parquet file (default 8M; 2M quick)")
+    parser.add_argument("--runs", type=int, help="timed runs per fresh process (default 2; 1 quick)")
+    parser.add_argument(
+        "--engine",
+        default="auto",
+        choices=("auto", "in-memory", "streaming"),
+        help="polars engine (both sides)",
+    )
+    args = parser.parse_args()
+    rows = args.rows or (2_000_000 if args.quick else 8_000_000)
+    repeat = args.repeat or (3 if args.quick else 7)
+    runs = args.runs or (1 if args.quick else 2)
+    iterations = 200 if args.quick else 1_000
+    report = Report("operators", args)
+    report.note(
+        f"operators: {OPERATORS} operators over {rows:,} rows of Parquet; engine {args.engine}; {repeat} fresh "
+        f"processes per figure x {runs} timed run(s) each; Python {sys.version.split()[0]}"
+    )
+    report.figure("rows", rows)
+    report.figure("engine", args.engine)
+    with tempfile.TemporaryDirectory(prefix="symphony-bench-operators-") as tmp:
+        env = child_environment(Path(tmp), bytecode=not args.no_bytecode)
+        path = Path(tmp, "flights.parquet")
+        run_child(GENERATE, str(path), str(rows), env=env)
+        report.figure("parquet_bytes", path.stat().st_size)
+        samples = measure(path, repeat, runs, args.engine, env)
+        compose = run_child(COMPOSE, str(path), str(iterations), env=env)
+
+    total = {v: Stat.of_ns(samples[v]["total"]) for v in ("hand", "pipeline", "eager")}
+    build = {v: Stat.of_ns(samples[v]["build"]) for v in ("hand", "pipeline")}
+    rss = {v: Stat(tuple(kib / 1024 for kib in samples[v]["rss_kib"])) for v in VARIANTS}
+    for v, stat in total.items():
+        report.figure(f"{v}.total_ms", stat)
+    for v, stat in build.items():
+        report.figure(f"{v}.build_ms", stat)
+    for v, stat in rss.items():
+        report.figure(f"{v}.peak_rss_mib", stat)
+    pipeline_ratio = total["pipeline"].median / total["hand"].median
+    eager_ratio = total["eager"].median / total["hand"].median
+    report.figure("pipeline_over_hand", pipeline_ratio)
+    report.figure("eager_over_hand", eager_ratio)
+
+    report.table(
+        f"Time of one query over {rows:,} rows, fresh process per sample, ms median (min); ratio = / hand-written",
+        ("way", "build the plan", "build + run", "ratio"),
+        [
+            ("hand-written lazy query, one collect", build["hand"], total["hand"], "1.00x"),
+            (
+                "pipeline of 8 operators, one collect",
+                build["pipeline"],
+                total["pipeline"],
+                ratio(total["pipeline"], total["hand"]),
+            ),
+            (
+                "same operators, collect after each step",
+                "-",
+                total["eager"],
+                ratio(total["eager"], total["hand"]),
+            ),
+        ],
+    )
+    idle = rss["idle"].median
+    memory_rows = []
+    for v, label in (
+        ("hand", "hand-written"),
+        ("pipeline", "pipeline"),
+        ("eager", "eager"),
+        ("idle", "idle (imports only)"),
+    ):
+        above = rss[v].median - idle
+        report.figure(f"{v}.peak_rss_above_idle_mib", above)
+        memory_rows.append((label, rss[v], f"{above:.0f}", ratio(rss[v], rss["hand"])))
+    report.table(
+        "Peak memory (ru_maxrss) of each fresh process, MiB median (min); ratio = / hand-written",
+        ("way", "peak RSS", "above idle", "ratio"),
+        memory_rows,
+    )
+
+    per_op = {key: Stat(tuple(ns / OPERATORS / 1e3 for ns in values)) for key, values in compose.items()}
+    for key, stat in per_op.items():
+        report.figure(f"compose.{key}_us_per_operator", stat.as_json())
+    hand_us = per_op["hand"].median
+    report.table(
+        f"Plan building, no data read, {iterations} times in one process: microseconds per operator, median (min)",
+        ("what", "us / operator", "beyond hand-written"),
+        [
+            ("hand-written transformation (baseline)", _us(per_op["hand"]), "-"),
+            (
+                "operator.query (composition)",
+                _us(per_op["query"]),
+                f"{per_op['query'].median - hand_us:+.1f} us",
+            ),
+            (
+                "Pipeline.build (composition + schema checks)",
+                _us(per_op["build"]),
+                f"{per_op['build'].median - hand_us:+.1f} us",
+            ),
+        ],
+    )
+    report.note(
+        f"eager / hand-written: {eager_ratio:.2f}x (collecting after every step; expected 2.5x or more)"
+    )
+    report.budget("8 composed operators / hand-written lazy query", pipeline_ratio, BUDGET, "x")
+    return report.finish()
+
+
+def _us(stat: Stat) -> str:
+    return f"{stat.median:.1f} (min {stat.min:.1f})"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
