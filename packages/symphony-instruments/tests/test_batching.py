@@ -179,7 +179,8 @@ def test_a_request_past_its_deadline_gets_deadline_exceeded_even_while_the_model
 
     (stuck, queued), waited, late, metrics = asyncio.run(scenario())
 
-    assert isinstance(stuck, DeadlineExceeded) and isinstance(queued, DeadlineExceeded)
+    assert isinstance(stuck, DeadlineExceeded)
+    assert isinstance(queued, DeadlineExceeded)
     assert "deadline passed" in str(stuck)
     assert waited < 1.0, "callers are answered at their deadline, not when the model comes back"
     assert late["y"].tolist() == [6.0, 6.0]
@@ -302,9 +303,10 @@ def test_metrics_report_queue_depth_batch_sizes_latency_and_outcomes(context, ki
     assert (busy.queue_depth, busy.running, busy.completed) == (12, 1, 0)
     assert done.batch_sizes == {1: 1, 8: 1, 4: 1}
     assert (done.submitted, done.completed, done.dropped, done.queue_depth) == (13, 13, 0, 0)
-    assert done.latency_ms["p50"] >= 20 and done.latency_ms["p50"] <= done.latency_ms["p99"]
+    assert 20 <= done.latency_ms["p50"] <= done.latency_ms["p99"]
     as_dict = done.as_dict()
-    assert as_dict["batch_sizes"] == {"1": 1, "4": 1, "8": 1} and as_dict["dropped"] == 0
+    assert as_dict["batch_sizes"] == {"1": 1, "4": 1, "8": 1}
+    assert as_dict["dropped"] == 0
 
 
 def test_closing_answers_every_pending_request_and_refuses_new_ones(context, kit):

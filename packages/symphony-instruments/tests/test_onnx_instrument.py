@@ -46,7 +46,7 @@ def test_a_converted_scikit_learn_model_answers_each_request_as_scikit_learn_doe
     async def every_row_concurrently(instrument):
         return await asyncio.gather(*(instrument.infer({"input": row}) for row in model.features))
 
-    answers, instrument = _serve(context, manifest, config, every_row_concurrently)
+    answers, _ = _serve(context, manifest, config, every_row_concurrently)
 
     labels = np.array([answer["label"] for answer in answers])
     probabilities = np.stack([answer["probabilities"] for answer in answers])
