@@ -430,6 +430,9 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
     Example:
       symphony doctor --json
     """
+    from ._sandbox._probe import probe
+
+    sandbox = probe()
     with _host(ctx) as host:
         infos = host.discover()
         catalog = host.catalog
@@ -449,8 +452,9 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
                     "in-process audit hooks see Python-level file, socket and subprocess use; they are not a "
                     "sandbox: native code (polars, onnxruntime, ctypes) bypasses them"
                 ),
-                "isolated": "not available in this release: extensions run in the host process",
+                "isolated": sandbox.summary(),
             },
+            "sandbox": sandbox.as_json(),
         }
     if as_json:
         _print_json(report)
@@ -467,4 +471,16 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
     )
     console.print("[bold]enforcement[/]")
     for tier, text in report["enforcement"].items():
-        console.print(f"  {tier}: {text}", highlight=False)
+        console.print(f"  {tier}: {escape(text)}", highlight=False)
+    console.print(
+        f"[bold]isolated tier on this machine[/] (probed: {escape(sandbox.kernel or sandbox.platform)})"
+    )
+    for name, mechanism in sandbox.mechanisms.items():
+        mark = "[green]yes[/]" if mechanism.available else "[bold red]no[/]"
+        console.print(f"  {name}: {mark} - {escape(mechanism.detail)}", highlight=False)
+    console.print("  enforced in a worker:")
+    for concern, text in sandbox.enforced().items():
+        console.print(f"    {concern}: {escape(text)}", highlight=False)
+    console.print("  [bold]not enforced:[/]")
+    for text in sandbox.not_enforced():
+        console.print(f"    - {escape(text)}", highlight=False)
