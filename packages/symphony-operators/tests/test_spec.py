@@ -25,7 +25,7 @@ JOIN_AIRLINES = '''
 
 import polars as pl
 
-from symphony_operators import Config, Operator, scan
+from symphony_operators import Config, Operator, scan, sink
 
 
 class Settings(Config):
@@ -36,6 +36,9 @@ class JoinAirlines(Operator):
     def apply(self, frame: pl.LazyFrame) -> pl.LazyFrame:
         names = scan(self.context.data_dir / self.config.airlines).rename({"name": "airline"})
         return frame.join(names, on="carrier", how="left")
+
+    def keep_copy(self, frame: pl.LazyFrame, path: str) -> str:
+        return str(sink(frame, path))
 '''
 
 JOIN_MANIFEST = (
@@ -46,6 +49,11 @@ JOIN_MANIFEST = (
 type = "fs.read"
 paths = ["{data}"]
 reason = "Read the airline names you put in the extension's data folder."
+
+[[permissions]]
+type = "fs.write"
+paths = ["{data}/copies"]
+reason = "Keep copies of tables you ask it to keep."
 
 [[contributes.input]]
 name = "carrier"
@@ -259,3 +267,17 @@ def test_a_bad_spec_names_the_file_and_each_bad_key(tmp_path: Path):
     assert f"{spec}: sources.flights.fromat" in text
     assert f"{spec}: steps[0].operator" in text
     assert f"{spec}: sinks" in text
+
+
+def test_an_operator_writes_only_inside_its_grant_and_never_half_a_file(installed: Host, tmp_path: Path):
+    installed.grant("acme.join-airlines")
+    data_dir: Path = installed.start("acme.join-airlines").context.data_dir
+    frame = pl.LazyFrame({"carrier": ["UA", "AA"]})
+
+    kept = installed.call("acme.join-airlines", "keep_copy", frame, str(data_dir / "copies" / "c.parquet"))
+    assert pl.read_parquet(kept).height == 2
+
+    outside = tmp_path / "elsewhere" / "c.parquet"
+    with pytest.raises(PermissionDenied, match=f"fs.write of {re.escape(str(outside))} was not granted"):
+        installed.call("acme.join-airlines", "keep_copy", frame, str(outside))
+    assert not outside.parent.exists()

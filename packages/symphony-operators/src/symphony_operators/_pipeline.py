@@ -277,7 +277,11 @@ class Plan:
         return pl.concat(rejected) if rejected else pl.LazyFrame(schema=QUARANTINE_SCHEMA)
 
     def collect(self, node: str | None = None, *, engine: Engine | None = None) -> pl.DataFrame:
-        """Run one node's query once (a single ``collect``) and return its result."""
+        """Run one node's query once (a single ``collect``) and return its result.
+
+        With ``on_bad_rows = "quarantine"`` the rows set aside are left out and not written anywhere:
+        `run` writes them, or collect `quarantine` yourself.
+        """
         frame = self.frame(node)
         with self._reporting():
             result: pl.DataFrame = frame.collect(engine=engine or self.pipeline.engine)
