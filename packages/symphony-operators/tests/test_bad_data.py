@@ -199,3 +199,11 @@ def test_text_columns_are_parsed_to_the_declared_dtypes(tmp_path: Path):
         {"day": pl.Date, "at": pl.Datetime("us"), "cancelled": pl.Boolean, "seats": pl.Int32}
     )
     assert result.row(0)[2:] == (False, 180)
+
+
+def test_a_text_column_declared_as_string_stays_text_even_if_it_looks_numeric(tmp_path: Path):
+    (tmp_path / "codes.csv").write_text("origin,dep_delay\n007,1.5\n010,2.5\n007,0.5\n")
+
+    result = Pipeline.chain(tmp_path / "codes.csv", mean_delay()).collect()
+
+    assert result.to_dict(as_series=False) == {"origin": ["007", "010"], "mean_dep_delay": [1.0, 2.5]}

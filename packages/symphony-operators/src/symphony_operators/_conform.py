@@ -53,8 +53,13 @@ class Conformed:
 
 
 def text_columns(wanted: Mapping[str, tuple[Column, str]]) -> dict[str, Any]:
-    """The columns a text format must read as strings so that Symphony parses them (declared, not text)."""
-    return {name: pl.String for name, (column, _) in wanted.items() if parsable(column.polars_dtype)}
+    """The declared columns a text format must read as text: to parse them here, or to keep them text
+    (a declared ``String`` column of codes like ``007`` must not be inferred as a number)."""
+    return {
+        name: pl.String
+        for name, (column, _) in wanted.items()
+        if parsable(column.polars_dtype) or column.polars_dtype == pl.String
+    }
 
 
 def conform(
