@@ -7,16 +7,28 @@ A test is skipped only when the probe says this kernel cannot enforce what it is
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from symphony_core._errors import ConfigError, RemoteError, WorkerCrashed, WorkerTimeout
+from symphony_core._home import Home
+from symphony_core._permissions import EnvVars, FileRead, FileWrite, NetConnect, Permission, Subprocess
 from symphony_core._sandbox import _landlock
 from symphony_core._sandbox._cgroups import Cgroups
 from symphony_core._sandbox._probe import probe
+from symphony_core._sandbox._process import WorkerProcess
+from symphony_core._sandbox._profile import WorkerSpec
+from symphony_core._sandbox._protocol import PROTOCOL, Channel, Failure, Limits, Profile, Reply, Setup
 
 LINUX = sys.platform.startswith("linux")
 CAPABILITIES = probe()
@@ -117,3 +129,523 @@ def test_doctor_shows_what_the_probe_found_and_what_is_not_enforced(venv, home) 
     assert people.returncode == 0, people.stderr
     assert "not enforced" in people.stdout
     assert f"landlock: {'yes' if CAPABILITIES.has('landlock') else 'no'}" in people.stdout
+
+
+# Workers: one real extension, restricted by the kernel, trying to get out
+
+PROBE_EXTENSION = r"""
+import ctypes, errno, os, signal, socket, subprocess, time
+
+from symphony_core import Extension
+from symphony_core._errors import ConfigError
+
+
+def _errno_of(call):
+    try:
+        call()
+    except OSError as exc:
+        return exc.errno
+    return 0
+
+
+class Probe(Extension):
+    def activate(self, context):
+        self.context = context
+        self.activated_in = os.getpid()
+
+    def echo(self, *values, **named):
+        return [list(values), named]
+
+    def pid(self):
+        return self.activated_in
+
+    def read(self, path):
+        with open(path, encoding="utf-8") as file:
+            return file.read()
+
+    def write(self, path, text):
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(text)
+        return True
+
+    def listdir(self, path):
+        return sorted(os.listdir(path))
+
+    def libc_open(self, path, flags=os.O_RDONLY):
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = libc.open(path.encode(), flags, 0o600)
+        if fd < 0:
+            return ctypes.get_errno()
+        os.close(fd)
+        return 0
+
+    def connect(self, port, host="127.0.0.1"):
+        with socket.create_connection((host, port), timeout=5) as connection:
+            return connection.recv(64).decode()
+
+    def bind(self, port):
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", port))
+            return server.getsockname()[1]
+
+    def unix_socket(self, path):
+        with socket.socket(socket.AF_UNIX) as client:
+            client.connect(path)
+        return True
+
+    def run(self, *command):
+        return subprocess.run(list(command), capture_output=True, text=True, check=True).stdout
+
+    def environ(self):
+        return dict(os.environ)
+
+    def status(self):
+        with open("/proc/self/status", encoding="ascii") as file:
+            return dict(line.rstrip("\n").split(":\t", 1) for line in file if ":\t" in line)
+
+    def signal_host(self, pid):
+        return _errno_of(lambda: os.kill(pid, 0))
+
+    def ptrace_host(self, pid):
+        libc = ctypes.CDLL(None, use_errno=True)
+        return 0 if libc.ptrace(16, pid, None, None) == 0 else ctypes.get_errno()  # PTRACE_ATTACH
+
+    def new_namespace(self):
+        libc = ctypes.CDLL(None, use_errno=True)
+        return 0 if libc.unshare(0x10000000 | 0x40000000) == 0 else ctypes.get_errno()
+
+    def fork_bomb(self, tries):
+        children, refused = [], None
+        for _ in range(tries):
+            try:
+                pid = os.fork()
+            except OSError as exc:
+                refused = errno.errorcode.get(exc.errno, str(exc.errno))
+                break
+            if pid == 0:
+                time.sleep(60)
+                os._exit(0)
+            children.append(pid)
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        return [len(children), refused]
+
+    def hog(self, megabytes):
+        chunks = [b"x" * (16 << 20) for _ in range(megabytes // 16)]
+        return len(chunks) * 16
+
+    def spin(self):
+        while True:
+            pass
+
+    def sleep(self, seconds):
+        time.sleep(seconds)
+        return seconds
+
+    def die(self, code):
+        os._exit(code)
+
+    def fail(self):
+        raise ValueError("the extension's own bug")
+
+    def refuse(self):
+        raise ConfigError("the threshold is too low", extension=self.context.id, hint="raise it above 3")
+
+    async def later(self, value):
+        import asyncio
+
+        await asyncio.sleep(0.01)
+        return value * 2
+"""
+EXTENSION_ID = "acme.probe"
+
+
+@pytest.fixture(scope="module")
+def extension_code(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding the test extension's package, ``acme_probe``."""
+    folder = tmp_path_factory.mktemp("code")
+    (folder / "acme_probe").mkdir()
+    (folder / "acme_probe" / "__init__.py").write_text(PROBE_EXTENSION, encoding="utf-8")
+    return folder
+
+
+@pytest.fixture
+def place(tmp_path: Path) -> Path:
+    """A folder with a ``secret.txt`` no grant covers, a ``granted`` folder, and the Symphony home."""
+    (tmp_path / "secret.txt").write_text("do not read", encoding="utf-8")
+    (tmp_path / "granted").mkdir()
+    (tmp_path / "granted" / "input.txt").write_text("granted text", encoding="utf-8")
+    return tmp_path
+
+
+def spec_for(place: Path, code: Path, *permissions: Permission, **options: Any) -> WorkerSpec:
+    return WorkerSpec(
+        extension=EXTENSION_ID,
+        entry_point="acme_probe:Probe",
+        home=Home(place / "home"),
+        permissions=permissions,
+        path=(str(code),),
+        **options,
+    )
+
+
+@pytest.fixture
+def start(place: Path, extension_code: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start workers of the test extension with the given permissions; each is killed at the end."""
+    started: list[WorkerProcess] = []
+
+    def starter(*permissions: Permission, **options: Any) -> WorkerProcess:
+        worker = WorkerProcess.start(spec_for(place, extension_code, *permissions, **options), timeout=60)
+        started.append(worker)
+        return worker
+
+    yield starter
+    for worker in started:
+        worker.kill()
+
+
+def refused(worker: WorkerProcess, method: str, *args: Any) -> RemoteError:
+    """Call a method that must fail inside the worker, and return the error the host got."""
+    with pytest.raises(RemoteError) as failure:
+        worker.call(method, args)
+    return failure.value
+
+
+@pytest.fixture
+def listener() -> Iterator[Callable[[], int]]:
+    """Start TCP servers on 127.0.0.1 that greet each client with ``hello``; returns their ports."""
+    servers: list[socket.socket] = []
+    stop = threading.Event()
+
+    def serve(server: socket.socket) -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                client, _ = server.accept()
+            except OSError:
+                continue
+            with client:
+                client.sendall(b"hello")
+
+    def open_one() -> int:
+        server = socket.create_server(("127.0.0.1", 0))
+        servers.append(server)
+        threading.Thread(target=serve, args=(server,), daemon=True).start()
+        port: int = server.getsockname()[1]
+        return port
+
+    yield open_one
+    stop.set()
+    for server in servers:
+        server.close()
+
+
+def test_a_worker_answers_from_its_own_process_with_its_extension_activated(start) -> None:
+    worker = start()
+
+    assert worker.call("echo", (1, "two"), {"three": [3.0, None]}) == [[1, "two"], {"three": [3.0, None]}]
+    assert worker.call("pid") == worker.pid != os.getpid()
+    assert worker.call("later", (21,)) == 42
+
+
+def test_a_worker_reports_what_it_enforces_and_never_more_than_the_probe_found(start) -> None:
+    enforced = start().enforced
+
+    assert enforced["no_new_privs"] == "set"
+    assert ("NOT" not in enforced["landlock"]) is CAPABILITIES.has("landlock")
+    assert ("NOT" not in enforced["seccomp"]) is CAPABILITIES.has("seccomp")
+    assert ("no network" in enforced["network"]) is CAPABILITIES.has("network_namespace")
+    assert ("NOT" not in enforced.get("cgroup_memory", "NOT")) is CAPABILITIES.has("cgroup_memory")
+
+
+# Files
+
+
+@needs("landlock")
+def test_python_open_of_a_file_outside_the_grant_is_refused_by_the_kernel(start, place) -> None:
+    worker = start(FileRead(paths=(str(place / "granted"),), reason="reads its inputs"))
+
+    error = refused(worker, "read", str(place / "secret.txt"))
+
+    assert (error.builtin, error.errno) == ("PermissionError", errno.EACCES)
+    assert worker.call("read", (str(place / "granted" / "input.txt"),)) == "granted text"
+
+
+@needs("landlock")
+def test_libc_open_through_ctypes_is_refused_outside_the_grant(start, place) -> None:
+    worker = start(FileRead(paths=(str(place / "granted"),), reason="reads its inputs"))
+
+    assert worker.call("libc_open", (str(place / "secret.txt"),)) == errno.EACCES
+    assert worker.call("libc_open", ("/etc/passwd",)) == errno.EACCES
+    assert worker.call("libc_open", (str(place / "granted" / "input.txt"),)) == 0
+
+
+@needs("landlock")
+def test_writing_outside_the_grant_is_refused_and_inside_it_works(start, place) -> None:
+    worker = start(FileWrite(paths=("{data}",), reason="keeps its results"))
+    data = place / "home" / "extensions" / EXTENSION_ID / "data"
+
+    error = refused(worker, "write", str(place / "planted.txt"), "x")
+    assert error.builtin == "PermissionError"
+    assert not (place / "planted.txt").exists()
+    assert worker.call("write", (str(data / "result.txt"), "done")) is True
+    assert (data / "result.txt").read_text(encoding="utf-8") == "done"
+    assert worker.call("write", (str(worker.spec.cache_dir / "cached.txt"), "own cache")) is True
+
+
+@needs("landlock")
+def test_a_symlink_in_a_granted_folder_does_not_lead_outside_it(start, place) -> None:
+    (place / "granted" / "link").symlink_to(place / "secret.txt")
+    worker = start(FileRead(paths=(str(place / "granted"),), reason="reads its inputs"))
+
+    assert refused(worker, "read", str(place / "granted" / "link")).builtin == "PermissionError"
+
+
+@needs("landlock")
+def test_a_glob_grant_is_widened_to_its_folder_and_the_worker_says_so(start, place) -> None:
+    worker = start(FileRead(paths=(str(place / "granted" / "*.txt"),), reason="reads text files"))
+
+    assert worker.call("read", (str(place / "granted" / "input.txt"),)) == "granted text"
+    assert any("cannot hold a glob" in note for note in worker.notes)
+    assert refused(worker, "read", str(place / "secret.txt")).builtin == "PermissionError"
+
+
+@needs("landlock")
+def test_listing_a_folder_outside_the_grant_is_refused(start, place) -> None:
+    worker = start()
+
+    assert refused(worker, "listdir", str(place)).builtin == "PermissionError"
+
+
+# Network
+
+
+@needs("network_namespace")
+def test_without_a_network_grant_nothing_on_the_host_is_reachable(start, listener) -> None:
+    port = listener()
+    worker = start()
+
+    error = refused(worker, "connect", port)
+
+    assert error.builtin in ("OSError", "PermissionError", "ConnectionRefusedError")
+    assert error.errno in (errno.ENETUNREACH, errno.EACCES, errno.ECONNREFUSED)
+
+
+@pytest.mark.skipif(CAPABILITIES.landlock_abi < 4, reason="TCP port rules need Landlock ABI >= 4")
+def test_a_tcp_connect_to_a_port_that_was_not_granted_is_refused(start, listener) -> None:
+    granted, other = listener(), listener()
+    worker = start(NetConnect(hosts=(f"127.0.0.1:{granted}",), reason="talks to its service"))
+
+    assert worker.call("connect", (granted,)) == "hello"
+    error = refused(worker, "connect", other)
+    assert (error.builtin, error.errno) == ("PermissionError", errno.EACCES)
+    assert refused(worker, "bind", 0).builtin == "PermissionError"
+
+
+@needs("seccomp")
+def test_unix_sockets_are_refused_so_host_services_stay_out_of_reach(start, tmp_path) -> None:
+    path = str(tmp_path / "service.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen()
+    try:
+        worker = start(FileWrite(paths=(str(tmp_path),), reason="uses the service"))
+        error = refused(worker, "unix_socket", path)
+    finally:
+        server.close()
+
+    assert error.builtin == "PermissionError"
+
+
+# Programs, environment, privileges
+
+
+@needs("landlock")
+def test_starting_a_program_without_a_subprocess_grant_is_refused(start) -> None:
+    worker = start()
+
+    assert refused(worker, "run", "true").builtin == "PermissionError"
+
+
+@needs("landlock")
+def test_a_granted_program_runs_and_others_do_not(start) -> None:
+    worker = start(Subprocess(commands=("echo",), reason="prints"))
+
+    assert worker.call("run", ("echo", "granted")) == "granted\n"
+    assert refused(worker, "run", "true").builtin == "PermissionError"
+
+
+def test_the_worker_sees_only_granted_environment_variables(start, monkeypatch) -> None:
+    monkeypatch.setenv("ACME_TOKEN", "granted-value")
+    monkeypatch.setenv("HOST_SECRET", "must-not-leak")
+    worker = start(EnvVars(names=("ACME_TOKEN",), reason="authenticates"))
+
+    seen = worker.call("environ")
+
+    assert seen["ACME_TOKEN"] == "granted-value"
+    assert "HOST_SECRET" not in seen
+    assert set(seen) == {"ACME_TOKEN", "PATH", "LANG", "TMPDIR", "POLARS_OOC_SPILL_DIR"}
+    assert seen["TMPDIR"].startswith(str(worker.spec.cache_dir))
+
+
+@needs("no_new_privs")
+def test_the_worker_has_no_capabilities_and_no_new_privileges_even_when_the_host_is_root(start) -> None:
+    status = start().call("status")
+
+    assert status["NoNewPrivs"].strip() == "1"
+    assert int(status["CapEff"], 16) == 0
+    assert int(status["CapBnd"], 16) == 0
+    if CAPABILITIES.has("seccomp"):
+        assert status["Seccomp"].strip() == "2"
+
+
+@needs("seccomp")
+def test_tracing_the_host_and_making_namespaces_are_refused(start) -> None:
+    worker = start()
+
+    assert worker.call("ptrace_host", (os.getpid(),)) == errno.EPERM
+    assert worker.call("new_namespace") == errno.EPERM
+
+
+@pytest.mark.skipif(CAPABILITIES.landlock_abi < 6, reason="signal scoping needs Landlock ABI >= 6")
+def test_the_worker_cannot_signal_processes_outside_its_sandbox(start) -> None:
+    assert start().call("signal_host", (os.getpid(),)) == errno.EPERM
+
+
+# Resources
+
+
+@needs("cgroup_pids")
+def test_a_fork_bomb_stops_at_the_process_limit_and_the_host_goes_on(start) -> None:
+    worker = start(limits=Limits(tasks=32))
+
+    made, refusal = worker.call("fork_bomb", (500,), timeout=60)
+
+    assert made < 32
+    assert refusal == "EAGAIN"
+    assert worker.call("echo", ("still here",)) == [["still here"], {}]
+
+
+@needs("cgroup_memory")
+def test_a_memory_hog_is_killed_at_its_memory_limit_and_the_host_goes_on(start) -> None:
+    worker = start(limits=Limits(memory=256 << 20))
+
+    with pytest.raises(WorkerCrashed) as crash:
+        worker.call("hog", (2048,), timeout=60)
+
+    assert "over its memory limit" in str(crash.value)
+    assert not worker.alive
+
+
+def test_a_worker_that_spins_past_its_cpu_time_is_killed(start) -> None:
+    worker = start(limits=Limits(cpu_seconds=1))
+
+    with pytest.raises(WorkerCrashed) as crash:
+        worker.call("spin", timeout=30)
+
+    assert "out of CPU time" in str(crash.value)
+
+
+# The protocol
+
+
+def test_errors_come_back_with_their_type_message_and_hint(start) -> None:
+    worker = start()
+
+    bug = refused(worker, "fail")
+    assert (bug.remote_type, bug.builtin) == ("builtins.ValueError", "ValueError")
+    assert "the extension's own bug" in str(bug)
+    assert "ValueError" in bug.remote_traceback
+    with pytest.raises(ConfigError) as config:
+        worker.call("refuse")
+    assert (config.value.message, config.value.hint) == ("the threshold is too low", "raise it above 3")
+    assert config.value.extension == EXTENSION_ID
+    assert worker.call("echo", ("after errors",)) == [["after errors"], {}]
+
+
+def test_a_call_that_overruns_its_time_out_kills_the_worker(start) -> None:
+    worker = start()
+
+    with pytest.raises(WorkerTimeout):
+        worker.call("sleep", (30,), timeout=0.5)
+
+    assert not worker.alive
+    with pytest.raises(WorkerCrashed):
+        worker.call("echo", (1,))
+
+
+def test_a_crash_is_reported_with_its_exit_status(start) -> None:
+    worker = start()
+
+    with pytest.raises(WorkerCrashed) as crash:
+        worker.call("die", (7,))
+
+    assert crash.value.exit_code == 7
+    assert "exited with status 7" in str(crash.value)
+
+
+def test_values_the_protocol_cannot_carry_are_refused_before_anything_is_sent(start) -> None:
+    worker = start()
+
+    with pytest.raises(TypeError, match="cannot cross"):
+        worker.call("echo", (object(),))
+
+    assert worker.call("echo", (b"bytes", 1.5)) == [[b"bytes", 1.5], {}]
+
+
+def test_a_worker_refuses_a_host_that_speaks_another_protocol_version(tmp_path) -> None:
+    from_host, to_worker = os.pipe()
+    from_worker, to_host = os.pipe()
+    command = [
+        sys.executable,
+        "-I",
+        "-B",
+        "-m",
+        "symphony_core._sandbox._worker",
+        str(from_host),
+        str(to_host),
+    ]
+    process = subprocess.Popen(command, pass_fds=(from_host, to_host), stderr=subprocess.DEVNULL)
+    os.close(from_host)
+    os.close(to_host)
+    channel = Channel(from_worker, to_worker)
+    try:
+        channel.send(Setup(protocol=PROTOCOL + 1, host_pid=os.getpid(), profile=Profile(), inline_limit=0))
+        answer = channel.receive(timeout=30)
+        assert process.wait(timeout=30) == 2
+    finally:
+        channel.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+    assert isinstance(answer, Failure)
+    assert f"speaks protocol {PROTOCOL}, not {PROTOCOL + 1}" in answer.message
+
+
+def test_frames_carry_big_and_small_messages_in_order() -> None:
+    read_fd, write_fd = os.pipe()
+    channel = Channel(read_fd, write_fd)  # one pipe: what it sends comes back to it
+    big = "x" * (3 << 20)
+    sender = threading.Thread(
+        target=lambda: [channel.send(Reply(id=n, value=v)) for n, v in ((1, big), (2, "s"))]
+    )
+    sender.start()
+
+    first, second = channel.receive(timeout=10), channel.receive(timeout=10)
+    sender.join()
+    channel.close()
+
+    assert isinstance(first, Reply)
+    assert isinstance(second, Reply)
+    assert (first.id, len(first.value), second.id, second.value) == (1, 3 << 20, 2, "s")
+
+
+def test_waiting_for_a_frame_that_does_not_come_times_out() -> None:
+    read_fd, write_fd = os.pipe()
+    channel = Channel(read_fd, write_fd)
+
+    with pytest.raises(TimeoutError):
+        channel.receive(timeout=0.05)
+    channel.close()

@@ -111,3 +111,73 @@ class ConfigError(SymphonyError):
 
 class StateError(SymphonyError):
     """Raised when the host's state database cannot be read or written."""
+
+
+# Sandbox errors: the isolated tier could not start, reach or keep an extension's worker.
+
+
+class SandboxError(SymphonyError):
+    """Raised when the isolated tier cannot start, reach or keep an extension's worker process."""
+
+
+class SandboxUnavailable(SandboxError):
+    """Raised when this platform cannot run isolated workers at all (the isolated tier needs Linux)."""
+
+
+class WorkerCrashed(SandboxError):
+    """Raised when an extension's worker died (a signal, an exit, its memory limit) or broke the protocol.
+
+    ``stderr`` holds the last lines the worker wrote, ``exit_code`` its exit status (negative: the signal).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        extension: str | None = None,
+        hint: str | None = None,
+        exit_code: int | None = None,
+        stderr: str = "",
+    ) -> None:
+        self.exit_code = exit_code
+        self.stderr = stderr
+        super().__init__(message, extension=extension, hint=hint)
+
+
+class ProtocolError(SandboxError):
+    """Raised when a worker breaks the host/worker protocol (another version, a message out of turn)."""
+
+
+class WorkerTimeout(SandboxError, BudgetExceeded):
+    """Raised when a worker did not answer within the time allowed; the worker was killed."""
+
+
+class Quarantined(SandboxError):
+    """Raised when an extension's workers crashed too often: it is not restarted until the quarantine is lifted."""
+
+
+class RemoteError(ExtensionFailed):
+    """Raised when extension code in an isolated worker raised; the worker itself goes on.
+
+    The exception cannot cross the process boundary as an object, so this carries it as data:
+    ``remote_type`` (its qualified class name), ``builtin`` (the nearest built-in exception class it
+    derives from, e.g. ``PermissionError`` for a file the kernel refused), ``errno`` and the worker's
+    ``remote_traceback``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        extension: str | None = None,
+        hint: str | None = None,
+        remote_type: str = "",
+        builtin: str | None = None,
+        errno: int | None = None,
+        remote_traceback: str = "",
+    ) -> None:
+        self.remote_type = remote_type
+        self.builtin = builtin
+        self.errno = errno
+        self.remote_traceback = remote_traceback
+        super().__init__(message, extension=extension, hint=hint)

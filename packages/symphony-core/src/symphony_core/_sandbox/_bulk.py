@@ -1,0 +1,180 @@
+"""Bulk values between host and worker: numpy arrays and polars frames travel through shared memory.
+
+A bulk value is a msgpack extension value whose payload starts with how it travels:
+
+- ``i`` inline: the bytes follow (``.npy`` for arrays, Arrow IPC for frames); for values under the
+  inline limit, where a shared-memory file would cost more than the copy;
+- ``f`` a file the host wrote into the worker's exchange folder in ``/dev/shm``; the worker maps it and
+  deletes it. Only the host writes these, so only the worker accepts them;
+- ``m`` a sealed ``memfd`` of the worker (its fd number follows). The worker writes the value, then seals
+  the memfd against writing, growing and shrinking; the host opens it through ``/proc/<worker>/fd/<n>``,
+  refuses it unless those seals are set, and maps it. Sealing is what lets the host map data from a
+  process it does not trust: the bytes cannot change while polars or numpy parse them.
+
+Frames are Arrow IPC (uncompressed, written and read by polars), arrays are ``.npy`` files read with
+``allow_pickle=False``. A ``LazyFrame`` is collected by the side that sends it (so an extension's query
+runs inside the sandbox, never in the host) and arrives as ``frame.lazy()``; a ``Series`` travels as a
+one-column frame.
+
+numpy and polars are imported with ``importlib`` inside the functions that handle such a value: the core
+must not depend on them (import-linter's ``core-light`` contract sees every ``import`` statement, even in
+a function), and a worker that never receives one never loads them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import importlib
+import io
+import os
+import re
+import secrets
+from typing import Any
+
+import msgspec
+
+ARRAY, FRAME, LAZY, SERIES = 1, 2, 3, 4
+_INLINE, _FILE, _MEMFD = b"i", b"f", b"m"
+_SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW
+_HOST_FILE = re.compile(r"h[0-9a-f]{16}\.(?:npy|arrow)")
+_KINDS = {("numpy", "ndarray"): ARRAY, ("polars", "DataFrame"): FRAME, ("polars", "LazyFrame"): LAZY}
+_KINDS[("polars", "Series")] = SERIES
+_SUFFIX = {ARRAY: ".npy", FRAME: ".arrow", LAZY: ".arrow", SERIES: ".arrow"}
+
+
+def kind_of(value: object) -> int | None:
+    """Which bulk kind ``value`` is (by its class's module and name: nothing is imported), or None."""
+    for cls in type(value).__mro__:
+        kind = _KINDS.get((cls.__module__.partition(".")[0], cls.__name__))
+        if kind is not None:
+            return kind
+    return None
+
+
+class Codec:
+    """Encodes bulk values for msgspec (``enc_hook``) and decodes them (``ext_hook``) on one side."""
+
+    def __init__(self, *, side: str, exchange: str, inline_limit: int, peer: int | None = None) -> None:
+        self.side = side
+        """``host`` or ``worker``: the host writes files into the exchange folder, the worker sealed memfds."""
+        self.exchange = exchange
+        self.inline_limit = inline_limit
+        self.peer = peer
+        """The worker's process id, on the host side (to open its memfds)."""
+        self._pending: list[int] = []
+
+    # Encoding
+
+    def encode(self, value: Any) -> Any:
+        kind = kind_of(value)
+        if kind is None:
+            scalar = getattr(value, "item", None)
+            if type(value).__module__ == "numpy" and callable(scalar):
+                return scalar()  # numpy scalars become Python numbers
+            raise TypeError(
+                f"a {type(value).__module__}.{type(value).__qualname__} cannot cross into or out of an isolated "
+                "worker: send built-in values (str, int, float, bool, None, bytes, list, dict), numpy arrays "
+                "or polars frames"
+            )
+        if kind == ARRAY and getattr(value, "dtype", None) is not None and value.dtype.hasobject:
+            raise TypeError("an array of Python objects cannot cross into or out of an isolated worker")
+        if kind == LAZY:
+            value = value.collect()
+        elif kind == SERIES:
+            value = value.to_frame()
+        size = int(value.nbytes if kind == ARRAY else value.estimated_size())
+        if size < self.inline_limit:
+            buffer = io.BytesIO()
+            _write(kind, value, buffer)
+            return msgspec.msgpack.Ext(kind, _INLINE + buffer.getbuffer())
+        if self.side == "host":
+            return msgspec.msgpack.Ext(kind, _FILE + self._write_file(kind, value).encode())
+        return msgspec.msgpack.Ext(kind, _MEMFD + str(self._write_memfd(kind, value)).encode())
+
+    def _write_file(self, kind: int, value: Any) -> str:
+        name = f"h{secrets.token_hex(8)}{_SUFFIX[kind]}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(os.path.join(self.exchange, name), flags, 0o600)
+        with os.fdopen(fd, "wb") as file:
+            _write(kind, value, file)
+        return name
+
+    def _write_memfd(self, kind: int, value: Any) -> int:
+        fd = os.memfd_create("symphony-bulk", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+        try:
+            with os.fdopen(fd, "wb", closefd=False) as file:
+                _write(kind, value, file)
+            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, _SEALS | fcntl.F_SEAL_SEAL)
+        except BaseException:
+            os.close(fd)
+            raise
+        self._pending.append(fd)
+        return fd
+
+    def release(self) -> None:
+        """Close the memfds already sent (the host has opened them once it sends its next request)."""
+        pending, self._pending = self._pending, []
+        for fd in pending:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    # Decoding
+
+    def decode(self, code: int, data: memoryview) -> Any:
+        if code not in _SUFFIX:
+            raise ValueError(f"unknown extension type {code} in a message")
+        how, rest = bytes(data[:1]), data[1:]
+        if how == _INLINE:
+            value = _read(code, io.BytesIO(rest))
+        elif how == _FILE and self.side == "worker":
+            value = self._read_file(code, bytes(rest).decode())
+        elif how == _MEMFD and self.side == "host":
+            value = self._read_memfd(code, int(bytes(rest)))
+        else:
+            raise ValueError(f"the {self.side} does not accept bulk values sent as {how!r}")
+        if code == LAZY:
+            return value.lazy()
+        if code == SERIES:
+            return value.to_series()
+        return value
+
+    def _read_file(self, code: int, name: str) -> Any:
+        if not _HOST_FILE.fullmatch(name):
+            raise ValueError(f"{name!r} is not a file the host writes")
+        path = os.path.join(self.exchange, name)
+        try:
+            return _read(code, path)
+        finally:
+            os.unlink(path)
+
+    def _read_memfd(self, code: int, number: int) -> Any:
+        fd = os.open(f"/proc/{self.peer}/fd/{number}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            try:
+                seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+            except OSError:
+                seals = 0
+            if seals & _SEALS != _SEALS:
+                raise ValueError("the worker sent bulk data that is not a sealed memfd; refused")
+            return _read(code, f"/proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
+
+
+def _write(kind: int, value: Any, file: Any) -> None:
+    if kind == ARRAY:
+        numpy = importlib.import_module("numpy")
+        numpy.save(file, value, allow_pickle=False)
+    else:
+        value.write_ipc(file, compression="uncompressed")
+
+
+def _read(kind: int, source: Any) -> Any:
+    if kind == ARRAY:
+        numpy = importlib.import_module("numpy")
+        mapped = isinstance(source, str)
+        array = numpy.load(source, mmap_mode="c" if mapped else None, allow_pickle=False)
+        return array.view(numpy.ndarray) if mapped else array
+    polars = importlib.import_module("polars")
+    return polars.read_ipc(source)

@@ -1,0 +1,361 @@
+"""One isolated worker process, seen from the host: start it, call it, stop it, say why it died."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Any
+
+from symphony_core import _errors
+from symphony_core._errors import (
+    ProtocolError,
+    RemoteError,
+    SandboxUnavailable,
+    SymphonyError,
+    WorkerCrashed,
+    WorkerTimeout,
+)
+
+from ._bulk import Codec
+from ._cgroups import Cgroups
+from ._probe import probe
+from ._profile import WorkerSpec, config_environ, environment_for, profile_for
+from ._protocol import (
+    PROTOCOL,
+    Call,
+    Channel,
+    Failure,
+    Hello,
+    Load,
+    Message,
+    Ping,
+    ProtocolViolation,
+    Reply,
+    Setup,
+    Stop,
+)
+
+log = logging.getLogger("symphony.worker")
+_STDERR_KEPT = 64
+_SHM = "/dev/shm"
+
+
+class WorkerProcess:
+    """A running worker: restricted, with the extension imported and activated once ``start`` returns.
+
+    One request at a time (calls from several threads take turns). Every wait has a time-out; a worker that
+    overruns one is killed, since it cannot be trusted to stop on its own.
+    """
+
+    def __init__(self, spec: WorkerSpec) -> None:
+        self.spec = spec
+        self.enforced: dict[str, str] = {}
+        """Mechanism: what this worker enforces, as it reported after restricting itself (plus the host's
+        cgroups)."""
+        self.skipped: list[str] = []
+        self.notes: list[str] = []
+        self.started = time.monotonic()
+        self.process: subprocess.Popen[bytes] | None = None
+        self._channel: Channel | None = None
+        self._cgroups: Cgroups | None = None
+        self._exchange: str | None = None
+        self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_KEPT)
+        self._drain: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._next = 0
+        self._dead: WorkerCrashed | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    @property
+    def alive(self) -> bool:
+        return self._dead is None and self.process is not None and self.process.poll() is None
+
+    @classmethod
+    def start(cls, spec: WorkerSpec, *, timeout: float = 60.0) -> WorkerProcess:
+        """Start a worker for ``spec`` and wait until it is ready (restricted, extension activated)."""
+        worker = cls(spec)
+        try:
+            worker._spawn(timeout)
+            worker._request(
+                Load(
+                    id=worker._id(),
+                    extension=spec.extension,
+                    version=spec.version,
+                    entry_point=spec.entry_point,
+                    manifest=dict(spec.manifest),
+                    data_dir=str(spec.data_dir),
+                    cache_dir=str(spec.cache_dir),
+                    path=list(spec.path),
+                    config_overrides=dict(spec.config_overrides),
+                    config_environ=config_environ(spec),
+                    home=str(spec.home.root),
+                ),
+                timeout,
+                "load",
+            )
+        except BaseException:
+            worker.kill()
+            raise
+        return worker
+
+    def call(
+        self,
+        method: str,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = 30.0,
+    ) -> Any:
+        """Call ``method`` of the extension in the worker and return its result."""
+        return self._request(
+            Call(id=self._id(), method=method, args=list(args), kwargs=kwargs or {}), timeout, method
+        )
+
+    def ping(self, timeout: float = 5.0) -> None:
+        """A round trip that runs no extension code."""
+        self._request(Ping(id=self._id()), timeout, "ping")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Run the extension's ``deactivate``, let the worker exit, and clean up; kill it if it lingers."""
+        try:
+            if self.alive:
+                self._request(Stop(id=self._id()), timeout, "deactivate")
+                assert self.process is not None
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(timeout)
+        finally:
+            self.kill()
+
+    def kill(self) -> None:
+        """Kill the worker and whatever it started, and remove its cgroups and exchange folder."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+        if self._cgroups is not None:
+            self._cgroups.close()
+        if self._channel is not None:
+            self._channel.close()
+            self._channel = None
+        if self._drain is not None and self._drain is not threading.current_thread():
+            self._drain.join(5.0)
+        if self._exchange is not None:
+            shutil.rmtree(self._exchange, ignore_errors=True)
+            self._exchange = None
+
+    def stderr(self) -> str:
+        """The last lines the worker wrote to its standard error (extension logs, tracebacks)."""
+        return "".join(self._stderr)
+
+    # Internals
+
+    def _id(self) -> int:
+        self._next += 1
+        return self._next
+
+    def _spawn(self, timeout: float) -> None:
+        capabilities = probe()
+        spec = self.spec
+        if not capabilities.supported:
+            raise SandboxUnavailable(
+                f"isolated workers need Linux; this is {capabilities.platform}",
+                extension=spec.extension,
+                hint="run the extension under the in-process guard, and only if you trust it",
+            )
+        for folder in (spec.data_dir, spec.cache_dir, spec.tmp_dir, spec.cache_dir / "polars-spill"):
+            folder.mkdir(parents=True, exist_ok=True)
+        shm = _SHM if os.path.isdir(_SHM) else tempfile.gettempdir()
+        self._exchange = tempfile.mkdtemp(prefix=f"symphony-{os.getpid()}-", dir=shm)
+        profile = profile_for(spec, self._exchange)
+        self.notes = list(profile.notes)
+        limits = spec.limits
+        self._cgroups = Cgroups.create(spec.extension, memory=limits.memory, tasks=limits.tasks)
+        from_host, to_worker = os.pipe()
+        from_worker, to_host = os.pipe()
+        log_read, log_write = os.pipe()
+        command = [
+            sys.executable,
+            "-I",
+            "-B",
+            "-m",
+            "symphony_core._sandbox._worker",
+            str(from_host),
+            str(to_host),
+        ]
+        try:
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log_write,
+                stderr=log_write,
+                pass_fds=(from_host, to_host),
+                env=environment_for(spec),
+                cwd=spec.tmp_dir,
+                start_new_session=True,  # no terminal: Ctrl-C reaches the host, which stops workers itself
+            )
+        finally:
+            for fd in (from_host, to_host, log_write):
+                os.close(fd)
+        self._drain = threading.Thread(
+            target=self._read_stderr,
+            args=(log_read,),
+            name=f"symphony-worker-log-{spec.extension}",
+            daemon=True,
+        )
+        self._drain.start()
+        codec = Codec(
+            side="host", exchange=self._exchange, inline_limit=spec.inline_limit, peer=self.process.pid
+        )
+        self._channel = Channel(from_worker, to_worker, enc_hook=codec.encode, ext_hook=codec.decode)
+        try:
+            self._cgroups.add(self.process.pid)  # before the worker runs anything but the interpreter's start
+        except OSError as exc:
+            self._cgroups.problems["join"] = f"the worker could not join its cgroups: {exc.strerror}"
+            self._cgroups.close()
+            self._cgroups.enforced.clear()
+        setup = Setup(
+            protocol=PROTOCOL, host_pid=os.getpid(), profile=profile, inline_limit=spec.inline_limit
+        )
+        hello = self._exchange_message(setup, timeout, "start")
+        if isinstance(hello, Failure):
+            raise WorkerCrashed(
+                f"the worker could not restrict itself: {hello.message}",
+                extension=spec.extension,
+                hint="`symphony doctor` shows what this machine can enforce",
+            )
+        if not isinstance(hello, Hello) or hello.protocol != PROTOCOL:
+            raise ProtocolError(
+                f"the worker answered {type(hello).__name__} with protocol "
+                f"{getattr(hello, 'protocol', '?')}, expected Hello with protocol {PROTOCOL}",
+                extension=spec.extension,
+                hint="the worker runs the same interpreter as the host: reinstall symphony-sdk-core",
+            )
+        self.enforced = dict(hello.enforced)
+        for controller, text in self._cgroups.enforced.items():
+            self.enforced[f"cgroup_{controller}"] = text
+        for controller, text in self._cgroups.problems.items():
+            self.enforced[f"cgroup_{controller}"] = f"NOT enforced: {text}"
+        self.skipped = list(hello.skipped)
+
+    def _request(self, message: Message, timeout: float | None, what: str) -> Any:
+        with self._lock:
+            answer = self._exchange_message(message, timeout, what)
+        if isinstance(answer, Reply) and answer.id == getattr(message, "id", None):
+            return answer.value
+        if isinstance(answer, Failure):
+            raise _remote(answer, self.spec.extension)
+        self.kill()
+        raise ProtocolError(
+            f"the worker answered {type(answer).__name__} out of turn",
+            extension=self.spec.extension,
+            hint="the worker was stopped; it is restarted on the next call",
+        )
+
+    def _exchange_message(self, message: Message, timeout: float | None, what: str) -> Message:
+        if self._dead is not None:
+            raise self._dead
+        if self._channel is None or self.process is None:
+            raise self._crashed(what)
+        try:
+            self._channel.send(message)
+            return self._channel.receive(timeout)
+        except TimeoutError:
+            self.kill()
+            self._dead = WorkerCrashed(
+                f"was killed after its {what} overran {timeout:g} s", extension=self.spec.extension
+            )
+            raise WorkerTimeout(
+                f"{what} did not finish within {timeout:g} s; its worker was killed",
+                extension=self.spec.extension,
+                hint="fix the extension, or give the call more time",
+            ) from None
+        except ProtocolViolation as exc:
+            raise self._crashed(what, str(exc)) from None
+
+    def _crashed(self, what: str, detail: str = "") -> WorkerCrashed:
+        """Wait for the worker's end (briefly), describe it, and keep that as the reason it is dead."""
+        if self._dead is not None:
+            return self._dead
+        code = None
+        if self.process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = self.process.wait(2.0)
+        oom = self._cgroups.oom_kills() if self._cgroups is not None else 0
+        if self._drain is not None:
+            self._drain.join(1.0)
+        self.kill()
+        how = _describe_exit(code)
+        if oom:
+            how += f", over its memory limit ({self.spec.limits.memory:,} bytes)"
+        elif code == -signal.SIGXCPU:
+            how += f", out of CPU time ({self.spec.limits.cpu_seconds} s)"
+        if code is None and detail:
+            how = detail
+        tail = self.stderr().strip()
+        self._dead = WorkerCrashed(
+            f"its worker died during {what}: {how}" + (f"\n{_indent(tail)}" if tail else ""),
+            extension=self.spec.extension,
+            hint="the worker is restarted on the next call; an extension that keeps crashing is quarantined",
+            exit_code=code,
+            stderr=tail,
+        )
+        return self._dead
+
+    def _read_stderr(self, fd: int) -> None:
+        with open(fd, "rb", closefd=True) as pipe:
+            for raw in pipe:
+                line = raw.decode("utf-8", "replace")
+                self._stderr.append(line)
+                level, _, _ = line.partition(" ")
+                severity = getattr(logging, level, logging.INFO) if level.isupper() else logging.INFO
+                log.log(severity, "%s: %s", self.spec.extension, line.rstrip())
+
+
+def _remote(failure: Failure, extension: str) -> SymphonyError:
+    """The host-side error for a failure reported by the worker (never an object rebuilt from its data
+    beyond Symphony's own error classes)."""
+    if failure.symphony:
+        cls = getattr(_errors, failure.symphony, None)
+        if (
+            isinstance(cls, type)
+            and issubclass(cls, SymphonyError)
+            and cls.__init__ is SymphonyError.__init__
+        ):
+            return cls(failure.message, extension=failure.extension or extension, hint=failure.hint)
+    kind = failure.type.removeprefix("builtins.")
+    return RemoteError(
+        f"raised {kind}: {failure.message}",
+        extension=failure.extension or extension,
+        hint=failure.hint,
+        remote_type=failure.type,
+        builtin=failure.builtin,
+        errno=failure.errno,
+        remote_traceback=failure.traceback,
+    )
+
+
+def _describe_exit(code: int | None) -> str:
+    if code is None:
+        return "it stopped answering"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exited with status {code}"
+
+
+def _indent(text: str) -> str:
+    return "\n".join("    " + line for line in text.splitlines()[-20:])

@@ -1,0 +1,233 @@
+"""The host/worker protocol: versioned messages, msgpack-encoded, in length-prefixed frames over pipes.
+
+A frame is a 4-byte little-endian length and that many bytes of msgpack. The host speaks first with
+``Setup`` (protocol version, the restrictions to apply, where bulk data is exchanged); the worker applies
+the restrictions and answers ``Hello`` (its protocol version and what it enforced). Every later request
+carries an id, and its answer (``Reply`` or ``Failure``) carries the same id. Bulk values (arrays, frames)
+travel as msgpack extension values that point at shared memory (see ``_bulk``), not through the pipe.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import struct
+import time
+from typing import Any
+
+import msgspec
+
+PROTOCOL = 1
+"""Bumped on any change to the messages below; the worker refuses a host that speaks another version."""
+MAX_FRAME = 1 << 31
+"""Largest frame the host accepts from a worker (bulk data over this size must use shared memory)."""
+_HEADER = struct.Struct("<I")
+_CHUNK = 1 << 16
+
+
+class Limits(msgspec.Struct, frozen=True, kw_only=True):
+    """Resource limits of one worker (and every process it starts)."""
+
+    memory: int | None = 2 << 30
+    """Bytes of memory (cgroup ``memory.max``); None for no limit. Going over it kills the worker."""
+    tasks: int | None = 512
+    """Processes and threads (cgroup ``pids.max``; RLIMIT_NPROC too when not root); None for no limit."""
+    cpu_seconds: int | None = 3600
+    """CPU time over the worker's whole life (RLIMIT_CPU); going over it kills the worker."""
+    open_files: int = 1024
+    """Open file descriptors (RLIMIT_NOFILE)."""
+
+
+class Profile(msgspec.Struct, frozen=True, kw_only=True):
+    """What the kernel lets a worker do, resolved by the host from the extension's grant.
+
+    Paths are absolute with symlinks resolved (Landlock rules hold for the file or folder they name and
+    everything beneath it). The worker adds its own interpreter's folders to ``read`` before restricting.
+    """
+
+    read: list[str] = []
+    write: list[str] = []
+    execute: list[str] = []
+    devices: list[str] = []
+    exchange: str = ""
+    """The folder where host and worker exchange bulk data; the worker may create plain files there."""
+    connect_ports: list[int] | None = []
+    """TCP ports the worker may connect to; None for every port."""
+    bind_ports: list[int] | None = []
+    """TCP ports the worker may bind (listen on); None for every port."""
+    network: bool = False
+    """Keep the host's network; without it the worker gets a network namespace of its own (no network)."""
+    limits: Limits = Limits()
+    notes: list[str] = []
+    """What the kernel enforces more broadly than the grant says (globs widened to their folder)."""
+
+
+class _Message(msgspec.Struct, tag_field="t", kw_only=True):
+    """Every message names its kind in field ``t``."""
+
+
+class Setup(_Message, tag="setup"):
+    protocol: int
+    host_pid: int
+    profile: Profile
+    inline_limit: int
+    """Bulk values smaller than this many bytes travel inside the frame instead of shared memory."""
+
+
+class Hello(_Message, tag="hello"):
+    protocol: int
+    pid: int
+    enforced: dict[str, str]
+    skipped: list[str] = []
+
+
+class Load(_Message, tag="load"):
+    """Import the extension, resolve its config, create it and run ``activate``."""
+
+    id: int
+    extension: str
+    version: str
+    entry_point: str
+    manifest: dict[str, Any]
+    data_dir: str
+    cache_dir: str
+    path: list[str] = []
+    config_overrides: dict[str, Any] = {}
+    config_environ: dict[str, str] = {}
+    home: str = ""
+
+
+class Call(_Message, tag="call"):
+    id: int
+    method: str
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+
+
+class Ping(_Message, tag="ping"):
+    id: int
+
+
+class Stop(_Message, tag="stop"):
+    """Run the extension's ``deactivate`` and exit."""
+
+    id: int
+
+
+class Reply(_Message, tag="reply"):
+    id: int
+    value: Any = None
+
+
+class Failure(_Message, tag="failure"):
+    """An exception raised while serving a request, as data: never a pickled object."""
+
+    id: int
+    type: str
+    """Qualified name of the exception's class, e.g. ``builtins.PermissionError``."""
+    message: str
+    hint: str | None = None
+    errno: int | None = None
+    extension: str | None = None
+    traceback: str = ""
+    builtin: str | None = None
+    """The nearest built-in exception class the type derives from (``PermissionError``...)."""
+    symphony: str | None = None
+    """The nearest Symphony error class it derives from, if any (``ConfigError``...)."""
+
+
+Message = Setup | Hello | Load | Call | Ping | Stop | Reply | Failure
+
+
+class ProtocolViolation(Exception):
+    """The other side broke the protocol: a bad frame, an unknown message, or the pipe closed early."""
+
+
+class Channel:
+    """Frames in and out over two pipe ends; one reader and one writer at a time (the caller locks)."""
+
+    def __init__(
+        self,
+        read_fd: int,
+        write_fd: int,
+        *,
+        enc_hook: Any = None,
+        ext_hook: Any = None,
+        max_frame: int = MAX_FRAME,
+    ) -> None:
+        self.read_fd = read_fd
+        self.write_fd = write_fd
+        self.max_frame = max_frame
+        self._encoder = msgspec.msgpack.Encoder(enc_hook=enc_hook)
+        self._decoder = msgspec.msgpack.Decoder(Message, ext_hook=ext_hook)
+        self._buffer = bytearray()
+        self._poll = select.poll()
+        self._poll.register(read_fd, select.POLLIN)
+
+    def send(self, message: Message) -> None:
+        """Write one message as a frame (blocking until the pipe took all of it)."""
+        payload = self._encoder.encode(message)
+        _write_all(self.write_fd, [memoryview(_HEADER.pack(len(payload))), memoryview(payload)])
+
+    def receive(self, timeout: float | None = None) -> Message:
+        """Read one message; ``TimeoutError`` after ``timeout`` seconds, ``ProtocolViolation`` on EOF or junk."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while len(self._buffer) < _HEADER.size:
+            self._buffer += self._read(deadline)
+        (size,) = _HEADER.unpack_from(self._buffer)
+        if size > self.max_frame:
+            raise ProtocolViolation(f"a frame of {size} bytes is over the limit of {self.max_frame}")
+        end = _HEADER.size + size
+        if len(self._buffer) >= end:
+            frame, self._buffer = self._buffer, self._buffer[end:]
+        else:  # a big frame: read the rest straight into its own buffer, never past its end
+            frame = bytearray(end)
+            have = len(self._buffer)
+            frame[:have] = self._buffer
+            self._buffer = bytearray()
+            with memoryview(frame) as view:
+                while have < end:
+                    self._wait(deadline)
+                    got = os.readv(self.read_fd, [view[have:]])
+                    if not got:
+                        raise ProtocolViolation("the other side closed the pipe")
+                    have += got
+        try:
+            with memoryview(frame) as view:
+                message: Message = self._decoder.decode(view[_HEADER.size : end])
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ProtocolViolation(f"an unreadable message: {exc}") from None
+        return message
+
+    def _read(self, deadline: float | None) -> bytes:
+        self._wait(deadline)
+        chunk = os.read(self.read_fd, _CHUNK)
+        if not chunk:
+            raise ProtocolViolation("the other side closed the pipe")
+        return chunk
+
+    def _wait(self, deadline: float | None) -> None:
+        if deadline is None:
+            return
+        left = max(0.0, deadline - time.monotonic())
+        if not self._poll.poll(left * 1000):
+            raise TimeoutError("no answer in time")
+
+    def close(self) -> None:
+        for fd in {self.read_fd, self.write_fd}:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _write_all(fd: int, parts: list[memoryview]) -> None:
+    while parts:
+        try:
+            written = os.writev(fd, parts)
+        except BrokenPipeError:
+            raise ProtocolViolation("the other side closed the pipe") from None
+        while parts and written >= len(parts[0]):
+            written -= len(parts[0])
+            parts.pop(0)
+        if parts and written:
+            parts[0] = parts[0][written:]

@@ -1,0 +1,204 @@
+"""The isolated worker: ``python -I -B -m symphony_core._sandbox._worker READ_FD WRITE_FD``.
+
+It reads the host's ``Setup``, restricts itself (``_confine``) before importing anything that could start
+a thread, answers ``Hello`` with what it enforces, then imports the extension (``Load``) and serves its
+methods until ``Stop``. Only the standard library, msgspec and the core's light modules are imported
+before the restrictions hold.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import os
+import sys
+import traceback
+from typing import Any
+
+from ._bulk import Codec
+from ._confine import confine
+from ._protocol import (
+    PROTOCOL,
+    Call,
+    Channel,
+    Failure,
+    Hello,
+    Load,
+    Message,
+    Ping,
+    ProtocolViolation,
+    Reply,
+    Setup,
+    Stop,
+)
+
+
+class _Server:
+    """Serves one extension's requests, one at a time, in this process."""
+
+    def __init__(self, channel: Channel, codec: Codec) -> None:
+        self.channel = channel
+        self.codec = codec
+        self.extension: str | None = None
+        self.instance: Any = None
+        self._loop: Any = None
+
+    def serve(self) -> int:
+        while True:
+            try:
+                message = self.channel.receive()
+            except ProtocolViolation:
+                return 0  # the host went away
+            self.codec.release()
+            if isinstance(message, Stop):
+                self._answer(message.id, self._stop)
+                return 0
+            if isinstance(message, Load):
+                self._answer(message.id, lambda message=message: self._load(message))
+            elif isinstance(message, Call):
+                self._answer(message.id, lambda message=message: self._call(message))
+            elif isinstance(message, Ping):
+                self.channel.send(Reply(id=message.id))
+            else:
+                self.channel.send(
+                    _failure(0, ProtocolViolation(f"unexpected {type(message).__name__}"), None)
+                )
+
+    def _answer(self, request: int, work: Any) -> None:
+        try:
+            reply: Message = Reply(id=request, value=work())
+            self.channel.send(reply)
+        except ProtocolViolation:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - every failure of extension code goes back to the host
+            self.channel.send(_failure(request, exc, self.extension))
+
+    def _load(self, request: Load) -> None:
+        from symphony_core._extension import Context, Extension
+
+        self.extension = request.extension
+        sys.path[:0] = [folder for folder in request.path if folder not in sys.path]
+        target = _resolve(request.entry_point)
+        if not (isinstance(target, type) and issubclass(target, Extension)):
+            raise TypeError(
+                f"entry point '{request.entry_point}' names {target!r}, which is not an extension class"
+            )
+        config = None
+        reference = request.manifest.get("config")
+        if isinstance(reference, str):
+            from symphony_core._config import load_config
+            from symphony_core._home import Home
+
+            resolved = load_config(
+                _resolve(reference),
+                request.extension,
+                home=Home(_path(request.home)),
+                overrides=request.config_overrides,
+                environ=request.config_environ,
+            )
+            config = resolved.config
+        context = Context(
+            id=request.extension,
+            version=request.version,
+            manifest=request.manifest,
+            config=config,
+            data_dir=_path(request.data_dir),
+            cache_dir=_path(request.cache_dir),
+            logger=logging.getLogger(f"symphony.ext.{request.extension}"),
+        )
+        instance = target()
+        self._settle(instance.activate(context))
+        self.instance = instance
+
+    def _call(self, request: Call) -> Any:
+        if self.instance is None:
+            raise RuntimeError("the extension is not loaded")
+        if request.method.startswith("_") or request.method in ("activate", "deactivate"):
+            raise AttributeError(f"'{request.method}' is not a callable method of the extension")
+        function = getattr(self.instance, request.method, None)
+        if not callable(function):
+            raise AttributeError(f"the extension has no method '{request.method}'")
+        return self._settle(function(*request.args, **request.kwargs))
+
+    def _stop(self) -> None:
+        if self.instance is not None:
+            instance, self.instance = self.instance, None
+            self._settle(instance.deactivate())
+
+    def _settle(self, result: Any) -> Any:
+        """Run a coroutine result to completion on the worker's own event loop."""
+        if not inspect.isawaitable(result):
+            return result
+        import asyncio
+
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+
+        async def wait() -> Any:
+            return await result
+
+        return self._loop.run_until_complete(wait())
+
+
+def _failure(request: int, exc: BaseException, extension: str | None) -> Failure:
+    """An exception as data: its class name, message, hint and traceback."""
+    from symphony_core._errors import SymphonyError
+
+    cls = type(exc)
+    symphony = isinstance(exc, SymphonyError)
+    return Failure(
+        id=request,
+        type=f"{cls.__module__}.{cls.__qualname__}",
+        message=exc.message if isinstance(exc, SymphonyError) else str(exc),
+        hint=exc.hint if isinstance(exc, SymphonyError) else None,
+        errno=exc.errno if isinstance(exc, OSError) else None,
+        extension=(exc.extension if isinstance(exc, SymphonyError) else None) or extension,
+        traceback="".join(traceback.format_exception(exc)),
+        builtin=next((c.__name__ for c in cls.__mro__ if c.__module__ == "builtins"), None),
+        symphony=next((c.__name__ for c in cls.__mro__ if c.__module__.endswith("._errors")), None)
+        if symphony
+        else None,
+    )
+
+
+def _resolve(reference: str) -> Any:
+    module_name, _, attribute = reference.partition(":")
+    value: Any = importlib.import_module(module_name.strip())
+    for part in filter(None, attribute.strip().split(".")):
+        value = getattr(value, part)
+    return value
+
+
+def _path(text: str) -> Any:
+    from pathlib import Path
+
+    return Path(text)
+
+
+def main(argv: list[str]) -> int:
+    read_fd, write_fd = int(argv[1]), int(argv[2])
+    codec = Codec(side="worker", exchange="", inline_limit=1 << 18)
+    channel = Channel(read_fd, write_fd, enc_hook=codec.encode, ext_hook=codec.decode)
+    setup = channel.receive()
+    if not isinstance(setup, Setup) or setup.protocol != PROTOCOL:
+        got = setup.protocol if isinstance(setup, Setup) else type(setup).__name__
+        channel.send(
+            _failure(0, ProtocolViolation(f"this worker speaks protocol {PROTOCOL}, not {got}"), None)
+        )
+        return 2
+    try:
+        enforced, skipped = confine(setup.profile)
+    except OSError as exc:  # a restriction that cannot be applied: refuse to run rather than run without it
+        channel.send(_failure(0, exc, None))
+        return 3
+    codec.exchange = setup.profile.exchange
+    codec.inline_limit = setup.inline_limit
+    sys.stdout = sys.stderr  # fd 1 is the host's log pipe already; keep print() out of any buffering surprise
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    channel.send(Hello(protocol=PROTOCOL, pid=os.getpid(), enforced=enforced, skipped=skipped))
+    return _Server(channel, codec).serve()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
