@@ -21,6 +21,7 @@ from symphony_core import (
     PermissionDenied,
     Subprocess,
     SymphonyError,
+    check_access,
 )
 
 from ._batching import Metrics
@@ -65,6 +66,7 @@ __all__ = [
     "NetListen",
     "Permission",
     "Subprocess",
+    "check_access",
     # Errors.
     "SymphonyError",
     "ConfigError",

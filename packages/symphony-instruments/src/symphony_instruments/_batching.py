@@ -45,7 +45,8 @@ RunBatch = Callable[[dict[str, Array]], Mapping[str, Array]]
 """Runs the model on one batch: named inputs in, named outputs out, batch axis first in both."""
 
 LATENCY_WINDOW = 8192  # the percentiles cover the most recent completed requests
-_EWMA = 0.2  # weight of the newest batch in the estimate of the model's time per item
+_ADMISSION_SLACK = 0.2  # admit only what should finish within 80 % of its time: answers take time too
+_EWMA = 0.2  # weight of the newest batch in the estimate of a batch's run time
 
 
 class _Request:
@@ -148,7 +149,9 @@ class Pipeline:
         self._take_lock = threading.Lock()
         self._idle = 0
         self._stopping = False
-        self._item_seconds = 0.0
+        # Seconds one batch took, by size class (1, 2, 3-4, 5-8, ...); 0 while unseen. Batching makes an
+        # item much cheaper in a full batch than alone, so time per item would misjudge a long queue.
+        self._batch_seconds = [0.0] * (self.max_batch_size.bit_length() + 1)
         self._running: dict[int, list[_Request]] = {}
         self._courier_queue: SimpleQueue[tuple[Callable[[Any], None], Any] | None] = SimpleQueue()
         # Written on the loop only.
@@ -282,10 +285,10 @@ class Pipeline:
                 extension=self._extension,
                 hint="retry later with backoff, send fewer requests at once, or raise batching.max_queue",
             )
-        if deadline != math.inf and self._item_seconds:
+        if deadline != math.inf:
             ahead = self._enqueued_items - self._dequeued_items + self._running_items + items
-            ready = now + ahead * self._item_seconds
-            if ready > deadline:
+            ready = now + self._estimate(ahead)
+            if ready > deadline - _ADMISSION_SLACK * (deadline - now):
                 self._loop_counts["overloaded"] += 1
                 raise Overloaded(
                     f"refused: the work queued ahead of it takes about {(ready - now) * 1000:.1f} ms, "
@@ -293,6 +296,12 @@ class Pipeline:
                     extension=self._extension,
                     hint="retry later with backoff, or give the request a longer deadline",
                 )
+
+    def _estimate(self, items: int) -> float:
+        """Seconds the model needs for ``items`` items run in full batches; unseen sizes count as 0."""
+        full, rest = divmod(items, self.max_batch_size)
+        seconds = full * self._batch_seconds[(self.max_batch_size - 1).bit_length()]
+        return seconds + (self._batch_seconds[(rest - 1).bit_length()] if rest else 0.0)
 
     # Deadlines: one loop timer, set for the earliest deadline still pending. Requests with the
     # configured timeout arrive in deadline order and wait in a plain deque; others go to a heap.
@@ -475,8 +484,8 @@ class Pipeline:
         """Move queued requests into ``batch`` while they fit; return the batch's items."""
         queue = self._queue
         limit = self.max_batch_size
-        per_item = self._item_seconds
         now = time.monotonic()
+        ahead = self._estimate(self._running_items) if self._threads > 1 else 0.0
         while queue:
             request = queue.popleft()
             if items + request.items > limit:
@@ -489,14 +498,16 @@ class Pipeline:
                 if future.cancelled():
                     self._worker_counts["cancelled"] += 1
                 continue  # its caller went away, or its deadline passed while it waited
-            if request.deadline < now + per_item * (items + request.items + self._running_items):
+            final = min(limit, items + request.items + len(queue))  # the batch grows while requests wait
+            needs = ahead + self._batch_seconds[(final - 1).bit_length()]
+            if request.deadline < now + needs:
                 left = (request.deadline - now) * 1000
                 dropped.append(
                     (
                         request,
                         DeadlineExceeded(
                             f"dropped before running: the model needs about "
-                            f"{per_item * (items + request.items) * 1000:.1f} ms and its deadline is in "
+                            f"{needs * 1000:.1f} ms and its deadline is in "
                             f"{left:.1f} ms",
                             extension=self._extension,
                             hint="the instrument is overloaded: send fewer requests at once, or give "
@@ -529,10 +540,10 @@ class Pipeline:
                 failures += failed
             return results, failures
         items = sum(request.items for request in batch)
-        per_item = (time.perf_counter() - started) / items
-        self._item_seconds = (
-            per_item if not self._item_seconds else (_EWMA * per_item + (1 - _EWMA) * self._item_seconds)
-        )
+        took = time.perf_counter() - started
+        size_class = (items - 1).bit_length()
+        before = self._batch_seconds[size_class]
+        self._batch_seconds[size_class] = took if not before else _EWMA * took + (1 - _EWMA) * before
         done = []
         start = 0
         for request in batch:

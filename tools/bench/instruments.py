@@ -1,0 +1,358 @@
+"""Instrument pipeline: an `OnnxInstrument` under load against raw onnxruntime on the same model.
+
+The model is a compute-bound ReLU MLP (256 -> 2048 -> 2048 -> 10, 4.7M parameters, random weights)
+built with ``onnx.helper``. Every figure is measured beside its baseline in the same run, in
+interleaved rounds, on sessions with the same settings (max batch, intra-op threads, providers):
+
+    raw ceiling      ``session.run`` back to back on full batches (max batch) from one thread
+    pipeline         1,000 concurrent clients, each awaiting single-item ``infer`` calls in turn
+    naive            the same clients, each request ``await asyncio.to_thread(session.run, ...)``
+    loop CPU         ``time.thread_time()`` of the event-loop thread during the pipeline run, per
+                     request. It counts everything that thread does: the clients' own coroutines, the
+                     pipeline's checks, queueing and answers, and asyncio itself. "clients alone" runs
+                     the same clients on futures answered at once, so the difference is the pipeline's
+                     share. The executor's thread (the model) is not counted.
+    latency          one client, one single-item request at a time: p50 of ``infer`` against p50 of
+                     ``session.run`` on one item, both in the same process
+    overload         requests arrive (open loop) at 1.4x the raw ceiling with 50 ms deadlines: goodput
+                     (results per second) against the raw ceiling, p99 latency of the accepted ones,
+                     and whether every request was answered (result or explicit error)
+
+    python tools/bench/instruments.py [--quick] [--json FILE] [--check] [--repeat N] [--threads 1,2]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from _common import Report, Stat, options, ratio
+from onnx import TensorProto, helper, numpy_helper
+
+from symphony_instruments import (
+    BatchingConfig,
+    Context,
+    DeadlineExceeded,
+    ModelConfig,
+    OnnxInstrument,
+    Overloaded,
+)
+
+FEATURES = 256
+HIDDEN = 2048
+MAX_BATCH = 128
+CLIENTS = 1000
+DEADLINE_MS = 50.0
+OVERLOAD = 1.4
+MANIFEST = {
+    "contributes": {
+        "inputs": [{"name": "input", "dtype": "float32", "shape": ["batch", FEATURES]}],
+        "outputs": [{"name": "output", "dtype": "float32", "shape": ["batch", 10]}],
+    }
+}
+
+
+def build_mlp(path: Path) -> int:
+    """Write the benchmark MLP with seeded random weights; return its parameter count."""
+    rng = np.random.default_rng(0)
+    nodes, weights = [], []
+    previous, width = "input", FEATURES
+    sizes = [HIDDEN, HIDDEN, 10]
+    for layer, out in enumerate(sizes):
+        w = (rng.standard_normal((width, out)) / np.sqrt(width)).astype(np.float32)
+        b = np.zeros(out, np.float32)
+        weights += [numpy_helper.from_array(w, f"w{layer}"), numpy_helper.from_array(b, f"b{layer}")]
+        last = layer == len(sizes) - 1
+        name = "output" if last else f"g{layer}"
+        nodes.append(helper.make_node("Gemm", [previous, f"w{layer}", f"b{layer}"], [name]))
+        if not last:
+            nodes.append(helper.make_node("Relu", [name], [f"r{layer}"]))
+            previous = f"r{layer}"
+        width = out
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", FEATURES])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 10])],
+        weights,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return int(sum(np.prod(w.dims) for w in weights))
+
+
+def raw_session(path: Path, threads: int) -> Any:
+    session_options = ort.SessionOptions()
+    session_options.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), session_options, providers=["CPUExecutionProvider"])
+
+
+def raw_ceiling(session: Any, rows: np.ndarray[Any, Any], batches: int) -> float:
+    """Items per second of back-to-back full batches."""
+    batch = rows[:MAX_BATCH]
+    session.run(None, {"input": batch})
+    started = time.perf_counter()
+    for _ in range(batches):
+        session.run(None, {"input": batch})
+    return batches * MAX_BATCH / (time.perf_counter() - started)
+
+
+async def closed_loop(call: Any, rows: np.ndarray[Any, Any], total: int) -> tuple[float, float]:
+    """Items per second and loop-thread CPU seconds for ``total`` single-item calls by CLIENTS clients."""
+    numbers = iter(range(total))
+
+    async def client() -> None:
+        for n in numbers:
+            await call(rows[n % len(rows)])
+
+    cpu = time.thread_time()
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(CLIENTS)))
+    return total / (time.perf_counter() - started), time.thread_time() - cpu
+
+
+async def answered_at_once(row: np.ndarray[Any, Any]) -> None:
+    future = asyncio.get_running_loop().create_future()
+    future.get_loop().call_soon(future.set_result, row)
+    await future
+
+
+async def single_client_latency(call: Any, rows: np.ndarray[Any, Any], count: int) -> list[float]:
+    latencies = []
+    for n in range(count):
+        started = time.perf_counter()
+        await call(rows[n % len(rows)])
+        latencies.append(time.perf_counter() - started)
+    return latencies
+
+
+async def overload(
+    instrument: OnnxInstrument, rows: np.ndarray[Any, Any], rate: float, seconds: float
+) -> dict[str, Any]:
+    """Open-loop arrivals at ``rate`` per second for ``seconds``, each with a 50 ms deadline."""
+    outcomes: dict[str, int] = {"ok": 0, "Overloaded": 0, "DeadlineExceeded": 0, "other": 0}
+    latencies: list[float] = []
+
+    async def one(row: np.ndarray[Any, Any]) -> None:
+        sent = time.perf_counter()
+        try:
+            await instrument.infer({"input": row}, timeout=DEADLINE_MS / 1000)
+        except (Overloaded, DeadlineExceeded) as exc:
+            outcomes[type(exc).__name__] += 1
+        except Exception:
+            outcomes["other"] += 1
+        else:
+            outcomes["ok"] += 1
+            latencies.append(time.perf_counter() - sent)
+
+    tasks = []
+    started = time.perf_counter()
+    sent = 0
+    while (elapsed := time.perf_counter() - started) < seconds:
+        due = int(rate * elapsed) - sent
+        for _ in range(due):
+            tasks.append(asyncio.ensure_future(one(rows[sent % len(rows)])))
+            sent += 1
+        await asyncio.sleep(0.0005)
+    try:
+        await asyncio.wait_for(asyncio.gather(*tasks), 30)
+        hung = 0
+    except asyncio.TimeoutError:
+        hung = sum(not task.done() for task in tasks)
+    answered = sum(outcomes.values())
+    return {
+        "sent": sent,
+        "answered": answered,
+        "hung": hung,
+        "goodput_per_s": outcomes["ok"] / seconds,
+        "outcomes": outcomes,
+        "p50_ms": float(np.percentile(latencies, 50) * 1000) if latencies else float("nan"),
+        "p99_ms": float(np.percentile(latencies, 99) * 1000) if latencies else float("nan"),
+    }
+
+
+async def run_setting(path: Path, threads: int, args: Any, report: Report, folder: Path) -> None:
+    rounds = args.repeat or (3 if args.quick else 5)
+    total = 6_000 if args.quick else 20_000
+    naive_total = 2_000 if args.quick else 6_000
+    latency_count = 300 if args.quick else 1_500
+    overload_seconds = 1.5 if args.quick else 4.0
+    rows = np.random.default_rng(1).standard_normal((4096, FEATURES)).astype(np.float32)
+
+    config = ModelConfig(
+        path=str(path),
+        intra_op_threads=threads,
+        warmup_batches=2,
+        batching=BatchingConfig(max_batch_size=MAX_BATCH, max_queue=4 * CLIENTS),
+    )
+    context = Context(
+        id="bench.mlp",
+        version="1.0.0",
+        manifest=MANIFEST,
+        config=config,
+        data_dir=folder,
+        cache_dir=folder,
+        logger=logging.getLogger("symphony.ext.bench.mlp"),
+    )
+    instrument = OnnxInstrument()
+    await instrument.activate(context)
+    session = raw_session(path, threads)
+
+    async def pipelined(row: np.ndarray[Any, Any]) -> None:
+        await instrument.infer({"input": row})
+
+    async def naive(row: np.ndarray[Any, Any]) -> None:
+        await asyncio.to_thread(session.run, None, {"input": row[np.newaxis]})
+
+    raw_rates, pipe_rates, naive_rates, loop_us, bare_us = [], [], [], [], []
+    pipe_p50, raw_p50 = [], []
+    for _ in range(rounds):  # interleaved, so drift on a shared machine hits every variant alike
+        raw_rates.append(raw_ceiling(session, rows, max(8, total // MAX_BATCH // 2)))
+        rate, cpu = await closed_loop(pipelined, rows, total)
+        pipe_rates.append(rate)
+        loop_us.append(cpu / total * 1e6)
+        _, bare_cpu = await closed_loop(answered_at_once, rows, total)
+        bare_us.append(bare_cpu / total * 1e6)
+        naive_rates.append((await closed_loop(naive, rows, naive_total))[0])
+        pipe_p50.append(statistics.median(await single_client_latency(pipelined, rows, latency_count)) * 1000)
+        raw_single = []
+        for n in range(latency_count):
+            started = time.perf_counter()
+            session.run(None, {"input": rows[n % len(rows)][np.newaxis]})
+            raw_single.append(time.perf_counter() - started)
+        raw_p50.append(statistics.median(raw_single) * 1000)
+
+    raw, pipe, slow = (
+        statistics.median(raw_rates),
+        statistics.median(pipe_rates),
+        statistics.median(naive_rates),
+    )
+    cpu_total, cpu_bare = statistics.median(loop_us), statistics.median(bare_us)
+    lat_pipe, lat_raw = statistics.median(pipe_p50), statistics.median(raw_p50)
+    metrics_before = instrument.metrics()
+    overloaded = await overload(instrument, rows, OVERLOAD * raw, overload_seconds)
+    metrics_after = instrument.metrics()
+    overloaded["batches"] = metrics_after.batches - metrics_before.batches
+    overloaded["batch_sizes"] = {
+        size: count - metrics_before.batch_sizes.get(size, 0)
+        for size, count in sorted(metrics_after.batch_sizes.items())
+        if count > metrics_before.batch_sizes.get(size, 0)
+    }
+    await instrument.deactivate()
+
+    key = f"threads{threads}"
+    report.figure(f"{key}.raw_items_per_s", {"median": raw, "samples": raw_rates})
+    report.figure(f"{key}.pipeline_items_per_s", {"median": pipe, "samples": pipe_rates})
+    report.figure(f"{key}.naive_items_per_s", {"median": slow, "samples": naive_rates})
+    report.figure(f"{key}.loop_cpu_us_per_request", {"median": cpu_total, "samples": loop_us})
+    report.figure(f"{key}.clients_alone_cpu_us_per_request", {"median": cpu_bare, "samples": bare_us})
+    report.figure(f"{key}.latency_p50_ms", Stat(tuple(pipe_p50)))
+    report.figure(f"{key}.raw_latency_p50_ms", Stat(tuple(raw_p50)))
+    report.figure(f"{key}.batch_sizes", metrics_before.batch_sizes)
+    report.figure(f"{key}.overload", overloaded)
+
+    title = f"MLP 4.7M params, max batch {MAX_BATCH}, intra-op threads {threads}, {rounds} rounds (medians)"
+    report.table(
+        title,
+        ("figure", "pipeline", "baseline", "ratio", "target"),
+        [
+            (
+                "throughput, 1,000 clients (items/s)",
+                f"{pipe:,.0f}",
+                f"raw ceiling {raw:,.0f}",
+                ratio(pipe, raw),
+                ">= 0.90x",
+            ),
+            (
+                "throughput vs naive to_thread (items/s)",
+                f"{pipe:,.0f}",
+                f"naive {slow:,.0f}",
+                ratio(pipe, slow),
+                ">= 5x",
+            ),
+            (
+                "event-loop CPU per request (us)",
+                f"{cpu_total:.2f}",
+                f"clients alone {cpu_bare:.2f}",
+                f"pipeline's share {cpu_total - cpu_bare:.2f}",
+                "<= 10",
+            ),
+            (
+                "single client p50 latency (ms)",
+                f"{lat_pipe:.3f}",
+                f"raw batch-1 run {lat_raw:.3f}",
+                f"+{lat_pipe - lat_raw:.3f} ms",
+                "<= raw + 0.2",
+            ),
+        ],
+    )
+    outcomes = overloaded["outcomes"]
+    report.table(
+        f"Overload: {OVERLOAD}x the raw ceiling ({OVERLOAD * raw:,.0f} requests/s) for {overload_seconds:g} s, {DEADLINE_MS:g} ms deadlines",
+        ("figure", "value", "baseline", "ratio", "target"),
+        [
+            (
+                "goodput (results/s)",
+                f"{overloaded['goodput_per_s']:,.0f}",
+                f"raw ceiling {raw:,.0f}",
+                ratio(overloaded["goodput_per_s"], raw),
+                ">= 0.50x",
+            ),
+            (
+                "accepted latency p50 / p99 (ms)",
+                f"{overloaded['p50_ms']:.1f} / {overloaded['p99_ms']:.1f}",
+                f"deadline {DEADLINE_MS:g}",
+                "",
+                "p99 <= 50",
+            ),
+            ("answered / sent", f"{overloaded['answered']:,} / {overloaded['sent']:,}", "", "", "all"),
+            (
+                "ok / Overloaded / DeadlineExceeded / other",
+                " / ".join(f"{outcomes[k]:,}" for k in ("ok", "Overloaded", "DeadlineExceeded", "other")),
+                "",
+                "",
+                "",
+            ),
+        ],
+    )
+    sizes = sorted(metrics_before.batch_sizes.items(), key=lambda item: -item[1])[:5]
+    report.note("  most frequent batch sizes (items: batches): " + ", ".join(f"{s}: {c}" for s, c in sizes))
+
+    report.budget(f"{key}: pipeline / raw ceiling", pipe / raw, 0.90, "x", ok=pipe / raw >= 0.90)
+    report.budget(f"{key}: pipeline / naive to_thread", pipe / slow, 5.0, "x", ok=pipe / slow >= 5.0)
+    report.budget(f"{key}: event-loop CPU per request", cpu_total, 10.0, "us")
+    report.budget(f"{key}: single client p50 - raw p50", lat_pipe - lat_raw, 0.2, "ms")
+    good = overloaded["goodput_per_s"] / raw
+    report.budget(f"{key}: overload goodput / raw ceiling", good, 0.5, "x", ok=good >= 0.5)
+    report.budget(f"{key}: overload p99 of accepted", overloaded["p99_ms"], DEADLINE_MS, "ms")
+    unanswered = overloaded["sent"] - overloaded["answered"]
+    report.budget(f"{key}: overload requests unanswered", unanswered, 0, "requests")
+
+
+def main() -> int:
+    parser = options(__doc__.splitlines()[0])
+    parser.add_argument("--threads", help="intra-op thread settings to measure (default: 1; full run: 1,2)")
+    args = parser.parse_args()
+    report = Report("instruments", args)
+    settings = [int(t) for t in args.threads.split(",")] if args.threads else ([1] if args.quick else [1, 2])
+    with tempfile.TemporaryDirectory() as temporary:
+        folder = Path(temporary)
+        parameters = build_mlp(folder / "mlp.onnx")
+        report.figure("model_parameters", parameters)
+        report.note(f"model: {parameters:,} parameters; onnxruntime {ort.__version__}; {CLIENTS} clients")
+        for threads in settings:
+            asyncio.run(run_setting(folder / "mlp.onnx", threads, args, report, folder))
+    return report.finish()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
