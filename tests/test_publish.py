@@ -81,7 +81,7 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def free_port() -> int:
+def find_free_port() -> int:
     """Ask the kernel for a free loopback port."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -91,7 +91,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def index(tools: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Run pypiserver on loopback (uploads allowed without a password) and return its root URL."""
-    port = free_port()
+    port = find_free_port()
     storage = tmp_path_factory.mktemp("index")
     server = subprocess.Popen(
         [tools / "pypi-server", "run", "-i", "127.0.0.1", "-p", str(port), "-P", ".", "-a", ".", storage],
@@ -161,7 +161,7 @@ def pip(venv: Path, *args: str) -> str:
     return proc.stdout
 
 
-def installed(venv: Path) -> dict[str, str]:
+def list_installed(venv: Path) -> dict[str, str]:
     """Map each distribution in the venv to its version."""
     listing = json.loads(pip(venv, "list", "--format", "json"))
     return {canonicalize_name(d["name"]): d["version"] for d in listing}
@@ -192,7 +192,7 @@ def install_ours_from_the_local_index(venv: Path, index: str, requirement: str) 
     return done
 
 
-def wheel_hashes(wheel: Path, prefix: str) -> dict[str, str]:
+def read_wheel_hashes(wheel: Path, prefix: str) -> dict[str, str]:
     """Read a wheel's RECORD: the hash of each file under prefix."""
     with zipfile.ZipFile(wheel) as archive:
         record = next(n for n in archive.namelist() if n.endswith(".dist-info/RECORD"))
@@ -200,13 +200,13 @@ def wheel_hashes(wheel: Path, prefix: str) -> dict[str, str]:
         return {path: digest for path, digest, _ in rows if path.startswith(prefix)}
 
 
-def file_hash(path: Path) -> str:
+def hash_file(path: Path) -> str:
     """Hash a file the way a wheel's RECORD does."""
     digest = base64.urlsafe_b64encode(hashlib.sha256(path.read_bytes()).digest()).rstrip(b"=").decode()
     return f"sha256={digest}"
 
 
-def site_packages(venv: Path) -> Path:
+def find_site_packages(venv: Path) -> Path:
     """Find the venv's site-packages."""
     return next(venv.glob("lib/python*/site-packages"))
 
@@ -238,12 +238,12 @@ def test_published_instruments_install_from_the_index_with_our_core_and_nothing_
 
     assert "symphony_sdk_core-" in listing
     assert ours == ["symphony-instruments", CORE]
-    versions = installed(venv)
+    versions = list_installed(venv)
     core_wheel = next((dist / "symphony-core").glob("*.whl"))
     assert versions[CORE] == core_wheel.name.split("-")[1]
-    built = wheel_hashes(core_wheel, "symphony_core/")
+    built = read_wheel_hashes(core_wheel, "symphony_core/")
     assert built
-    assert {p: file_hash(site_packages(venv) / p) for p in built} == built
+    assert {p: hash_file(find_site_packages(venv) / p) for p in built} == built
     assert {"onnxruntime", "numpy"} <= versions.keys()
     assert not {SQUATTED, "symphony-operators", "symphony-motifs", "polars", "pywebview"} & versions.keys()
 
@@ -272,4 +272,4 @@ def test_a_published_extension_is_discovered_by_the_host_in_that_venv(published,
     extensions = {info["id"]: info for info in json.loads(listed.stdout)}
     assert extensions["examples.route-delays"]["distribution"] == "symphony-example-route-delays"
     assert extensions["examples.route-delays"]["state"] != "failed"
-    assert SQUATTED not in installed(venv)
+    assert SQUATTED not in list_installed(venv)

@@ -112,7 +112,7 @@ def release(tools_python: Path, repo: Path, *args: str, expect: int = 0) -> str:
     return output
 
 
-def plan(tools_python: Path, repo: Path, *args: str) -> dict[str, dict[str, object]]:
+def read_plan(tools_python: Path, repo: Path, *args: str) -> dict[str, dict[str, object]]:
     """Return the release plan of the clone, keyed by distribution, with range updates under `ranges`."""
     data = json.loads(release(tools_python, repo, "plan", "--json", *args))
     by_name: dict[str, dict[str, object]] = {r["distribution"]: r for r in data["releases"]}
@@ -128,7 +128,7 @@ def released(tools_python: Path, repo: Path) -> Path:
 
 
 def test_packages_never_released_are_planned_at_their_current_version(tools_python, repo):
-    planned = plan(tools_python, repo)
+    planned = read_plan(tools_python, repo)
 
     for name in ("symphony-sdk-core", *PUBLIC):
         assert planned[name]["next"] == "0.1.0"
@@ -173,7 +173,7 @@ def test_a_core_breaking_change_bumps_its_minor_and_moves_every_public_range(too
     )
     commit(released, "Core: drop legacy hooks")
 
-    planned = plan(tools_python, released)
+    planned = read_plan(tools_python, released)
 
     assert (planned["symphony-sdk-core"]["next"], planned["symphony-sdk-core"]["bump"]) == ("0.2.0", "minor")
     for name in PUBLIC:
@@ -212,7 +212,7 @@ def test_features_bump_the_patch_while_0x_and_the_minor_from_1_0(tools_python, r
     write(released, "packages/symphony-instruments/changes/batch-size.fix.md", "Batches respect max size.\n")
     commit(released, "Operators join; instruments fix")
 
-    planned = plan(tools_python, released)
+    planned = read_plan(tools_python, released)
     assert planned["symphony-operators"]["next"] == "0.1.1"
     assert planned["symphony-instruments"]["next"] == "0.1.1"
     assert "symphony-sdk-core" not in planned
@@ -223,7 +223,7 @@ def test_features_bump_the_patch_while_0x_and_the_minor_from_1_0(tools_python, r
     write(released, "packages/symphony-operators/changes/windows.feature.md", "Operators over windows.\n")
     commit(released, "Operators: windows")
 
-    assert plan(tools_python, released)["symphony-operators"]["next"] == "1.1.0"
+    assert read_plan(tools_python, released)["symphony-operators"]["next"] == "1.1.0"
 
 
 def test_apply_refuses_a_dirty_tree_a_local_version_and_an_existing_tag(tools_python, released):
@@ -329,7 +329,7 @@ def test_the_api_gate_names_a_removed_public_function_until_a_breaking_fragment_
     commit(repo, "Operators: announce the break")
     passed = release(tools_python, repo, "api")
     assert "announced by no-describe.breaking.md: PASS" in passed
-    assert plan(tools_python, repo)["symphony-operators"]["next"] == "0.2.0"
+    assert read_plan(tools_python, repo)["symphony-operators"]["next"] == "0.2.0"
 
 
 def test_a_dependency_without_a_lower_bound_is_reported(tools_python, repo):

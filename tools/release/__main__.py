@@ -71,7 +71,7 @@ def run_api(root: Path, args: argparse.Namespace) -> int:
 
 def run_artifacts(root: Path, args: argparse.Namespace) -> int:
     """Build every project twice and check the artifacts."""
-    with workdir(args.keep, "symphony-artifacts-") as tmp:
+    with choose_workdir(args.keep, "symphony-artifacts-") as tmp:
         report = check_artifacts(root, Path(tmp))
     print("\n".join(f"built {name}" for name in report.files))
     for problem in report.problems:
@@ -106,7 +106,7 @@ def run_matrix_command(root: Path, args: argparse.Namespace) -> int:
         print("\n".join(f"FAIL: {p}" for p in problems))
         return 1
     started = time.perf_counter()
-    with workdir(args.keep, "symphony-matrix-") as tmp:
+    with choose_workdir(args.keep, "symphony-matrix-") as tmp:
         results = run_matrix(root, packages, cells, Path(tmp))
     header = ("cell", "package", "core", "resolution", "result", "s", "resolved")
     rows = [
@@ -132,7 +132,7 @@ def run_matrix_command(root: Path, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def workdir(keep: Path | None, prefix: str) -> nullcontext[str] | tempfile.TemporaryDirectory[str]:
+def choose_workdir(keep: Path | None, prefix: str) -> nullcontext[str] | tempfile.TemporaryDirectory[str]:
     """Use the folder given with --keep, or a temporary one removed afterwards."""
     if keep is None:
         return tempfile.TemporaryDirectory(prefix=prefix)

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .commands import find_tool, release_tags, run
+from .commands import find_tool, list_release_tags, run
 from .errors import ReleaseError
 from .fragments import list_fragments
 from .workspace import CORE, Package
@@ -39,7 +39,7 @@ class ApiCheck:
 
 def check_api(root: Path, package: Package, core: Package) -> ApiCheck:
     """Run griffe against the package's last release tag and judge the result."""
-    tags = release_tags(root, package.distribution)
+    tags = list_release_tags(root, package.distribution)
     if not tags:
         return ApiCheck(package.distribution, package.relpath, None)
     tag = tags[-1][1]

@@ -112,12 +112,12 @@ def compare_builds(first: dict[str, list[Path]], second: dict[str, list[Path]]) 
         for path in files:
             if path.name not in again:
                 problems.append(f"{path.name} was not built the second time")
-            elif digest(path) != digest(again[path.name]):
+            elif hash_file(path) != hash_file(again[path.name]):
                 problems.append(f"{path.name} differs between two builds: the build is not reproducible")
     return problems
 
 
-def digest(path: Path) -> str:
+def hash_file(path: Path) -> str:
     """Hash a file's bytes."""
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from .workspace import declared_requirements, project_files
+from .workspace import list_project_files, read_requirements
 
 LOWER = {">=", ">", "==", "===", "~="}
 
@@ -14,8 +14,8 @@ LOWER = {">=", ">", "==", "===", "~="}
 def find_unbounded(root: Path) -> list[str]:
     """List each requirement of a package or example that admits every old release of its dependency."""
     problems = []
-    for pyproject in project_files(root):
-        for raw in declared_requirements(pyproject):
+    for pyproject in list_project_files(root):
+        for raw in read_requirements(pyproject):
             requirement = Requirement(raw)
             if requirement.url or any(s.operator in LOWER for s in requirement.specifier):
                 continue

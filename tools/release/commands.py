@@ -53,7 +53,7 @@ def find_root(start: Path) -> Path:
     return Path(git(start, "rev-parse", "--show-toplevel"))
 
 
-def release_tags(root: Path, distribution: str) -> list[tuple[Version, str]]:
+def list_release_tags(root: Path, distribution: str) -> list[tuple[Version, str]]:
     """List the release tags `<distribution>-v<version>` of one distribution, oldest version first."""
     prefix = f"{distribution}-v"
     tags = []

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .commands import git, release_tags, run
+from .commands import git, list_release_tags, run
 from .errors import ReleaseError
 from .versions import FRAGMENT_TYPES
 from .workspace import Package
@@ -77,7 +77,7 @@ def resolve_base(root: Path, package: Package, against: str | None) -> tuple[str
 
     `against` defaults to origin/main, else main: a fresh clone has the first, a local checkout the second.
     """
-    for _, tag in reversed(release_tags(root, package.distribution)):
+    for _, tag in reversed(list_release_tags(root, package.distribution)):
         if run(["git", "merge-base", "--is-ancestor", tag, "HEAD"], cwd=root, check=False).returncode == 0:
             return tag, f"last release tag {tag}"
     candidates = [against] if against else ["origin/main", "main"]

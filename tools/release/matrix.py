@@ -21,10 +21,10 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from .commands import clean_env, find_uv, git, release_tags, run
+from .commands import clean_env, find_uv, git, list_release_tags, run
 from .errors import ReleaseError
 from .versions import admits
-from .workspace import CORE, SQUATTED, Package, find_requirement, read_toml, requirement_on
+from .workspace import CORE, SQUATTED, Package, find_requirement, find_requirement_on, read_toml
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -71,11 +71,11 @@ class CellResult:
 def plan_cells(root: Path, packages: list[Package]) -> list[Cell]:
     """Name every cell of the matrix, with the reason when one cannot run."""
     core = next(p for p in packages if not p.public)
-    tagged = dict(release_tags(root, CORE))
+    tagged = dict(list_release_tags(root, CORE))
     public = [p for p in packages if p.public]
     cells = []
     for package in public:
-        spec = str(Requirement(requirement_on(package.path / "pyproject.toml", CORE) or CORE).specifier)
+        spec = str(Requirement(find_requirement_on(package.path / "pyproject.toml", CORE) or CORE).specifier)
         admitted = sorted(v for v in {*tagged, core.version} if admits(spec, v))
         if not admitted:
             raise ReleaseError(f"{package.distribution} admits no core we have ({CORE}{spec})")
@@ -94,7 +94,7 @@ def plan_cells(root: Path, packages: list[Package]) -> list[Cell]:
 def plan_reverse_cell(root: Path, package: Package, core: Package) -> Cell:
     """Plan the current core against the package's last release, or say why that cannot run."""
     cell = Cell(f"core-with-{package.short}-release", package, None, str(core.version), None, "highest")
-    tags = release_tags(root, package.distribution)
+    tags = list_release_tags(root, package.distribution)
     if not tags:
         cell.skip = f"{package.distribution} has no release tag yet"
         return cell

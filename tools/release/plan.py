@@ -14,11 +14,11 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from .commands import release_tags
+from .commands import list_release_tags
 from .errors import ReleaseError
 from .fragments import list_fragments
-from .versions import admits, bump, choose_bump, compatible_range, replace_range
-from .workspace import Package, load_packages, project_files, requirement_on
+from .versions import admits, bump, choose_bump, compute_range, replace_range
+from .workspace import Package, find_requirement_on, list_project_files, load_packages
 
 
 @dataclass
@@ -63,7 +63,7 @@ def plan_release(root: Path, package: Package, override: Version | None) -> Rele
     types = {f.type for f in fragments}
     names = [f.path.name for f in fragments]
     current = package.version
-    if not release_tags(root, package.distribution):
+    if not list_release_tags(root, package.distribution):
         reasons = ["never released: first release at the current version"]
         return Release(
             package.distribution,
@@ -106,13 +106,13 @@ def make_plan(root: Path, overrides: dict[str, Version] | None = None) -> Plan:
         release = releases.get(package.distribution)
         if release is None:
             continue
-        for pyproject in project_files(root):
-            raw = requirement_on(pyproject, package.distribution)
+        for pyproject in list_project_files(root):
+            raw = find_requirement_on(pyproject, package.distribution)
             if raw is None:
                 continue
             if admits(str(Requirement(raw).specifier), Version(release.next)):
                 continue
-            new = replace_range(raw, compatible_range(Version(release.next)))
+            new = replace_range(raw, compute_range(Version(release.next)))
             updates.append(
                 RangeUpdate(str(pyproject.relative_to(root)), package.distribution, release.next, raw, new)
             )

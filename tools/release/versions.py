@@ -29,7 +29,7 @@ def bump(version: Version, part: str) -> Version:
     return Version(f"{major}.{minor}.{patch + 1}")
 
 
-def compatible_range(version: Version) -> str:
+def compute_range(version: Version) -> str:
     """Write the range that admits every release compatible with version: `>=0.2,<0.3` or `>=1.4,<2`."""
     if version.major == 0:
         return f">=0.{version.minor},<0.{version.minor + 1}"

@@ -118,12 +118,12 @@ def find_package(packages: list[Package], name: str) -> Package:
     raise ReleaseError(f"no package called {name!r}: one of {', '.join(p.distribution for p in packages)}")
 
 
-def project_files(root: Path) -> list[Path]:
+def list_project_files(root: Path) -> list[Path]:
     """List the pyproject.toml of every buildable project: the packages, then the examples."""
     return sorted(root.glob("packages/*/pyproject.toml")) + sorted(root.glob("examples/*/pyproject.toml"))
 
 
-def declared_requirements(pyproject: Path) -> list[str]:
+def read_requirements(pyproject: Path) -> list[str]:
     """List every requirement a pyproject.toml declares: dependencies, extras and build requirements."""
     data = read_toml(pyproject)
     project = data.get("project", {})
@@ -132,6 +132,6 @@ def declared_requirements(pyproject: Path) -> list[str]:
     return [*project.get("dependencies", []), *(r for reqs in extras for r in reqs), *build]
 
 
-def requirement_on(pyproject: Path, distribution: str) -> str | None:
+def find_requirement_on(pyproject: Path, distribution: str) -> str | None:
     """Return the dependency string a pyproject.toml declares on one distribution, as written."""
     return find_requirement(read_toml(pyproject).get("project", {}).get("dependencies", []), distribution)
