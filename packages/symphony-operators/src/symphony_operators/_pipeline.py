@@ -367,6 +367,7 @@ class _Builder:
     def __init__(self, pipeline: Pipeline) -> None:
         self.pipeline = pipeline
         self.frames: dict[str, pl.LazyFrame] = {}
+        self.schemas: dict[str, pl.Schema] = {}  # a step's output schema is the next step's input schema
         self.mismatches: list[Mismatch] = []
         self.broken: set[str] = set()
 
@@ -474,9 +475,10 @@ class _Builder:
         where = next(
             (s.describe() for s in self.pipeline.sources if s.name == step.input), f"step '{step.input}'"
         )
-        found = check(
-            frame.collect_schema(), operator.contract.input, operator=operator.id, side="input", where=where
-        )
+        schema = self.schemas.get(step.input)
+        if schema is None:
+            schema = self.schemas[step.input] = frame.collect_schema()
+        found = check(schema, operator.contract.input, operator=operator.id, side="input", where=where)
         if found:
             self.mismatches += found
             self.broken.add(step.name)
@@ -497,6 +499,7 @@ class _Builder:
             self.broken.add(step.name)
             return
         self.frames[step.name] = result
+        self.schemas[step.name] = produced
 
 
 def _text_overrides(
