@@ -24,6 +24,7 @@ from symphony_core._errors import ConfigError, RemoteError, WorkerCrashed, Worke
 from symphony_core._home import Home
 from symphony_core._permissions import EnvVars, FileRead, FileWrite, NetConnect, Permission, Subprocess
 from symphony_core._sandbox import _landlock
+from symphony_core._sandbox._bulk import ARRAY, FILE, MEMFD, Codec
 from symphony_core._sandbox._cgroups import Cgroups
 from symphony_core._sandbox._probe import probe
 from symphony_core._sandbox._process import WorkerProcess
@@ -242,6 +243,7 @@ class Probe(Extension):
     def sleep(self, seconds):
         time.sleep(seconds)
         return seconds
+
 
     def die(self, code):
         os._exit(code)
@@ -649,3 +651,31 @@ def test_waiting_for_a_frame_that_does_not_come_times_out() -> None:
     with pytest.raises(TimeoutError):
         channel.receive(timeout=0.05)
     channel.close()
+
+
+# Bulk data: what each side accepts (the values themselves are tested where numpy and polars are installed)
+
+
+def test_the_host_maps_bulk_data_from_a_worker_only_from_a_sealed_memfd(tmp_path) -> None:
+    host = Codec(side="host", exchange=str(tmp_path), inline_limit=0, peer=os.getpid())
+    plain = os.open(tmp_path / "plain.npy", os.O_RDWR | os.O_CREAT, 0o600)
+    unsealed = os.memfd_create("unsealed", os.MFD_ALLOW_SEALING)
+    try:
+        for fd in (plain, unsealed):
+            with pytest.raises(ValueError, match="not a sealed memfd"):
+                host.decode(ARRAY | MEMFD, memoryview(b"%d" % fd))
+        with pytest.raises(ValueError, match="does not accept"):
+            host.decode(ARRAY | FILE, memoryview(b"h0123456789abcdef.npy"))
+    finally:
+        os.close(plain)
+        os.close(unsealed)
+
+
+def test_a_worker_reads_only_files_the_host_named_in_its_exchange_folder(tmp_path) -> None:
+    worker = Codec(side="worker", exchange=str(tmp_path), inline_limit=0)
+
+    for name in ("../secret.npy", "/etc/passwd", "h0123.npy", "x0123456789abcdef.npy"):
+        with pytest.raises(ValueError, match="not a file the host writes"):
+            worker.decode(ARRAY | FILE, memoryview(name.encode()))
+    with pytest.raises(ValueError, match="does not accept"):
+        worker.decode(ARRAY | MEMFD, memoryview(b"3"))

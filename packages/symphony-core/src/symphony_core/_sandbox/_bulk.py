@@ -1,20 +1,22 @@
 """Bulk values between host and worker: numpy arrays and polars frames travel through shared memory.
 
-A bulk value is a msgpack extension value whose payload starts with how it travels:
+A bulk value is a msgpack extension value. Its type code says what it is (array, frame, lazy frame,
+series: the low 4 bits) and how it travels (the next bits):
 
-- ``i`` inline: the bytes follow (``.npy`` for arrays, Arrow IPC for frames); for values under the
-  inline limit, where a shared-memory file would cost more than the copy;
-- ``f`` a file the host wrote into the worker's exchange folder in ``/dev/shm``; the worker maps it and
-  deletes it. Only the host writes these, so only the worker accepts them;
-- ``m`` a sealed ``memfd`` of the worker (its fd number follows). The worker writes the value, then seals
-  the memfd against writing, growing and shrinking; the host opens it through ``/proc/<worker>/fd/<n>``,
-  refuses it unless those seals are set, and maps it. Sealing is what lets the host map data from a
-  process it does not trust: the bytes cannot change while polars or numpy parse them.
+- inline: the bytes are the payload, for values under the inline limit, where a shared-memory file would
+  cost more than the copy. Arrays travel raw behind a short ``dtype;shape`` header, frames as Arrow IPC;
+- file: the payload names a file the host wrote into the worker's exchange folder in ``/dev/shm``; the
+  worker maps it and deletes it. Only the host writes these, so only the worker accepts them;
+- memfd: the payload is the number of a sealed ``memfd`` of the worker. The worker writes the value, then
+  seals the memfd against writing, growing and shrinking; the host opens it through
+  ``/proc/<worker>/fd/<n>``, refuses it unless those seals are set, and maps it. Sealing is what lets the
+  host map data from a process it does not trust: the bytes cannot change while polars or numpy parse
+  them. The worker closes its memfds once the host has sent its next request.
 
-Frames are Arrow IPC (uncompressed, written and read by polars), arrays are ``.npy`` files read with
-``allow_pickle=False``. A ``LazyFrame`` is collected by the side that sends it (so an extension's query
-runs inside the sandbox, never in the host) and arrives as ``frame.lazy()``; a ``Series`` travels as a
-one-column frame.
+Files and memfds hold ``.npy`` (read with ``allow_pickle=False``) or uncompressed Arrow IPC (polars).
+Arrays of Python objects are refused, and so are dtypes other than booleans, numbers, dates, bytes and
+text. A ``LazyFrame`` is collected by the side that sends it (so an extension's query runs inside the
+sandbox, never in the host) and arrives as ``frame.lazy()``; a ``Series`` travels as a one-column frame.
 
 numpy and polars are imported with ``importlib`` inside the functions that handle such a value: the core
 must not depend on them (import-linter's ``core-light`` contract sees every ``import`` statement, even in
@@ -29,18 +31,23 @@ import importlib
 import io
 import os
 import re
-import secrets
 from typing import Any
 
 import msgspec
 
 ARRAY, FRAME, LAZY, SERIES = 1, 2, 3, 4
-_INLINE, _FILE, _MEMFD = b"i", b"f", b"m"
+INLINE, FILE, MEMFD = 0, 16, 32
 _SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW
 _HOST_FILE = re.compile(r"h[0-9a-f]{16}\.(?:npy|arrow)")
-_KINDS = {("numpy", "ndarray"): ARRAY, ("polars", "DataFrame"): FRAME, ("polars", "LazyFrame"): LAZY}
-_KINDS[("polars", "Series")] = SERIES
+_KINDS = {
+    ("numpy", "ndarray"): ARRAY,
+    ("polars", "DataFrame"): FRAME,
+    ("polars", "LazyFrame"): LAZY,
+    ("polars", "Series"): SERIES,
+}
 _SUFFIX = {ARRAY: ".npy", FRAME: ".arrow", LAZY: ".arrow", SERIES: ".arrow"}
+_PLAIN_DTYPES = frozenset("?biufcmMSU")
+"""numpy dtype kinds that may cross: no objects, no structured or void types."""
 
 
 def kind_of(value: object) -> int | None:
@@ -77,23 +84,21 @@ class Codec:
                 "worker: send built-in values (str, int, float, bool, None, bytes, list, dict), numpy arrays "
                 "or polars frames"
             )
-        if kind == ARRAY and getattr(value, "dtype", None) is not None and value.dtype.hasobject:
-            raise TypeError("an array of Python objects cannot cross into or out of an isolated worker")
-        if kind == LAZY:
+        if kind == ARRAY:
+            _check_dtype(value.dtype)
+        elif kind == LAZY:
             value = value.collect()
         elif kind == SERIES:
             value = value.to_frame()
         size = int(value.nbytes if kind == ARRAY else value.estimated_size())
         if size < self.inline_limit:
-            buffer = io.BytesIO()
-            _write(kind, value, buffer)
-            return msgspec.msgpack.Ext(kind, _INLINE + buffer.getbuffer())
+            return msgspec.msgpack.Ext(kind | INLINE, _inline(kind, value))
         if self.side == "host":
-            return msgspec.msgpack.Ext(kind, _FILE + self._write_file(kind, value).encode())
-        return msgspec.msgpack.Ext(kind, _MEMFD + str(self._write_memfd(kind, value)).encode())
+            return msgspec.msgpack.Ext(kind | FILE, self._write_file(kind, value).encode())
+        return msgspec.msgpack.Ext(kind | MEMFD, str(self._write_memfd(kind, value)).encode())
 
     def _write_file(self, kind: int, value: Any) -> str:
-        name = f"h{secrets.token_hex(8)}{_SUFFIX[kind]}"
+        name = f"h{os.urandom(8).hex()}{_SUFFIX[kind]}"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         fd = os.open(os.path.join(self.exchange, name), flags, 0o600)
         with os.fdopen(fd, "wb") as file:
@@ -122,33 +127,33 @@ class Codec:
     # Decoding
 
     def decode(self, code: int, data: memoryview) -> Any:
-        if code not in _SUFFIX:
+        kind, way = code & 15, code & ~15
+        if kind not in _SUFFIX:
             raise ValueError(f"unknown extension type {code} in a message")
-        how, rest = bytes(data[:1]), data[1:]
-        if how == _INLINE:
-            value = _read(code, io.BytesIO(rest))
-        elif how == _FILE and self.side == "worker":
-            value = self._read_file(code, bytes(rest).decode())
-        elif how == _MEMFD and self.side == "host":
-            value = self._read_memfd(code, int(bytes(rest)))
+        if way == INLINE:
+            value = _from_inline(kind, data)
+        elif way == FILE and self.side == "worker":
+            value = self._read_file(kind, bytes(data).decode())
+        elif way == MEMFD and self.side == "host":
+            value = self._read_memfd(kind, int(bytes(data)))
         else:
-            raise ValueError(f"the {self.side} does not accept bulk values sent as {how!r}")
-        if code == LAZY:
+            raise ValueError(f"the {self.side} does not accept bulk values sent as type {code}")
+        if kind == LAZY:
             return value.lazy()
-        if code == SERIES:
+        if kind == SERIES:
             return value.to_series()
         return value
 
-    def _read_file(self, code: int, name: str) -> Any:
+    def _read_file(self, kind: int, name: str) -> Any:
         if not _HOST_FILE.fullmatch(name):
             raise ValueError(f"{name!r} is not a file the host writes")
         path = os.path.join(self.exchange, name)
         try:
-            return _read(code, path)
+            return _read(kind, path)
         finally:
             os.unlink(path)
 
-    def _read_memfd(self, code: int, number: int) -> Any:
+    def _read_memfd(self, kind: int, number: int) -> Any:
         fd = os.open(f"/proc/{self.peer}/fd/{number}", os.O_RDONLY | os.O_CLOEXEC)
         try:
             try:
@@ -157,9 +162,41 @@ class Codec:
                 seals = 0
             if seals & _SEALS != _SEALS:
                 raise ValueError("the worker sent bulk data that is not a sealed memfd; refused")
-            return _read(code, f"/proc/self/fd/{fd}")
+            return _read(kind, f"/proc/self/fd/{fd}")
         finally:
             os.close(fd)
+
+
+def _check_dtype(dtype: Any) -> None:
+    if dtype.kind not in _PLAIN_DTYPES or dtype.fields is not None or dtype.subdtype is not None:
+        raise TypeError(
+            f"an array of dtype {dtype} cannot cross into or out of an isolated worker (no Python objects, "
+            "no structured types)"
+        )
+
+
+def _inline(kind: int, value: Any) -> bytes:
+    if kind == ARRAY:
+        numpy = importlib.import_module("numpy")
+        contiguous = numpy.ascontiguousarray(value)
+        header = f"{contiguous.dtype.str};{','.join(map(str, contiguous.shape))}".encode()
+        return b"".join((bytes((len(header),)), header, contiguous.data.cast("B")))
+    buffer = io.BytesIO()
+    value.write_ipc(buffer, compression="uncompressed")
+    return buffer.getvalue()
+
+
+def _from_inline(kind: int, data: memoryview) -> Any:
+    if kind == ARRAY:
+        numpy = importlib.import_module("numpy")
+        size = data[0]
+        dtype_text, _, shape_text = bytes(data[1 : 1 + size]).decode().partition(";")
+        dtype = numpy.dtype(dtype_text)
+        _check_dtype(dtype)
+        shape = tuple(int(n) for n in shape_text.split(",")) if shape_text else ()
+        return numpy.frombuffer(data[1 + size :], dtype=dtype).reshape(shape).copy()
+    polars = importlib.import_module("polars")
+    return polars.read_ipc(bytes(data))
 
 
 def _write(kind: int, value: Any, file: Any) -> None:
@@ -170,11 +207,11 @@ def _write(kind: int, value: Any, file: Any) -> None:
         value.write_ipc(file, compression="uncompressed")
 
 
-def _read(kind: int, source: Any) -> Any:
+def _read(kind: int, path: str) -> Any:
     if kind == ARRAY:
         numpy = importlib.import_module("numpy")
-        mapped = isinstance(source, str)
-        array = numpy.load(source, mmap_mode="c" if mapped else None, allow_pickle=False)
-        return array.view(numpy.ndarray) if mapped else array
+        array = numpy.load(path, mmap_mode="c", allow_pickle=False)
+        _check_dtype(array.dtype)
+        return array.view(numpy.ndarray)
     polars = importlib.import_module("polars")
-    return polars.read_ipc(source)
+    return polars.read_ipc(path)

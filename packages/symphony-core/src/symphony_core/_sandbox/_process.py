@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
 import logging
 import os
 import shutil
@@ -45,8 +46,12 @@ from ._protocol import (
 )
 
 log = logging.getLogger("symphony.worker")
+logging.getLogger("symphony").addHandler(
+    logging.NullHandler()
+)  # the embedding application decides what shows
 _STDERR_KEPT = 64
 _SHM = "/dev/shm"
+_WORKER = "symphony_core._sandbox._worker"
 
 
 class WorkerProcess:
@@ -185,15 +190,9 @@ class WorkerProcess:
         from_host, to_worker = os.pipe()
         from_worker, to_host = os.pipe()
         log_read, log_write = os.pipe()
-        command = [
-            sys.executable,
-            "-I",
-            "-B",
-            "-m",
-            "symphony_core._sandbox._worker",
-            str(from_host),
-            str(to_host),
-        ]
+        bytecode = _bytecode(str(spec.home.cache_dir / "worker-bytecode"))
+        command = [sys.executable, "-I", "-B", "-X", f"pycache_prefix={bytecode}", "-m", _WORKER]
+        command += [str(from_host), str(to_host)]
         try:
             self.process = subprocess.Popen(
                 command,
@@ -321,6 +320,20 @@ class WorkerProcess:
                 level, _, _ = line.partition(" ")
                 severity = getattr(logging, level, logging.INFO) if level.isupper() else logging.INFO
                 log.log(severity, "%s: %s", self.spec.extension, line.rstrip())
+
+
+@functools.cache
+def _bytecode(folder: str) -> str:
+    """A bytecode cache for what a worker imports before it is restricted, written by the host only.
+
+    Workers read it (``-B``: they never write it), so no worker can plant code that another worker would run
+    before restricting itself. Without it, an environment installed without ``.pyc`` files (uv's default,
+    or ``PYTHONDONTWRITEBYTECODE``) compiles msgspec and typing_extensions from source at every start.
+    """
+    os.makedirs(folder, exist_ok=True)
+    compile_all = [sys.executable, "-I", "-X", f"pycache_prefix={folder}", "-c", f"import {_WORKER}"]
+    subprocess.run(compile_all, capture_output=True, timeout=300, check=False)
+    return folder
 
 
 def _remote(failure: Failure, extension: str) -> SymphonyError:

@@ -59,6 +59,10 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     network: bool = False
     """Keep the host's network; without it the worker gets a network namespace of its own (no network)."""
     limits: Limits = Limits()
+    pycache: str = ""
+    """Where the worker caches bytecode of what it imports once restricted (in its own cache folder; a
+    worker can only ever poison the bytecode later workers of the same extension load, after they too are
+    restricted)."""
     notes: list[str] = []
     """What the kernel enforces more broadly than the grant says (globs widened to their folder)."""
 
@@ -196,7 +200,7 @@ class Channel:
         try:
             with memoryview(frame) as view:
                 message: Message = self._decoder.decode(view[_HEADER.size : end])
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except Exception as exc:  # noqa: BLE001 - junk, or a bulk value refused by the codec: never trust it
             raise ProtocolViolation(f"an unreadable message: {exc}") from None
         return message
 

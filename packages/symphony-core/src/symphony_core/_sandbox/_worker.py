@@ -9,11 +9,11 @@ before the restrictions hold.
 from __future__ import annotations
 
 import importlib
-import inspect
 import logging
 import os
 import sys
 import traceback
+from collections.abc import Awaitable
 from typing import Any
 
 from ._bulk import Codec
@@ -128,7 +128,7 @@ class _Server:
 
     def _settle(self, result: Any) -> Any:
         """Run a coroutine result to completion on the worker's own event loop."""
-        if not inspect.isawaitable(result):
+        if not isinstance(result, Awaitable):
             return result
         import asyncio
 
@@ -192,6 +192,9 @@ def main(argv: list[str]) -> int:
     except OSError as exc:  # a restriction that cannot be applied: refuse to run rather than run without it
         channel.send(_failure(0, exc, None))
         return 3
+    if setup.profile.pycache:  # only modules imported from now on, restricted, read or write it
+        sys.pycache_prefix = setup.profile.pycache
+        sys.dont_write_bytecode = False
     codec.exchange = setup.profile.exchange
     codec.inline_limit = setup.inline_limit
     sys.stdout = sys.stderr  # fd 1 is the host's log pipe already; keep print() out of any buffering surprise
