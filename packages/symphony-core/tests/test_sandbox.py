@@ -10,22 +10,25 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from symphony_core._errors import ConfigError, RemoteError, WorkerCrashed, WorkerTimeout
+from symphony_core._errors import ConfigError, Quarantined, RemoteError, WorkerCrashed, WorkerTimeout
 from symphony_core._home import Home
 from symphony_core._permissions import EnvVars, FileRead, FileWrite, NetConnect, Permission, Subprocess
 from symphony_core._sandbox import _landlock
 from symphony_core._sandbox._bulk import ARRAY, FILE, MEMFD, Codec
 from symphony_core._sandbox._cgroups import Cgroups
+from symphony_core._sandbox._pool import Pool, PoolEvent, PoolState, Supervisor
 from symphony_core._sandbox._probe import probe
 from symphony_core._sandbox._process import WorkerProcess
 from symphony_core._sandbox._profile import WorkerSpec
@@ -244,6 +247,9 @@ class Probe(Extension):
         time.sleep(seconds)
         return seconds
 
+    def sleepy_pid(self, seconds):
+        time.sleep(seconds)
+        return os.getpid()
 
     def die(self, code):
         os._exit(code)
@@ -679,3 +685,170 @@ def test_a_worker_reads_only_files_the_host_named_in_its_exchange_folder(tmp_pat
             worker.decode(ARRAY | FILE, memoryview(name.encode()))
     with pytest.raises(ValueError, match="does not accept"):
         worker.decode(ARRAY | MEMFD, memoryview(b"3"))
+
+
+# Pools: warm workers, restarts, quarantine
+
+
+@pytest.fixture
+def pools(place: Path, extension_code: Path) -> Iterator[Callable[..., Pool]]:
+    """Start pools of the test extension; each is closed at the end."""
+    started: list[Pool] = []
+
+    def starter(*permissions: Permission, **options: Any) -> Pool:
+        pool = Pool(spec_for(place, extension_code, *permissions), **options).start()
+        started.append(pool)
+        return pool
+
+    yield starter
+    for pool in started:
+        pool.close()
+
+
+def wait_for(check: Callable[[], bool], seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "the pool did not get there in time"
+        time.sleep(0.02)
+
+
+def test_a_pool_hands_out_a_worker_that_is_already_restricted_and_activated(pools) -> None:
+    pool = pools(size=2)
+    wait_for(lambda: pool.status().ready == 2)
+
+    with pool.worker() as worker:
+        assert worker.call("pid") == worker.pid
+        assert worker.enforced["no_new_privs"] == "set"
+    status = pool.status()
+    assert (status.state, status.ready, status.busy, status.failures) == (PoolState.READY, 2, 0, 0)
+    assert len(set(status.pids)) == 2
+
+
+def test_two_calls_at_once_are_served_by_two_workers_of_a_pool(pools) -> None:
+    pool = pools(size=2)
+    wait_for(lambda: pool.status().ready == 2)
+    pids: list[int] = []
+
+    threads = [threading.Thread(target=lambda: pids.append(pool.call("sleepy_pid", 0.5))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(pids) == sorted(pool.status().pids)
+
+
+def test_a_crashed_worker_is_replaced_and_the_next_call_works(pools) -> None:
+    events: list[PoolEvent] = []
+    pool = pools(backoff=0.05, on_event=events.append)
+    first = pool.status().pids
+
+    with pytest.raises(WorkerCrashed):
+        pool.call("die", 7)
+    assert pool.call("echo", "again") == [["again"], {}]
+
+    assert pool.status().pids != first
+    assert [event.action for event in events] == ["crashed", "restarted"]
+    assert pool.status().failures == 1
+
+
+def test_an_extension_that_keeps_crashing_is_quarantined_with_the_reason(pools) -> None:
+    pool = pools(crash_limit=2, crash_window=60, backoff=0.05)
+
+    for _ in range(2):
+        with pytest.raises(WorkerCrashed):
+            pool.call("die", 9)
+    status = pool.status()
+
+    assert status.state is PoolState.QUARANTINED
+    assert "2 failures within 60 s" in (status.reason or "")
+    assert "exited with status 9" in (status.reason or "")
+    with pytest.raises(Quarantined, match="exited with status 9"):
+        pool.call("echo", 1)
+    time.sleep(0.3)
+    assert pool.status().ready == 0, "a quarantined extension is not restarted"
+
+    pool.reset()
+    assert pool.call("echo", "back") == [["back"], {}]
+    assert pool.status().state is PoolState.READY
+
+
+def test_every_pool_call_has_a_time_out_and_an_overrun_worker_is_replaced(pools) -> None:
+    pool = pools(call_timeout=0.5, backoff=0.05)
+
+    with pytest.raises(WorkerTimeout):
+        pool.call("sleep", 30)
+
+    assert pool.call("echo", "fresh") == [["fresh"], {}]
+    assert "overran" in (pool.status().reason or "") or "did not finish" in (pool.status().reason or "")
+
+
+def test_a_pool_whose_extension_cannot_start_raises_and_runs_nothing(place, extension_code) -> None:
+    spec = WorkerSpec(
+        extension="acme.missing",
+        entry_point="acme_missing:Nope",
+        home=Home(place / "home"),
+        path=(str(extension_code),),
+    )
+    pool = Pool(spec)
+
+    with pytest.raises(RemoteError, match="ModuleNotFoundError"):
+        pool.start()
+    assert pool.status().state is PoolState.CLOSED
+
+
+def test_a_supervisor_keeps_pools_apart_and_reports_each(place, extension_code) -> None:
+    supervisor = Supervisor(backoff=0.05)
+    try:
+        for name in ("acme.one", "acme.two"):
+            spec = WorkerSpec(
+                extension=name,
+                entry_point="acme_probe:Probe",
+                home=Home(place / "home"),
+                path=(str(extension_code),),
+            )
+            supervisor.add(spec)
+        with pytest.raises(WorkerCrashed):
+            supervisor.call("acme.one", "die", 3)
+
+        assert supervisor.call("acme.two", "echo", 2) == [[2], {}]
+        assert {status.extension: status.failures for status in supervisor.statuses()} == {
+            "acme.one": 1,
+            "acme.two": 0,
+        }
+    finally:
+        supervisor.close()
+    assert supervisor.statuses() == []
+
+
+def test_a_worker_killed_while_idle_is_noticed_and_replaced(pools) -> None:
+    events: list[PoolEvent] = []
+    pool = pools(backoff=0.05, on_event=events.append)
+    (pid,) = pool.status().pids
+
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: pool.status().ready == 1 and pool.status().pids != (pid,))
+
+    assert [event.action for event in events] == ["crashed", "restarted"]
+    assert "exit status -9" in (events[0].reason or "")
+
+
+def test_closing_a_pool_during_a_call_stops_that_call_and_every_worker(pools) -> None:
+    pool = pools()
+    outcome: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            pool.call("sleep", 30)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    wait_for(lambda: pool.status().busy == 1)
+    pool.close()
+    caller.join(10)
+
+    assert isinstance(outcome[0], WorkerCrashed)
+    assert pool.status().state is PoolState.CLOSED
+    assert pool.status().pids == ()
