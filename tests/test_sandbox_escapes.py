@@ -10,6 +10,7 @@ crosses between host and worker through shared memory. Core-only escapes are in
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,12 +21,14 @@ import polars as pl
 import pytest
 from onnx import TensorProto, helper
 
+from symphony_core import Host
 from symphony_core._errors import RemoteError
 from symphony_core._home import Home
 from symphony_core._permissions import FileRead, Permission
 from symphony_core._sandbox._probe import probe
 from symphony_core._sandbox._process import WorkerProcess
 from symphony_core._sandbox._profile import WorkerSpec
+from symphony_core._sandbox._remote import RemoteExtension
 
 CAPABILITIES = probe()
 pytestmark = pytest.mark.skipif(
@@ -225,3 +228,30 @@ def test_arrays_of_python_objects_or_structured_types_are_refused_before_they_ar
         worker.call("same", (np.zeros(3, dtype=[("a", "i4"), ("b", "f8")]),))
 
     assert os.listdir(worker._exchange) == []
+
+
+# Through the host
+
+
+def test_the_route_delays_example_runs_isolated_with_its_frames_crossing_both_ways(
+    tmp_path, monkeypatch
+) -> None:
+    for name in [name for name in sys.modules if name.startswith("symphony_example_route_delays")]:
+        monkeypatch.delitem(sys.modules, name)  # another test may have run it in this process
+    flights = pl.LazyFrame(
+        {
+            "origin": ["JFK", "JFK", "LGA", "EWR"],
+            "dest": ["LAX", "LAX", "ORD", "LAX"],
+            "dep_delay": [10.0, 30.0, -5.0, None],
+            "arr_delay": [5.0, 25.0, -10.0, 40.0],
+        }
+    )
+    with Host(tmp_path, isolation="isolated") as host:
+        host.discover()
+        running = host.start("examples.route-delays")
+        result = host.call("examples.route-delays", "apply", flights)
+        assert "symphony_example_route_delays" not in sys.modules, "the host never imports it"
+
+    assert isinstance(running, RemoteExtension)
+    assert isinstance(result, pl.LazyFrame)
+    assert result.filter(pl.col("origin") == "JFK").collect()["mean_dep_delay"].item() == 20.0

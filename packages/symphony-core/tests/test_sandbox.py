@@ -719,6 +719,8 @@ def test_a_pool_hands_out_a_worker_that_is_already_restricted_and_activated(pool
     with pool.worker() as worker:
         assert worker.call("pid") == worker.pid
         assert worker.enforced["no_new_privs"] == "set"
+    assert {"echo", "read", "later"} <= set(pool.methods)
+    assert not {"activate", "deactivate", "context"} & set(pool.methods)
     status = pool.status()
     assert (status.state, status.ready, status.busy, status.failures) == (PoolState.READY, 2, 0, 0)
     assert len(set(status.pids)) == 2
@@ -852,3 +854,95 @@ def test_closing_a_pool_during_a_call_stops_that_call_and_every_worker(pools) ->
     assert isinstance(outcome[0], WorkerCrashed)
     assert pool.status().state is PoolState.CLOSED
     assert pool.status().pids == ()
+
+
+# The host runs installed extensions isolated
+
+ISOLATED_EXTENSION = """
+import os
+
+from symphony_core import Extension
+
+
+class Ext(Extension):
+    def activate(self, context):
+        self.context = context
+        self.worker = os.getpid()
+
+    def where(self):
+        return [self.worker, os.getpid(), self.context.id]
+
+    def read(self, path):
+        with open(path, encoding="utf-8") as file:
+            return file.read()
+
+    def die(self):
+        os._exit(5)
+"""
+READS = """
+[[permissions]]
+type = "fs.read"
+paths = ["{data}"]
+reason = "Reads the tables you put in its data folder."
+"""
+
+
+def allow(home: Path, ext_id: str) -> None:
+    """A host policy that grants ``ext_id`` what it asks for, unattended."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "policy.toml").write_text(
+        f'[[rules]]\naction = "allow"\nextension = "{ext_id}"\n', encoding="utf-8"
+    )
+
+
+def isolated_extension(make: Any, ext_id: str) -> Any:
+    return make.extension(ext_id, code=ISOLATED_EXTENSION, manifest_text=make.manifest(ext_id, extra=READS))
+
+
+@needs("landlock")
+def test_an_isolated_host_runs_an_installed_extension_in_a_worker_the_kernel_restricts(
+    install, make, home, hosts, tmp_path
+) -> None:
+    install(isolated_extension(make, "acme.isolated"))
+    secret = tmp_path / "secret.txt"
+    secret.write_text("host secret", encoding="utf-8")
+    data = home / "extensions" / "acme.isolated" / "data"
+    data.mkdir(parents=True)
+    (data / "table.csv").write_text("a,b\n", encoding="utf-8")
+    allow(home, "acme.isolated")
+    host = hosts(home, isolation="isolated")
+
+    assert host("start", "acme.isolated") == "RemoteExtension"
+    worker, serving, ext_id = host("call", "acme.isolated", "where")
+    refused = host.refuses("call", "acme.isolated", "read", str(secret))
+
+    assert worker == serving
+    assert ext_id == "acme.isolated"
+    assert refused["error"] == "RemoteError"
+    assert "PermissionError" in refused["message"]
+    assert host("call", "acme.isolated", "read", str(data / "table.csv")) == "a,b\n"
+    assert host.info("acme.isolated")["state"] == "active"
+    assert "acme_isolated" not in " ".join(host("modules", ["acme_isolated"])), "never imported by the host"
+
+
+@needs("landlock")
+def test_an_isolated_extension_that_keeps_crashing_shows_as_quarantined(
+    install, make, home, hosts, tmp_path
+) -> None:
+    install(isolated_extension(make, "acme.crashing"))
+    allow(home, "acme.crashing")
+    host = hosts(home, isolation="isolated")
+    host("start", "acme.crashing")
+
+    crashes = [host.refuses("call", "acme.crashing", "die")["error"] for _ in range(3)]
+    listed = {info["id"]: info for info in host("extensions")}["acme.crashing"]
+
+    assert crashes == ["WorkerCrashed"] * 3
+    assert listed["state"] == "failed"
+    assert listed["problem"]["code"] == "quarantine"
+    assert "3 failures" in listed["problem"]["message"]
+    assert "exited with status 5" in listed["problem"]["message"]
+    assert host.refuses("call", "acme.crashing", "where")["error"] == "ExtensionFailed"
+    events = [event for event, _ in host("audit", "acme.crashing")]
+    assert events.count("worker_crashed") == 2
+    assert "worker_quarantined" in events

@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # imported on first use: listing and starting most extensions
     from ._grants import Consent
     from ._guard import Policy, Recorder
     from ._permissions import Permission
+    from ._sandbox._pool import Pool, PoolEvent
 
 T = TypeVar("T")
 log = logging.getLogger("symphony.host")
@@ -52,6 +53,8 @@ logging.getLogger("symphony").addHandler(
 
 DEFAULT_IMPORT_BUDGET = 10.0
 DEFAULT_ACTIVATE_BUDGET = 10.0
+DEFAULT_ISOLATED_CALL_BUDGET = 60.0
+ISOLATION = ("guard", "isolated")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +107,7 @@ class _Slot:
     guard: Policy | None = None
     recorder: Recorder | None = None
     audit: list[tuple[str, str | None, str, dict[str, Any]]] | None = None
+    pool: Pool | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -121,7 +125,14 @@ class Host:
         guard: bool = True,
         actor: str = "host",
         policy: str | Path | None = None,
+        isolation: str = "guard",
     ) -> None:
+        """``isolation``: ``"guard"`` runs extensions in this process under the in-process guard (not a
+        sandbox); ``"isolated"`` runs each in worker processes the kernel restricts to its grant, never
+        importing its code here (``symphony doctor`` shows what this machine enforces)."""
+        if isolation not in ISOLATION:
+            raise ValueError(f"isolation must be one of {ISOLATION}, not {isolation!r}")
+        self.isolation = isolation
         self.home = Home.resolve(home)
         self.policy_file = Path(policy) if policy is not None else self.home.policy_file
         self.path = None if path is None else list(path)
@@ -238,6 +249,12 @@ class Host:
         """
         from ._guard import Policy, Recorder
 
+        if self.isolation == "isolated":
+            raise LifecycleError(
+                "learning mode watches extension code in this process: it needs isolation='guard'",
+                extension=extension,
+                hint="learn with Host(isolation='guard') on a machine you trust, then run it isolated",
+            )
         slot = self._slot(extension)
         slot.recorder = Recorder(Policy.for_extension(slot.key, (), self.home))
         try:
@@ -268,6 +285,9 @@ class Host:
             self._expect(slot, State.VALIDATED, "load")
             self._expect_enabled(slot, extension)
             slot.guard = None  # rebuilt from the grants as they are now
+            if self.isolation == "isolated":  # imported by its workers when it is activated, never here
+                self._move(slot, State.LOADED)
+                return
             try:
                 target = self._within(self.import_budget, "import", slot, lambda: _import_target(slot.record))
             except SymphonyError as exc:
@@ -287,7 +307,8 @@ class Host:
             if slot.state is not State.DEACTIVATED:
                 self._expect(slot, State.LOADED, "configure")
             try:
-                model = self._config_model(slot)
+                # isolated: its workers resolve the config, so its model is never imported here
+                model = None if self.isolation == "isolated" else self._config_model(slot)
                 config = None if model is None else self._load_config(slot, model).config
             except SymphonyError as exc:
                 self._fail(slot, "config", exc)
@@ -328,7 +349,6 @@ class Host:
         with slot.lock:
             self._expect(slot, State.CONFIGURED, "activate")
             self._expect_enabled(slot, extension)  # disabled after it was loaded: it must not run again
-            assert slot.target is not None
             if slot.recorder is None:
                 self._settle_consent(slot)
             record = slot.record
@@ -343,7 +363,11 @@ class Host:
             )
             for folder in (context.data_dir, context.cache_dir):  # the extension's own, made by the host
                 folder.mkdir(parents=True, exist_ok=True)
+            if self.isolation == "isolated":
+                self._activate_isolated(slot, context)
+                return
             target = slot.target
+            assert target is not None
 
             def run() -> Extension:
                 instance = target()
@@ -379,6 +403,10 @@ class Host:
     async def acall(self, extension: str, method: str, /, *args: Any, **kwargs: Any) -> Any:
         """`call` for hosts that are themselves async: awaits without blocking the caller's event loop."""
         slot = self._slot(extension)
+        if slot.pool is not None:  # a worker's answer is awaited in a thread, not on the caller's loop
+            import asyncio
+
+            return await asyncio.to_thread(self.call, extension, method, *args, **kwargs)
         function = self._method(slot, method)
         try:
             with self._guarded(slot):
@@ -545,23 +573,26 @@ class Host:
 
         if slot.recorder is not None:
             return learn(slot.recorder.policy, slot.recorder)
-        if not self.guard:
+        if not self.guard or slot.pool is not None:  # isolated: the kernel restricts its workers instead
             return nullcontext()
         if slot.guard is None:
             slot.guard = self._policy(slot)
         return acting_as(slot.guard)
 
+    def _granted(self, slot: _Slot) -> tuple[Permission, ...]:
+        grant = self.state.granted(slot.key, slot.record.distribution_version)
+        if grant is None or not grant.permissions:
+            return ()
+        from pydantic import TypeAdapter
+
+        from ._permissions import Permission
+
+        return TypeAdapter(tuple[Permission, ...]).validate_python(grant.permissions)
+
     def _policy(self, slot: _Slot) -> Policy:
         from ._guard import Policy
 
-        grant = self.state.granted(slot.key, slot.record.distribution_version)
-        permissions: tuple[Permission, ...] = ()
-        if grant is not None and grant.permissions:
-            from pydantic import TypeAdapter
-
-            from ._permissions import Permission
-
-            permissions = TypeAdapter(tuple[Permission, ...]).validate_python(grant.permissions)
+        permissions = self._granted(slot)
 
         def on_event(event: PermissionEvent) -> None:
             detail = {"permission": event.permission, "resource": event.resource}
@@ -569,6 +600,48 @@ class Host:
             self._notify("symphony_permission_event", event)
 
         return Policy.for_extension(slot.key, permissions, self.home, on_event=on_event)
+
+    def _activate_isolated(self, slot: _Slot, context: Context) -> None:
+        """Start the extension's worker pool: its workers restrict themselves, import and activate it."""
+        from ._sandbox._pool import Pool
+        from ._sandbox._profile import WorkerSpec
+        from ._sandbox._remote import RemoteExtension
+
+        record = slot.record
+        spec = WorkerSpec(
+            extension=record.id,
+            entry_point=record.entry_point,
+            home=self.home,
+            version=record.distribution_version,
+            permissions=self._granted(slot),
+            manifest=record.manifest or {},
+            path=tuple(self.path or ()),
+            config_overrides=self.state.config_overrides(slot.key),
+        )
+        budget = self.call_budget if self.call_budget is not None else DEFAULT_ISOLATED_CALL_BUDGET
+        pool = Pool(
+            spec,
+            call_timeout=budget,
+            start_timeout=self.import_budget + self.activate_budget,
+            on_event=lambda event: self._pool_event(slot, pool, event),
+        )
+        try:
+            pool.start()
+        except SymphonyError as exc:
+            self._fail(slot, "activate", exc)
+            raise
+        slot.pool = pool
+        slot.instance = RemoteExtension(pool, context)
+        self._move(slot, State.ACTIVE)
+
+    def _pool_event(self, slot: _Slot, pool: Pool, event: PoolEvent) -> None:
+        """Audit worker failures; a quarantined pool fails its extension, with the reason, and is stopped."""
+        self._write_audit([(f"worker_{event.action}", slot.key, "supervisor", {"reason": event.reason})])
+        if event.action == "quarantined" and slot.pool is pool and slot.state is State.ACTIVE:
+            slot.pool = None
+            hint = f"fix or update the extension, then start it again (`Host.reload('{slot.key}')`)"
+            self._fail(slot, "quarantine", SymphonyError(f"quarantined: {event.reason}", hint=hint))
+            pool.close()
 
     def _permission_event(self, extension: str, action: str, permission: str, actor: str) -> None:
         self._notify("symphony_permission_event", PermissionEvent(extension, action, permission, actor=actor))

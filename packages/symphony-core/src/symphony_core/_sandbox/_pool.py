@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from symphony_core._errors import ExtensionNotFound, Quarantined, SandboxError, WorkerTimeout
+from symphony_core._errors import ExtensionNotFound, Quarantined, SandboxError, SymphonyError, WorkerTimeout
 
 from ._process import WorkerProcess
 from ._profile import WorkerSpec
@@ -126,6 +126,8 @@ class Pool:
         self._condition = threading.Condition()
         self._keeper: threading.Thread | None = None
         self._enforced: dict[str, str] = {}
+        self.methods: tuple[str, ...] = ()
+        """The extension's public methods, as its first worker found them."""
 
     # Life
 
@@ -145,6 +147,7 @@ class Pool:
         with self._condition:
             self._starting -= 1
             self._enforced = dict(worker.enforced)
+            self.methods = worker.methods
             self._idle.append(worker)
             self.state = PoolState.READY
             self._keeper = threading.Thread(
@@ -158,7 +161,8 @@ class Pool:
         """Stop every worker and the pool's keeper thread.
 
         Idle workers run the extension's ``deactivate`` (within ``timeout``); a worker still serving a call
-        is killed, and that call raises ``WorkerCrashed``.
+        is killed, and that call raises ``WorkerCrashed``. When a ``deactivate`` raised, its error is raised
+        once every worker is stopped.
         """
         with self._condition:
             self.state = PoolState.CLOSED
@@ -167,13 +171,18 @@ class Pool:
             self._condition.notify_all()
         for worker in busy:  # a call is running in it: waiting could take as long as that call
             worker.kill()
+        failed: SymphonyError | None = None
         for worker in idle:
             try:
                 worker.stop(timeout)
             except SandboxError as exc:  # it is being stopped anyway: say why it could not stop cleanly
                 log.info("%s", exc)
+            except SymphonyError as exc:  # the extension's own deactivate raised: report it once all stopped
+                failed = failed or exc
         if self._keeper is not None and self._keeper is not threading.current_thread():
             self._keeper.join(timeout)
+        if failed is not None:
+            raise failed
 
     def reset(self) -> None:
         """Lift a quarantine: forget past failures and start workers again."""

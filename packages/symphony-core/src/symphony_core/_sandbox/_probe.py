@@ -168,7 +168,9 @@ class Capabilities:
         used = [text for name, text in names.items() if self.has(name)]
         missing = [text.removeprefix("a ") for name, text in names.items() if not self.has(name)]
         return (
-            "worker processes restricted by the kernel with " + ", ".join(used) + ", resource limits and a "
+            "Host(isolation='isolated'): worker processes restricted by the kernel with "
+            + ", ".join(used)
+            + ", resource limits and a "
             "scrubbed environment" + (f"; not available here: {', '.join(missing)}" if missing else "")
         )
 

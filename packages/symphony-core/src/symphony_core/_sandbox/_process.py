@@ -68,6 +68,8 @@ class WorkerProcess:
         cgroups)."""
         self.skipped: list[str] = []
         self.notes: list[str] = []
+        self.methods: tuple[str, ...] = ()
+        """The extension's public methods, as its worker found them once it was activated."""
         self.started = time.monotonic()
         self.process: subprocess.Popen[bytes] | None = None
         self._channel: Channel | None = None
@@ -75,7 +77,7 @@ class WorkerProcess:
         self._exchange: str | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_KEPT)
         self._drain: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # held for each request; kill() from that thread may take it again
         self._next = 0
         self._dead: WorkerCrashed | None = None
 
@@ -93,7 +95,7 @@ class WorkerProcess:
         worker = cls(spec)
         try:
             worker._spawn(timeout)
-            worker._request(
+            methods = worker._request(
                 Load(
                     id=worker._id(),
                     extension=spec.extension,
@@ -113,6 +115,7 @@ class WorkerProcess:
         except BaseException:
             worker.kill()
             raise
+        worker.methods = tuple(methods or ())
         return worker
 
     def call(
@@ -151,9 +154,15 @@ class WorkerProcess:
             self.process.wait()
         if self._cgroups is not None:
             self._cgroups.close()
-        if self._channel is not None:
-            self._channel.close()
-            self._channel = None
+        # A thread waiting for this worker's answer is using the pipes: it sees them end (the worker is dead)
+        # and closes them itself; closing them under it could hand their numbers to another file.
+        if self._lock.acquire(blocking=False):
+            try:
+                if self._channel is not None:
+                    self._channel.close()
+                    self._channel = None
+            finally:
+                self._lock.release()
         if self._drain is not None and self._drain is not threading.current_thread():
             self._drain.join(5.0)
         if self._exchange is not None:

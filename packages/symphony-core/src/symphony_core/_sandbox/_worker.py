@@ -74,7 +74,7 @@ class _Server:
         except BaseException as exc:  # noqa: BLE001 - every failure of extension code goes back to the host
             self.channel.send(_failure(request, exc, self.extension))
 
-    def _load(self, request: Load) -> None:
+    def _load(self, request: Load) -> list[str]:
         from symphony_core._extension import Context, Extension
 
         self.extension = request.extension
@@ -110,6 +110,7 @@ class _Server:
         instance = target()
         self._settle(instance.activate(context))
         self.instance = instance
+        return _methods(target)
 
     def _call(self, request: Call) -> Any:
         if self.instance is None:
@@ -139,6 +140,16 @@ class _Server:
             return await result
 
         return self._loop.run_until_complete(wait())
+
+
+def _methods(target: type) -> list[str]:
+    """The public methods the host may call (looked up on the class: no property runs)."""
+    hidden = {"activate", "deactivate"}
+    return sorted(
+        name
+        for name in dir(target)
+        if not name.startswith("_") and name not in hidden and callable(getattr(target, name))
+    )
 
 
 def _failure(request: int, exc: BaseException, extension: str | None) -> Failure:
