@@ -357,6 +357,16 @@ def test_a_worker_answers_from_its_own_process_with_its_extension_activated(star
     assert worker.call("later", (21,)) == 42
 
 
+def test_a_worker_started_from_a_thread_that_has_ended_keeps_running(start) -> None:
+    started: list[WorkerProcess] = []
+    thread = threading.Thread(target=lambda: started.append(start()))
+    thread.start()
+    thread.join()
+    time.sleep(0.2)  # the kernel's parent-death signal would have arrived by now
+
+    assert started[0].call("echo", ("alive",)) == [["alive"], {}]
+
+
 def test_a_worker_reports_what_it_enforces_and_never_more_than_the_probe_found(start) -> None:
     enforced = start().enforced
 

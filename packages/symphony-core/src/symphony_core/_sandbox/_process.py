@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from symphony_core import _errors
@@ -149,6 +150,8 @@ class WorkerProcess:
     def kill(self) -> None:
         """Kill the worker and whatever it started, and remove its cgroups and exchange folder."""
         if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)  # its group: what it started, without cgroups too
             with contextlib.suppress(ProcessLookupError):
                 self.process.send_signal(signal.SIGKILL)
             self.process.wait()
@@ -203,15 +206,20 @@ class WorkerProcess:
         command = [sys.executable, "-I", "-B", "-X", f"pycache_prefix={bytecode}", "-m", _WORKER]
         command += [str(from_host), str(to_host)]
         try:
-            self.process = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=log_write,
-                stderr=log_write,
-                pass_fds=(from_host, to_host),
-                env=environment_for(spec),
-                cwd=spec.tmp_dir,
-                start_new_session=True,  # no terminal: Ctrl-C reaches the host, which stops workers itself
+            self.process = (
+                _spawner()
+                .submit(
+                    subprocess.Popen,
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_write,
+                    stderr=log_write,
+                    pass_fds=(from_host, to_host),
+                    env=environment_for(spec),
+                    cwd=spec.tmp_dir,
+                    start_new_session=True,  # no terminal: Ctrl-C reaches the host, which stops workers itself
+                )
+                .result()
             )
         finally:
             for fd in (from_host, to_host, log_write):
@@ -329,6 +337,18 @@ class WorkerProcess:
                 level, _, _ = line.partition(" ")
                 severity = getattr(logging, level, logging.INFO) if level.isupper() else logging.INFO
                 log.log(severity, "%s: %s", self.spec.extension, line.rstrip())
+
+
+@functools.cache
+def _spawner() -> ThreadPoolExecutor:
+    """The one thread that starts every worker.
+
+    A worker asks the kernel to kill it when its parent goes (``PR_SET_PDEATHSIG``), and for the kernel
+    the parent is the *thread* that started it. Starting workers from this thread, which lives as long as
+    the host process, keeps a worker from dying with a short-lived caller thread, and still ends it with
+    the host.
+    """
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="symphony-spawner")
 
 
 @functools.cache
