@@ -10,6 +10,7 @@ rule, so they stay denied.
 from __future__ import annotations
 
 import glob
+import importlib.machinery
 import importlib.util
 import os
 import shutil
@@ -143,14 +144,11 @@ def _beneath(path: str, notes: list[str]) -> str:
 def _code_paths(spec: WorkerSpec) -> list[str]:
     """Where the extension's top-level package is, found without importing it."""
     top = spec.entry_point.partition(":")[0].strip().split(".")[0]
-    saved = sys.path[:]
-    sys.path[:0] = list(spec.path)
-    try:
-        found = importlib.util.find_spec(top)
+    try:  # nothing is imported, and the host's sys.path is left as it is
+        found = importlib.machinery.PathFinder.find_spec(top, [*spec.path, *sys.path])
+        found = found or importlib.util.find_spec(top)  # editable installs with their own finder
     except (ImportError, ValueError):
         found = None
-    finally:
-        sys.path[:] = saved
     if found is None:
         return []
     locations = list(found.submodule_search_locations or [])
