@@ -214,6 +214,11 @@ class Probe(Extension):
         libc = ctypes.CDLL(None, use_errno=True)
         return 0 if libc.ptrace(16, pid, None, None) == 0 else ctypes.get_errno()  # PTRACE_ATTACH
 
+    def type_into_terminal(self):
+        import fcntl, termios
+
+        return _errno_of(lambda: fcntl.ioctl(0, termios.TIOCSTI, b"x"))
+
     def new_namespace(self):
         libc = ctypes.CDLL(None, use_errno=True)
         return 0 if libc.unshare(0x10000000 | 0x40000000) == 0 else ctypes.get_errno()
@@ -519,11 +524,12 @@ def test_the_worker_has_no_capabilities_and_no_new_privileges_even_when_the_host
 
 
 @needs("seccomp")
-def test_tracing_the_host_and_making_namespaces_are_refused(start) -> None:
+def test_tracing_the_host_making_namespaces_and_typing_into_a_terminal_are_refused(start) -> None:
     worker = start()
 
     assert worker.call("ptrace_host", (os.getpid(),)) == errno.EPERM
     assert worker.call("new_namespace") == errno.EPERM
+    assert worker.call("type_into_terminal") == errno.EPERM  # not ENOTTY: refused before the terminal check
 
 
 @pytest.mark.skipif(CAPABILITIES.landlock_abi < 6, reason="signal scoping needs Landlock ABI >= 6")
