@@ -281,9 +281,11 @@ def round_trips(report: Report, spec: WorkerSpec, calls: int) -> None:
     finally:
         worker.stop()
     local = _local_noop(calls)
+    raw = _raw_pipe(calls)
     stats = {
         "call('noop') in a worker": noop,
         "ping (no extension code)": ping,
+        "raw pipe echo between two processes": raw,
         "noop() in this process": local,
     }
     base = statistics.median(local)
@@ -302,7 +304,37 @@ def round_trips(report: Report, spec: WorkerSpec, calls: int) -> None:
             )
         )
     report.table("Control round trip", ("figure", "median", "min", "vs in-process"), rows)
+    protocol = (statistics.median(noop) - statistics.median(raw)) / 1e3
+    report.figure("round_trip.protocol_over_raw_pipe_us", protocol)
+    report.note(f"  Symphony's protocol adds {protocol:.1f} us per call to the raw pipe echo measured here")
     report.budget("control round trip median", statistics.median(noop) / 1e3, 50.0, "us")
+
+
+_ECHO = "import os\nwhile True:\n    data = os.read(0, 64)\n    if not data:\n        break\n    os.write(1, data)\n"
+
+
+def _raw_pipe(calls: int) -> list[int]:
+    """What the machine itself costs: 24 bytes to another process and back over pipes, no Symphony."""
+    echo = subprocess.Popen(
+        [sys.executable, "-I", "-c", _ECHO], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    assert echo.stdin is not None
+    assert echo.stdout is not None
+    send, receive = echo.stdin.fileno(), echo.stdout.fileno()
+    message = b"x" * 24
+
+    def once() -> None:
+        os.write(send, message)
+        os.read(receive, 64)
+
+    try:
+        for _ in range(200):
+            once()
+        return [timed(once) for _ in range(calls)]
+    finally:
+        echo.stdin.close()
+        echo.wait()
+        echo.stdout.close()
 
 
 def _local_noop(calls: int) -> list[int]:
