@@ -27,7 +27,7 @@ from symphony_core._home import Home
 from symphony_core._permissions import EnvVars, FileRead, FileWrite, NetConnect, Permission, Subprocess
 from symphony_core._sandbox import _landlock
 from symphony_core._sandbox._bulk import ARRAY, FILE, MEMFD, Codec
-from symphony_core._sandbox._cgroups import Cgroups
+from symphony_core._sandbox._cgroups import Cgroups, places
 from symphony_core._sandbox._pool import Pool, PoolEvent, PoolState, Supervisor
 from symphony_core._sandbox._probe import probe
 from symphony_core._sandbox._process import WorkerProcess
@@ -962,3 +962,30 @@ def test_an_isolated_extension_that_keeps_crashing_shows_as_quarantined(
     events = [event for event, _ in host("audit", "acme.crashing")]
     assert events.count("worker_crashed") == 2
     assert "worker_quarantined" in events
+
+
+LEAVES = """
+import os, sys
+from symphony_core._home import Home
+from symphony_core._sandbox._profile import WorkerSpec
+from symphony_core._sandbox._process import WorkerProcess
+
+spec = WorkerSpec(extension="acme.probe", entry_point="acme_probe:Probe", home=Home.resolve(sys.argv[1]), path=(sys.argv[2],))
+worker = WorkerProcess.start(spec)
+print(os.getpid(), worker.pid, flush=True)
+"""
+
+
+def test_a_host_that_exits_without_stopping_its_worker_leaves_nothing_behind(place, extension_code) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", LEAVES, str(place / "home"), str(extension_code)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    host, worker = map(int, done.stdout.split())
+
+    wait_for(lambda: not os.path.exists(f"/proc/{worker}"))
+    folders = [Path("/dev/shm"), *(place.parent for place in places()[0].values())]
+    assert [path for folder in folders for path in folder.glob(f"symphony-{host}-*")] == []

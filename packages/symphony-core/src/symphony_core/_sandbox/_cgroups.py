@@ -119,6 +119,34 @@ def _try(place: Place) -> str | None:
     return None
 
 
+_swept: set[Path] = set()
+_LEFT_BEHIND = re.compile(r"symphony-(\d+)-")
+
+
+def _sweep(parent: Path) -> None:
+    """Remove the empty cgroups of hosts that died without removing them (once per folder and process)."""
+    if parent in _swept:
+        return
+    _swept.add(parent)
+    with contextlib.suppress(OSError):
+        for entry in parent.iterdir():
+            match = _LEFT_BEHIND.match(entry.name)
+            if match and entry.is_dir() and not alive(int(match.group(1))):
+                with contextlib.suppress(OSError):
+                    entry.rmdir()  # refused while a process is still inside: then it stays
+
+
+def alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (it may be another one that got the same number: then it stays)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _read(path: Path) -> str:
     try:
         return path.read_text(encoding="ascii")
@@ -149,6 +177,7 @@ class Cgroups:
             if place is None:
                 groups.problems[controller] = reasons.get(controller, "not available")
                 continue
+            _sweep(place.parent)
             folder = place.parent / name
             try:
                 folder.mkdir()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import collections
 import contextlib
 import functools
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -14,6 +16,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -28,7 +31,7 @@ from symphony_core._errors import (
 )
 
 from ._bulk import Codec
-from ._cgroups import Cgroups
+from ._cgroups import Cgroups, alive
 from ._probe import probe
 from ._profile import WorkerSpec, config_environ, environment_for, profile_for
 from ._protocol import (
@@ -149,6 +152,7 @@ class WorkerProcess:
 
     def kill(self) -> None:
         """Kill the worker and whatever it started, and remove its cgroups and exchange folder."""
+        _LIVE.discard(self)
         if self.process is not None and self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.process.pid, signal.SIGKILL)  # its group: what it started, without cgroups too
@@ -194,6 +198,7 @@ class WorkerProcess:
         for folder in (spec.data_dir, spec.cache_dir, spec.tmp_dir, spec.cache_dir / "polars-spill"):
             folder.mkdir(parents=True, exist_ok=True)
         shm = _SHM if os.path.isdir(_SHM) else tempfile.gettempdir()
+        _sweep_exchanges(shm)
         self._exchange = tempfile.mkdtemp(prefix=f"symphony-{os.getpid()}-", dir=shm)
         profile = profile_for(spec, self._exchange)
         self.notes = list(profile.notes)
@@ -221,6 +226,7 @@ class WorkerProcess:
                 )
                 .result()
             )
+            _LIVE.add(self)
         finally:
             for fd in (from_host, to_host, log_write):
                 os.close(fd)
@@ -337,6 +343,27 @@ class WorkerProcess:
                 level, _, _ = line.partition(" ")
                 severity = getattr(logging, level, logging.INFO) if level.isupper() else logging.INFO
                 log.log(severity, "%s: %s", self.spec.extension, line.rstrip())
+
+
+_LIVE: weakref.WeakSet[WorkerProcess] = weakref.WeakSet()
+_EXCHANGE = re.compile(r"symphony-(\d+)-")
+
+
+@atexit.register
+def _kill_all() -> None:
+    """At exit, kill the workers still running, and remove their cgroups and exchange folders."""
+    for worker in list(_LIVE):
+        worker.kill()
+
+
+@functools.cache
+def _sweep_exchanges(folder: str) -> None:
+    """Remove the exchange folders of hosts that died without removing them (once per process)."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            match = _EXCHANGE.match(entry.name)
+            if match and entry.is_dir(follow_symlinks=False) and not alive(int(match.group(1))):
+                shutil.rmtree(entry.path, ignore_errors=True)
 
 
 @functools.cache
