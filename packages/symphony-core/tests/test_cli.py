@@ -132,3 +132,70 @@ def test_list_and_inspect_for_people_show_texts_exactly_as_written(venv, home, m
     )
     assert "Odd [/] name" in odd.stdout
     assert "Sums [bold]x[/bold]." in odd.stdout
+
+
+COMMANDS = "symphony.commands"
+
+
+def _command_project(make, name, files, entry_points):
+    return make.Project(name=name, files=files, entry_points=entry_points, group=COMMANDS)
+
+
+def test_other_distributions_add_commands_and_a_broken_one_only_breaks_itself(venv, home, make, tmp_path):
+    hello = """
+        import click
+
+        @click.command()
+        @click.argument("who")
+        def hello(who):
+            '''Greet someone.'''
+            click.echo(f"hello {who}")
+
+        not_a_command = 42
+    """
+    projects = [
+        _command_project(
+            make,
+            "acme-commands",
+            {"acme_commands/__init__.py": hello},
+            {
+                "hello": "acme_commands:hello",
+                "list": "acme_commands:hello",
+                "broken": "acme_commands.missing:command",
+                "odd": "acme_commands:not_a_command",
+                "twice": "acme_commands:hello",
+            },
+        ),
+        _command_project(
+            make,
+            "acme-commands-too",
+            {"acme_commands_too/__init__.py": hello},
+            {"twice": "acme_commands_too:hello"},
+        ),
+    ]
+    venv.install(tmp_path, *projects)
+    try:
+        assert venv.symphony(home, "hello", "ada").stdout == "hello ada\n"
+
+        listed = venv.symphony_json(home, "list")
+        assert isinstance(listed, list), "a distribution cannot take over a built-in command"
+
+        helped = venv.symphony(home, "--help").stdout
+        assert "hello" in helped and "broken" in helped and "list" in helped
+
+        broken = venv.symphony(home, "broken", "--anything")
+        assert broken.returncode == 1
+        assert "the command 'broken' from acme-commands 1.0.0 failed to load" in make.normalize(broken.stderr)
+        assert "ModuleNotFoundError" in broken.stderr
+
+        odd = venv.symphony(home, "odd")
+        assert odd.returncode == 1
+        assert "is a int, not a click command" in make.normalize(odd.stderr)
+
+        twice = venv.symphony(home, "twice")
+        assert twice.returncode == 1
+        assert "acme-commands 1.0.0, acme-commands-too 1.0.0" in make.normalize(twice.stderr)
+
+        assert venv.symphony(home, "nonexistent").returncode == 2
+    finally:
+        venv.uninstall("acme-commands", "acme-commands-too")

@@ -28,7 +28,81 @@ json_option = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+COMMANDS_GROUP = "symphony.commands"
+
+
+class _Commands(click.Group):
+    """The built-in commands plus those other distributions add through the ``symphony.commands`` group.
+
+    Each entry point names one command (``ui = "symphony_motifs._cli:ui"``). Added commands are found
+    only when asked for, so the built-in ones never pay for them; a built-in name cannot be taken over,
+    and an added command that fails to load, or that two distributions both claim, becomes a command
+    that explains the problem instead of breaking ``symphony`` as a whole.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *_added_commands()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        points = _added_commands().get(cmd_name)
+        if not points:
+            return None
+        if len(points) > 1:
+            owners = ", ".join(sorted(_owner(point) for point in points))
+            return _unusable(
+                cmd_name,
+                f"the command {cmd_name!r} is added by more than one distribution ({owners}); "
+                "uninstall one of them",
+            )
+        point = points[0]
+        try:
+            loaded = point.load()
+        except Exception as exc:
+            return _unusable(
+                cmd_name,
+                f"the command {cmd_name!r} from {_owner(point)} failed to load ({point.value}): "
+                f"{type(exc).__name__}: {exc}; reinstall or upgrade that distribution",
+            )
+        if not isinstance(loaded, click.Command):
+            return _unusable(
+                cmd_name,
+                f"the entry point {cmd_name!r} = {point.value!r} of {_owner(point)} in group "
+                f"{COMMANDS_GROUP!r} is a {type(loaded).__name__}, not a click command",
+            )
+        return loaded
+
+
+def _added_commands() -> dict[str, list[Any]]:
+    from importlib_metadata import entry_points
+
+    found: dict[str, list[Any]] = {}
+    for point in entry_points(group=COMMANDS_GROUP):
+        found.setdefault(point.name, []).append(point)
+    return found
+
+
+def _owner(point: Any) -> str:
+    dist = point.dist
+    return "an unknown distribution" if dist is None else f"{dist.name} {dist.version}"
+
+
+def _unusable(name: str, problem: str) -> click.Command:
+    def explain() -> None:
+        _fail(problem)
+
+    return click.Command(
+        name,
+        callback=explain,
+        help=f"(unusable) {problem}",
+        add_help_option=False,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
@@ -49,6 +123,9 @@ def main(ctx: click.Context, home: Path | None) -> None:
       symphony grant acme.digits    consent to what it asks for (shows the summary first)
       symphony revoke acme.digits   withdraw every grant
       symphony doctor               what this host can and cannot do here
+
+    Installed distributions may add commands through the `symphony.commands` entry-point group
+    (symphony-motifs adds `symphony ui`); they are listed below with the built-in ones.
     """
     ctx.obj = home
 
