@@ -60,7 +60,7 @@ class _Commands(click.Group):
         point = points[0]
         try:
             loaded = point.load()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any import failure of a third-party command is reported
             return _unusable(
                 cmd_name,
                 f"the command {cmd_name!r} from {_owner(point)} failed to load ({point.value}): "
