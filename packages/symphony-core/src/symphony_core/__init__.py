@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from ._lifecycle import State
     from ._manifest import Manifest, read_manifest
     from ._permissions import EnvVars, FileRead, FileWrite, Gpu, NetConnect, NetListen, Permission, Subprocess
+    from ._testing import Harness
 
 __version__ = "0.1.0"
 
@@ -72,6 +73,7 @@ _LAZY = {
     "NetListen": "._permissions",
     "Permission": "._permissions",
     "Subprocess": "._permissions",
+    "Harness": "._testing",
 }
 
 __all__ = [
@@ -93,6 +95,7 @@ __all__ = [
     "FileWrite",
     "Gpu",
     "GuardDenied",
+    "Harness",
     "Host",
     "LifecycleError",
     "LifecycleEvent",
