@@ -81,6 +81,9 @@ def answer(op, args):
         return sorted(name for name in sys.modules if name.split(".")[0] in args)
     if op == "events":
         return recorder.events
+    if op == "loop_threads":
+        import threading
+        return sorted(t.name for t in threading.enumerate() if t.name.startswith("symphony-loop-"))
     if op == "audit":
         return [[r.event, r.detail] for r in host.state.audit_log(args[0])]
     return jsonable(getattr(host, op)(*args))

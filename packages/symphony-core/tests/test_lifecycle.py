@@ -50,6 +50,30 @@ class Ext(Extension):
         return {answer!r}
 """
 
+# Leaves a task running forever; writes to its journal when that task is cancelled.
+TICKER = """
+import asyncio
+from pathlib import Path
+
+from symphony_core import Extension
+
+
+class Ext(Extension):
+    async def activate(self, context):
+        self.task = asyncio.get_running_loop().create_task(self.tick())
+
+    async def tick(self):
+        try:
+            while True:
+                await asyncio.sleep(0.01)
+        except asyncio.CancelledError:
+            Path({journal!r}).write_text("cancelled\\n")
+            raise
+
+    async def ticking(self):
+        return not self.task.done()
+"""
+
 ACTIVATE_BOOM = """
 from symphony_core import Extension
 
@@ -99,6 +123,22 @@ def test_deactivate_and_unload_stop_an_extension_and_drop_its_code(install, make
     host("start", "acme.stoppable")  # imported afresh
     assert host("call", "acme.stoppable", "answer") == "42"
     assert journal.read_text() == "imported\ndeactivated\nimported\n"
+
+
+def test_unload_cancels_what_an_async_extension_left_running_and_ends_its_loop(
+    install, make, home, hosts, tmp_path
+):
+    journal = tmp_path / "journal.txt"
+    install(make.extension("acme.ticker", code=TICKER.format(journal=str(journal))))
+    host = hosts(home, guard=False)  # its journal file lies outside any grant
+    host("start", "acme.ticker")
+    assert host("call", "acme.ticker", "ticking")
+    assert host("loop_threads") == ["symphony-loop-acme.ticker"]
+
+    host("unload", "acme.ticker")
+
+    assert host("loop_threads") == []
+    assert journal.read_text() == "cancelled\n"
 
 
 def test_reload_picks_up_the_changed_code_of_an_editable_extension(install, make, home, hosts, tmp_path):

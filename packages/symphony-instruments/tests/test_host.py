@@ -8,14 +8,12 @@ the in-process guard. Its code is two lines: the kit's `OnnxInstrument` and a co
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -115,11 +113,6 @@ def host(site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.syspath_prepend(str(site))
     with Host(tmp_path / "home", path=[str(site), *sys.path]) as running:
         yield running
-    # Host.close() stops each extension's event loop but does not close it; collect those loops now,
-    # so their ResourceWarning does not land in whichever test runs next.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()
     for name in [name for name in sys.modules if name.split(".")[0] == "acme_digits"]:
         del sys.modules[name]
 

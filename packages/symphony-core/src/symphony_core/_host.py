@@ -55,6 +55,7 @@ DEFAULT_IMPORT_BUDGET = 10.0
 DEFAULT_ACTIVATE_BUDGET = 10.0
 DEFAULT_ISOLATED_CALL_BUDGET = 60.0
 ISOLATION = ("guard", "isolated")
+LOOP_STOP_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,7 @@ class _Slot:
     instance: Extension | None = None
     config: Any = None
     loop: asyncio.AbstractEventLoop | None = None
+    loop_thread: threading.Thread | None = None
     guard: Policy | None = None
     recorder: Recorder | None = None
     audit: list[tuple[str, str | None, str, dict[str, Any]]] | None = None
@@ -769,14 +771,28 @@ class Host:
 
                 loop = asyncio.new_event_loop()
                 name = f"symphony-loop-{slot.key}"
-                threading.Thread(target=loop.run_forever, name=name, daemon=True).start()
-                slot.loop = loop
+                thread = threading.Thread(target=_run_loop, args=(loop, slot.key), name=name, daemon=True)
+                thread.start()
+                slot.loop, slot.loop_thread = loop, thread
             return slot.loop
 
     def _stop_loop(self, slot: _Slot) -> None:
-        loop, slot.loop = slot.loop, None
-        if loop is not None:
-            loop.call_soon_threadsafe(loop.stop)
+        """Stop the extension's loop, let its thread cancel what is left and close it, and wait for that."""
+        loop, thread = slot.loop, slot.loop_thread
+        slot.loop = slot.loop_thread = None
+        if loop is None or thread is None:
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is threading.current_thread():
+            return  # the extension stops itself from its own loop: the thread finishes after this call
+        thread.join(LOOP_STOP_TIMEOUT)
+        if thread.is_alive():
+            log.warning(
+                "%s: its event loop did not stop within %g s (a call blocks it); the thread is left to "
+                "finish on its own",
+                slot.key,
+                LOOP_STOP_TIMEOUT,
+            )
 
     def _config_model(self, slot: _Slot) -> type[Config] | None:
         manifest = slot.record.manifest
@@ -850,6 +866,26 @@ def _resolve(reference: str, extension: str) -> Any:
                 hint="fix the entry point or the manifest reference",
             ) from None
     return value
+
+
+def _run_loop(loop: asyncio.AbstractEventLoop, extension: str) -> None:
+    """Run an extension's event loop until stopped, then cancel what it left running and close it."""
+    import asyncio
+
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_forever()
+        leftover = asyncio.all_tasks(loop)
+        for task in leftover:
+            task.cancel()
+        if leftover:
+            # A task that swallows its cancellation must not keep the host from closing.
+            _, stuck = loop.run_until_complete(asyncio.wait(leftover, timeout=LOOP_STOP_TIMEOUT))
+            if stuck:
+                log.warning("%s: %d task(s) ignored cancellation at stop", extension, len(stuck))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
 
 
 def _forget_modules(entry_point: str) -> None:
