@@ -1,4 +1,5 @@
-"""The ``symphony`` command: list, inspect, enable and disable extensions, and check this host.
+"""The ``symphony`` command: list, inspect, enable and disable extensions, check this host, and (for
+authors) generate and validate extension projects.
 
 Exit codes: 0 success; 1 the command could not do what was asked (unknown id, unreadable state, a
 doctor check that failed); 2 the command line itself was wrong.
@@ -19,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from ._author_cli import new
 from ._errors import SymphonyError
 
 STATE_STYLES = {"failed": "bold red", "active": "green", "validated": "cyan"}
@@ -561,3 +563,6 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
     console.print("  [bold]not enforced:[/]")
     for text in sandbox.not_enforced():
         console.print(f"    - {escape(text)}", highlight=False)
+
+
+main.add_command(new)  # the author's commands, from their own module

@@ -75,12 +75,13 @@ class Harness:
         try:
             return self.host.inspect(extension)
         except ExtensionNotFound:
-            found = ", ".join(info.id for info in self.host.extensions()) or "none"
-            pytest.fail(
-                f"no installed extension has the id {extension!r} (installed: {found}); install the project "
-                "under test into this environment first, e.g. `pip install -e .`",
-                pytrace=False,
-            )
+            pass  # failed outside the handler, so the report shows one error, not two chained ones
+        found = ", ".join(info.id for info in self.host.extensions()) or "none"
+        pytest.fail(
+            f"no installed extension has the id {extension!r} (installed: {found}); install the project "
+            "under test into this environment first, e.g. `pip install -e .`",
+            pytrace=False,
+        )
 
     def grant(self, extension: str, *types: str) -> None:
         """Grant what the extension requests (only the given types, e.g. ``"fs.read"``, if any)."""
