@@ -1,19 +1,58 @@
+import pytest
+
 import symphony_motifs
-from symphony_motifs import Motif
+from symphony_motifs import Motif, MotifError, MotifSpec
 
 
-def test_every_exported_name_resolves():
+def test_every_exported_name_resolves() -> None:
     for name in symphony_motifs.__all__:
         assert getattr(symphony_motifs, name) is not None, name
 
 
-def test_a_motif_exposes_nothing_unless_it_says_so():
-    class Plain(Motif):
+def test_a_motif_exposes_only_what_its_manifest_lists() -> None:
+    spec = MotifSpec.from_manifest({"contributes": {"page": "web/index.html"}}, extension="acme.plain")
+    assert (spec.exposed, spec.events) == ((), ())
+    spec = MotifSpec.from_manifest(
+        {"contributes": {"page": "web/app.html", "exposed": ["refresh"], "events": ["tick"]}},
+        extension="acme.c",
+    )
+    assert (spec.page, spec.exposed, spec.events) == ("web/app.html", ("refresh",), ("tick",))
+    assert Motif.kind == "motif"
+
+
+@pytest.mark.parametrize(
+    ("contributes", "complaint"),
+    [
+        ({}, "contributes.page: Field required"),
+        ({"page": "../outside.html"}, "must be a relative path inside the package"),
+        ({"page": "/etc/passwd.html"}, "must be a relative path inside the package"),
+        ({"page": "web/app.js"}, "must be an HTML file"),
+        ({"page": "web/index.html", "exposed": ["_private"]}, "'_private' is not a public method name"),
+        ({"page": "web/index.html", "exposed": ["activate"]}, "'activate' belongs to the motif's lifecycle"),
+        ({"page": "web/index.html", "exposed": ["invoke"]}, "'invoke' belongs to the motif's lifecycle"),
+        ({"page": "web/index.html", "events": ["no spaces"]}, "'no spaces' is not an event name"),
+        ({"page": "web/index.html", "script": "x.js"}, "contributes.script: Extra inputs are not permitted"),
+        (
+            {"page": "web/index.html", "width": 10},
+            "contributes.width: Input should be greater than or equal to 200",
+        ),
+    ],
+)
+def test_a_bad_contributes_table_names_the_file_and_the_field(contributes: dict, complaint: str) -> None:
+    with pytest.raises(MotifError) as caught:
+        MotifSpec.from_manifest(
+            {"contributes": contributes}, extension="acme.bad", file="src/acme/symphony.toml"
+        )
+    assert caught.value.extension == "acme.bad"
+    assert "src/acme/symphony.toml: contributes." in str(caught.value)
+    assert complaint in str(caught.value)
+    assert caught.value.hint
+
+
+def test_a_motif_that_is_not_active_says_how_to_start_it() -> None:
+    class Chart(Motif):
         pass
 
-    class Chart(Motif):
-        exposed = ("refresh",)
-
-    assert Plain.exposed == ()
-    assert Chart.exposed == ("refresh",)
-    assert Chart.kind == "motif"
+    with pytest.raises(MotifError, match="is not active") as caught:
+        Chart().invoke("refresh", {})
+    assert caught.value.extension == "Chart"

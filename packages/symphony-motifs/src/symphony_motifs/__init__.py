@@ -1,6 +1,8 @@
-"""Symphony motifs: publish a UI component on pywebview as a Symphony extension.
+"""Symphony motifs: publish a UI component as a Symphony extension, and show motifs to people.
 
-Extension authors import from this package only; it re-exports what they need from the core.
+Extension authors import from this package only; it re-exports what they need from the core. Hosts use
+`serve` and `open_window` to show an installed motif, and `ConfigEditor` / `build_form` to edit any
+extension's config.
 """
 
 from symphony_core import (
@@ -12,6 +14,7 @@ from symphony_core import (
     FileRead,
     FileWrite,
     Gpu,
+    GuardDenied,
     Manifest,
     ManifestError,
     NetConnect,
@@ -22,14 +25,39 @@ from symphony_core import (
     SymphonyError,
 )
 
-from ._motif import Motif
+from ._errors import CallRefused, InvalidArguments, MotifError
+from ._forms import WIDGETS, ConfigEditor, ConfigForm, FormField, SaveResult, build_form, field_errors
+from ._hosting import MARKETPLACE, locate, open_window, serve
+from ._motif import EventSink, Motif
+from ._server import CONTENT_SECURITY_POLICY, MotifServer
+from ._spec import Assets, MotifSpec
+from ._window import MotifWindow
 
 __version__ = "0.1.0"
 __all__ = [
     "Motif",
+    "MotifSpec",
+    "EventSink",
     "Config",
     "Context",
     "Manifest",
+    # Showing motifs.
+    "MARKETPLACE",
+    "Assets",
+    "CONTENT_SECURITY_POLICY",
+    "MotifServer",
+    "MotifWindow",
+    "locate",
+    "open_window",
+    "serve",
+    # Config editors.
+    "WIDGETS",
+    "ConfigEditor",
+    "ConfigForm",
+    "FormField",
+    "SaveResult",
+    "build_form",
+    "field_errors",
     # Permissions an extension can request.
     "EnvVars",
     "FileRead",
@@ -40,9 +68,13 @@ __all__ = [
     "Permission",
     "Subprocess",
     # Errors.
+    "CallRefused",
     "ConfigError",
     "ExtensionFailed",
+    "GuardDenied",
+    "InvalidArguments",
     "ManifestError",
+    "MotifError",
     "PermissionDenied",
     "SymphonyError",
     "__version__",

@@ -2,17 +2,118 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+import inspect
+import logging
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ClassVar
 
-from symphony_core import Extension
+from symphony_core import Context, Extension
+
+from ._calls import bind_arguments, to_json
+from ._errors import CallRefused, MotifError
+from ._spec import MotifSpec
+
+log = logging.getLogger("symphony.motifs")
+
+EventSink = Callable[[str, Any], object]
+"""Receives ``(event, data)`` for delivery to the motif's page; set by whoever shows the page."""
 
 
 class Motif(Extension):
     """Base class of a motif extension.
 
-    A motif ships its web assets (HTML, JavaScript, CSS) inside its distribution and lists, in
-    `exposed`, the only methods its page may call.
+    A motif ships its page (HTML, JavaScript, CSS) inside its distribution and declares in its manifest's
+    ``[contributes]`` table the page, the only methods the page may call (``exposed``) and the only
+    events it may push to the page (``events``). The page calls ``symphony.call("method", {...})`` and
+    listens with ``symphony.on("event", callback)``; arguments are validated against the method's
+    annotations before it runs. Methods may be coroutine functions.
     """
 
     kind: ClassVar[str] = "motif"
-    exposed: ClassVar[tuple[str, ...]] = ()
+
+    _spec: MotifSpec | None = None
+    _sink: EventSink | None = None
+    _sink_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def activate(self, context: Context) -> Awaitable[None] | None:
+        """Keep the context and check the declared API against the class; subclasses call ``super()``.
+
+        An exposed name that is not a method of the class fails the activation, naming it.
+        """
+        super().activate(context)
+        spec = MotifSpec.from_manifest(context.manifest, extension=context.id)
+        missing = [name for name in spec.exposed if not callable(getattr(self, name, None))]
+        if missing:
+            raise MotifError(
+                f"the manifest exposes {', '.join(repr(name) for name in missing)}, which "
+                f"{type(self).__name__} does not define",
+                extension=context.id,
+                hint="define the method on the motif class or remove it from [contributes] exposed",
+            )
+        self._spec = spec
+        return None
+
+    @property
+    def spec(self) -> MotifSpec:
+        """The motif's declared page, API and events (from its manifest; available once active)."""
+        if self._spec is None:
+            raise MotifError(
+                "is not active: its declarations are read from its manifest when the host activates it",
+                extension=type(self).__name__,
+                hint="start it through a Host (or call activate with its Context) first",
+            )
+        return self._spec
+
+    def invoke(self, method: str, arguments: Mapping[str, Any] | None = None) -> Any:
+        """Run an exposed method for the page: refuse undeclared ones, validate arguments, return JSON data.
+
+        Hosts call this (through ``Host.call``, so the motif runs under its grants or in its worker);
+        the page reaches it only through ``symphony.call``.
+        """
+        extension = self._identity()
+        if method not in self.spec.exposed:
+            raise CallRefused(
+                f"'{method}' is not exposed to the page",
+                extension=extension,
+                hint="add it to [contributes] exposed in the motif's manifest if the page should call it",
+            )
+        function = getattr(self, method)
+        bound = bind_arguments(function, arguments or {}, extension=extension, method=method)
+        result = function(**bound)
+        if inspect.isawaitable(result):
+            return _awaited_json(result)
+        return to_json(result)
+
+    def emit(self, event: str, data: Any = None) -> bool:
+        """Push a declared event to the page; returns whether a page was there to receive it.
+
+        ``data`` must be JSON-ready or something pydantic can make JSON (models, dataclasses, dates).
+        """
+        if event not in self.spec.events:
+            raise MotifError(
+                f"'{event}' is not a declared event",
+                extension=self._identity(),
+                hint="add it to [contributes] events in the motif's manifest",
+            )
+        payload = to_json(data)
+        with self._sink_lock:
+            sink = self._sink
+        if sink is None:
+            log.debug("%s: no page to receive event %r", self._identity(), event)
+            return False
+        sink(event, payload)
+        return True
+
+    def _connect(self, sink: EventSink | None) -> None:
+        """Deliver this motif's events to ``sink`` (None: drop them); called by the motif server."""
+        with self._sink_lock:
+            self._sink = sink
+
+    def _identity(self) -> str:
+        context = getattr(self, "context", None)
+        return context.id if context is not None else type(self).__name__
+
+
+async def _awaited_json(result: Awaitable[Any]) -> Any:
+    return to_json(await result)

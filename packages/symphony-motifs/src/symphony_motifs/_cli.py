@@ -1,0 +1,85 @@
+"""``symphony ui``: the marketplace view (or another motif) in a window, or served to any browser.
+
+Added to the ``symphony`` command through the ``symphony.commands`` entry point of this distribution,
+so the core's command line never imports this package.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from symphony_core import Host, SymphonyError
+
+from ._hosting import MARKETPLACE, open_window, serve
+
+
+@click.command()
+@click.option(
+    "--serve",
+    "served",
+    is_flag=True,
+    help="Serve on 127.0.0.1 and print the URL (with its session token) instead of opening a window.",
+)
+@click.option("--motif", default=MARKETPLACE, show_default=True, help="The installed motif to show.")
+@click.option(
+    "--port", type=click.IntRange(0, 65535), default=0, help="Port to serve on (default: a random free one)."
+)
+@click.option(
+    "--gui",
+    default=None,
+    help="pywebview backend for the window: qt, gtk, ... (default: pywebview's choice).",
+)
+@click.pass_context
+def ui(ctx: click.Context, served: bool, motif: str, port: int, gui: str | None) -> None:
+    """Show the marketplace view: installed extensions, permissions, config.
+
+    \b
+    Examples:
+      symphony ui                     the marketplace view in a window (needs symphony-motifs[qt])
+      symphony ui --serve             print a local URL to open in any browser; Ctrl-C stops it
+      symphony ui --motif acme.board  another installed motif
+    """
+    home: Path | None = ctx.find_root().obj
+    try:
+        with Host(home) as host:
+            if served:
+                _serve_until_stopped(host, motif, port)
+            else:
+                window = open_window(host, motif, gui=gui)
+                try:
+                    window.wait()
+                except KeyboardInterrupt:
+                    window.close()
+    except SymphonyError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+def _serve_until_stopped(host: Host, motif: str, port: int) -> None:
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, on_signal)
+    try:
+        with serve(host, motif, port=port) as server:
+            click.echo(server.url)
+            click.echo(
+                f"Serving {server.assets.title} on 127.0.0.1 only; the URL holds this session's token. "
+                "Ctrl-C stops it.",
+                err=True,
+            )
+            try:
+                while not stop.wait(0.5):
+                    pass
+            except KeyboardInterrupt:
+                pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,133 @@
+"""Show an installed motif: served to any browser, or in a pywebview window of its own process.
+
+The host process runs the motif's Python methods (through ``Host.call``: under the motif's grants, or
+in its isolated worker) and serves its page; it never runs the page itself. Window mode opens the same
+served page in a pywebview window in a child process, so one webview runs per process and a crashing
+window takes nothing else down.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from symphony_core import Context, ExtensionInfo, Host
+
+from ._errors import MotifError
+from ._motif import Motif
+from ._server import MotifServer
+from ._spec import Assets
+
+if TYPE_CHECKING:
+    from ._window import MotifWindow
+
+log = logging.getLogger("symphony.motifs")
+
+MARKETPLACE = "symphony.marketplace"
+_MARKETPLACE_ENTRY_POINT = "symphony_motifs._marketplace:Marketplace"
+_DISTRIBUTION = "symphony-motifs"
+
+
+def locate(host: Host, motif: str) -> tuple[ExtensionInfo, Assets]:
+    """An installed motif and its assets, found from its manifest without importing it."""
+    info = host.inspect(motif)
+    if info.kind != "motif":
+        raise MotifError(
+            f"is of kind '{info.kind}', not a motif: it has no page to show",
+            extension=info.id,
+            hint="`symphony list` shows each extension's kind",
+        )
+    if info.manifest is None or info.manifest_file is None:
+        problem = "" if info.problem is None else f": {info.problem.message}"
+        raise MotifError(
+            f"cannot be shown, its manifest could not be read{problem}",
+            extension=info.id,
+            hint=None if info.problem is None else info.problem.hint,
+        )
+    return info, Assets.locate(info.id, info.name or info.id, info.manifest, info.manifest_file)
+
+
+def serve(host: Host, motif: str = MARKETPLACE, *, port: int = 0) -> MotifServer:
+    """Start an installed motif through ``host`` and serve its page; returns the running server.
+
+    The motif is started (loaded, configured, activated: it needs its consent like any extension) and
+    stopped again when the server closes, unless it was already running. Close the server when done.
+    """
+    info, assets = locate(host, motif)
+    if _is_marketplace(info):
+        return _serve_marketplace(host, info, assets, port)
+    was_active = info.state.value == "active"
+    instance = host.start(info.id)
+    server = MotifServer(
+        assets, lambda method, arguments: host.call(info.id, "invoke", method, dict(arguments)), port=port
+    )
+    if isinstance(instance, Motif):
+        instance._connect(server.emit)
+        server.on_close(lambda: instance._connect(None))
+    else:  # run by an isolated worker: its emit() has no page to reach from there
+        log.warning("%s runs in an isolated worker: its events do not reach its page", info.id)
+    if not was_active:
+        server.on_close(lambda: _stop(host, info.id))
+    return server.start()
+
+
+def open_window(host: Host, motif: str = MARKETPLACE, *, gui: str | None = None) -> MotifWindow:
+    """Serve an installed motif and show it in a pywebview window run by a child process.
+
+    ``gui`` picks pywebview's backend (``"qt"``, ``"gtk"``; default: pywebview's choice). Closing the
+    window, or `MotifWindow.close`, stops the server and the motif.
+    """
+    from ._window import MotifWindow
+
+    server = serve(host, motif)
+    spec = server.assets.spec
+    try:
+        return MotifWindow.launch(
+            server, title=server.assets.title, width=spec.width, height=spec.height, gui=gui
+        )
+    except BaseException:
+        server.close()
+        raise
+
+
+def _is_marketplace(info: ExtensionInfo) -> bool:
+    """The marketplace view is the host's own UI: it is trusted only as shipped by this distribution."""
+    return (
+        info.id == MARKETPLACE
+        and info.distribution == _DISTRIBUTION
+        and info.entry_point == _MARKETPLACE_ENTRY_POINT
+    )
+
+
+def _serve_marketplace(host: Host, info: ExtensionInfo, assets: Assets, port: int) -> MotifServer:
+    """Serve the marketplace view: its methods run here with the host, not as a guarded extension."""
+    from ._marketplace import Marketplace
+
+    view = Marketplace(host)
+    view.activate(
+        Context(
+            id=info.id,
+            version=info.version,
+            manifest=info.manifest or {},
+            config=None,
+            data_dir=host.home.data_dir(info.id),
+            cache_dir=host.home.extension_cache_dir(info.id),
+            logger=logging.getLogger(f"symphony.ext.{info.id}"),
+        )
+    )
+
+    def dispatch(method: str, arguments: Mapping[str, Any]) -> Any:
+        return view.invoke(method, arguments)
+
+    server = MotifServer(assets, dispatch, port=port)
+    view._connect(server.emit)
+    server.on_close(view.deactivate)
+    return server.start()
+
+
+def _stop(host: Host, extension: str) -> None:
+    try:
+        host.deactivate(extension)
+    except Exception as exc:  # noqa: BLE001 - stopping one motif must not fail the caller's clean-up
+        log.warning("stopping motif %s: %s", extension, exc)

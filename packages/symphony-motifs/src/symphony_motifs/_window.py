@@ -1,0 +1,195 @@
+"""Window mode: a motif's served page in a pywebview window, one window per child process.
+
+pywebview allows one ``webview.start()`` per process, and a window that crashes must not take its host
+down, so each window runs in a child process that imports nothing of the host or the motif: it only
+shows the page the host serves (the same page, bridge and checks as served mode).
+
+Parent and child talk through JSON lines: the child writes ``{"loaded": true}`` when the page has
+loaded and answers ``{"id": n, "evaluate": "<js>"}`` with ``{"id": n, "result": ...}`` (or
+``"error"``); ``{"close": true}`` closes the window. The child exits when its window closes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from typing import IO, Any
+
+from ._errors import MotifError
+from ._server import MotifServer
+
+log = logging.getLogger("symphony.motifs.window")
+
+
+class MotifWindow:
+    """A motif shown in a pywebview window by a child process; closing it stops the motif's server."""
+
+    def __init__(self, server: MotifServer, process: subprocess.Popen[str]) -> None:
+        self.server = server
+        self.process = process
+        self._answers: dict[int, dict[str, Any]] = {}
+        self._changed = threading.Condition()
+        self._next = 0
+        self._loaded = False
+        self._reader = threading.Thread(target=self._read, name="symphony-window-reader", daemon=True)
+        self._reader.start()
+
+    @classmethod
+    def launch(
+        cls, server: MotifServer, *, title: str, width: int, height: int, gui: str | None = None
+    ) -> MotifWindow:
+        """Start the child process that shows ``server``'s page."""
+        command = [sys.executable, "-m", "symphony_motifs._window", server.url, "--title", title]
+        command += ["--width", str(width), "--height", str(height)]
+        if gui is not None:
+            command += ["--gui", gui]
+        process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8", bufsize=1
+        )
+        return cls(server, process)
+
+    def wait_loaded(self, timeout: float = 60.0) -> None:
+        """Wait until the page has loaded; `MotifError` if the window process ended or took too long."""
+        with self._changed:
+            done = self._changed.wait_for(lambda: self._loaded or self.process.poll() is not None, timeout)
+        if not self._loaded:
+            reason = (
+                f"did not load within {timeout:g} s" if not done else f"exited with {self.process.poll()}"
+            )
+            raise MotifError(
+                f"its window {reason}",
+                extension=self.server.assets.extension,
+                hint='window mode needs pywebview with a GUI backend (`pip install "symphony-motifs[qt]"`); '
+                "`symphony ui --serve` shows the same page in any browser",
+            )
+
+    def evaluate(self, script: str, timeout: float = 30.0) -> Any:
+        """Evaluate JavaScript in the window's page and return its JSON result."""
+        with self._changed:
+            self._next += 1
+            number = self._next
+        self._send({"id": number, "evaluate": script})
+        with self._changed:
+            self._changed.wait_for(
+                lambda: number in self._answers or self.process.poll() is not None, timeout
+            )
+            answer = self._answers.pop(number, None)
+        if answer is None:
+            raise MotifError("its window did not answer", extension=self.server.assets.extension)
+        if "error" in answer:
+            raise MotifError(
+                f"script failed in its window: {answer['error']}", extension=self.server.assets.extension
+            )
+        return answer.get("result")
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the window to be closed (by its user or by `close`); then stop the server."""
+        try:
+            code = self.process.wait(timeout)
+        finally:
+            if self.process.poll() is not None:
+                self._finish()
+        return code
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Close the window, end its process and stop the server."""
+        if self.process.poll() is None:
+            try:
+                self._send({"close": True})
+                self.process.wait(timeout)
+            except (OSError, subprocess.TimeoutExpired):
+                self.process.kill()
+                self.process.wait()
+        self._finish()
+
+    def __enter__(self) -> MotifWindow:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _finish(self) -> None:
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                stream.close()
+        self._reader.join(5)
+        self.server.close()
+
+    def _send(self, message: dict[str, Any]) -> None:
+        stdin = self.process.stdin
+        if stdin is None or self.process.poll() is not None:
+            raise MotifError("its window is closed", extension=self.server.assets.extension)
+        stdin.write(json.dumps(message) + "\n")
+        stdin.flush()
+
+    def _read(self) -> None:
+        stdout = self.process.stdout
+        assert stdout is not None
+        try:
+            for line in stdout:
+                try:
+                    message = json.loads(line)
+                except ValueError:
+                    continue  # a GUI library writing to stdout: not ours
+                with self._changed:
+                    if message.get("loaded"):
+                        self._loaded = True
+                    elif isinstance(message.get("id"), int):
+                        self._answers[message["id"]] = message
+                    self._changed.notify_all()
+        except ValueError:
+            pass  # the stream was closed by _finish
+        with self._changed:
+            self._changed.notify_all()
+
+
+def _serve_commands(window: Any, commands: IO[str], answers: IO[str]) -> None:
+    """In the child: run the parent's commands against the window until stdin closes."""
+    lock = threading.Lock()
+
+    def answer(message: dict[str, Any]) -> None:
+        with lock:
+            answers.write(json.dumps(message) + "\n")
+            answers.flush()
+
+    window.events.loaded += lambda: answer({"loaded": True})
+    for line in commands:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        if message.get("close"):
+            break
+        if "evaluate" in message:
+            try:
+                answer({"id": message["id"], "result": window.evaluate_js(message["evaluate"])})
+            except Exception as exc:  # noqa: BLE001 - reported to the parent, the window goes on
+                answer({"id": message["id"], "error": f"{type(exc).__name__}: {exc}"})
+    window.destroy()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The child process: show one URL in a pywebview window until it is closed."""
+    parser = argparse.ArgumentParser(prog="python -m symphony_motifs._window")
+    parser.add_argument("url")
+    parser.add_argument("--title", default="Symphony")
+    parser.add_argument("--width", type=int, default=960)
+    parser.add_argument("--height", type=int, default=720)
+    parser.add_argument("--gui", default=None, help="pywebview backend: qt, gtk, ...")
+    options = parser.parse_args(argv)
+    import webview
+
+    answers = sys.stdout
+    sys.stdout = sys.stderr  # GUI libraries that print must not break the JSON lines to the parent
+    window = webview.create_window(options.title, options.url, width=options.width, height=options.height)
+    webview.start(_serve_commands, (window, sys.stdin, answers), gui=options.gui, private_mode=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
