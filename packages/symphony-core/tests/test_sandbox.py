@@ -942,8 +942,8 @@ def test_an_isolated_host_runs_an_installed_extension_in_a_worker_the_kernel_res
 
 
 @needs("landlock")
-def test_an_isolated_extension_that_keeps_crashing_shows_as_quarantined(
-    install, make, home, hosts, tmp_path
+def test_an_isolated_extension_that_keeps_crashing_stays_quarantined_until_enabled_again(
+    venv, install, make, home, hosts, tmp_path
 ) -> None:
     install(isolated_extension(make, "acme.crashing"))
     allow(home, "acme.crashing")
@@ -962,6 +962,22 @@ def test_an_isolated_extension_that_keeps_crashing_shows_as_quarantined(
     events = [event for event, _ in host("audit", "acme.crashing")]
     assert events.count("worker_crashed") == 2
     assert "worker_quarantined" in events
+    assert "quarantined" in events
+    host.close()
+
+    # Every later host, and the command line, see the quarantine until a person lifts it.
+    (later,) = [info for info in venv.symphony_json(home, "list") if info["id"] == "acme.crashing"]
+    assert later["state"] == "failed"
+    assert later["problem"]["code"] == "quarantine"
+    assert "exited with status 5" in later["problem"]["message"]
+    assert "symphony enable acme.crashing" in later["problem"]["hint"]
+    assert hosts(home, isolation="isolated").refuses("start", "acme.crashing")["error"] == "ExtensionFailed"
+
+    enabled = venv.symphony(home, "enable", "acme.crashing")
+    assert enabled.returncode == 0, enabled.stderr
+    assert "quarantine lifted" in enabled.stdout
+    (lifted,) = [info for info in venv.symphony_json(home, "list") if info["id"] == "acme.crashing"]
+    assert lifted["state"] == "validated"
 
 
 LEAVES = """

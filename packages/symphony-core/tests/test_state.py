@@ -290,6 +290,26 @@ def test_a_state_file_from_a_newer_symphony_is_refused_with_advice(tmp_path: Pat
     assert "Upgrade symphony-sdk-core" in message
 
 
+def test_a_state_file_of_the_first_schema_is_upgraded_in_place_and_keeps_everything(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    with HostState(path) as state:
+        state.grant("ext.kept", "1.0", [{"type": "env", "names": ["HOME"]}], actor="alice")
+        state.set_enabled("ext.off", False, actor="alice")
+    with closing(sqlite3.connect(path)) as conn:  # back to what the first release wrote
+        conn.execute("DROP TABLE quarantine")
+        conn.execute("PRAGMA user_version = 1")
+
+    with HostState(path) as state:
+        assert state.granted("ext.kept", "1.0") is not None
+        assert state.enablement() == {"ext.off": False}
+        state.quarantine("ext.kept", "1.0", "3 failures in 60 s", actor="supervisor")
+        assert state.quarantined() == {("ext.kept", "1.0"): "3 failures in 60 s"}
+        assert state.lift_quarantine("ext.kept", actor="alice")
+        assert not state.lift_quarantine("ext.kept", actor="alice")
+        events = [record.event for record in state.audit_log("ext.kept")]
+    assert events == ["granted", "quarantined", "quarantine_lifted"]
+
+
 def test_a_garbage_state_file_is_refused_with_advice_and_left_untouched(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite"
     garbage = b"this is not a database, only some bytes that happen to be here\n" * 100

@@ -473,15 +473,18 @@ def _person() -> str:
 @click.argument("extension")
 @click.pass_context
 def enable(ctx: click.Context, extension: str) -> None:
-    """Allow an extension to load (remembered across restarts).
+    """Allow an extension to load (remembered across restarts), lifting its quarantine if it has one.
+
+    An extension whose isolated workers kept crashing is quarantined: `symphony list` shows it failed
+    with the reason, and no host starts it until it is enabled again here.
 
     \b
     Example:
       symphony enable acme.digits
     """
     with _host(ctx) as host:
-        host.enable(extension)
-    Console().print(f"enabled {extension}")
+        lifted = host.enable(extension)
+    Console().print(f"enabled {extension}" + (" (quarantine lifted)" if lifted else ""))
 
 
 @main.command()

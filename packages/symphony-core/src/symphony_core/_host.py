@@ -155,6 +155,7 @@ class Host:
     def discover(self, *, rescan: bool = False) -> list[ExtensionInfo]:
         """Find the installed extensions and validate each one, importing none of them."""
         catalog = discover(self.home.cache_dir, path=self.path, rescan=rescan)
+        quarantined = self.state.quarantined()
         with self._lock:
             self.catalog = catalog
             slots: dict[str, _Slot] = {}
@@ -168,6 +169,9 @@ class Host:
                     continue
                 slot = _Slot(key, record, State.DISCOVERED)
                 slots[key] = slot
+                reason = None if problem else quarantined.get((key, record.distribution_version))
+                if reason is not None:
+                    problem = Problem("quarantine", f"quarantined: {reason}", _lift_hint(key))
                 self._move(slot, State.FAILED if problem else State.VALIDATED, problem)
             self._slots = slots
         return self.extensions()
@@ -184,10 +188,18 @@ class Host:
         slot = self._slot(extension)
         return self._info(slot, self.state.is_enabled(slot.key))
 
-    def enable(self, extension: str) -> None:
-        """Allow the extension to be loaded (remembered across restarts)."""
+    def enable(self, extension: str) -> bool:
+        """Allow the extension to be loaded (remembered across restarts), lifting a quarantine.
+
+        Returns whether a quarantine was lifted: the extension's workers kept crashing, and the person
+        enabling it says it has been fixed or updated.
+        """
         slot = self._slot(extension)
         self.state.set_enabled(slot.key, True, actor=self.actor)
+        lifted = self.state.lift_quarantine(slot.key, actor=self.actor)
+        if lifted and slot.problem is not None and slot.problem.code == "quarantine":
+            self.discover()  # its failed slot is made again, validated
+        return lifted
 
     def disable(self, extension: str) -> None:
         """Stop the extension if it runs and keep it from being loaded (remembered across restarts)."""
@@ -479,6 +491,7 @@ class Host:
             if slot.state in (State.ACTIVE, State.LOADED, State.CONFIGURED, State.DEACTIVATED):
                 self.unload(extension)
             _forget_modules(slot.record.entry_point)
+        self.state.lift_quarantine(slot.key, actor=self.actor)
         self.discover(rescan=True)
         return self.start(extension)
 
@@ -641,8 +654,10 @@ class Host:
         self._write_audit([(f"worker_{event.action}", slot.key, "supervisor", {"reason": event.reason})])
         if event.action == "quarantined" and slot.pool is pool and slot.state is State.ACTIVE:
             slot.pool = None
-            hint = f"fix or update the extension, then start it again (`Host.reload('{slot.key}')`)"
-            self._fail(slot, "quarantine", SymphonyError(f"quarantined: {event.reason}", hint=hint))
+            reason = event.reason or "its workers kept failing"
+            # Remembered in the state file: every host sharing it, and `symphony list`, see the quarantine.
+            self.state.quarantine(slot.key, slot.record.distribution_version, reason, actor="supervisor")
+            self._fail(slot, "quarantine", SymphonyError(f"quarantined: {reason}", hint=_lift_hint(slot.key)))
             pool.close()
 
     def _permission_event(self, extension: str, action: str, permission: str, actor: str) -> None:
@@ -866,6 +881,10 @@ def _resolve(reference: str, extension: str) -> Any:
                 hint="fix the entry point or the manifest reference",
             ) from None
     return value
+
+
+def _lift_hint(extension: str) -> str:
+    return f"fix or update the extension, then lift the quarantine with `symphony enable {extension}`"
 
 
 def _run_loop(loop: asyncio.AbstractEventLoop, extension: str) -> None:

@@ -28,7 +28,13 @@ from ._errors import StateError
 
 __all__ = ["AuditRecord", "Grant", "HostState"]
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
+_QUARANTINE_TABLE = (
+    "CREATE TABLE quarantine (ext_id TEXT NOT NULL, version TEXT NOT NULL, reason TEXT NOT NULL,"
+    " at TEXT NOT NULL, PRIMARY KEY (ext_id, version))"
+)
+# What each schema version adds to the one before it; a new file runs them all.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {2: (_QUARANTINE_TABLE,)}
 _SCHEMA = (
     "CREATE TABLE enablement (ext_id TEXT PRIMARY KEY, enabled INTEGER NOT NULL)",
     "CREATE TABLE grants (ext_id TEXT NOT NULL, version TEXT NOT NULL, permissions TEXT NOT NULL,"
@@ -72,7 +78,8 @@ class HostState:
     """The state a Symphony host keeps between runs, in one SQLite file that several hosts may share.
 
     Changes append these audit events: ``enabled``, ``disabled``, ``granted``, ``revoked``, ``config_set``,
-    ``config_cleared`` and ``config_replaced``, besides whatever callers pass to :meth:`record`.
+    ``config_cleared``, ``config_replaced``, ``quarantined`` and ``quarantine_lifted``, besides whatever
+    callers pass to :meth:`record`.
     One instance may be used from several threads.
     """
 
@@ -182,6 +189,29 @@ class HostState:
             )
             _append(conn, _now(), "config_replaced", ext_id, actor, {"keys": sorted(overrides)})
 
+    def quarantine(self, ext_id: str, version: str, reason: str, *, actor: str) -> None:
+        """Keep this version of the extension from starting, in every host sharing the file, until lifted."""
+        with self._transaction() as conn:
+            at = _now()
+            conn.execute(
+                "INSERT OR REPLACE INTO quarantine VALUES (?, ?, ?, ?)", (ext_id, version, reason, at)
+            )
+            _append(conn, at, "quarantined", ext_id, actor, {"version": version, "reason": reason})
+
+    def quarantined(self) -> dict[tuple[str, str], str]:
+        """The reason of every quarantine, by (extension id, version)."""
+        with self._using() as conn:
+            rows = conn.execute("SELECT ext_id, version, reason FROM quarantine").fetchall()
+        return {(ext_id, version): reason for ext_id, version, reason in rows}
+
+    def lift_quarantine(self, ext_id: str, *, actor: str) -> bool:
+        """Let every version of the extension start again; whether one was quarantined."""
+        with self._transaction() as conn:
+            lifted = conn.execute("DELETE FROM quarantine WHERE ext_id = ?", (ext_id,)).rowcount
+            if lifted:
+                _append(conn, _now(), "quarantine_lifted", ext_id, actor, {})
+        return bool(lifted)
+
     def record(
         self, event: str, *, ext_id: str | None = None, actor: str, detail: Mapping[str, Any] | None = None
     ) -> int:
@@ -239,12 +269,17 @@ class HostState:
                 f"this one knows up to {_SCHEMA_VERSION}). Upgrade symphony-sdk-core, or move the file aside "
                 "to start over with a new one."
             )
-        if version == 0:
+        if version < _SCHEMA_VERSION:
             with self._transaction() as conn:
-                if _user_version(conn) == 0:  # another host may have created it while we waited for the lock
+                version = _user_version(conn)  # another host may have done it while we waited for the lock
+                if version == 0:
                     for statement in _SCHEMA:
                         conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+                    version = 1
+                for step in range(version + 1, _SCHEMA_VERSION + 1):
+                    for statement in _MIGRATIONS[step]:
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
     @contextmanager
     def _using(self) -> Iterator[sqlite3.Connection]:
