@@ -17,7 +17,7 @@ import importlib
 import os
 import sys
 import textwrap
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -263,19 +263,38 @@ class Tiles(Motif):
 """
 
 
-@pytest.fixture
-def tiles(site: Site) -> str:
-    """Install the ``acme.tiles`` motif (a config model and two permissions); returns its id."""
+def install_tiles(site: Site, version: str = "1.0.0", extra_permissions: str = "") -> str:
+    """Install ``acme.tiles`` at ``version``, asking for ``extra_permissions`` (TOML) beyond the two."""
     site.install(
         "acme-tiles",
+        version=version,
         entry_points={"acme.tiles": "acme_tiles:Tiles"},
         files={
             "acme_tiles/__init__.py": TILES_CODE,
-            "acme_tiles/symphony.toml": TILES_MANIFEST,
+            "acme_tiles/symphony.toml": TILES_MANIFEST.replace(
+                "[contributes]", extra_permissions + "[contributes]"
+            ),
             "acme_tiles/web/index.html": "<!doctype html><html><head><title>Tiles</title></head><body></body></html>",
         },
     )
     return "acme.tiles"
+
+
+@pytest.fixture
+def tiles(site: Site) -> str:
+    """Install the ``acme.tiles`` motif (a config model and two permissions); returns its id."""
+    return install_tiles(site)
+
+
+@pytest.fixture
+def upgrade_tiles(site: Site) -> Callable[[str, str], str]:
+    """Replace the installed ``acme.tiles`` by another version asking for more (``(version, toml)``)."""
+
+    def upgrade(version: str, extra_permissions: str) -> str:
+        site.remove("acme-tiles")
+        return install_tiles(site, version, extra_permissions)
+
+    return upgrade
 
 
 @pytest.fixture

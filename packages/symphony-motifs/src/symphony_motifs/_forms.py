@@ -298,7 +298,9 @@ class ConfigEditor:
                 self.host.set_config(self.extension, key, _as_text(value), actor="marketplace")
             except ConfigError as exc:
                 found = field_errors(exc, form_keys)
-                result.errors[key] = found.pop(key, "") or "; ".join(found.values()) or exc.message
+                # The value was just typed here: where it came from goes without saying.
+                mine = found.pop(key, "").replace(f" (from override {key})", "")
+                result.errors[key] = mine or "; ".join(found.values()) or exc.message
             else:
                 result.saved.append(key)
         return result
