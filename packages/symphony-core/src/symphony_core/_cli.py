@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from ._author_cli import new
+from ._author_cli import new, validate
 from ._errors import SymphonyError
 
 STATE_STYLES = {"failed": "bold red", "active": "green", "validated": "cyan"}
@@ -569,3 +569,4 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
 
 
 main.add_command(new)  # the author's commands, from their own module
+main.add_command(validate)
