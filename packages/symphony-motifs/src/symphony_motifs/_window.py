@@ -4,21 +4,17 @@ pywebview allows one ``webview.start()`` per process, and a window that crashes 
 down, so each window runs in a child process that imports nothing of the host or the motif: it only
 shows the page the host serves (the same page, bridge and checks as served mode).
 
-Parent and child talk through JSON lines: the child writes ``{"loaded": true}`` when the page has
-loaded and answers ``{"id": n, "evaluate": "<js>"}`` with ``{"id": n, "result": ...}`` (or
-``"error"``); ``{"close": true}`` closes the window. The child exits when its window closes.
+The child is `symphony_motifs._window_process`; this module is the parent's side of it.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import subprocess
 import sys
 import threading
-from collections.abc import Sequence
-from typing import IO, Any
+from typing import Any
 
 from ._errors import MotifError
 from ._server import MotifServer
@@ -44,7 +40,7 @@ class MotifWindow:
         cls, server: MotifServer, *, title: str, width: int, height: int, gui: str | None = None
     ) -> MotifWindow:
         """Start the child process that shows ``server``'s page."""
-        command = [sys.executable, "-m", "symphony_motifs._window", server.url, "--title", title]
+        command = [sys.executable, "-m", "symphony_motifs._window_process", server.url, "--title", title]
         command += ["--width", str(width), "--height", str(height)]
         if gui is not None:
             command += ["--gui", gui]
@@ -68,12 +64,16 @@ class MotifWindow:
                 "`symphony ui --serve` shows the same page in any browser",
             )
 
-    def evaluate(self, script: str, timeout: float = 30.0) -> Any:
-        """Evaluate JavaScript in the window's page and return its JSON result."""
+    def evaluate(self, expression: str, timeout: float = 30.0) -> Any:
+        """Evaluate a JavaScript expression in the window's page and return its value, through JSON.
+
+        The page's Content-Security-Policy forbids ``eval``, so this takes an expression (wrap statements
+        in a function called in place); a promise is not awaited.
+        """
         with self._changed:
             self._next += 1
             number = self._next
-        self._send({"id": number, "evaluate": script})
+        self._send({"id": number, "evaluate": expression})
         with self._changed:
             self._changed.wait_for(
                 lambda: number in self._answers or self.process.poll() is not None, timeout
@@ -146,50 +146,3 @@ class MotifWindow:
             pass  # the stream was closed by _finish
         with self._changed:
             self._changed.notify_all()
-
-
-def _serve_commands(window: Any, commands: IO[str], answers: IO[str]) -> None:
-    """In the child: run the parent's commands against the window until stdin closes."""
-    lock = threading.Lock()
-
-    def answer(message: dict[str, Any]) -> None:
-        with lock:
-            answers.write(json.dumps(message) + "\n")
-            answers.flush()
-
-    window.events.loaded += lambda: answer({"loaded": True})
-    for line in commands:
-        try:
-            message = json.loads(line)
-        except ValueError:
-            continue
-        if message.get("close"):
-            break
-        if "evaluate" in message:
-            try:
-                answer({"id": message["id"], "result": window.evaluate_js(message["evaluate"])})
-            except Exception as exc:  # noqa: BLE001 - reported to the parent, the window goes on
-                answer({"id": message["id"], "error": f"{type(exc).__name__}: {exc}"})
-    window.destroy()
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The child process: show one URL in a pywebview window until it is closed."""
-    parser = argparse.ArgumentParser(prog="python -m symphony_motifs._window")
-    parser.add_argument("url")
-    parser.add_argument("--title", default="Symphony")
-    parser.add_argument("--width", type=int, default=960)
-    parser.add_argument("--height", type=int, default=720)
-    parser.add_argument("--gui", default=None, help="pywebview backend: qt, gtk, ...")
-    options = parser.parse_args(argv)
-    import webview
-
-    answers = sys.stdout
-    sys.stdout = sys.stderr  # GUI libraries that print must not break the JSON lines to the parent
-    window = webview.create_window(options.title, options.url, width=options.width, height=options.height)
-    webview.start(_serve_commands, (window, sys.stdin, answers), gui=options.gui, private_mode=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,77 @@
+"""``symphony ui``, added to the core's command line through the ``symphony.commands`` entry point."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+SYMPHONY = Path(sys.executable).parent / "symphony"
+
+
+def run(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SYMPHONY_HOME": str(home)}
+    return subprocess.run(
+        [str(SYMPHONY), *args], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+
+
+def test_symphony_lists_and_explains_the_ui_command(tmp_path: Path) -> None:
+    listed = run("--help", home=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert "ui" in listed.stdout.split()
+    helped = run("ui", "--help", home=tmp_path)
+    assert helped.returncode == 0, helped.stderr
+    assert "--serve" in helped.stdout
+    assert "symphony ui --serve" in helped.stdout
+
+
+def test_the_marketplace_is_an_installed_motif(tmp_path: Path) -> None:
+    listed = run("list", "--json", home=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert '"id": "symphony.marketplace"' in listed.stdout
+    assert '"state": "validated"' in listed.stdout
+
+
+@pytest.mark.slow
+def test_symphony_ui_serve_prints_the_local_url_and_serves_the_marketplace(tmp_path: Path) -> None:
+    env = {**os.environ, "SYMPHONY_HOME": str(tmp_path)}
+    process = subprocess.Popen(
+        [str(SYMPHONY), "ui", "--serve"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        parts = urlsplit(url)
+        assert (parts.scheme, parts.hostname) == ("http", "127.0.0.1")
+        assert parts.port is not None
+        connection = http.client.HTTPConnection("127.0.0.1", parts.port, timeout=10)
+        try:
+            connection.request("GET", parts.path)
+            response = connection.getresponse()
+            body = response.read().decode()
+        finally:
+            connection.close()
+        assert response.status == 200
+        assert "<title>Symphony marketplace</title>" in body
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, errors
+    assert "127.0.0.1 only" in errors
+
+
+def test_symphony_ui_names_a_motif_that_is_not_installed(tmp_path: Path) -> None:
+    failed = run("ui", "--serve", "--motif", "acme.nowhere", home=tmp_path)
+    assert failed.returncode == 1
+    assert "acme.nowhere: no installed extension has this id" in failed.stderr
+    assert "symphony list" in failed.stderr
