@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from .commands import clean_env, find_tool, find_uv, git, run
 from .workspace import read_toml
 
+EXTENSION_GROUPS = ("symphony.instruments", "symphony.operators", "symphony.motifs")
 CACHES = {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".hypothesis"}
 
 
@@ -26,6 +27,7 @@ class Project:
     path: Path
     import_name: str
     published: bool  # the four packages; examples are published only in the rehearsal
+    extension: bool = True  # ships an extension (a manifest); False for a host application like the demo
 
     @property
     def relpath(self) -> str:
@@ -47,9 +49,12 @@ def find_projects(root: Path) -> list[Project]:
     for pyproject in sorted(root.glob("packages/*/pyproject.toml")) + sorted(
         root.glob("examples/*/pyproject.toml")
     ):
-        wheel_packages = read_toml(pyproject)["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
+        data = read_toml(pyproject)
+        wheel_packages = data["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]
         published = pyproject.parent.parent.name == "packages"
-        projects.append(Project(pyproject.parent, PurePosixPath(wheel_packages[0]).name, published))
+        groups = data["project"].get("entry-points", {})
+        extension = any(group in groups for group in EXTENSION_GROUPS)
+        projects.append(Project(pyproject.parent, PurePosixPath(wheel_packages[0]).name, published, extension))
     return projects
 
 
@@ -88,7 +93,7 @@ def check_wheel(root: Path, project: Project, wheel: Path) -> list[str]:
             problems.append(f"{wheel.name} lacks {project.import_name}/py.typed")
         if not any(n.endswith(".dist-info/licenses/LICENSE") for n in names):
             problems.append(f"{wheel.name} lacks its LICENSE under .dist-info/licenses/")
-    elif not any(n.endswith("/symphony.toml") for n in names):
+    elif project.extension and not any(n.endswith("/symphony.toml") for n in names):
         problems.append(f"{wheel.name} lacks the extension's manifest symphony.toml")
     return problems
 
