@@ -151,6 +151,28 @@ def test_a_denied_extension_does_not_start_and_bad_config_names_the_field(pytest
     assert "pip install -e ." in result.stdout
 
 
+def test_learning_proposes_the_permissions_the_extension_used(pytest_in_venv, tmp_path):
+    secret = tmp_path / "notes" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("s3cret")
+    result = run_pytest(
+        pytest_in_venv,
+        tmp_path / "author",
+        f"""
+        def test_it(symphony_host):
+            with symphony_host.learning("{EXT}") as recorder:
+                symphony_host.start("{EXT}", grant=False)
+                assert symphony_host.call("{EXT}", "peek", {str(secret)!r}) == "s3cret"
+
+            proposal = {{p["type"]: p["paths"] for p in recorder.proposal()}}
+            assert proposal == {{"fs.write": ["{{data}}"], "fs.read": [{str(secret.parent)!r}]}}, proposal
+            assert symphony_host.denials() == []
+        """,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_the_plugin_is_cheap_to_load_and_leaves_other_tests_alone(pytest_in_venv, tmp_path):
     imported = pytest_in_venv.run(
         pytest_in_venv.python,

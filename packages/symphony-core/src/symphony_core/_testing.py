@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:
+    from ._guard import Recorder
     from ._hooks import PermissionEvent
     from ._host import ExtensionInfo, Host
 
@@ -164,6 +166,18 @@ class Harness:
                 f"{who} used what it was not granted:\n{lines}\n"
                 "request it in symphony.toml ([[permissions]] with a reason), or stop using it"
             )
+
+    @contextmanager
+    def learning(self, extension: str) -> Iterator[Recorder]:
+        """Run the body with the extension allowed everything, recording what it uses.
+
+        Start and call the extension inside; ``recorder.proposal()`` is then the ``[[permissions]]`` its
+        manifest would need (``recorder.toml()`` as text), from what the guard saw: Python's own file,
+        socket and subprocess use, not native code's.
+        """
+        self.inspect(extension)
+        with self.host.learning(extension) as recorder:
+            yield recorder
 
     def close(self) -> None:
         """Deactivate every active extension and close the host."""
