@@ -1,6 +1,8 @@
 """End to end in a real browser: Debian's Chromium, driven by Playwright, against a real host.
 
 Screenshots are saved under each test's ``tmp_path`` (``--basetemp`` keeps them in a known place).
+Predicates given to ``wait_for_function`` are functions, never expression strings: Playwright compiles
+a string with ``eval`` inside the page while polling, which the page's policy refuses.
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ def test_a_motif_renders_calls_python_and_receives_events(
         open_page(page, server.url)
         assert page.text_content("#greeting") == "Hello, page!"  # the page called greet() on load
         page.click("#tick")  # tick() pushes three events back to the page
-        page.wait_for_function("document.querySelectorAll('#events li').length === 3", timeout=10_000)
+        page.wait_for_function("() => document.querySelectorAll('#events li').length === 3", timeout=10_000)
         assert page.locator("#events li").all_text_contents() == ["tick 0", "tick 1", "tick 2"]
         assert page.evaluate("symphony.call('add', {a: 2, b: 3})") == 5
         refused = page.evaluate("symphony.call('secret', {}).then(() => 'ran', (e) => [e.status, e.code])")
@@ -105,7 +107,7 @@ def test_the_policy_blocks_inline_scripts_remote_resources_and_other_servers(
         )
         page.goto(server.url)
         page.wait_for_function(
-            "window.attempts && Object.values(window.attempts).every((state) => state !== 'pending')",
+            "() => window.attempts && Object.values(window.attempts).every((state) => state !== 'pending')",
             timeout=10_000,
         )
         assert page.text_content("#here") == "here"
@@ -157,7 +159,8 @@ def test_the_marketplace_shows_what_an_upgrade_asks_for_beyond_the_grant(
         open_page(page, server.url)
         page.click("#rescan")
         page.wait_for_function(
-            f"document.querySelector(\"article.card[data-extension='{tiles}'] .version\").textContent === 'v1.1.0'",
+            f"() => document.querySelector(\"article.card[data-extension='{tiles}'] .version\")"
+            ".textContent === 'v1.1.0'",
             timeout=10_000,
         )
         tiles_card = card(page, tiles)
@@ -191,7 +194,7 @@ def test_the_marketplace_edits_a_config_invalid_then_valid(
         form.locator("[data-action='save']").click()
         error = form.locator(".field[data-key='columns'] .field-error")
         page.wait_for_function(
-            f"document.querySelector(\"form[data-config='{tiles}'] .field[data-key='columns'] .field-error\")"
+            f"() => document.querySelector(\"form[data-config='{tiles}'] .field[data-key='columns'] .field-error\")"
             ".textContent !== ''",
             timeout=10_000,
         )

@@ -115,8 +115,8 @@ def build_form(schema: Mapping[str, Any]) -> ConfigForm:
     """Build the form for a config model's JSON Schema (as ``Host.config_schema`` returns it)."""
     definitions = schema.get("$defs", {})
     root = _resolve(schema, definitions)
-    reference = schema.get("$ref")
-    seen = (reference,) if isinstance(reference, str) else ()
+    reference = _reference(schema)
+    seen = (reference,) if reference is not None else ()
     fields = _object_fields(root, definitions, prefix="", seen=seen)
     return ConfigForm(str(root.get("title") or "Config"), fields, root.get("description"))
 
@@ -133,6 +133,14 @@ def _resolve(node: Mapping[str, Any], definitions: Mapping[str, Any]) -> dict[st
         target = definitions.get(reference.rsplit("/", 1)[-1], {})
         merged = {**target, **merged}
     return merged
+
+
+def _reference(node: Mapping[str, Any]) -> str | None:
+    """The definition a node stands for: its ``$ref``, or the one of a lone ``allOf`` (older pydantic)."""
+    reference = node.get("$ref")
+    if reference is None and isinstance(node.get("allOf"), list) and len(node["allOf"]) == 1:
+        reference = node["allOf"][0].get("$ref")
+    return reference if isinstance(reference, str) else None
 
 
 def _object_fields(
@@ -162,7 +170,7 @@ def _field(
     required: bool,
     seen: tuple[str, ...],
 ) -> FormField:
-    reference = raw.get("$ref")
+    reference = _reference(raw)
     node = _resolve(raw, definitions)
     nullable = False
     variants = node.get("anyOf") or node.get("oneOf")
@@ -170,7 +178,7 @@ def _field(
         others = [variant for variant in variants if variant.get("type") != "null"]
         nullable = len(others) < len(variants)
         if len(others) == 1:
-            reference = others[0].get("$ref", reference)
+            reference = _reference(others[0]) or reference
             outer = {k: v for k, v in node.items() if k not in ("anyOf", "oneOf")}
             node = {**_resolve(others[0], definitions), **outer}
     common: dict[str, Any] = {
@@ -222,9 +230,9 @@ def _field(
             )
         return FormField(widget="json", **common)
     if kind == "object" and "properties" in node:
-        if isinstance(reference, str) and reference in seen:  # a recursive model: edit the rest as JSON
+        if reference is not None and reference in seen:  # a recursive model: edit the rest as JSON
             return FormField(widget="json", **common)
-        nested = seen + ((reference,) if isinstance(reference, str) else ())
+        nested = seen + ((reference,) if reference is not None else ())
         return FormField(
             widget="group", fields=_object_fields(node, definitions, prefix=f"{key}.", seen=nested), **common
         )

@@ -112,6 +112,7 @@ class MotifServer:
         self._thread: threading.Thread | None = None
         self._pages: list[queue.Queue[object]] = []
         self._pages_lock = threading.Lock()
+        self._closing = False
         self._on_close: list[Callable[[], None]] = []
         self._bridge = resources.files("symphony_motifs").joinpath("_web/bridge.js").read_bytes()
 
@@ -121,6 +122,7 @@ class MotifServer:
         """Listen on a random free port of 127.0.0.1 and serve in a background thread."""
         if self._httpd is not None:
             return self
+        self._closing = False
         httpd = _HTTPServer(("127.0.0.1", self._port), _Handler)
         httpd.motif = self
         self._httpd = httpd
@@ -140,6 +142,7 @@ class MotifServer:
         if httpd is None:
             return
         with self._pages_lock:
+            self._closing = True  # a stream opening from now on ends at once
             pages, self._pages = self._pages, []
         for page in pages:
             page.put(_CLOSED)
@@ -211,7 +214,10 @@ class MotifServer:
     def _listen(self) -> queue.Queue[object]:
         page: queue.Queue[object] = queue.Queue(EVENT_BACKLOG)
         with self._pages_lock:
-            self._pages.append(page)
+            if self._closing:
+                page.put(_CLOSED)
+            else:
+                self._pages.append(page)
         return page
 
     def _drop(self, page: queue.Queue[object]) -> None:
