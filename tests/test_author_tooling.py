@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 CORE = "symphony-sdk-core"
-KITS = {"instrument": "symphony-instruments", "operator": "symphony-operators"}
+KITS = {"instrument": "symphony-instruments", "motif": "symphony-motifs", "operator": "symphony-operators"}
 
 # Runs in the user's environment: a host starts the installed extension and calls it once.
 RUN = {
@@ -34,6 +34,22 @@ with Host(sys.argv[1]) as host:
     outputs = host.call(sys.argv[2], "infer", {"features": np.array([[1, 2, 3], [2, 0, 1]], dtype=np.float32)})
 print(json.dumps({"score": outputs["score"].tolist()}))
 """,
+    "motif": """
+import json, sys, urllib.request
+from symphony_core import Host
+from symphony_motifs import serve
+
+with Host(sys.argv[1]) as host, serve(host, sys.argv[2]) as server:
+    page = urllib.request.urlopen(server.url).read().decode()
+    call = urllib.request.Request(
+        server.url + "_symphony/call/greet",
+        data=json.dumps({"args": {"name": "Ada"}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(call) as response:
+        answer = json.load(response)
+print(json.dumps({"bridge": "_symphony/bridge.js" in page, "answer": answer}))
+""",
     "operator": """
 import json, sys
 import polars as pl
@@ -46,9 +62,10 @@ with Host(sys.argv[1]) as host:
 print(json.dumps(result.to_dicts()))
 """,
 }
-GENERATED_TESTS = {"instrument": 4, "operator": 3}
+GENERATED_TESTS = {"instrument": 4, "motif": 5, "operator": 3}
 EXPECTED = {
     "instrument": {"score": [3.0, 2.0]},
+    "motif": {"bridge": True, "answer": {"result": "Hello, Ada!"}},
     "operator": [{"key": "x", "rows": 2, "total": 5.0}, {"key": "y", "rows": 1, "total": 2.0}],
 }
 
@@ -114,11 +131,11 @@ def install_ours_then_the_rest(venv_bin: Path, links: list[Path], *names: str) -
 
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Wheels of the core and of the two kits, built from this workspace."""
+    """Wheels of the core and of the three kits, built from this workspace."""
     from uv import find_uv_bin
 
     out = tmp_path_factory.mktemp("wheels")
-    for folder in ("symphony-core", "symphony-instruments", "symphony-operators"):
+    for folder in ("symphony-core", "symphony-instruments", "symphony-motifs", "symphony-operators"):
         run(
             find_uv_bin(),
             "--no-config",
