@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import re
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -300,3 +301,24 @@ targets = "symphony-motifs>=0.1,<0.2"
 [contributes]
 page = "web/index.html"
 """
+
+
+@pytest.mark.slow
+def test_under_the_isolated_tier_calls_run_in_the_motifs_worker(
+    tmp_path: Any, site: Any, board: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        Host(tmp_path / "isolated-home", isolation="isolated", path=[str(site.root), *sys.path]) as host,
+        serve(host, board) as server,
+    ):
+        assert call(server, "greet", {"name": "worker"}) == (200, {"result": "Hello, worker!"})
+        assert call(server, "later", {"value": 3}) == (200, {"result": {"value": 3}})
+        status, body = call(server, "add", {"a": "many"})
+        assert status == 422
+        assert body["error"]["code"] == "invalid-arguments"
+        assert body["error"]["problems"][0]["argument"] == "a"
+        status, body = call(server, "boom", {})
+        assert (status, body["error"]["code"]) == (500, "failed")
+        assert "kaboom" in body["error"]["message"]
+        assert "acme_board" not in sys.modules  # the host process never imported the motif
+    assert "runs in an isolated worker: its events do not reach its page" in caplog.text

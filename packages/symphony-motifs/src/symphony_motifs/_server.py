@@ -93,6 +93,7 @@ MAX_BODY = 1 << 20  # a call's arguments; a page sending more is refused rather 
 EVENT_BACKLOG = 1000  # events queued for one slow page before that page is dropped
 KEEP_ALIVE = 15.0
 _HEAD = re.compile(rb"<head(\s[^>]*)?>", re.IGNORECASE)
+_PROBLEM = re.compile(r"^\s+- (?P<name>[^:]+): (?P<text>.*)$")  # InvalidArguments' lines
 _CLOSED = object()
 
 
@@ -368,9 +369,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(HTTPStatus.FORBIDDEN, "refused", str(exc), exc.hint)
             return
         except SymphonyError as exc:
-            self._error(
-                HTTPStatus.INTERNAL_SERVER_ERROR, "failed", exc.message, exc.hint, extension=exc.extension
-            )
+            self._remote_error(exc)
             return
         except Exception as exc:
             log.exception("motif %s: '%s' raised", motif.assets.extension, method)
@@ -388,6 +387,26 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         self._send(HTTPStatus.OK, payload, "application/json")
+
+    def _remote_error(self, exc: SymphonyError) -> None:
+        """Answer an error; one the motif raised in an isolated worker arrives as data and keeps its kind."""
+        remote = str(getattr(exc, "remote_type", ""))
+        kind = remote.rpartition(".")[2] if remote.startswith("symphony_motifs.") else ""
+        message = exc.message.removeprefix(f"raised {remote}: ") if remote else exc.message
+        if kind == "InvalidArguments":
+            problems = [
+                {"argument": found["name"], "message": found["text"]}
+                for found in map(_PROBLEM.match, message.splitlines())
+                if found is not None
+            ]
+            text = f"{exc.extension}: {message}" if exc.extension else message
+            self._error(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid-arguments", text, exc.hint, problems)
+        elif kind == "CallRefused":
+            self._error(HTTPStatus.FORBIDDEN, "refused", message, exc.hint, extension=exc.extension)
+        else:
+            self._error(
+                HTTPStatus.INTERNAL_SERVER_ERROR, "failed", message, exc.hint, extension=exc.extension
+            )
 
     def _stream_events(self) -> None:
         motif = self.server.motif
