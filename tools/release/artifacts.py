@@ -54,7 +54,9 @@ def find_projects(root: Path) -> list[Project]:
         published = pyproject.parent.parent.name == "packages"
         groups = data["project"].get("entry-points", {})
         extension = any(group in groups for group in EXTENSION_GROUPS)
-        projects.append(Project(pyproject.parent, PurePosixPath(wheel_packages[0]).name, published, extension))
+        projects.append(
+            Project(pyproject.parent, PurePosixPath(wheel_packages[0]).name, published, extension)
+        )
     return projects
 
 
@@ -82,7 +84,11 @@ def check_wheel(root: Path, project: Project, wheel: Path) -> list[str]:
         parts = PurePosixPath(name).parts
         if CACHES.intersection(parts) or name.endswith((".pyc", ".pyo")):
             problems.append(f"{wheel.name} holds a cache file: {name}")
-        if "tests" in parts or PurePosixPath(name).name.startswith("test_") or name.endswith("conftest.py"):
+        # A kit's project template ships the tests of the projects it generates, as `.tmpl` texts.
+        is_test = (
+            "tests" in parts or PurePosixPath(name).name.startswith("test_") or name.endswith("conftest.py")
+        )
+        if is_test and not name.endswith(".tmpl"):
             problems.append(f"{wheel.name} holds a test file: {name}")
     src = project.path / "src"
     tracked = git(root, "ls-files", "--", str((src / project.import_name).relative_to(root))).splitlines()
