@@ -129,7 +129,8 @@ function permissions(extension) {
     perms.requested.map((permission) => {
       const scope = scopes(permission);
       const atoms = scope ? scope.split(", ").map((item) => permission.type + " " + item) : [permission.type];
-      const isNew = atoms.some((atom) => needs.has(atom));
+      // Marked only after an upgrade: what the new version asks for beyond the earlier grant.
+      const isNew = Boolean(perms.previous_version) && atoms.some((atom) => needs.has(atom));
       return el("li", { className: isNew ? "new" : null, "data-permission": permission.type }, [
         el("span", { className: "type", text: permission.type + (scope ? " " + scope : "") }),
         el("span", { className: "reason", text: " — " + permission.reason }),
