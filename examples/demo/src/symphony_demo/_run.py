@@ -38,6 +38,8 @@ OPERATORS = (CLEAN, WEATHER, ROUTES, BY_WEATHER)
 DIGITS = "examples.digits"
 MISBEHAVING = ("examples.greedy-stats", "examples.sneaky-summary", "examples.stuck")
 EXAMPLES = (*OPERATORS, DIGITS, *MISBEHAVING)
+"""The examples the demo starts (the dashboard motif is started only when it is shown)."""
+DASHBOARD = "examples.dashboard"
 IMPORT_BUDGET = 6.0
 ACTIVATE_BUDGET = 3.0
 STARTING_AT_ONCE = 2
@@ -106,13 +108,16 @@ def prepare(host: Host, results: Results) -> None:
     with _timed(results, "discover"):
         infos = {info.id: info for info in host.discover()}
     results.discovered = [_discovered(info) for info in infos.values()]
-    missing = [ext for ext in EXAMPLES if ext not in infos]
+    missing = [ext for ext in (*EXAMPLES, DASHBOARD) if ext not in infos]
     if missing:
         raise SymphonyError(
             f"the example extensions {', '.join(missing)} are not installed in this environment",
             hint="run the demo from the workspace (`hatch run symphony demo`), or install symphony-demo",
         )
-    for ext in EXAMPLES:  # consent is quick: read from the manifests, stored in the host's state
+    for ext in (
+        *EXAMPLES,
+        DASHBOARD,
+    ):  # consent is quick: read from the manifests, stored in the host's state
         decisions = decide(ext, host.consent(ext).requested)
         results.consent += decisions
         kinds = sorted({d.kind for d in decisions if d.granted})
