@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -75,3 +76,56 @@ def test_symphony_ui_names_a_motif_that_is_not_installed(tmp_path: Path) -> None
     assert failed.returncode == 1
     assert "acme.nowhere: no installed extension has this id" in failed.stderr
     assert "symphony list" in failed.stderr
+
+
+def window_processes(parent: int) -> list[int]:
+    """The window processes started by ``parent`` (read from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = next(line.split()[1] for line in status.splitlines() if line.startswith("PPid:"))
+        if int(ppid) == parent and b"symphony_motifs._window_process" in command:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+def test_symphony_ui_opens_a_window_process_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "SYMPHONY_HOME": str(tmp_path),
+        "QT_QPA_PLATFORM": "offscreen",
+        "QTWEBENGINE_CHROMIUM_FLAGS": "--no-sandbox",
+    }
+    process = subprocess.Popen(
+        [str(SYMPHONY), "ui", "--gui", "qt"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        windows: list[int] = []
+        while not windows and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.2)
+            windows = window_processes(process.pid)
+        assert windows, "no window process was started"
+        time.sleep(2)  # let the window load its page
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, errors
+    assert (
+        not Path(f"/proc/{windows[0]}").exists()
+        or b"zombie" in Path(f"/proc/{windows[0]}/status").read_bytes()
+    )

@@ -6,6 +6,7 @@ so the core's command line never imports this package.
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
 import threading
@@ -46,10 +47,12 @@ def ui(ctx: click.Context, served: bool, motif: str, port: int, gui: str | None)
       symphony ui --motif acme.board  another installed motif
     """
     home: Path | None = ctx.find_root().obj
+    # SIGTERM stops it as Ctrl-C does: the window closes, the server and the motif stop, the host closes.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         with Host(home) as host:
             if served:
-                _serve_until_stopped(host, motif, port)
+                _serve_until_interrupted(host, motif, port)
             else:
                 window = open_window(host, motif, gui=gui)
                 try:
@@ -59,27 +62,21 @@ def ui(ctx: click.Context, served: bool, motif: str, port: int, gui: str | None)
     except SymphonyError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-
-
-def _serve_until_stopped(host: Host, motif: str, port: int) -> None:
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = signal.signal(signal.SIGTERM, on_signal)
-    try:
-        with serve(host, motif, port=port) as server:
-            click.echo(server.url)
-            click.echo(
-                f"Serving {server.assets.title} on 127.0.0.1 only; the URL holds this session's token. "
-                "Ctrl-C stops it.",
-                err=True,
-            )
-            try:
-                while not stop.wait(0.5):
-                    pass
-            except KeyboardInterrupt:
-                pass
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _serve_until_interrupted(host: Host, motif: str, port: int) -> None:
+    with serve(host, motif, port=port) as server:
+        click.echo(server.url)
+        click.echo(
+            f"Serving {server.assets.title} on 127.0.0.1 only; the URL holds this session's token. "
+            "Ctrl-C stops it.",
+            err=True,
+        )
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
