@@ -229,6 +229,35 @@ def test_a_wheel_that_left_out_its_manifest_or_an_asset_is_refused(venv, make, t
     assert asset.message == "contributes.page names 'web/index.html', which is not in the wheel"
 
 
+def test_a_wheel_with_a_compiled_module_is_imported_from_its_contents(tmp_path):
+    import _json
+    import zipfile
+
+    code = "from symphony_core import Extension\n\nfrom ._json import make_scanner\n\n\nclass Ext(Extension):\n    kind = 'operator'\n"
+    manifest = MANIFEST.replace("acme.checked", "acme.native").replace(
+        'config = "acme_checked:Settings"\n', ""
+    )
+    wheel = tmp_path / "acme_native-1.0-cp311-cp311-linux_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("acme_native/__init__.py", code)
+        archive.writestr("acme_native/symphony.toml", manifest)
+        archive.write(_json.__file__, f"acme_native/{Path(_json.__file__).name}")
+        archive.writestr(
+            "acme_native-1.0.dist-info/METADATA",
+            "Metadata-Version: 2.1\nName: acme-native\nVersion: 1.0\nRequires-Dist: symphony-operators>=0.1\n",
+        )
+        archive.writestr(
+            "acme_native-1.0.dist-info/entry_points.txt",
+            "[symphony.operators]\nacme.native = acme_native:Ext\n",
+        )
+
+    report = validate(wheel)
+
+    assert report.extensions == ["acme.native"]
+    assert report.outcome("entry-points") == "passed", report.findings
+    assert [f.message for f in report.errors] == ["imports symphony_core, Symphony's private core"]
+
+
 def test_the_command_prints_each_problem_and_exits_1_or_2(venv, make, tmp_path):
     project = write_project(tmp_path / "project")
     symphony = venv.root / "bin" / "symphony"

@@ -9,7 +9,8 @@ Checks, each reported against the file, line and field to fix:
   ``host:port`` pairs);
 - ``entry-points``: each entry point's object exists and is an extension of its kind, and the config
   model its manifest names loads and gives a JSON Schema. This imports the extension, so it runs in a
-  separate Python process (with the wheel itself on ``sys.path``), never in this one;
+  separate Python process (with the wheel itself on ``sys.path``, or a temporary copy of its contents
+  when it holds compiled modules, which cannot be imported from a zip), never in this one;
 - ``imports``: the extension imports only public packages, never ``symphony_core`` (an AST scan);
 - ``dependencies``: the kit of its kind is a declared, lower-bounded dependency, and every distribution
   it imports is declared (what its kit requires counts as declared).
@@ -25,8 +26,10 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from email.parser import HeaderParser
 from pathlib import Path, PurePosixPath
@@ -52,6 +55,7 @@ ASSET_SUFFIXES = frozenset(
     }
 )
 PROBE_TIMEOUT = 120.0
+NATIVE_SUFFIXES = (".so", ".pyd", ".dylib")
 PRIVATE_CORE = "symphony_core"
 
 
@@ -673,19 +677,32 @@ print(json.dumps(results))
 """
 
 
+@contextmanager
+def _importable(source: _Source) -> Iterator[str]:
+    """The ``sys.path`` entry to import the extension from: the wheel itself when it holds only Python
+    (zipimport), else a temporary copy of its contents (compiled modules cannot be imported from a zip)."""
+    if not isinstance(source, _Wheel) or not any(name.endswith(NATIVE_SUFFIXES) for name in source.names):
+        yield source.import_root
+        return
+    with tempfile.TemporaryDirectory(prefix="symphony-validate-") as folder:
+        source.zip.extractall(folder)
+        yield folder
+
+
 def _probe(source: _Source, probes: list[dict[str, Any]], report: Report) -> None:
     """Import each entry point and config model in a separate Python, with the extension's root first on its path."""
     requests = [
         {key: probe[key] for key in ("id", "module", "attr", "config") if key in probe} for probe in probes
     ]
     try:
-        done = subprocess.run(
-            [sys.executable, "-I", "-c", PROBE, source.import_root, json.dumps(requests)],
-            capture_output=True,
-            text=True,
-            timeout=PROBE_TIMEOUT,
-            check=False,
-        )
+        with _importable(source) as root:
+            done = subprocess.run(
+                [sys.executable, "-I", "-c", PROBE, root, json.dumps(requests)],
+                capture_output=True,
+                text=True,
+                timeout=PROBE_TIMEOUT,
+                check=False,
+            )
     except subprocess.TimeoutExpired:
         report.findings.append(
             Finding(
