@@ -146,7 +146,7 @@ def test_new_never_writes_into_a_folder_that_holds_files(venv, tmp_path, make):
 
 def test_names_derive_from_a_distribution_name_or_an_id():
     from_dist = project_names("operator", "Acme-Route_Stats")
-    from_id = project_names("operator", "acme.route-stats")
+    from_id = project_names("operator", "Acme.Route-Stats")
     explicit = project_names("operator", "route-stats", ext_id="acme.routes")
 
     assert (from_dist.distribution, from_dist.module, from_dist.id, from_dist.class_name) == (

@@ -90,7 +90,7 @@ def test_a_test_starts_configures_and_calls_an_installed_extension_in_its_own_ho
 
             assert symphony_host.call("{EXT}", "greet", "ada") == "hi ada hi ada"
             assert symphony_host.call("{EXT}", "seen") == "activated"
-            assert (symphony_host.data_dir("{EXT}") / "seen.txt").read_text() == "activated"
+            assert (symphony_host.data_dir("{EXT.upper()}") / "seen.txt").read_text() == "activated"
             assert symphony_host.config("{EXT}").times == 2
             symphony_host.assert_within_permissions("{EXT}")
         """,
@@ -112,7 +112,7 @@ def test_an_access_outside_the_grant_fails_the_assertion_even_when_the_extension
         def test_it(symphony_host):
             symphony_host.start("{EXT}")
             assert symphony_host.call("{EXT}", "peek", {str(secret)!r}).startswith("hidden:")
-            assert [e.permission for e in symphony_host.denials("{EXT}")] == ["fs.read"]
+            assert [e.permission for e in symphony_host.denials("{EXT.upper()}")] == ["fs.read"]
             symphony_host.assert_within_permissions("{EXT}")
         """,
     )

@@ -80,7 +80,7 @@ def project_names(kind: str, name: str, *, ext_id: str | None = None) -> Project
         raise BadName(f"unknown kind '{kind}'", hint=f"use one of: {', '.join(KINDS)}")
     text = name.strip()
     if "." in text and ext_id is None:
-        ext_id, text = text, text.replace(".", "-")
+        ext_id, text = text.lower(), text.replace(".", "-")
     if not _NAME.match(text):
         raise BadName(
             f"'{name}' cannot be a distribution name",

@@ -141,16 +141,19 @@ class Harness:
 
     def data_dir(self, extension: str) -> Path:
         """The extension's own data folder (``{data}`` in its permissions), created if missing."""
-        folder = self.host.home.data_dir(extension)
+        folder = self.host.home.data_dir(self.inspect(extension).id)
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
     def denials(self, extension: str | None = None) -> list[PermissionEvent]:
         """Every access the guard refused so far (of one extension, if given), in order."""
+        from ._kinds import canonical_id
+
+        wanted = None if extension is None else canonical_id(extension)
         return [
             event
             for event in self._events
-            if event.action == "denied" and (extension is None or event.extension == extension)
+            if event.action == "denied" and (wanted is None or canonical_id(event.extension) == wanted)
         ]
 
     def assert_within_permissions(self, extension: str | None = None) -> None:
