@@ -23,6 +23,7 @@ import logging
 import queue
 import re
 import secrets
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from http import HTTPStatus
@@ -114,6 +115,7 @@ class MotifServer:
         self._pages: list[queue.Queue[object]] = []
         self._pages_lock = threading.Lock()
         self._closing = False
+        self._bound = 0
         self._on_close: list[Callable[[], None]] = []
         self._bridge = resources.files("symphony_motifs").joinpath("_web/bridge.js").read_bytes()
 
@@ -126,6 +128,7 @@ class MotifServer:
         self._closing = False
         httpd = _HTTPServer(("127.0.0.1", self._port), _Handler)
         httpd.motif = self
+        self._bound = int(httpd.server_address[1])
         self._httpd = httpd
         self._thread = threading.Thread(
             target=httpd.serve_forever,
@@ -227,7 +230,7 @@ class MotifServer:
                 self._pages.remove(page)
 
     def _allowed_hosts(self) -> tuple[str, ...]:
-        port = self.port
+        port = self._bound  # not `port`: requests still in flight while close() runs are checked too
         return (f"127.0.0.1:{port}", f"localhost:{port}")
 
     def _allowed_origins(self) -> tuple[str, ...]:
@@ -248,6 +251,14 @@ class _HTTPServer(ThreadingHTTPServer):
     block_on_close = True
     allow_reuse_address = False
     motif: MotifServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A page that went away mid-answer is routine; anything else goes to the log, not to stderr.
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            log.debug("motif %s: a page went away: %s", self.motif.assets.extension, error)
+        else:
+            log.exception("motif %s: a request failed", self.motif.assets.extension)
 
 
 class _Handler(BaseHTTPRequestHandler):
