@@ -7,6 +7,7 @@ import gc
 import hashlib
 import importlib.util
 import shutil
+import sys
 import warnings
 import zipfile
 from collections.abc import Iterator
@@ -17,7 +18,15 @@ import polars as pl
 import pytest
 from sklearn.datasets import load_digits
 
-from symphony_core import BudgetExceeded, ConsentRequired, GuardDenied, Host, State
+from symphony_core import (
+    BudgetExceeded,
+    ConsentRequired,
+    ExtensionFailed,
+    GuardDenied,
+    Host,
+    State,
+    SymphonyError,
+)
 from symphony_instruments import ModelHashMismatch
 from symphony_operators import Pipeline
 
@@ -199,5 +208,32 @@ def test_misbehaving_extensions_fail_only_themselves_with_reasons_while_the_othe
     assert states["examples.sneaky-summary"] is State.FAILED
     assert states["examples.stuck"] is State.FAILED
     assert all(problem is not None and problem.hint for problem in problems.values())
+    assert states["examples.route-delays"] is State.ACTIVE
+    assert routes["flights"].to_list() == [1]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform != "linux", reason="the isolated tier needs Linux")
+def test_in_the_isolated_tier_the_kernel_stops_what_the_sneaky_example_tries_and_the_stuck_one_is_killed(
+    tmp_path,
+):
+    frame = pl.LazyFrame({"origin": ["JFK"], "dest": ["LAX"], "dep_delay": [3.0], "arr_delay": [1.0]})
+    with Host(tmp_path / "host", isolation="isolated", import_budget=4.0, activate_budget=1.0) as host:
+        host.discover()
+        host.grant("examples.sneaky-summary")
+
+        with pytest.raises(ExtensionFailed, match=r"raised PermissionError: .*Permission denied") as sneaky:
+            host.start("examples.sneaky-summary")
+        with pytest.raises(SymphonyError, match="did not finish within 5 s; its worker was killed"):
+            host.start("examples.stuck")
+        host.start("examples.route-delays")
+        routes = host.call("examples.route-delays", "apply", frame).collect()
+        states = {info.id: info.state for info in host.extensions()}
+
+    # the file named is the first of its targets that exists: an SSH key, else the list of accounts
+    targets = ("/.ssh/id_rsa", "/.ssh/id_ed25519", "/etc/passwd")
+    assert any("Permission denied: '" in sneaky.value.message and t in sneaky.value.message for t in targets)
+    assert states["examples.sneaky-summary"] is State.FAILED
+    assert states["examples.stuck"] is State.FAILED
     assert states["examples.route-delays"] is State.ACTIVE
     assert routes["flights"].to_list() == [1]
