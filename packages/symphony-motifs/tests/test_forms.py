@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from typing import Literal
 
 from pydantic import Field, SecretStr
@@ -20,6 +21,11 @@ class Proxy(Config):
     limits: Limits = Limits()
 
 
+class Color(str, enum.Enum):
+    RED = "red"
+    GREEN = "green"
+
+
 class Everything(Config):
     """Settings of an extension with every kind of field."""
 
@@ -36,6 +42,7 @@ class Everything(Config):
     maybe_secret: SecretStr | None = None
     proxy: Proxy = Proxy()
     optional_proxy: Proxy | None = None
+    color: Color = Color.GREEN
 
 
 def test_every_kind_of_field_gets_its_widget_and_constraints() -> None:
@@ -65,6 +72,11 @@ def test_every_kind_of_field_gets_its_widget_and_constraints() -> None:
         "safe",
     )
     assert (fields["level"].widget, fields["level"].options) == ("select", (3,))
+    assert (fields["color"].widget, fields["color"].options, fields["color"].default) == (
+        "select",
+        ("red", "green"),
+        "green",
+    )
     assert (fields["enabled"].widget, fields["enabled"].default) == ("checkbox", True)
     assert fields["tags"].widget == "list"
     assert fields["tags"].item is not None
