@@ -10,6 +10,9 @@ How a tutorial is read (the convention its authors follow):
   relative to the current folder, at its place in the sequence.
 - Blocks of other languages without a title (``bash``, ``text``, ``toml``...) are for reading only.
 
+With ``TUTORIAL_TRANSCRIPTS=FOLDER`` set, what every command printed is kept in ``FOLDER/<tutorial>.txt``,
+for the sample output shown on the pages.
+
 The commands run in a fresh temporary folder with a fresh Symphony home (``SYMPHONY_HOME``), one after
 the other. ``cd DIR``, ``source VENV/bin/activate`` and ``deactivate`` change the state later commands
 run in, as they would in a shell; every other command runs in ``bash`` with that state. ``python`` is
@@ -266,5 +269,13 @@ def test_the_tutorial_works_as_written(name: str, wheelhouse: Path, tmp_path: Pa
     folder = tmp_path / "work"
     folder.mkdir()
     reader = Reader(folder, wheelhouse, name)
-    for step in read_steps((TUTORIALS / name).read_text(encoding="utf-8")):
-        reader.run(step)
+    try:
+        for step in read_steps((TUTORIALS / name).read_text(encoding="utf-8")):
+            reader.run(step)
+    finally:
+        if os.environ.get("TUTORIAL_TRANSCRIPTS"):  # a folder: where to keep what each command printed
+            transcripts = Path(os.environ["TUTORIAL_TRANSCRIPTS"])
+            transcripts.mkdir(parents=True, exist_ok=True)
+            (transcripts / f"{Path(name).stem}.txt").write_text(
+                "\n".join(reader.log) + "\n", encoding="utf-8"
+            )
