@@ -133,10 +133,13 @@ def test_the_marketplace_grants_a_permission(
             in tiles_card.inner_text()
         )
         assert card(page, board).locator(".perms").inner_text() == "Requests no permissions."
+        assert card(page, "symphony.marketplace").locator("[data-action='enabled']").count() == 0
         page.screenshot(path=str(tmp_path / "marketplace-consent.png"), full_page=True)
         tiles_card.locator("[data-action='grant']").click()
         page.wait_for_selector(f"article.card[data-extension='{tiles}'] .consent.ok", timeout=10_000)
-        assert "All requested permissions are granted to v1.0.0." in tiles_card.inner_text()
+        consent = tiles_card.locator(".consent.ok").inner_text()
+        assert consent.startswith("All requested permissions are granted to v1.0.0. Granted by marketplace, ")
+        page.screenshot(path=str(tmp_path / "marketplace-granted.png"))
         assert host.consent(tiles).satisfied
         granted = host.consent(tiles).granted
         assert granted is not None

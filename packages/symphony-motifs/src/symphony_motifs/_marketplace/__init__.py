@@ -111,6 +111,8 @@ class Marketplace(Motif):
             "state": info.state.value,
             "enabled": info.enabled,
             "has_config": bool(manifest.get("config")),
+            # This view itself: it runs as the host's UI whatever its enablement, so it offers no toggle.
+            "is_this_view": info.id == self._identity(),
             "problem": None
             if info.problem is None
             else {"message": info.problem.message, "hint": info.problem.hint},
@@ -130,6 +132,8 @@ class Marketplace(Motif):
             "requested": document["requested"],
             "granted_version": document["granted_version"],
             "granted": [] if consent.granted is None else consent.granted.permissions,
+            "granted_by": None if consent.granted is None else consent.granted.granted_by,
+            "granted_at": None if consent.granted is None else consent.granted.granted_at.isoformat(),
             "previous_version": document["previous_version"],
             "needs_consent": document["needs_consent"],
             "allowed_by_policy": document["allowed_by_policy"],

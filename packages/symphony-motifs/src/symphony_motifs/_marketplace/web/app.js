@@ -140,7 +140,10 @@ function permissions(extension) {
   let consent;
   if (perms.satisfied) {
     const granted = perms.granted_version ? "granted to v" + perms.granted_version : "allowed";
-    consent = el("p", { className: "consent ok", text: "All requested permissions are " + granted + "." });
+    const by = perms.granted_by ? " by " + perms.granted_by + ", " + new Date(perms.granted_at).toLocaleString() : "";
+    consent = el("p", { className: "consent ok", text: "All requested permissions are " + granted + "." }, [
+      by ? el("span", { className: "hint", text: " Granted" + by + "." }) : null,
+    ]);
   } else {
     const since = perms.previous_version
       ? "Version " + extension.version + " asks for more than v" + perms.previous_version + " was granted: "
@@ -154,15 +157,17 @@ function permissions(extension) {
 function actions(extension) {
   const perms = extension.permissions;
   const buttons = [
-    el("label", {}, [
-      el("input", {
-        type: "checkbox",
-        "data-action": "enabled",
-        checked: extension.enabled,
-        onchange: (event) => act("set_enabled", { extension: extension.id, enabled: event.target.checked }),
-      }),
-      document.createTextNode("Enabled"),
-    ]),
+    extension.is_this_view
+      ? el("span", { className: "hint", text: "This view." })
+      : el("label", {}, [
+          el("input", {
+            type: "checkbox",
+            "data-action": "enabled",
+            checked: extension.enabled,
+            onchange: (event) => act("set_enabled", { extension: extension.id, enabled: event.target.checked }),
+          }),
+          document.createTextNode("Enabled"),
+        ]),
   ];
   if (perms && !perms.error && perms.needs_consent.length > 0) {
     buttons.push(el("button", { type: "button", className: "primary", "data-action": "grant", text: "Grant", onclick: () => act("grant", { extension: extension.id }) }));
