@@ -6,9 +6,12 @@ A page asks for a model with a marker on a line of its own:
     <!-- symphony-schema: symphony_core._manifest:Manifest -->
 
 The first becomes the model's docstring and a table of its fields (name as written in a file, type,
-default, description); the second becomes the model's JSON Schema in a collapsed block. The hook imports
-the core from ``packages/symphony-core/src`` (it needs only pydantic and packaging), so the docs
-environment does not install the workspace.
+default, description); the second becomes the model's JSON Schema in a collapsed block.
+
+The models are imported from the workspace's source folders, so the docs environment does not install
+the workspace. A kit's package is registered without running its ``__init__`` (which imports
+onnxruntime or pywebview): only the module holding the model runs, with what it imports itself
+(pydantic, and numpy or polars for the instruments' and operators' contribution models).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import inspect
 import json
 import re
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +29,20 @@ ROOT = Path(__file__).resolve().parents[2]
 MARKER = re.compile(r"^<!-- symphony-(model|schema): ([\w.]+):(\w+) -->$", re.MULTILINE)
 
 
+KITS = ("symphony_instruments", "symphony_operators", "symphony_motifs")
+
+
 def on_config(config: Any) -> Any:
-    """Make the core importable from its source folder before any page is rendered."""
+    """Make the core and the kits' modules importable from their source folders."""
     source = str(ROOT / "packages" / "symphony-core" / "src")
     if source not in sys.path:
         sys.path.insert(0, source)
+    for kit in KITS:
+        if kit not in sys.modules:
+            folder = ROOT / "packages" / kit.replace("_", "-") / "src" / kit
+            package = types.ModuleType(kit)
+            package.__path__ = [str(folder)]
+            sys.modules[kit] = package
     return config
 
 
@@ -115,6 +128,12 @@ def _limits(spec: dict[str, Any]) -> str:
         parts.append(f"at least {spec['minLength']} characters")
     if "maxLength" in spec:
         parts.append(f"at most {spec['maxLength']} characters")
+    if "minimum" in spec and "maximum" in spec:
+        parts.append(f"from {spec['minimum']} to {spec['maximum']}")
+    elif "minimum" in spec:
+        parts.append(f"at least {spec['minimum']}")
+    elif "maximum" in spec:
+        parts.append(f"at most {spec['maximum']}")
     return f" <br>*{'; '.join(parts)}*" if parts else ""
 
 
