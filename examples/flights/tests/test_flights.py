@@ -36,6 +36,7 @@ def cleaned(flights_csv: Path) -> pl.DataFrame:
     return pipeline.collect()
 
 
+@pytest.mark.slow
 def test_cleaning_drops_cancelled_and_diverted_flights_and_types_the_departures(flights_csv, cleaned):
     raw = pl.read_csv(flights_csv, null_values="NA", infer_schema_length=None)
     flew = raw.filter(pl.col("dep_time").is_not_null() & pl.col("arr_delay").is_not_null())
@@ -51,6 +52,7 @@ def test_cleaning_drops_cancelled_and_diverted_flights_and_types_the_departures(
     assert row["dep_at"].strftime("%H%M") == f"{first['dep_time']:04d}"
 
 
+@pytest.mark.slow
 def test_the_weather_join_finds_the_hour_at_the_origin(cleaned, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
@@ -71,6 +73,7 @@ def test_the_weather_join_finds_the_hour_at_the_origin(cleaned, tmp_path):
     assert joined["temp"].null_count() < joined.height / 100  # almost every hour has a record
 
 
+@pytest.mark.slow
 def test_delays_by_weather_count_every_flight_once(cleaned, tmp_path):
     data = tmp_path / "data"
     data.mkdir()
