@@ -86,6 +86,49 @@ def test_the_server_listens_on_loopback_on_a_random_port_with_a_fresh_token(host
         assert request(first, "GET", "", token=second.token)[0] == 403
 
 
+def test_several_servers_show_one_motif_until_the_last_one_closes(host: Host, board: str) -> None:
+    first = serve(host, board)
+    with serve(host, board) as second:
+        streams = [open_events(server) for server in (first, second)]
+        try:
+            assert host.call(board, "invoke", "tick", {"count": 1}) == 1
+            assert [next_event(stream) for stream in streams] == [{"event": "ticked", "data": {"n": 0}}] * 2
+        finally:
+            for stream in streams:
+                stream.close()
+        first.close()
+        assert host.inspect(board).state.value == "active"  # the second still shows it
+        assert call(second, "greet", {"name": "second"}) == (200, {"result": "Hello, second!"})
+    assert host.inspect(board).state.value == "deactivated"
+
+
+def test_a_motif_that_was_already_running_is_left_running(host: Host, board: str) -> None:
+    host.start(board)
+    with serve(host, board) as server:
+        assert call(server, "add", {"a": 1, "b": 1}) == (200, {"result": 2})
+    assert host.inspect(board).state.value == "active"
+
+
+def open_events(server: MotifServer) -> http.client.HTTPConnection:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request(
+        "GET", f"/{server.token}/_symphony/events", headers={"Host": f"127.0.0.1:{server.port}"}
+    )
+    response = connection.getresponse()
+    assert response.status == 200
+    assert response.readline() == b"retry: 1000\n"
+    connection.response = response  # type: ignore[attr-defined]
+    return connection
+
+
+def next_event(connection: http.client.HTTPConnection) -> Any:
+    response = connection.response  # type: ignore[attr-defined]
+    while True:
+        line = response.readline()
+        if line.startswith(b"data: "):
+            return json.loads(line[len(b"data: ") :])
+
+
 def test_an_exposed_method_runs_with_validated_arguments(served: MotifServer) -> None:
     assert call(served, "greet", {"name": "Ada"}) == (200, {"result": "Hello, Ada!"})
     assert call(served, "add", {"a": "40", "b": 2}) == (200, {"result": 42})  # lax: "40" is an int

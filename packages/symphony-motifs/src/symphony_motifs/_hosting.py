@@ -9,6 +9,7 @@ window takes nothing else down.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("symphony.motifs")
 
 MARKETPLACE = "symphony.marketplace"
+# Servers showing each (host, motif), and whether serving started the motif (then the last one stops it).
+_serving: dict[tuple[int, str], tuple[int, bool]] = {}
+_serving_lock = threading.Lock()
 _MARKETPLACE_ENTRY_POINT = "symphony_motifs._marketplace:Marketplace"
 _DISTRIBUTION = "symphony-motifs"
 
@@ -52,24 +56,34 @@ def serve(host: Host, motif: str = MARKETPLACE, *, port: int = 0) -> MotifServer
     """Start an installed motif through ``host`` and serve its page; returns the running server.
 
     The motif is started (loaded, configured, activated: it needs its consent like any extension) and
-    stopped again when the server closes, unless it was already running. Close the server when done.
+    stopped again when the last server that started it closes; a motif that was already running is left
+    running. Several servers may show the same motif: each page gets its events. Close the server when done.
     """
     info, assets = locate(host, motif)
     if _is_marketplace(info):
         return _serve_marketplace(host, info, assets, port)
-    was_active = info.state.value == "active"
-    instance = host.start(info.id)
+    key = (id(host), info.id)
+    with _serving_lock:
+        was_active = info.state.value == "active" and key not in _serving
+        instance = host.start(info.id)
+        count, started = _serving.get(key, (0, not was_active))
+        _serving[key] = (count + 1, started)
     server = MotifServer(
         assets, lambda method, arguments: host.call(info.id, "invoke", method, dict(arguments)), port=port
     )
     if isinstance(instance, Motif):
         instance._connect(server.emit)
-        server.on_close(lambda: instance._connect(None))
+        server.on_close(lambda: instance._disconnect(server.emit))
     else:  # run by an isolated worker: its emit() has no page to reach from there
         log.warning("%s runs in an isolated worker: its events do not reach its page", info.id)
-    if not was_active:
-        server.on_close(lambda: _stop(host, info.id))
-    return server.start()
+    server.on_close(lambda: _release(host, info.id))
+    try:
+        return server.start()
+    except BaseException:  # no port to listen on: undo what this call did
+        if isinstance(instance, Motif):
+            instance._disconnect(server.emit)
+        _release(host, info.id)
+        raise
 
 
 def open_window(host: Host, motif: str = MARKETPLACE, *, gui: str | None = None) -> MotifWindow:
@@ -126,7 +140,16 @@ def _serve_marketplace(host: Host, info: ExtensionInfo, assets: Assets, port: in
     return server.start()
 
 
-def _stop(host: Host, extension: str) -> None:
+def _release(host: Host, extension: str) -> None:
+    """One server of the motif closed: stop the motif if it was the last and the motif was started here."""
+    key = (id(host), extension)
+    with _serving_lock:
+        count, started = _serving.pop(key, (1, False))
+        if count > 1:
+            _serving[key] = (count - 1, started)
+            return
+    if not started:
+        return
     try:
         host.deactivate(extension)
     except Exception as exc:  # noqa: BLE001 - stopping one motif must not fail the caller's clean-up

@@ -33,7 +33,7 @@ class Motif(Extension):
     kind: ClassVar[str] = "motif"
 
     _spec: MotifSpec | None = None
-    _sink: EventSink | None = None
+    _sinks: tuple[EventSink, ...] = ()  # one per server showing the motif's page
     _sink_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def activate(self, context: Context) -> Awaitable[None] | None:
@@ -98,17 +98,23 @@ class Motif(Extension):
             )
         payload = to_json(data)
         with self._sink_lock:
-            sink = self._sink
-        if sink is None:
+            sinks = self._sinks
+        if not sinks:
             log.debug("%s: no page to receive event %r", self._identity(), event)
             return False
-        sink(event, payload)
+        for sink in sinks:
+            sink(event, payload)
         return True
 
-    def _connect(self, sink: EventSink | None) -> None:
-        """Deliver this motif's events to ``sink`` (None: drop them); called by the motif server."""
+    def _connect(self, sink: EventSink) -> None:
+        """Deliver this motif's events to ``sink`` too; called by each server that shows its page."""
         with self._sink_lock:
-            self._sink = sink
+            self._sinks = (*self._sinks, sink)
+
+    def _disconnect(self, sink: EventSink | None = None) -> None:
+        """Stop delivering events to ``sink`` (to every sink when None)."""
+        with self._sink_lock:
+            self._sinks = () if sink is None else tuple(known for known in self._sinks if known != sink)
 
     def _identity(self) -> str:
         context = getattr(self, "context", None)

@@ -52,7 +52,7 @@ class Marketplace(Motif):
         if self._host is not None and self._observer is not None:
             self._host.hooks.unregister(self._observer)
             self._observer = None
-        self._connect(None)
+        self._disconnect()
 
     # Exposed to the page (see symphony.toml)
 
