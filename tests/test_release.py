@@ -183,7 +183,9 @@ def test_a_core_breaking_change_bumps_its_minor_and_moves_every_public_range(too
         ]
     folders = {"symphony-instruments", "symphony-motifs", "symphony-operators"}
     assert planned["ranges"] == {
-        f"packages/{f}/pyproject.toml": "symphony-sdk-core>=0.2,<0.3" for f in folders
+        **{f"packages/{f}/pyproject.toml": "symphony-sdk-core>=0.2,<0.3" for f in folders},
+        # the demo is a host: it depends on the core itself, and its range moves too
+        "examples/demo/pyproject.toml": "symphony-sdk-core>=0.2,<0.3",
     }
     table = release(tools_python, released, "plan")
     assert re.search(r"symphony-sdk-core\s+0\.1\.0\s+0\.2\.0\s+minor\s+breaking: drop-legacy-hooks", table)
