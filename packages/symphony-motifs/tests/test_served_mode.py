@@ -7,6 +7,7 @@ import json
 import re
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -365,3 +366,37 @@ def test_under_the_isolated_tier_calls_run_in_the_motifs_worker(
         assert "kaboom" in body["error"]["message"]
         assert "acme_board" not in sys.modules  # the host process never imported the motif
     assert "runs in an isolated worker: its events do not reach its page" in caplog.text
+
+
+def test_a_call_that_never_returns_does_not_keep_the_server_from_closing(
+    host: Host, site: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    site.install(
+        "acme-stuck",
+        entry_points={"acme.stuck": "acme_stuck:Stuck"},
+        files={
+            "acme_stuck/__init__.py": (
+                "import threading\n\nfrom symphony_motifs import Motif\n\n"
+                "RELEASE = threading.Event()\n\n"
+                "class Stuck(Motif):\n"
+                "    def wait(self) -> str:\n"
+                "        RELEASE.wait()\n"
+                "        return 'released'\n"
+            ),
+            "acme_stuck/symphony.toml": BROKEN_MANIFEST.replace("acme.broken", "acme.stuck").replace(
+                'page = "web/index.html"', 'page = "web/index.html"\nexposed = ["wait"]'
+            ),
+            "acme_stuck/web/index.html": "<html></html>",
+        },
+    )
+    host.discover(rescan=True)
+    server = serve(host, "acme.stuck")
+    caller = threading.Thread(target=call, args=(server, "wait", {}), daemon=True)
+    caller.start()
+    time.sleep(0.5)  # the call is in the motif now
+    started = time.monotonic()
+    server.close()
+    assert time.monotonic() - started < 15
+    assert "acme.stuck: 1 call(s) still running 5 s after its server closed; left behind" in caplog.text
+    sys.modules["acme_stuck"].RELEASE.set()
+    caller.join(10)

@@ -93,6 +93,7 @@ CONTENT_TYPES = {
 MAX_BODY = 1 << 20  # a call's arguments; a page sending more is refused rather than buffered
 EVENT_BACKLOG = 1000  # events queued for one slow page before that page is dropped
 KEEP_ALIVE = 15.0
+CLOSE_GRACE = 5.0  # how long close() waits for calls in flight
 _HEAD = re.compile(rb"<head(\s[^>]*)?>", re.IGNORECASE)
 _PROBLEM = re.compile(r"^\s+- (?P<name>[^:]+): (?P<text>.*)$")  # InvalidArguments' lines
 _CLOSED = object()
@@ -110,7 +111,7 @@ class MotifServer:
         self.dispatch = dispatch
         self.token = secrets.token_urlsafe(24)
         self._port = port
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._pages: list[queue.Queue[object]] = []
         self._pages_lock = threading.Lock()
@@ -154,6 +155,13 @@ class MotifServer:
         httpd.server_close()
         if self._thread is not None:
             self._thread.join()
+        if not httpd.wait_idle(CLOSE_GRACE):
+            log.warning(
+                "motif %s: %d call(s) still running %g s after its server closed; left behind",
+                self.assets.extension,
+                httpd.active,
+                CLOSE_GRACE,
+            )
         callbacks, self._on_close = self._on_close, []
         for callback in callbacks:
             try:
@@ -247,10 +255,32 @@ class MotifServer:
 
 
 class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = False  # close() waits for requests in flight instead of cutting them
-    block_on_close = True
+    # close() waits for requests in flight itself, for a while: a motif method that never returns must
+    # not keep its host from closing, so request threads are daemons and are not joined without end.
+    daemon_threads = True
+    block_on_close = False
     allow_reuse_address = False
     motif: MotifServer
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.active = 0
+        self.idle = threading.Condition()
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        with self.idle:
+            self.active += 1
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            with self.idle:
+                self.active -= 1
+                self.idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait for the requests in flight; False if some still run after ``timeout`` seconds."""
+        with self.idle:
+            return self.idle.wait_for(lambda: self.active == 0, timeout)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A page that went away mid-answer is routine; anything else goes to the log, not to stderr.
