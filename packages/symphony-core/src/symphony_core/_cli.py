@@ -125,6 +125,8 @@ def main(ctx: click.Context, home: Path | None) -> None:
       symphony grant acme.digits    consent to what it asks for (shows the summary first)
       symphony revoke acme.digits   withdraw every grant
       symphony doctor               what this host can and cannot do here
+      symphony new operator acme-totals   a complete extension project (for authors)
+      symphony validate .           check a project or a wheel before publishing it
 
     Installed distributions may add commands through the `symphony.commands` entry-point group
     (symphony-motifs adds `symphony ui`); they are listed below with the built-in ones.
