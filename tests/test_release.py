@@ -337,7 +337,7 @@ def test_the_api_gate_names_a_removed_public_function_until_a_breaking_fragment_
 def test_a_dependency_without_a_lower_bound_is_reported(tools_python, repo):
     release(tools_python, repo, "bounds")
     pyproject = repo / "packages/symphony-operators/pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace('"polars>=1.0"', '"polars"'))
+    pyproject.write_text(pyproject.read_text().replace('"polars>=2.0"', '"polars"'))
     commit(repo, "Operators: unbounded polars")
 
     output = release(tools_python, repo, "bounds", expect=1)
@@ -385,7 +385,7 @@ def test_the_oldest_admitted_core_is_built_from_its_release_tag(tools_python, re
         "--cell",
         "core-with-operators-release",
     )
-    assert re.search(r"operators-oldest-core .+ lowest-direct\s+PASS .+ polars 1\.0\.0", output)
+    assert re.search(r"operators-oldest-core .+ lowest-direct\s+PASS .+ polars 2\.0\.0", output)
     assert re.search(
         r"core-with-operators-release\s+symphony-operators \(symphony-operators-v0\.1\.0\) .+ PASS", output
     )
