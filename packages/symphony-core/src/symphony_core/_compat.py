@@ -5,12 +5,12 @@ from __future__ import annotations
 import platform
 from collections import defaultdict
 
-from packaging.requirements import Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from ._discovery import Catalog, Problem, Record, record_key
 from ._kinds import CORE_DISTRIBUTION, KINDS, canonical_id, canonical_name
+from ._manifest import parse_requirement
 
 
 def check_compat(catalog: Catalog, *, python_version: str | None = None) -> dict[str, Problem]:
@@ -42,7 +42,7 @@ def _check_record(record: Record, catalog: Catalog, python: Version) -> Problem 
                 f"needs Python {spec} (from its {source}), this is Python {python}",
                 "run the host on a Python the extension supports, or install a release of it that supports this one",
             )
-    target = Requirement(str(manifest["targets"]))
+    target = parse_requirement(str(manifest["targets"]))
     package = canonical_name(target.name)
     installed = catalog.packages.get(package)
     if installed is None:
@@ -65,7 +65,7 @@ def _check_core(package: str, catalog: Catalog) -> Problem | None:
     """The public package itself must sit on a core it admits (a --no-deps install can break that)."""
     core = catalog.packages.get(CORE_DISTRIBUTION)
     for line in catalog.package_requires.get(package, ()):
-        requirement = Requirement(line)
+        requirement = parse_requirement(line)
         if canonical_name(requirement.name) != CORE_DISTRIBUTION or requirement.marker is not None:
             continue
         if core is None or not requirement.specifier.contains(core, prereleases=True):
