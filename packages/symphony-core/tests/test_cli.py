@@ -19,6 +19,7 @@ LIST_KEYS = {
     "entry_point",
     "manifest_file",
     "manifest",
+    "tier",
     "problem",
 }
 

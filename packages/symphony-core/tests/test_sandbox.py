@@ -938,7 +938,61 @@ def test_an_isolated_host_runs_an_installed_extension_in_a_worker_the_kernel_res
     assert "PermissionError" in refused["message"]
     assert host("call", "acme.isolated", "read", str(data / "table.csv")) == "a,b\n"
     assert host.info("acme.isolated")["state"] == "active"
-    assert "acme_isolated" not in " ".join(host("modules", ["acme_isolated"])), "never imported by the host"
+    assert host("modules", "acme_isolated") == [], "never imported by the host"
+
+
+@needs("landlock")
+def test_an_auto_host_runs_what_its_policy_trusts_in_process_and_isolates_every_other_extension(
+    install, make, home, hosts, tmp_path
+) -> None:
+    install(isolated_extension(make, "acme.trusted"), isolated_extension(make, "stranger.untrusted"))
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "policy.toml").write_text(
+        '[[rules]]\naction = "allow"\npublisher = "acme"\n\n'
+        '[[rules]]\naction = "allow"\npublisher = "stranger"\n\n'
+        '[[trust]]\npublisher = "ACME"\n',  # names compare normalised, as everywhere in the policy
+        encoding="utf-8",
+    )
+    secret = tmp_path / "secret.txt"
+    secret.write_text("host secret", encoding="utf-8")
+    host = hosts(home, isolation="auto")
+
+    assert host.info("acme.trusted")["tier"] is None, "decided when it is loaded"
+    assert host("start", "acme.trusted") == "Ext"
+    assert host("start", "stranger.untrusted") == "RemoteExtension"
+    trusted_worker, trusted_here, _ = host("call", "acme.trusted", "where")
+    untrusted_worker, untrusted_here, _ = host("call", "stranger.untrusted", "where")
+
+    assert host.info("acme.trusted")["tier"] == "guard"
+    assert host.info("stranger.untrusted")["tier"] == "isolated"
+    assert trusted_worker == trusted_here
+    assert untrusted_worker == untrusted_here
+    assert trusted_here != untrusted_here, "the untrusted one runs in a worker of its own"
+    imported = host("modules", "acme_trusted", "stranger_untrusted")
+    assert "acme_trusted" in imported
+    assert "stranger_untrusted" not in imported, "never imported by the host"
+    # Both are held to their grants: the trusted one by the guard, the other by the kernel.
+    assert host.refuses("call", "acme.trusted", "read", str(secret))["error"] == "GuardDenied"
+    assert "PermissionError" in host.refuses("call", "stranger.untrusted", "read", str(secret))["message"]
+
+
+def test_a_trust_entry_that_selects_nothing_is_refused_with_its_place_in_the_policy_file(tmp_path) -> None:
+    from symphony_core import ConfigError
+    from symphony_core._grants import read_policy
+
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[[trust]]\npublisher = "acme"\n\n[[trust]]\n', encoding="utf-8")
+
+    with pytest.raises(ConfigError) as refused:
+        read_policy(policy)
+
+    assert str(policy) in refused.value.message
+    assert "trust.1: Value error, an entry needs at least one of publisher, extension, distribution" in (
+        refused.value.message
+    )
+    policy.write_text('[[trust]]\ndistribution = "Acme_Tools"\n', encoding="utf-8")
+    assert read_policy(policy).trusts("other.ext", "acme.tools") == 1
+    assert read_policy(policy).trusts("other.ext", "acme-toolbox") is None
 
 
 @needs("landlock")

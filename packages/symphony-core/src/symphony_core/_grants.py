@@ -51,14 +51,11 @@ def describe(atom: Atom) -> str:
     return f"{kind} {scope}".strip()
 
 
-class Rule(BaseModel):
-    """One rule of the host policy: allow or deny permissions to matching extensions, unattended."""
+class _Selector(BaseModel):
+    """Which extensions a policy entry is about: by publisher, extension id or distribution (all given must match)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    action: Literal["allow", "deny"] = Field(
-        description="`allow` grants without asking; `deny` never grants."
-    )
     publisher: str | None = Field(
         default=None, description="Matches extensions whose id starts with `publisher.`."
     )
@@ -66,34 +63,59 @@ class Rule(BaseModel):
     distribution: str | None = Field(
         default=None, description="Matches extensions shipped by this distribution."
     )
-    permission: str = Field(default="*", description="A permission type such as `fs.read`, or `*` for any.")
 
     @model_validator(mode="after")
-    def _selects_something(self) -> Rule:
+    def _selects_something(self) -> _Selector:
         if self.publisher is None and self.extension is None and self.distribution is None:
-            raise ValueError("a rule needs at least one of publisher, extension, distribution")
+            raise ValueError("an entry needs at least one of publisher, extension, distribution")
         return self
 
-    def matches(self, extension: str, distribution: str, kind: str) -> bool:
-        """Whether the rule applies; names compare after PEP 503 normalisation, so spelling cannot dodge it."""
+    def selects(self, extension: str, distribution: str) -> bool:
+        """Whether the entry is about this extension; names compare after PEP 503 normalisation, so
+        spelling cannot dodge it."""
         ext = canonical_id(extension)
         if self.extension is not None and canonical_id(self.extension) != ext:
             return False
         if self.publisher is not None and canonical_id(self.publisher) != ext.split(".", 1)[0]:
             return False
-        if self.distribution is not None and canonicalize_name(self.distribution) != canonicalize_name(
+        return self.distribution is None or canonicalize_name(self.distribution) == canonicalize_name(
             distribution
-        ):
-            return False
-        return self.permission in ("*", kind)
+        )
+
+
+class Rule(_Selector):
+    """One rule of the host policy: allow or deny permissions to matching extensions, unattended."""
+
+    action: Literal["allow", "deny"] = Field(
+        description="`allow` grants without asking; `deny` never grants."
+    )
+    permission: str = Field(default="*", description="A permission type such as `fs.read`, or `*` for any.")
+
+    def matches(self, extension: str, distribution: str, kind: str) -> bool:
+        """Whether the rule applies to this extension and permission type."""
+        return self.selects(extension, distribution) and self.permission in ("*", kind)
+
+
+class Trust(_Selector):
+    """An entry of the host policy's trust list: with ``Host(isolation="auto")`` the extensions it
+    selects run in the host's own process under the in-process guard (which is not a sandbox); every
+    other extension runs in kernel-restricted workers."""
 
 
 class Policy(BaseModel):
-    """The host policy file: rules for hosts that run unattended. A matching deny always wins."""
+    """The host policy file: rules for hosts that run unattended, and whom the host trusts.
+
+    A matching deny always wins.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     rules: tuple[Rule, ...] = ()
+    trust: tuple[Trust, ...] = Field(
+        default=(),
+        description="Extensions that may run in the host's process when it isolates the others "
+        '(`isolation = "auto"`): first-party code, not code from strangers.',
+    )
 
     def decide(self, extension: str, distribution: str, kind: str) -> tuple[str, int] | None:
         """``("deny", n)`` or ``("allow", n)`` for the deciding rule number n (1-based), else None."""
@@ -104,6 +126,13 @@ class Policy(BaseModel):
                     return ("deny", number)
                 allowed = allowed or ("allow", number)
         return allowed
+
+    def trusts(self, extension: str, distribution: str) -> int | None:
+        """The number (1-based) of the first trust entry selecting this extension, else None."""
+        for number, entry in enumerate(self.trust, 1):
+            if entry.selects(extension, distribution):
+                return number
+        return None
 
 
 def read_policy(path: Path) -> Policy:

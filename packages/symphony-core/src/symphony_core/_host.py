@@ -54,7 +54,7 @@ logging.getLogger("symphony").addHandler(
 DEFAULT_IMPORT_BUDGET = 10.0
 DEFAULT_ACTIVATE_BUDGET = 10.0
 DEFAULT_ISOLATED_CALL_BUDGET = 60.0
-ISOLATION = ("guard", "isolated")
+ISOLATION = ("guard", "isolated", "auto")
 LOOP_STOP_TIMEOUT = 5.0
 
 
@@ -74,6 +74,9 @@ class ExtensionInfo:
     manifest_file: str | None
     entry_point: str
     problem: Problem | None
+    tier: str | None = None
+    """Where its code runs once loaded: ``"isolated"`` (kernel-restricted workers) or ``"guard"`` (this
+    process, under the in-process guard, which is not a sandbox); None until it is loaded."""
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready dict for ``--json`` output."""
@@ -89,6 +92,7 @@ class ExtensionInfo:
             "entry_point": self.entry_point,
             "manifest_file": self.manifest_file,
             "manifest": self.manifest,
+            "tier": self.tier,
             "problem": None
             if self.problem is None
             else {"code": self.problem.code, "message": self.problem.message, "hint": self.problem.hint},
@@ -110,6 +114,7 @@ class _Slot:
     recorder: Recorder | None = None
     audit: list[tuple[str, str | None, str, dict[str, Any]]] | None = None
     pool: Pool | None = None
+    isolated: bool | None = None  # decided when it is loaded
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -131,7 +136,10 @@ class Host:
     ) -> None:
         """``isolation``: ``"guard"`` runs extensions in this process under the in-process guard (not a
         sandbox); ``"isolated"`` runs each in worker processes the kernel restricts to its grant, never
-        importing its code here (``symphony doctor`` shows what this machine enforces)."""
+        importing its code here (``symphony doctor`` shows what this machine enforces); ``"auto"``
+        isolates every extension but those the policy file's ``[[trust]]`` list names, which run here
+        under the guard. Where the platform has no isolated tier (macOS, Windows), ``"auto"`` runs the
+        others under the guard too, and says so in the log and in each one's ``tier``."""
         if isolation not in ISOLATION:
             raise ValueError(f"isolation must be one of {ISOLATION}, not {isolation!r}")
         self.isolation = isolation
@@ -299,7 +307,12 @@ class Host:
             self._expect(slot, State.VALIDATED, "load")
             self._expect_enabled(slot, extension)
             slot.guard = None  # rebuilt from the grants as they are now
-            if self.isolation == "isolated":  # imported by its workers when it is activated, never here
+            try:
+                slot.isolated = self._decide_isolation(slot)
+            except SymphonyError as exc:
+                self._fail(slot, "load", exc)
+                raise
+            if slot.isolated:  # imported by its workers when it is activated, never here
                 self._move(slot, State.LOADED)
                 return
             try:
@@ -322,7 +335,7 @@ class Host:
                 self._expect(slot, State.LOADED, "configure")
             try:
                 # isolated: its workers resolve the config, so its model is never imported here
-                model = None if self.isolation == "isolated" else self._config_model(slot)
+                model = None if slot.isolated else self._config_model(slot)
                 config = None if model is None else self._load_config(slot, model).config
             except SymphonyError as exc:
                 self._fail(slot, "config", exc)
@@ -377,7 +390,7 @@ class Host:
             )
             for folder in (context.data_dir, context.cache_dir):  # the extension's own, made by the host
                 folder.mkdir(parents=True, exist_ok=True)
-            if self.isolation == "isolated":
+            if slot.isolated:
                 self._activate_isolated(slot, context)
                 return
             target = slot.target
@@ -830,6 +843,31 @@ class Host:
 
         return load_config(model, slot.key, home=self.home, overrides=self.state.config_overrides(slot.key))
 
+    def _decide_isolation(self, slot: _Slot) -> bool:
+        """Whether the extension about to be loaded runs in workers (True) or in this process."""
+        if self.isolation != "auto":
+            return self.isolation == "isolated"
+        if slot.recorder is not None:  # learning mode watches it here, on its author's say-so
+            return False
+        from ._grants import read_policy
+
+        record = slot.record
+        entry = read_policy(self.policy_file).trusts(record.id, record.distribution)
+        if entry is not None:
+            log.info(
+                "%s: trusted by entry %d of %s: it runs in this process", slot.key, entry, self.policy_file
+            )
+            return False
+        if sys.platform != "linux":
+            log.warning(
+                "%s is not trusted, but this platform (%s) has no isolated tier: it runs in this process "
+                "under the in-process guard, which is not a sandbox",
+                slot.key,
+                sys.platform,
+            )
+            return False
+        return True
+
     def _info(self, slot: _Slot, enabled: bool) -> ExtensionInfo:
         record = slot.record
         manifest = record.manifest
@@ -846,6 +884,7 @@ class Host:
             manifest_file=record.manifest_file,
             entry_point=record.entry_point,
             problem=slot.problem,
+            tier=None if slot.isolated is None else ("isolated" if slot.isolated else "guard"),
         )
 
 
