@@ -76,7 +76,15 @@ def jsonable(value):
     return value
 
 
+published = []
+
+
 def answer(op, args):
+    if op == "subscribe":
+        host.subscribe(args[0], lambda name, data: published.append([args[0], name, data]))
+        return None
+    if op == "published":
+        return published
     if op == "modules":
         return sorted(name for name in sys.modules if name.split(".")[0] in args)
     if op == "events":

@@ -976,6 +976,62 @@ def test_an_auto_host_runs_what_its_policy_trusts_in_process_and_isolates_every_
     assert "PermissionError" in host.refuses("call", "stranger.untrusted", "read", str(secret))["message"]
 
 
+PUBLISHER = """
+import threading
+
+from symphony_core import Extension
+
+
+class Ext(Extension):
+    def activate(self, context):
+        self.context = context
+        context.publish("activated", {"id": context.id})
+
+    def tell(self, n):
+        return self.context.publish("told", {"n": n})
+
+    def tell_from_a_thread(self, count):
+        def send():
+            for i in range(count):
+                self.context.publish("later", i)
+
+        threading.Thread(target=send).start()
+
+    def tell_what_cannot_travel(self):
+        return self.context.publish("bad", object())
+"""
+
+
+def until(check: Callable[[], Any], seconds: float = 10.0) -> Any:
+    deadline = time.monotonic() + seconds
+    while not (found := check()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return found
+
+
+@pytest.mark.parametrize("isolation", ["guard", pytest.param("isolated", marks=needs("landlock"))])
+def test_what_an_extension_publishes_reaches_the_hosts_subscribers_in_either_tier(
+    install, make, home, hosts, isolation
+) -> None:
+    install(make.extension("acme.publisher", code=PUBLISHER))
+    host = hosts(home, isolation=isolation)
+    host("subscribe", "ACME.Publisher")  # ids in any spelling, as everywhere in the host API
+
+    host("start", "acme.publisher")
+    told = host("call", "acme.publisher", "tell", 1)
+    host("call", "acme.publisher", "tell_from_a_thread", 50)  # after the call returned, from another thread
+    later = until(lambda: [data for _, name, data in host("published") if name == "later"] == list(range(50)))
+    refused = host.refuses("call", "acme.publisher", "tell_what_cannot_travel")
+    host("call", "acme.publisher", "tell", 2)  # a refused event breaks nothing
+
+    assert told is True
+    assert later, host("published")
+    events = [(name, data) for _, name, data in host("published") if name != "later"]
+    assert events == [("activated", {"id": "acme.publisher"}), ("told", {"n": 1}), ("told", {"n": 2})]
+    assert refused["error"] in ("ExtensionFailed", "RemoteError")
+    assert "object" in refused["message"]
+
+
 def test_a_trust_entry_that_selects_nothing_is_refused_with_its_place_in_the_policy_file(tmp_path) -> None:
     from symphony_core import ConfigError
     from symphony_core._grants import read_policy

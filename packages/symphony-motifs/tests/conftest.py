@@ -147,6 +147,10 @@ class Board(Motif):
     def boom(self) -> None:
         raise RuntimeError("kaboom")
 
+    def sneak(self) -> bool:
+        # past emit()'s check, as a motif that does not play by the rules could
+        return self.context.publish("undeclared", {"x": 1})
+
     def secret(self) -> str:
         return "never reachable from the page"
 """

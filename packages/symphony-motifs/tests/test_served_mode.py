@@ -364,8 +364,20 @@ def test_under_the_isolated_tier_calls_run_in_the_motifs_worker(
         status, body = call(server, "boom", {})
         assert (status, body["error"]["code"]) == (500, "failed")
         assert "kaboom" in body["error"]["message"]
+        # Its events travel from the worker through the host to the page; the host lets through only
+        # the events the manifest declares, whatever the worker sends.
+        events = open_events(server)
+        try:
+            assert host.call(board, "sneak") is True  # sent by the worker, dropped by the host
+            assert call(server, "tick", {"count": 2}) == (200, {"result": 2})
+            assert [next_event(events), next_event(events)] == [
+                {"event": "ticked", "data": {"n": 0}},
+                {"event": "ticked", "data": {"n": 1}},
+            ]
+        finally:
+            events.close()
         assert "acme_board" not in sys.modules  # the host process never imported the motif
-    assert "runs in an isolated worker: its events do not reach its page" in caplog.text
+    assert "acme.board: refused event 'undeclared', which its manifest does not declare" in caplog.text
 
 
 def test_a_call_that_never_returns_does_not_keep_the_server_from_closing(

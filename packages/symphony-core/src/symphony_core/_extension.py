@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Mapping
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,6 +24,11 @@ class Context:
     data_dir: Path
     cache_dir: Path
     logger: logging.Logger
+    publish: Callable[[str, Any], bool] = field(default=lambda name, data: False, compare=False, repr=False)
+    """Send an event to whoever in the host subscribed to this extension (`Host.subscribe`), from any
+    thread, in either tier: a name, and plain data (what JSON holds, and bytes), which subscribers get a
+    copy of; anything else raises `TypeError`. Returns whether it was handed on: in the host's process,
+    whether a subscriber was there; in an isolated worker, whether the host took it."""
 
 
 class Extension:

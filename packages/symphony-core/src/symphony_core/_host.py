@@ -6,6 +6,7 @@ moves to ``failed`` with a reason; the host and every other extension go on.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import sys
@@ -157,6 +158,7 @@ class Host:
         self.catalog: Catalog | None = None
         self._slots: dict[str, _Slot] = {}
         self._lock = threading.RLock()
+        self._subscribers: dict[str, tuple[Callable[[str, Any], object], ...]] = {}
 
     # Discovery and inspection
 
@@ -387,6 +389,7 @@ class Host:
                 data_dir=self.home.data_dir(record.id),
                 cache_dir=self.home.extension_cache_dir(record.id),
                 logger=logging.getLogger(f"symphony.ext.{record.id}"),
+                publish=functools.partial(self._publish, slot.key),
             )
             for folder in (context.data_dir, context.cache_dir):  # the extension's own, made by the host
                 folder.mkdir(parents=True, exist_ok=True)
@@ -407,6 +410,42 @@ class Host:
                 self._fail(slot, "activate", exc)
                 raise
             self._move(slot, State.ACTIVE)
+
+    def subscribe(self, extension: str, callback: Callable[[str, Any], object]) -> Callable[[], None]:
+        """Receive what the extension publishes (``Context.publish``): ``callback(name, data)``.
+
+        Works in both tiers: from an isolated worker the events come over a pipe of their own. The callback
+        runs on the thread that published (or, isolated, on the worker's event thread): keep it short. One
+        that raises is logged and the others still get the event. Returns a function that unsubscribes.
+        """
+        key = self._slot(extension).key
+        with self._lock:
+            self._subscribers[key] = (*self._subscribers.get(key, ()), callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                left = tuple(known for known in self._subscribers.get(key, ()) if known is not callback)
+                if left:
+                    self._subscribers[key] = left
+                else:
+                    self._subscribers.pop(key, None)
+
+        return unsubscribe
+
+    def _publish(self, key: str, name: str, data: Any = None) -> bool:
+        if not isinstance(name, str):
+            raise TypeError(f"an event's name is a str, not {type(name).__name__}")
+        import msgspec
+
+        # Checked and copied as if it crossed from a worker, so an event behaves alike in both tiers.
+        data = msgspec.msgpack.decode(msgspec.msgpack.encode(data))
+        subscribers = self._subscribers.get(key, ())
+        for callback in subscribers:
+            try:
+                callback(name, data)
+            except Exception:
+                log.exception("%s: a subscriber failed on event %r", key, name)
+        return bool(subscribers)
 
     def call(self, extension: str, method: str, /, *args: Any, **kwargs: Any) -> Any:
         """Call a public method of an active extension; a coroutine result is run to completion.
@@ -652,6 +691,7 @@ class Host:
             call_timeout=budget,
             start_timeout=self.import_budget + self.activate_budget,
             on_event=lambda event: self._pool_event(slot, pool, event),
+            on_publish=functools.partial(self._publish, slot.key),
         )
         try:
             pool.start()

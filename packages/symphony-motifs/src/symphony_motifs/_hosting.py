@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from symphony_core import Context, ExtensionInfo, Host
@@ -73,17 +73,31 @@ def serve(host: Host, motif: str = MARKETPLACE, *, port: int = 0) -> MotifServer
     )
     if isinstance(instance, Motif):
         instance._connect(server.emit)
-        server.on_close(lambda: instance._disconnect(server.emit))
-    else:  # run by an isolated worker: its emit() has no page to reach from there
-        log.warning("%s runs in an isolated worker: its events do not reach its page", info.id)
+        disconnect: Callable[[], None] = lambda: instance._disconnect(server.emit)  # noqa: E731
+    else:  # run by an isolated worker: its events come through the host, checked here
+        disconnect = host.subscribe(info.id, _declared_only(info.id, assets.spec.events, server.emit))
+    server.on_close(disconnect)
     server.on_close(lambda: _release(host, info.id))
     try:
         return server.start()
     except BaseException:  # no port to listen on: undo what this call did
-        if isinstance(instance, Motif):
-            instance._disconnect(server.emit)
+        disconnect()
         _release(host, info.id)
         raise
+
+
+def _declared_only(
+    extension: str, events: tuple[str, ...], emit: Callable[[str, Any], object]
+) -> Callable[[str, Any], None]:
+    """Pass on only the events the manifest declares: a worker is not trusted to check its own."""
+
+    def deliver(event: str, data: Any) -> None:
+        if event in events:
+            emit(event, data)
+        else:
+            log.warning("%s: refused event %r, which its manifest does not declare", extension, event)
+
+    return deliver
 
 
 def open_window(host: Host, motif: str = MARKETPLACE, *, gui: str | None = None) -> MotifWindow:

@@ -86,9 +86,11 @@ class Motif(Extension):
         return to_json(result)
 
     def emit(self, event: str, data: Any = None) -> bool:
-        """Push a declared event to the page; returns whether a page was there to receive it.
+        """Push a declared event to the page; returns whether it was handed on.
 
         ``data`` must be JSON-ready or something pydantic can make JSON (models, dataclasses, dates).
+        Works from any thread, in the host's process or in an isolated worker (where it travels through
+        the host, so it returns whether the host took it rather than whether a page was there).
         """
         if event not in self.spec.events:
             raise MotifError(
@@ -99,12 +101,14 @@ class Motif(Extension):
         payload = to_json(data)
         with self._sink_lock:
             sinks = self._sinks
-        if not sinks:
-            log.debug("%s: no page to receive event %r", self._identity(), event)
-            return False
-        for sink in sinks:
+        for sink in sinks:  # servers in this process that show the page
             sink(event, payload)
-        return True
+        # and subscribers through the host: how servers reach a motif that runs in an isolated worker
+        publish = getattr(getattr(self, "context", None), "publish", None)
+        published = bool(publish(event, payload)) if publish is not None else False
+        if not sinks and not published:
+            log.debug("%s: no page to receive event %r", self._identity(), event)
+        return bool(sinks) or published
 
     def _connect(self, sink: EventSink) -> None:
         """Deliver this motif's events to ``sink`` too; called by each server that shows its page."""

@@ -103,6 +103,7 @@ class Pool:
         backoff: float = 0.1,
         max_backoff: float = 10.0,
         on_event: Callable[[PoolEvent], object] | None = None,
+        on_publish: Callable[[str, Any], object] | None = None,
     ) -> None:
         if size < 1:
             raise ValueError("a pool needs at least one worker")
@@ -115,6 +116,8 @@ class Pool:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.on_event = on_event
+        self.on_publish = on_publish
+        """Called with each event (name, data) any of the pool's workers publishes."""
         self.state = PoolState.STARTING
         self.reason: str | None = None
         self._idle: list[WorkerProcess] = []
@@ -138,7 +141,7 @@ class Pool:
                 return self
             self._starting += 1
         try:
-            worker = WorkerProcess.start(self.spec, timeout=self.start_timeout)
+            worker = WorkerProcess.start(self.spec, timeout=self.start_timeout, on_publish=self.on_publish)
         except BaseException:
             with self._condition:
                 self._starting -= 1
@@ -340,7 +343,7 @@ class Pool:
 
     def _replace(self) -> None:
         try:
-            worker = WorkerProcess.start(self.spec, timeout=self.start_timeout)
+            worker = WorkerProcess.start(self.spec, timeout=self.start_timeout, on_publish=self.on_publish)
         except Exception as exc:  # noqa: BLE001 - any failure to start counts against the pool
             with self._condition:
                 self._starting -= 1

@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -38,6 +39,7 @@ from ._protocol import (
     PROTOCOL,
     Call,
     Channel,
+    Event,
     Failure,
     Hello,
     Load,
@@ -65,8 +67,10 @@ class WorkerProcess:
     overruns one is killed, since it cannot be trusted to stop on its own.
     """
 
-    def __init__(self, spec: WorkerSpec) -> None:
+    def __init__(self, spec: WorkerSpec, on_publish: Callable[[str, Any], object] | None = None) -> None:
         self.spec = spec
+        self.on_publish = on_publish
+        """Called with each event the extension publishes (name, data), on the worker's event thread."""
         self.enforced: dict[str, str] = {}
         """Mechanism: what this worker enforces, as it reported after restricting itself (plus the host's
         cgroups)."""
@@ -81,6 +85,7 @@ class WorkerProcess:
         self._exchange: str | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_KEPT)
         self._drain: threading.Thread | None = None
+        self._events: threading.Thread | None = None
         self._lock = threading.RLock()  # held for each request; kill() from that thread may take it again
         self._next = 0
         self._dead: WorkerCrashed | None = None
@@ -94,9 +99,18 @@ class WorkerProcess:
         return self._dead is None and self.process is not None and self.process.poll() is None
 
     @classmethod
-    def start(cls, spec: WorkerSpec, *, timeout: float = 60.0) -> WorkerProcess:
-        """Start a worker for ``spec`` and wait until it is ready (restricted, extension activated)."""
-        worker = cls(spec)
+    def start(
+        cls,
+        spec: WorkerSpec,
+        *,
+        timeout: float = 60.0,
+        on_publish: Callable[[str, Any], object] | None = None,
+    ) -> WorkerProcess:
+        """Start a worker for ``spec`` and wait until it is ready (restricted, extension activated).
+
+        ``on_publish`` receives what the extension publishes, from its activation on.
+        """
+        worker = cls(spec, on_publish)
         try:
             worker._spawn(timeout)
             methods = worker._request(
@@ -170,8 +184,9 @@ class WorkerProcess:
                     self._channel = None
             finally:
                 self._lock.release()
-        if self._drain is not None and self._drain is not threading.current_thread():
-            self._drain.join(5.0)
+        for reader in (self._drain, self._events):
+            if reader is not None and reader is not threading.current_thread():
+                reader.join(5.0)
         if self._exchange is not None:
             shutil.rmtree(self._exchange, ignore_errors=True)
             self._exchange = None
@@ -207,9 +222,10 @@ class WorkerProcess:
         from_host, to_worker = os.pipe()
         from_worker, to_host = os.pipe()
         log_read, log_write = os.pipe()
+        events_read, events_write = os.pipe()
         bytecode = _bytecode(str(spec.home.cache_dir / "worker-bytecode"))
         command = [sys.executable, "-I", "-B", "-X", f"pycache_prefix={bytecode}", "-m", _WORKER]
-        command += [str(from_host), str(to_host)]
+        command += [str(from_host), str(to_host), str(events_write)]
         try:
             self.process = (
                 _spawner()
@@ -219,7 +235,7 @@ class WorkerProcess:
                     stdin=subprocess.DEVNULL,
                     stdout=log_write,
                     stderr=log_write,
-                    pass_fds=(from_host, to_host),
+                    pass_fds=(from_host, to_host, events_write),
                     env=environment_for(spec),
                     cwd=spec.tmp_dir,
                     start_new_session=True,  # no terminal: Ctrl-C reaches the host, which stops workers itself
@@ -228,7 +244,7 @@ class WorkerProcess:
             )
             _LIVE.add(self)
         finally:
-            for fd in (from_host, to_host, log_write):
+            for fd in (from_host, to_host, log_write, events_write):
                 os.close(fd)
         self._drain = threading.Thread(
             target=self._read_stderr,
@@ -237,6 +253,13 @@ class WorkerProcess:
             daemon=True,
         )
         self._drain.start()
+        self._events = threading.Thread(
+            target=self._read_events,
+            args=(events_read,),
+            name=f"symphony-worker-events-{spec.extension}",
+            daemon=True,
+        )
+        self._events.start()
         codec = Codec(
             side="host", exchange=self._exchange, inline_limit=spec.inline_limit, peer=self.process.pid
         )
@@ -334,6 +357,36 @@ class WorkerProcess:
             stderr=tail,
         )
         return self._dead
+
+    def _read_events(self, fd: int) -> None:
+        """Hand each event the worker publishes to ``on_publish``, until the worker's end closes the pipe.
+
+        Anything but a well-formed event ends the reading (the worker is not trusted to speak well); a
+        failing subscriber is logged and the next event still delivered.
+        """
+        channel = Channel(fd, fd)
+        try:
+            while True:
+                try:
+                    event = channel.receive()
+                except ProtocolViolation as exc:
+                    if "closed the pipe" not in str(exc):
+                        log.warning("%s: its events are no longer read: %s", self.spec.extension, exc)
+                    return
+                if not isinstance(event, Event):
+                    log.warning(
+                        "%s: its events are no longer read: it sent %s on its event pipe",
+                        self.spec.extension,
+                        type(event).__name__,
+                    )
+                    return
+                if self.on_publish is not None:
+                    try:
+                        self.on_publish(event.name, event.data)
+                    except Exception:
+                        log.exception("%s: a subscriber failed on event %r", self.spec.extension, event.name)
+        finally:
+            channel.close()
 
     def _read_stderr(self, fd: int) -> None:
         with open(fd, "rb", closefd=True) as pipe:

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-PROTOCOL = 1
+PROTOCOL = 2
 """Bumped on any change to the messages below; the worker refuses a host that speaks another version."""
 MAX_FRAME = 1 << 31
 """Largest frame the host accepts from a worker (bulk data over this size must use shared memory)."""
@@ -119,6 +119,13 @@ class Stop(_Message, tag="stop"):
     id: int
 
 
+class Event(_Message, tag="event"):
+    """Something the extension published (``Context.publish``), sent by the worker on its event pipe."""
+
+    name: str
+    data: Any = None
+
+
 class Reply(_Message, tag="reply"):
     id: int
     value: Any = None
@@ -141,7 +148,7 @@ class Failure(_Message, tag="failure"):
     """The nearest Symphony error class it derives from, if any (``ConfigError``...)."""
 
 
-Message = Setup | Hello | Load | Call | Ping | Stop | Reply | Failure
+Message = Setup | Hello | Load | Call | Ping | Stop | Event | Reply | Failure
 
 
 class ProtocolViolation(Exception):

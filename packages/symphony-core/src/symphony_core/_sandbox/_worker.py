@@ -1,8 +1,9 @@
-"""The isolated worker: ``python -I -B -m symphony_core._sandbox._worker READ_FD WRITE_FD``.
+"""The isolated worker: ``python -I -B -m symphony_core._sandbox._worker READ_FD WRITE_FD EVENT_FD``.
 
 It reads the host's ``Setup``, restricts itself (``_confine``) before importing anything that could start
 a thread, answers ``Hello`` with what it enforces, then imports the extension (``Load``) and serves its
-methods until ``Stop``. Only the standard library, msgspec and the core's light modules are imported
+methods until ``Stop``. What the extension publishes goes to the host on EVENT_FD, a pipe of its
+own, so an event sent from any thread never interleaves with a reply. Only the standard library, msgspec and the core's light modules are imported
 before the restrictions hold.
 """
 
@@ -12,6 +13,7 @@ import importlib
 import logging
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Awaitable
 from typing import Any
@@ -22,6 +24,7 @@ from ._protocol import (
     PROTOCOL,
     Call,
     Channel,
+    Event,
     Failure,
     Hello,
     Load,
@@ -34,12 +37,31 @@ from ._protocol import (
 )
 
 
+class _Publisher:
+    """``Context.publish`` in a worker: one event per frame on the event pipe, from any thread."""
+
+    def __init__(self, channel: Channel) -> None:
+        self._channel = channel
+        self._lock = threading.Lock()
+
+    def __call__(self, name: str, data: Any = None) -> bool:
+        if not isinstance(name, str):
+            raise TypeError(f"an event's name is a str, not {type(name).__name__}")
+        with self._lock:
+            try:
+                self._channel.send(Event(name=name, data=data))
+            except ProtocolViolation:
+                return False  # the host went away
+        return True
+
+
 class _Server:
     """Serves one extension's requests, one at a time, in this process."""
 
-    def __init__(self, channel: Channel, codec: Codec) -> None:
+    def __init__(self, channel: Channel, codec: Codec, publish: _Publisher) -> None:
         self.channel = channel
         self.codec = codec
+        self.publish = publish
         self.extension: str | None = None
         self.instance: Any = None
         self._loop: Any = None
@@ -106,6 +128,7 @@ class _Server:
             data_dir=_path(request.data_dir),
             cache_dir=_path(request.cache_dir),
             logger=logging.getLogger(f"symphony.ext.{request.extension}"),
+            publish=self.publish,
         )
         instance = target()
         self._settle(instance.activate(context))
@@ -189,6 +212,7 @@ def _path(text: str) -> Any:
 
 def main(argv: list[str]) -> int:
     read_fd, write_fd = int(argv[1]), int(argv[2])
+    event_fd = int(argv[3]) if len(argv) > 3 else None  # a host of protocol 1 passes none: refused below
     codec = Codec(side="worker", exchange="", inline_limit=1 << 18)
     channel = Channel(read_fd, write_fd, enc_hook=codec.encode, ext_hook=codec.decode)
     setup = channel.receive()
@@ -197,6 +221,9 @@ def main(argv: list[str]) -> int:
         channel.send(
             _failure(0, ProtocolViolation(f"this worker speaks protocol {PROTOCOL}, not {got}"), None)
         )
+        return 2
+    if event_fd is None:
+        channel.send(_failure(0, ProtocolViolation("the host gave this worker no event pipe"), None))
         return 2
     try:
         enforced, skipped = confine(setup.profile)
@@ -211,7 +238,9 @@ def main(argv: list[str]) -> int:
     sys.stdout = sys.stderr  # fd 1 is the host's log pipe already; keep print() out of any buffering surprise
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     channel.send(Hello(protocol=PROTOCOL, pid=os.getpid(), enforced=enforced, skipped=skipped))
-    return _Server(channel, codec).serve()
+    # events carry JSON-ready data only: no bulk values, so nothing of them lands in shared memory
+    events = Channel(event_fd, event_fd)
+    return _Server(channel, codec, _Publisher(events)).serve()
 
 
 if __name__ == "__main__":
