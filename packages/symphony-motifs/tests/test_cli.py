@@ -31,6 +31,7 @@ def test_symphony_lists_and_explains_the_ui_command(tmp_path: Path) -> None:
     assert helped.returncode == 0, helped.stderr
     assert "--serve" in helped.stdout
     assert "symphony ui --serve" in helped.stdout
+    assert "--isolation [auto|isolated|guard]" in helped.stdout
 
 
 def test_the_marketplace_is_an_installed_motif(tmp_path: Path) -> None:

@@ -36,8 +36,17 @@ from ._hosting import MARKETPLACE, open_window, serve
     default=None,
     help="pywebview backend for the window: qt, gtk, ... (default: pywebview's choice).",
 )
+@click.option(
+    "--isolation",
+    type=click.Choice(["auto", "isolated", "guard"]),
+    default="auto",
+    show_default=True,
+    help="Where another motif's code runs: kernel-restricted workers unless the policy file trusts it "
+    "(auto), always in workers, or in this process under the guard (not a sandbox). The marketplace "
+    "view is the host's own UI and always runs here.",
+)
 @click.pass_context
-def ui(ctx: click.Context, served: bool, motif: str, port: int, gui: str | None) -> None:
+def ui(ctx: click.Context, served: bool, motif: str, port: int, gui: str | None, isolation: str) -> None:
     """Show the marketplace view: installed extensions, permissions, config.
 
     \b
@@ -50,7 +59,7 @@ def ui(ctx: click.Context, served: bool, motif: str, port: int, gui: str | None)
     # SIGTERM stops it as Ctrl-C does: the window closes, the server and the motif stop, the host closes.
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        with Host(home) as host:
+        with Host(home, isolation=isolation) as host:
             if served:
                 _serve_until_interrupted(host, motif, port)
             else:
