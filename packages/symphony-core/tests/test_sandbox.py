@@ -1032,6 +1032,63 @@ def test_what_an_extension_publishes_reaches_the_hosts_subscribers_in_either_tie
     assert "object" in refused["message"]
 
 
+CONFIGURED = """
+from pydantic import Field, SecretStr
+
+from symphony_core import Config, Extension
+
+
+class Settings(Config):
+    threshold: int = Field(default=3, ge=0, le=10)
+    token: SecretStr = SecretStr("default-token")
+
+
+class Ext(Extension):
+    def activate(self, context):
+        self.context = context
+
+    def settings(self):
+        return [self.context.config.threshold, self.context.config.token.get_secret_value()]
+"""
+
+
+@needs("landlock")
+def test_an_isolated_hosts_config_commands_import_the_config_model_only_in_a_restricted_worker(
+    install, make, home, hosts
+) -> None:
+    ext_id = "acme.configured"
+    install(
+        make.extension(
+            ext_id, code=CONFIGURED, manifest_text=make.manifest(ext_id, config="acme_configured:Settings")
+        )
+    )
+    host = hosts(home, isolation="isolated")
+
+    schema = host("config_schema", ext_id)
+    shown = host("config", ext_id)
+    refused = host.refuses("set_config", ext_id, "threshold", "11")
+    host("set_config", ext_id, "threshold", "7")
+    host("set_config", ext_id, "token", "s3cret-value")
+    after = host("config", ext_id)
+
+    assert schema["properties"]["threshold"]["maximum"] == 10
+    assert schema["properties"]["token"]["writeOnly"] is True
+    assert shown == {
+        "config": {"threshold": 3, "token": "**********"},
+        "sources": {"threshold": "default", "token": "default"},
+    }
+    assert refused["error"] == "ConfigError"
+    assert "threshold" in refused["message"]
+    assert "override" in refused["message"]
+    assert after["config"] == {"threshold": 7, "token": "**********"}
+    assert after["sources"]["threshold"] == "override threshold"
+    assert host("modules", "acme_configured") == [], "the host never imported the config model"
+    # The extension itself gets the stored values, resolved in its own worker.
+    host("start", ext_id)
+    assert host("call", ext_id, "settings") == [7, "s3cret-value"]
+    assert host("modules", "acme_configured") == []
+
+
 def test_a_trust_entry_that_selects_nothing_is_refused_with_its_place_in_the_policy_file(tmp_path) -> None:
     from symphony_core import ConfigError
     from symphony_core._grants import read_policy

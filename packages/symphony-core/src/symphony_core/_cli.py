@@ -139,7 +139,7 @@ def _host(ctx: click.Context) -> Iterator[Any]:
     from ._host import Host
 
     try:
-        host = Host(ctx.obj)
+        host = Host(ctx.obj, isolation="auto")  # extension code runs in workers unless trusted
     except SymphonyError as exc:
         _fail(str(exc))
     try:

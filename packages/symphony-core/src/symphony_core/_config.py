@@ -167,8 +167,13 @@ def set_value(
     return resolved
 
 
-def public_dump(config: BaseModel) -> dict[str, Any]:
-    """The config as JSON-ready data for people and logs: every secret shows as ``**********``."""
+def public_dump(config: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
+    """The config as JSON-ready data for people and logs: every secret shows as ``**********``.
+
+    A mapping is taken as such a dump already (an isolated extension's config, made in its worker).
+    """
+    if isinstance(config, Mapping):
+        return dict(config)
     return config.model_dump(mode="json")
 
 

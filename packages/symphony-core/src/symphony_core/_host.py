@@ -45,6 +45,7 @@ if TYPE_CHECKING:  # imported on first use: listing and starting most extensions
     from ._guard import Policy, Recorder
     from ._permissions import Permission
     from ._sandbox._pool import Pool, PoolEvent
+    from ._sandbox._profile import WorkerSpec
 
 T = TypeVar("T")
 log = logging.getLogger("symphony.host")
@@ -346,23 +347,46 @@ class Host:
             self._move(slot, State.CONFIGURED)
 
     def config(self, extension: str) -> Resolved[Any] | None:
-        """The extension's resolved config and where each value came from (imports its config model)."""
+        """The extension's resolved config and where each value came from.
+
+        In this process the config model is imported and ``config`` is its instance. For an extension this
+        host isolates, the model is imported only in a short-lived restricted worker, and ``config`` is its
+        data, secrets masked.
+        """
         slot = self._slot(extension)
+        if self._isolates(slot):
+            return self._config_in_worker(slot)
         model = self._config_model(slot)
         return None if model is None else self._load_config(slot, model)
 
     def config_schema(self, extension: str) -> dict[str, Any] | None:
-        """The JSON Schema of the extension's config, for editors and `symphony config schema`."""
+        """The JSON Schema of the extension's config, for editors and `symphony config schema` (from a
+        restricted worker for an extension this host isolates)."""
         from ._config import config_schema
 
-        model = self._config_model(self._slot(extension))
+        slot = self._slot(extension)
+        if self._isolates(slot):
+            reference = self._config_reference(slot)
+            return None if reference is None else self._ask_worker(slot, reference, schema=True)
+        model = self._config_model(slot)
         return None if model is None else config_schema(model)
 
     def set_config(self, extension: str, key: str, value: str, *, actor: str | None = None) -> Resolved[Any]:
-        """Set one config value as a host override, after validating the whole resulting config."""
-        from ._config import set_value
+        """Set one config value as a host override, after validating the whole resulting config (in a
+        restricted worker for an extension this host isolates)."""
+        from ._config import parse_value, set_value
 
         slot = self._slot(extension)
+        if self._isolates(slot):
+            parsed = parse_value(value)
+            overrides = {**self.state.config_overrides(slot.key), key: parsed}
+            resolved = self._config_in_worker(slot, overrides)
+            if resolved is None:
+                raise ConfigError(
+                    "has no config", extension=slot.key, hint="its manifest names no `config` model"
+                )
+            self.state.set_config_override(slot.key, key, parsed, actor=actor or self.actor)
+            return resolved
         model = self._config_model(slot)
         if model is None:
             raise ConfigError(
@@ -371,6 +395,36 @@ class Host:
         return set_value(
             model, slot.key, key, value, home=self.home, state=self.state, actor=actor or self.actor
         )
+
+    def _isolates(self, slot: _Slot) -> bool:
+        """Whether this host runs the extension in workers: as decided at its load, else as it would be."""
+        return slot.isolated if slot.isolated is not None else self._decide_isolation(slot)
+
+    def _config_reference(self, slot: _Slot) -> str | None:
+        manifest = slot.record.manifest
+        reference = None if manifest is None else manifest.get("config")
+        return reference if isinstance(reference, str) else None
+
+    def _config_in_worker(self, slot: _Slot, overrides: dict[str, Any] | None = None) -> Resolved[Any] | None:
+        from ._config import Resolved, Source
+
+        reference = self._config_reference(slot)
+        if reference is None:
+            return None
+        answer = self._ask_worker(slot, reference, overrides=overrides)
+        sources = {key: Source(layer, where) for key, (layer, where) in answer["sources"].items()}
+        return Resolved(answer["config"], sources)
+
+    def _ask_worker(self, slot: _Slot, reference: str, **query: Any) -> Any:
+        """Ask a fresh restricted worker about the extension's config model; it never runs the extension."""
+        from ._sandbox._process import WorkerProcess
+
+        budget = self.call_budget if self.call_budget is not None else DEFAULT_ISOLATED_CALL_BUDGET
+        worker = WorkerProcess.start(self._worker_spec(slot), timeout=self.import_budget, load=False)
+        try:
+            return worker.config(reference, timeout=budget, **query)
+        finally:
+            worker.stop()
 
     def activate(self, extension: str) -> None:
         """Create the extension and run its ``activate`` within the activation budget."""
@@ -671,20 +725,9 @@ class Host:
     def _activate_isolated(self, slot: _Slot, context: Context) -> None:
         """Start the extension's worker pool: its workers restrict themselves, import and activate it."""
         from ._sandbox._pool import Pool
-        from ._sandbox._profile import WorkerSpec
         from ._sandbox._remote import RemoteExtension
 
-        record = slot.record
-        spec = WorkerSpec(
-            extension=record.id,
-            entry_point=record.entry_point,
-            home=self.home,
-            version=record.distribution_version,
-            permissions=self._granted(slot),
-            manifest=record.manifest or {},
-            path=tuple(self.path or ()),
-            config_overrides=self.state.config_overrides(slot.key),
-        )
+        spec = self._worker_spec(slot)
         budget = self.call_budget if self.call_budget is not None else DEFAULT_ISOLATED_CALL_BUDGET
         pool = Pool(
             spec,
@@ -701,6 +744,21 @@ class Host:
         slot.pool = pool
         slot.instance = RemoteExtension(pool, context)
         self._move(slot, State.ACTIVE)
+
+    def _worker_spec(self, slot: _Slot) -> WorkerSpec:
+        from ._sandbox._profile import WorkerSpec
+
+        record = slot.record
+        return WorkerSpec(
+            extension=record.id,
+            entry_point=record.entry_point,
+            home=self.home,
+            version=record.distribution_version,
+            permissions=self._granted(slot),
+            manifest=record.manifest or {},
+            path=tuple(self.path or ()),
+            config_overrides=self.state.config_overrides(slot.key),
+        )
 
     def _pool_event(self, slot: _Slot, pool: Pool, event: PoolEvent) -> None:
         """Audit worker failures; a quarantined pool fails its extension, with the reason, and is stopped."""

@@ -39,6 +39,7 @@ from ._protocol import (
     PROTOCOL,
     Call,
     Channel,
+    ConfigQuery,
     Event,
     Failure,
     Hello,
@@ -105,14 +106,18 @@ class WorkerProcess:
         *,
         timeout: float = 60.0,
         on_publish: Callable[[str, Any], object] | None = None,
+        load: bool = True,
     ) -> WorkerProcess:
         """Start a worker for ``spec`` and wait until it is ready (restricted, extension activated).
 
-        ``on_publish`` receives what the extension publishes, from its activation on.
+        ``on_publish`` receives what the extension publishes, from its activation on. Without ``load`` the
+        worker is only restricted: the extension is neither imported nor activated (see `config`).
         """
         worker = cls(spec, on_publish)
         try:
             worker._spawn(timeout)
+            if not load:
+                return worker
             methods = worker._request(
                 Load(
                     id=worker._id(),
@@ -148,6 +153,29 @@ class WorkerProcess:
         return self._request(
             Call(id=self._id(), method=method, args=list(args), kwargs=kwargs or {}), timeout, method
         )
+
+    def config(
+        self,
+        reference: str,
+        *,
+        schema: bool = False,
+        overrides: dict[str, Any] | None = None,
+        timeout: float = 30.0,
+    ) -> Any:
+        """The extension's config model ``reference`` as resolved in the worker: its JSON Schema (``schema``),
+        or ``{"config": ..., "sources": {key: [layer, where]}}`` with secrets masked."""
+        spec = self.spec
+        query = ConfigQuery(
+            id=self._id(),
+            extension=spec.extension,
+            reference=reference,
+            schema=schema,
+            path=list(spec.path),
+            home=str(spec.home.root),
+            overrides=dict(spec.config_overrides if overrides is None else overrides),
+            environ=config_environ(spec),
+        )
+        return self._request(query, timeout, "config")
 
     def ping(self, timeout: float = 5.0) -> None:
         """A round trip that runs no extension code."""

@@ -119,6 +119,21 @@ class Stop(_Message, tag="stop"):
     id: int
 
 
+class ConfigQuery(_Message, tag="config"):
+    """Import the extension's config model here, in the worker, and answer with its JSON Schema
+    (``schema``) or with its config resolved from the layers, secrets masked: the host never imports it."""
+
+    id: int
+    extension: str
+    reference: str
+    """The manifest's ``config``: ``package.module:Model``."""
+    schema: bool = False
+    path: list[str] = []
+    home: str = ""
+    overrides: dict[str, Any] = {}
+    environ: dict[str, str] = {}
+
+
 class Event(_Message, tag="event"):
     """Something the extension published (``Context.publish``), sent by the worker on its event pipe."""
 
@@ -148,7 +163,7 @@ class Failure(_Message, tag="failure"):
     """The nearest Symphony error class it derives from, if any (``ConfigError``...)."""
 
 
-Message = Setup | Hello | Load | Call | Ping | Stop | Event | Reply | Failure
+Message = Setup | Hello | Load | Call | Ping | Stop | ConfigQuery | Event | Reply | Failure
 
 
 class ProtocolViolation(Exception):

@@ -24,6 +24,7 @@ from ._protocol import (
     PROTOCOL,
     Call,
     Channel,
+    ConfigQuery,
     Event,
     Failure,
     Hello,
@@ -80,6 +81,8 @@ class _Server:
                 self._answer(message.id, lambda message=message: self._load(message))
             elif isinstance(message, Call):
                 self._answer(message.id, lambda message=message: self._call(message))
+            elif isinstance(message, ConfigQuery):
+                self._answer(message.id, lambda message=message: self._config(message))
             elif isinstance(message, Ping):
                 self.channel.send(Reply(id=message.id))
             else:
@@ -134,6 +137,32 @@ class _Server:
         self._settle(instance.activate(context))
         self.instance = instance
         return _methods(target)
+
+    def _config(self, request: ConfigQuery) -> Any:
+        from symphony_core._config import Config, config_schema, load_config, public_dump
+        from symphony_core._errors import ConfigError
+        from symphony_core._home import Home
+
+        self.extension = self.extension or request.extension
+        sys.path[:0] = [folder for folder in request.path if folder not in sys.path]
+        model = _resolve(request.reference)
+        if not (isinstance(model, type) and issubclass(model, Config)):
+            raise ConfigError(
+                f"the manifest's config '{request.reference}' is not a Config class",
+                extension=request.extension,
+                hint="derive it from the Config class that the extension's kit exports",
+            )
+        if request.schema:
+            return config_schema(model)
+        resolved = load_config(
+            model,
+            request.extension,
+            home=Home(_path(request.home)),
+            overrides=request.overrides,
+            environ=request.environ,
+        )
+        sources = {key: [source.layer, source.where] for key, source in resolved.sources.items()}
+        return {"config": public_dump(resolved.config), "sources": sources}
 
     def _call(self, request: Call) -> Any:
         if self.instance is None:
