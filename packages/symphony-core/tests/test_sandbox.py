@@ -1086,6 +1086,10 @@ def test_an_isolated_hosts_config_commands_import_the_config_model_only_in_a_res
     # The extension itself gets the stored values, resolved in its own worker.
     host("start", ext_id)
     assert host("call", ext_id, "settings") == [7, "s3cret-value"]
+    # While it runs, its own workers answer (with the overrides given, not those it started with).
+    host("set_config", ext_id, "threshold", "8")
+    assert host("config", ext_id)["config"]["threshold"] == 8
+    assert host.refuses("set_config", ext_id, "threshold", "-1")["error"] == "ConfigError"
     assert host("modules", "acme_configured") == []
 
 

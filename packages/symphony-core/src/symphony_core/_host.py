@@ -411,15 +411,21 @@ class Host:
         reference = self._config_reference(slot)
         if reference is None:
             return None
-        answer = self._ask_worker(slot, reference, overrides=overrides)
+        stored = self.state.config_overrides(slot.key) if overrides is None else overrides
+        answer = self._ask_worker(slot, reference, overrides=dict(stored))
         sources = {key: Source(layer, where) for key, (layer, where) in answer["sources"].items()}
         return Resolved(answer["config"], sources)
 
     def _ask_worker(self, slot: _Slot, reference: str, **query: Any) -> Any:
-        """Ask a fresh restricted worker about the extension's config model; it never runs the extension."""
+        """Ask a restricted worker about the extension's config model: one of its running pool's, else a
+        fresh one that never runs the extension."""
         from ._sandbox._process import WorkerProcess
 
         budget = self.call_budget if self.call_budget is not None else DEFAULT_ISOLATED_CALL_BUDGET
+        pool = slot.pool
+        if pool is not None:
+            with pool.worker(budget) as running:
+                return running.config(reference, timeout=budget, **query)
         worker = WorkerProcess.start(self._worker_spec(slot), timeout=self.import_budget, load=False)
         try:
             return worker.config(reference, timeout=budget, **query)
