@@ -31,7 +31,8 @@ def _card() -> dict[str, Any]:
         raise ModelError(
             f"the digits model was not built: {CARD} is missing",
             extension="examples.digits",
-            hint="reinstall symphony-example-digits: its build trains the model and converts it to ONNX",
+            hint="reinstall symphony-example-digits: its build trains the model and converts it to ONNX "
+            "(in the Symphony workspace, `hatch env prune` makes the next hatch command do it)",
         ) from None
 
 
