@@ -2,9 +2,10 @@
 
 It reads the host's ``Setup``, restricts itself (``_confine``) before importing anything that could start
 a thread, answers ``Hello`` with what it enforces, then imports the extension (``Load``) and serves its
-methods until ``Stop``. What the extension publishes goes to the host on EVENT_FD, a pipe of its
-own, so an event sent from any thread never interleaves with a reply. Only the standard library, msgspec and the core's light modules are imported
-before the restrictions hold.
+methods until ``Stop`` (or answers ``ConfigQuery`` about its config model without loading it). What
+the extension publishes goes to the host on EVENT_FD, a pipe of its own, so an event sent from any
+thread never interleaves with a reply. Only the standard library, msgspec and the core's light modules
+are imported before the restrictions hold.
 """
 
 from __future__ import annotations
