@@ -17,7 +17,7 @@ import os
 import re
 import reprlib
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, get_args, get_origin
@@ -46,6 +46,7 @@ __all__ = [
     "parse_value",
     "public_dump",
     "set_value",
+    "store_override",
 ]
 
 C = TypeVar("C", bound=BaseModel)
@@ -160,9 +161,26 @@ def set_value(
     An invalid result raises `ConfigError` and stores nothing, so the config in force stays valid. The
     override is a host-state change, audited by key only.
     """
+
+    def resolve(overrides: Mapping[str, Any]) -> Resolved[C]:
+        return load_config(model, ext_id, home=home, overrides=overrides, environ=environ)
+
+    return store_override(resolve, ext_id, key, raw_value, state=state, actor=actor)
+
+
+def store_override(
+    resolve: Callable[[Mapping[str, Any]], Resolved[C]],
+    ext_id: str,
+    key: str,
+    raw_value: str,
+    *,
+    state: HostState,
+    actor: str,
+) -> Resolved[C]:
+    """`set_value` with the resolving left to ``resolve(overrides)`` (in a worker, for an isolated
+    extension): the override is stored only once ``resolve`` accepted the config it makes."""
     value = parse_value(raw_value)
-    overrides = {**state.config_overrides(ext_id), key: value}
-    resolved = load_config(model, ext_id, home=home, overrides=overrides, environ=environ)
+    resolved = resolve({**state.config_overrides(ext_id), key: value})
     state.set_config_override(ext_id, key, value, actor=actor)
     return resolved
 

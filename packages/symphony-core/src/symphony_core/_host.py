@@ -11,7 +11,7 @@ import importlib
 import logging
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -338,8 +338,8 @@ class Host:
                 self._expect(slot, State.LOADED, "configure")
             try:
                 # isolated: its workers resolve the config, so its model is never imported here
-                model = None if slot.isolated else self._config_model(slot)
-                config = None if model is None else self._load_config(slot, model).config
+                resolved = None if slot.isolated else self._resolve_config(slot)
+                config = None if resolved is None else resolved.config
             except SymphonyError as exc:
                 self._fail(slot, "config", exc)
                 raise
@@ -353,11 +353,7 @@ class Host:
         host isolates, the model is imported only in a short-lived restricted worker, and ``config`` is its
         data, secrets masked.
         """
-        slot = self._slot(extension)
-        if self._isolates(slot):
-            return self._config_in_worker(slot)
-        model = self._config_model(slot)
-        return None if model is None else self._load_config(slot, model)
+        return self._resolve_config(self._slot(extension))
 
     def config_schema(self, extension: str) -> dict[str, Any] | None:
         """The JSON Schema of the extension's config, for editors and `symphony config schema` (from a
@@ -374,27 +370,19 @@ class Host:
     def set_config(self, extension: str, key: str, value: str, *, actor: str | None = None) -> Resolved[Any]:
         """Set one config value as a host override, after validating the whole resulting config (in a
         restricted worker for an extension this host isolates)."""
-        from ._config import parse_value, set_value
+        from ._config import store_override
 
         slot = self._slot(extension)
-        if self._isolates(slot):
-            parsed = parse_value(value)
-            overrides = {**self.state.config_overrides(slot.key), key: parsed}
-            resolved = self._config_in_worker(slot, overrides)
+
+        def resolve(overrides: Mapping[str, Any]) -> Resolved[Any]:
+            resolved = self._resolve_config(slot, overrides)
             if resolved is None:
                 raise ConfigError(
                     "has no config", extension=slot.key, hint="its manifest names no `config` model"
                 )
-            self.state.set_config_override(slot.key, key, parsed, actor=actor or self.actor)
             return resolved
-        model = self._config_model(slot)
-        if model is None:
-            raise ConfigError(
-                "has no config", extension=slot.key, hint="its manifest names no `config` model"
-            )
-        return set_value(
-            model, slot.key, key, value, home=self.home, state=self.state, actor=actor or self.actor
-        )
+
+        return store_override(resolve, slot.key, key, value, state=self.state, actor=actor or self.actor)
 
     def _isolates(self, slot: _Slot) -> bool:
         """Whether this host runs the extension in workers: as decided at its load, else as it would be."""
@@ -405,14 +393,21 @@ class Host:
         reference = None if manifest is None else manifest.get("config")
         return reference if isinstance(reference, str) else None
 
-    def _config_in_worker(self, slot: _Slot, overrides: dict[str, Any] | None = None) -> Resolved[Any] | None:
-        from ._config import Resolved, Source
+    def _resolve_config(
+        self, slot: _Slot, overrides: Mapping[str, Any] | None = None
+    ) -> Resolved[Any] | None:
+        """The config from its layers, with the stored host overrides or ``overrides`` instead: here, or
+        for an extension this host isolates, in a restricted worker (its data then, secrets masked)."""
+        from ._config import Resolved, Source, load_config
 
+        stored = dict(self.state.config_overrides(slot.key) if overrides is None else overrides)
+        if not self._isolates(slot):
+            model = self._config_model(slot)
+            return None if model is None else load_config(model, slot.key, home=self.home, overrides=stored)
         reference = self._config_reference(slot)
         if reference is None:
             return None
-        stored = self.state.config_overrides(slot.key) if overrides is None else overrides
-        answer = self._ask_worker(slot, reference, overrides=dict(stored))
+        answer = self._ask_worker(slot, reference, overrides=stored)
         sources = {key: Source(layer, where) for key, (layer, where) in answer["sources"].items()}
         return Resolved(answer["config"], sources)
 
@@ -927,9 +922,8 @@ class Host:
             )
 
     def _config_model(self, slot: _Slot) -> type[Config] | None:
-        manifest = slot.record.manifest
-        reference = None if manifest is None else manifest.get("config")
-        if not isinstance(reference, str):
+        reference = self._config_reference(slot)
+        if reference is None:
             return None
         from ._config import Config
 
@@ -941,11 +935,6 @@ class Host:
                 hint=f"derive it from the Config class that the {slot.record.kind} package exports",
             )
         return model
-
-    def _load_config(self, slot: _Slot, model: type[Config]) -> Resolved[Any]:
-        from ._config import load_config
-
-        return load_config(model, slot.key, home=self.home, overrides=self.state.config_overrides(slot.key))
 
     def _decide_isolation(self, slot: _Slot) -> bool:
         """Whether the extension about to be loaded runs in workers (True) or in this process."""
