@@ -8,6 +8,7 @@ window takes nothing else down.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -73,7 +74,7 @@ def serve(host: Host, motif: str = MARKETPLACE, *, port: int = 0) -> MotifServer
     )
     if isinstance(instance, Motif):
         instance._connect(server.emit)
-        disconnect: Callable[[], None] = lambda: instance._disconnect(server.emit)  # noqa: E731
+        disconnect: Callable[[], None] = functools.partial(instance._disconnect, server.emit)
     else:  # run by an isolated worker: its events come through the host, checked here
         disconnect = host.subscribe(info.id, _declared_only(info.id, assets.spec.events, server.emit))
     server.on_close(disconnect)
