@@ -137,6 +137,59 @@ def test_a_symlink_inside_the_grant_that_points_outside_is_denied(folders: Path)
             read(folders / "data" / "outside" / "secret.txt")
 
 
+def test_a_granted_folder_the_extension_swapped_for_a_symlink_does_not_widen_the_grant(folders: Path) -> None:
+    # It may write its cache: it replaces the granted folder with a link to the folder above everything.
+    (folders / "cache" / "models").symlink_to("/", target_is_directory=True)
+    permissions = (
+        FileRead(paths=("{cache}/models",), reason="reads its models"),
+        FileWrite(paths=("{cache}",), reason="keeps its models"),
+    )
+    policy = policy_for(folders, *permissions)  # built after the swap, as the next host run builds it
+
+    with acting_as(policy), pytest.raises(PermissionDenied, match=r"secret\.txt"):
+        read(folders / "cache" / "models" / str(folders).lstrip("/") / "secret.txt")
+    assert not policy.allows_read(folders / "secret.txt")
+    assert not policy.allows_read("/etc/hostname")
+
+
+def test_an_own_folder_that_is_itself_a_symlink_grants_nothing_beyond_it(folders: Path) -> None:
+    (folders / "cache").rmdir()
+    (folders / "cache").symlink_to(folders, target_is_directory=True)
+    policy = policy_for(folders, FileRead(paths=("{cache}",), reason="reads what it cached"))
+
+    with acting_as(policy), pytest.raises(PermissionDenied, match=r"secret\.txt"):
+        read(folders / "cache" / "secret.txt")
+    assert not policy.allows_read(folders / "data" / "input.csv")
+
+
+def test_an_import_folder_the_extension_planted_as_a_symlink_is_not_followed(
+    folders: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its writable cache holds a link to the folder above, and that link is on the import path.
+    (folders / "cache" / "site").symlink_to(folders, target_is_directory=True)
+    monkeypatch.syspath_prepend(str(folders / "cache" / "site"))
+    policy = policy_for(folders)
+
+    with acting_as(policy), pytest.raises(PermissionDenied, match=r"secret\.txt"):
+        read(folders / "secret.txt")
+
+
+def test_a_grant_that_covers_symphony_home_stops_at_the_extensions_own_folders(tmp_path: Path) -> None:
+    home = Home(tmp_path / "symphony")
+    own = home.data_dir(EXTENSION)
+    own.mkdir(parents=True)
+    (own / "input.csv").write_text("a\n1\n", encoding="utf-8")
+    home.policy_file.write_text('[[trust]]\ndistribution = "acme-guarded"\n', encoding="utf-8")
+    (tmp_path / "notes.txt").write_text("mine", encoding="utf-8")
+    everything = FileRead(paths=(str(tmp_path),), reason="reads your files")
+
+    with acting_as(Policy.for_extension(EXTENSION, (everything,), home)):
+        assert read(tmp_path / "notes.txt") == "mine"
+        assert read(own / "input.csv") == "a\n1\n"
+        with pytest.raises(PermissionDenied, match=r"policy\.toml"):
+            read(home.policy_file)
+
+
 def test_deleting_renaming_and_creating_folders_need_the_write_permission(folders: Path) -> None:
     policy = policy_for(folders, FileRead(paths=("{data}",), reason="reads its inputs"))
 

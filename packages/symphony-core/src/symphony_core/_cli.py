@@ -242,12 +242,20 @@ def _print_consent(console: Console, consent: Any) -> None:
     previous = atoms(consent.previous.permissions) if consent.previous else set()
     new = set(consent.new)
     denied = dict(consent.denied)
+    refused = dict(consent.refused)
     by_policy = set(consent.by_policy)
+    reach = {(item.permission, item.scope): item for item in consent.reach}
+    for warning in consent.warnings:
+        console.print(
+            f"[bold yellow]look twice:[/] {escape(warning.field)} {escape(warning.message)}", highlight=False
+        )
     console.print(f"requests {len(consent.requested)} permission(s):")
     for permission in consent.requested:
         for atom in sorted(atoms([permission])):
             if atom in denied:
                 mark = f"[red]denied by policy rule {denied[atom]}[/]"
+            elif atom in refused:
+                mark = "[bold red]refused: no one can grant it[/]"
             elif atom in granted:
                 mark = f"[green]granted to {consent.version}[/]"
             elif atom in by_policy:
@@ -261,6 +269,8 @@ def _print_consent(console: Console, consent: Any) -> None:
             console.print(
                 f"  - {escape(describe(atom))}: {escape(permission['reason'])}  {mark}", highlight=False
             )
+            if atom in reach:
+                _print_reach(console, reach[atom])
     if consent.granted is not None:
         console.print(
             f"granted by {consent.granted.granted_by} at {consent.granted.granted_at:%Y-%m-%d %H:%M} UTC"
@@ -275,6 +285,20 @@ def _print_consent(console: Console, consent: Any) -> None:
         "enforced here by the guard (in-process audit hooks); not a sandbox: native code bypasses it",
         style="dim",
     )
+
+
+_NOTE_STYLES = {"refused": "bold red", "danger": "red", "warning": "yellow", "info": "dim"}
+
+
+def _print_reach(console: Console, reach: Any) -> None:
+    """What one scope reaches on this machine, under its line in the consent summary."""
+    if reach.path is not None and reach.path != reach.scope:
+        console.print(f"      means {escape(reach.path)}", style="dim", highlight=False)
+    for note in reach.notes:
+        mark = "-" if note.severity == "info" else "!"
+        console.print(
+            f"      {mark} {escape(note.message)}", style=_NOTE_STYLES[note.severity], highlight=False
+        )
 
 
 @main.command()
@@ -514,13 +538,16 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
     Example:
       symphony doctor --json
     """
+    from ._grants import read_policy
     from ._sandbox._probe import probe
+    from ._sandbox._quota import report as disk_report
 
     sandbox = probe()
     with _host(ctx) as host:
         infos = host.discover()
         catalog = host.catalog
         assert catalog is not None
+        limits = read_policy(host.policy_file).limits.for_workers()
         report: dict[str, Any] = {
             "python": platform.python_version(),
             "platform": platform.platform(),
@@ -539,6 +566,8 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
                 "isolated": sandbox.summary(),
             },
             "sandbox": sandbox.as_json(),
+            "limits": {name: getattr(limits, name) for name in limits.__struct_fields__},
+            "disk": disk_report(host.home, sorted({info.id for info in infos}), limits),
         }
     if as_json:
         _print_json(report)
@@ -568,6 +597,43 @@ def doctor(ctx: click.Context, as_json: bool) -> None:
     console.print("  [bold]not enforced:[/]")
     for text in sandbox.not_enforced():
         console.print(f"    - {escape(text)}", highlight=False)
+    _print_limits(console, report["limits"], report["disk"])
+
+
+def _print_limits(console: Console, limits: dict[str, int | None], disk: dict[str, dict[str, Any]]) -> None:
+    """The limits of each worker, and what each extension's folders take against its quota."""
+    from pydantic import ByteSize
+
+    def size(value: int | None) -> str:
+        return "no limit" if value is None else ByteSize(value).human_readable()
+
+    def number(value: int | None, unit: str = "") -> str:
+        return "no limit" if value is None else f"{value:,}{unit}"
+
+    console.print("[bold]limits of each isolated worker[/] (the policy file's `\\[limits]`)")
+    for name, text in (
+        ("memory", size(limits["memory"])),
+        ("tasks", number(limits["tasks"])),
+        ("CPU time", number(limits["cpu_seconds"], " s")),
+        ("open files", number(limits["open_files"])),
+        ("file size", size(limits["file_size"]) + " (a write past it fails with EFBIG)"),
+        (
+            "disk",
+            f"{size(limits['disk'])} and {number(limits['disk_entries'])} entries per extension "
+            "({data} and {cache} together, counted by the host)",
+        ),
+    ):
+        console.print(f"  {name}: {text}", highlight=False)
+    if not disk:
+        return
+    console.print("[bold]disk use of each extension[/] ({data} and {cache})", highlight=False)
+    for extension, usage in disk.items():
+        over = " [bold red]over its quota[/]" if usage["over"] else ""
+        console.print(
+            f"  {escape(extension)}: {size(usage['bytes'])} of {size(limits['disk'])}, "
+            f"{usage['entries']:,} of {number(limits['disk_entries'])} entries{over}",
+            highlight=False,
+        )
 
 
 main.add_command(new)  # the author's commands, from their own module

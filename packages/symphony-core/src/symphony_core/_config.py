@@ -1,8 +1,8 @@
 """Extension config: the base model authors subclass, and how a host resolves it from four layers.
 
 Lowest to highest: the model's defaults, the TOML file ``<home>/config/<id>.toml``, environment variables
-``SYMPHONY_<ID>__<FIELD>`` (``__`` also separates nested fields) and the host's overrides (what
-``symphony config set`` stores). Tables merge key by key across layers; any other value, lists included,
+``SYMPHONY_<ID>__<FIELD>`` (``__`` also separates nested fields; see `env_prefix` for ids that share a
+prefix) and the host's overrides (what ``symphony config set`` stores). Tables merge key by key across layers; any other value, lists included,
 replaces the one below. Every value remembers where it came from, so a bad one is reported against the
 file key, variable or override that holds it.
 
@@ -17,7 +17,7 @@ import os
 import re
 import reprlib
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, get_args, get_origin
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, get_args, get_
 from pydantic import BaseModel, ConfigDict, Secret, SecretBytes, SecretStr, ValidationError
 
 from ._errors import ConfigError
+from ._kinds import canonical_id
 
 if TYPE_CHECKING:
     from ._home import Home
@@ -41,11 +42,13 @@ __all__ = [
     "Source",
     "config_file",
     "config_schema",
+    "config_variables",
     "env_prefix",
     "load_config",
     "parse_value",
     "public_dump",
     "set_value",
+    "sharing_prefix",
     "store_override",
 ]
 
@@ -91,8 +94,43 @@ class Resolved(Generic[C]):
 
 
 def env_prefix(ext_id: str) -> str:
-    """The prefix of the environment variables that configure an extension (``SYMPHONY_ACME_DIGITS__``)."""
-    return f"SYMPHONY_{_NOT_ID_CHAR.sub('_', ext_id).upper()}__"
+    """The prefix of the environment variables that configure an extension (``SYMPHONY_ACME_DIGITS__``).
+
+    The id upper-cased, with ``.``, ``-`` and ``_`` as ``_``. Ids that differ only in which of ``.`` and
+    ``-`` stands where (``acme-x.y``, ``acme.x-y``) share one prefix, and such variables configure none
+    of them (`config_variables`). No prefix begins another's variables: an id never holds two
+    separators in a row nor ends with one, so the ``__`` after it cannot be part of another id.
+    """
+    return f"SYMPHONY_{_NOT_ID_CHAR.sub('_', canonical_id(ext_id)).upper()}__"
+
+
+def sharing_prefix(ext_id: str, installed: Iterable[str]) -> list[str]:
+    """The other installed extension ids whose variables would have the same prefix as ``ext_id``'s."""
+    prefix, key = env_prefix(ext_id), canonical_id(ext_id)
+    others = {other for other in installed if canonical_id(other) != key}
+    return sorted(other for other in others if env_prefix(other) == prefix)
+
+
+def config_variables(
+    ext_id: str, environ: Mapping[str, str] = os.environ, *, shared_with: Collection[str] = ()
+) -> dict[str, str]:
+    """The environment variables that configure an extension, by name.
+
+    When other installed extensions' ids map to the same prefix (``shared_with``, see `sharing_prefix`),
+    nobody can tell whose the variables are: none of them gets any, and setting one is a `ConfigError`.
+    """
+    prefix = env_prefix(ext_id)
+    found = {name: text for name, text in environ.items() if name.startswith(prefix)}
+    if found and shared_with:
+        others = ", ".join(f"'{other}'" for other in sorted(shared_with))
+        raise ConfigError(
+            f"the variables {prefix}* would configure {others} as well, so none of them gets them; "
+            f"set here: {', '.join(sorted(found))}",
+            extension=ext_id,
+            hint="unset them and configure each extension in its file `<home>/config/<id>.toml` or with "
+            "`symphony config set ID KEY VALUE`, or uninstall the extension you do not use",
+        )
+    return found
 
 
 def config_file(home: Home, ext_id: str) -> Path:
@@ -123,7 +161,7 @@ def load_config(
 ) -> Resolved[C]:
     """Resolve an extension's config from its layers; raise `ConfigError` naming where each bad value is."""
     prefix = env_prefix(ext_id)
-    variables = sorted((name, text) for name, text in environ.items() if name.startswith(prefix))
+    variables = sorted(config_variables(ext_id, environ).items())
     data, origins = _merge(
         [
             *_file_entries(config_file(home, ext_id), ext_id),

@@ -10,6 +10,10 @@ The result is cached in an index keyed by the interpreter and ``sys.path``. The 
 every ``sys.path`` folder keeps its modification time (installing, upgrading or removing a distribution
 changes it) and every manifest outside its distribution's folder keeps its own (an author editing an
 editable install). Manifests stay encoded in the index until someone asks for one.
+
+Each record also carries the SHA-256 of its distribution's ``RECORD`` file, the installer's list of every
+file it wrote with their hashes: it tells one installed artifact from another with the same name and
+version, so trust and grants can be bound to what is really installed.
 """
 
 from __future__ import annotations
@@ -26,9 +30,9 @@ from typing import Any
 import msgspec
 
 from ._errors import EntryPointError, ManifestError
-from ._kinds import CORE_DISTRIBUTION, KIND_BY_GROUP, KINDS, MANIFEST_FILE, canonical_name
+from ._kinds import CORE_DISTRIBUTION, KIND_BY_GROUP, KINDS, MANIFEST_FILE, canonical_id, canonical_name
 
-INDEX_FORMAT = 2
+INDEX_FORMAT = 3
 _WATCHED = frozenset({CORE_DISTRIBUTION, *(kind.package for kind in KINDS.values())})
 
 
@@ -53,6 +57,8 @@ class Record(msgspec.Struct, frozen=True):
     manifest_file: str | None
     manifest_data: msgspec.Raw
     problem: Problem | None = None
+    distribution_sha256: str | None = None
+    """SHA-256 of the distribution's ``RECORD`` file; None when the installer wrote none (an egg-info)."""
 
     @property
     def manifest(self) -> dict[str, Any] | None:
@@ -72,6 +78,28 @@ class Catalog(msgspec.Struct, frozen=True):
     records: tuple[Record, ...]
     packages: dict[str, str]
     package_requires: dict[str, tuple[str, ...]]
+
+
+def contested(catalog: Catalog) -> dict[str, list[Record]]:
+    """The records of every id that several distributions declare, by canonical id."""
+    claims: dict[str, list[Record]] = {}
+    for record in catalog.records:
+        claims.setdefault(canonical_id(record.id), []).append(record)
+    return {key: records for key, records in claims.items() if len(records) > 1}
+
+
+def own_problem(record: Record, catalog: Catalog) -> Problem | None:
+    """The record's problem were it the only one declaring its id.
+
+    Discovery marks every record of an id that several distributions declare with a conflict (and checks
+    none of them further); the host settles which one keeps the id, and that one is checked here.
+    """
+    if record.problem is None or record.problem.code != "conflict":
+        return record.problem
+    from ._compat import check_compat
+
+    alone = msgspec.structs.replace(record, problem=None)
+    return check_compat(msgspec.structs.replace(catalog, records=(alone,))).get(record_key(alone))
 
 
 class _Stamp(msgspec.Struct, frozen=True, array_like=True):
@@ -132,8 +160,9 @@ def _scan(path: Sequence[str]) -> tuple[Catalog, tuple[_Stamp, ...]]:
         if "[symphony." not in text:
             continue
         requires_python = _requires_python(info)
+        sha256 = _record_sha256(info)
         for group, ep_name, value in _symphony_entry_points(text):
-            found = _record(group, ep_name, value, name, version, requires_python, path)
+            found = _record(group, ep_name, value, name, version, requires_python, sha256, path)
             manifest = found.record.manifest_file
             # Stamped before reading (an edit during the scan shows). A manifest inside the folder that
             # holds its distribution's metadata changes only with a reinstall, which that folder's own
@@ -193,6 +222,13 @@ def _requires_python(info: Path) -> str | None:
     return None
 
 
+def _record_sha256(info: Path) -> str | None:
+    try:
+        return hashlib.sha256((info / "RECORD").read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 def _version_from_metadata(info: Path) -> str:
     import importlib_metadata
 
@@ -225,6 +261,7 @@ def _record(
     dist: str,
     version: str,
     requires_python: str | None,
+    sha256: str | None,
     path: Sequence[str],
 ) -> _Found:
     kind = KIND_BY_GROUP[group].name
@@ -242,6 +279,7 @@ def _record(
             manifest_file=None if file is None else str(file),
             manifest_data=msgspec.Raw(msgspec.msgpack.encode(manifest)),
             problem=problem,
+            distribution_sha256=sha256,
         )
         return _Found(found, stamp)
 

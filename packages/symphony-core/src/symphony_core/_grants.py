@@ -1,15 +1,21 @@
-"""Consent: what an extension asks for, what was granted to which version, and the host's policy.
+"""Consent: what an extension asks for, what was granted to which installation, and the host's policy.
 
-A grant belongs to one version of one extension. Permissions are compared scope by scope (one path,
-one ``host:port``, one variable name at a time): when an upgrade asks for nothing beyond what an
-earlier version was granted, the grant carries over without asking anyone; when it asks for more, it
-is not activated until a person (or the host policy) consents to exactly what is new.
+A grant belongs to one version of one extension as shipped by one distribution, and to the installed
+files themselves where the installer recorded them (the SHA-256 of the distribution's ``RECORD``): the
+same id and version from another distribution, or another build of the same one, asks again.
+Permissions are compared scope by scope (one path, one ``host:port``, one variable name at a time):
+when an upgrade of the same distribution asks for nothing beyond what an earlier version was granted,
+the grant carries over without asking anyone; when it asks for more, it is not activated until a person
+(or the host policy) consents to exactly what is new.
+
+Ids and publishers are names any distribution can declare, so whom the host trusts, and which of two
+distributions declaring one id keeps it, are bound to distributions too.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -17,8 +23,12 @@ from typing import Any, Literal
 from packaging.utils import canonicalize_name
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from ._discovery import Catalog, Problem, Record, contested, own_problem, record_key
 from ._errors import ConfigError
-from ._kinds import canonical_id
+from ._kinds import KINDS, canonical_id
+from ._limits import ResourceLimits
+from ._reach import Note, Reach, Roots, reach
+from ._spoofing import Suspicion, manifest_suspicions
 from ._state import Grant, HostState
 
 if sys.version_info >= (3, 11):
@@ -99,7 +109,35 @@ class Rule(_Selector):
 class Trust(_Selector):
     """An entry of the host policy's trust list: with ``Host(isolation="auto")`` the extensions it
     selects run in the host's own process under the in-process guard (which is not a sandbox); every
-    other extension runs in kernel-restricted workers."""
+    other extension runs in kernel-restricted workers. Of two distributions declaring one id, the one it
+    selects keeps the id.
+
+    An entry names the distribution: any distribution can declare any id under any publisher, so
+    ``publisher`` and ``extension`` only narrow an entry, and ``sha256`` pins one installation of it.
+    """
+
+    sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-fA-F]{64}$",
+        description="Matches only the installation whose `RECORD` file has this SHA-256 "
+        "(`symphony inspect ID --json` shows it as `distribution_sha256`).",
+    )
+
+    @model_validator(mode="after")
+    def _names_a_distribution(self) -> Trust:
+        if self.distribution is None:
+            raise ValueError(
+                "a trust entry must name the `distribution` that ships the extensions: any distribution "
+                "can declare an id under any publisher, so `publisher` and `extension` only narrow an entry"
+            )
+        return self
+
+    def selects_installed(self, extension: str, distribution: str, sha256: str | None) -> bool:
+        """Whether the entry is about this extension as installed; a pinned hash that the host cannot
+        check (no ``RECORD``) does not match."""
+        if self.sha256 is not None and (sha256 is None or sha256.lower() != self.sha256.lower()):
+            return False
+        return self.selects(extension, distribution)
 
 
 class Policy(BaseModel):
@@ -116,6 +154,11 @@ class Policy(BaseModel):
         description="Extensions that may run in the host's process when it isolates the others "
         '(`isolation = "auto"`): first-party code, not code from strangers.',
     )
+    limits: ResourceLimits = Field(
+        default_factory=ResourceLimits,
+        description="The resource limits of each isolated worker (`[limits]`); unwritten ones keep their "
+        "defaults.",
+    )
 
     def decide(self, extension: str, distribution: str, kind: str) -> tuple[str, int] | None:
         """``("deny", n)`` or ``("allow", n)`` for the deciding rule number n (1-based), else None."""
@@ -127,10 +170,11 @@ class Policy(BaseModel):
                 allowed = allowed or ("allow", number)
         return allowed
 
-    def trusts(self, extension: str, distribution: str) -> int | None:
-        """The number (1-based) of the first trust entry selecting this extension, else None."""
+    def trusts(self, extension: str, distribution: str, sha256: str | None = None) -> int | None:
+        """The number (1-based) of the first trust entry selecting this extension as shipped by
+        ``distribution`` (installed with that ``RECORD`` hash), else None."""
         for number, entry in enumerate(self.trust, 1):
-            if entry.selects(extension, distribution):
+            if entry.selects_installed(extension, distribution, sha256):
                 return number
         return None
 
@@ -149,12 +193,12 @@ def read_policy(path: Path) -> Policy:
         lines = "".join(
             f"\n  - {'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
         )
-        raise ConfigError(f"invalid policy file {path}:{lines}", hint="fix the rules listed above") from None
+        raise ConfigError(f"invalid policy file {path}:{lines}", hint="fix the entries listed above") from None
 
 
 @dataclass(frozen=True, slots=True)
 class Consent:
-    """Where one version of an extension stands: what it asks for and what still needs a yes."""
+    """Where one installed version of an extension stands: what it asks for and what still needs a yes."""
 
     extension: str
     version: str
@@ -164,11 +208,26 @@ class Consent:
     new: tuple[Atom, ...]
     by_policy: tuple[Atom, ...]
     denied: tuple[tuple[Atom, int], ...]
+    distribution: str | None = None
+    sha256: str | None = None
+    """SHA-256 of the installed distribution's ``RECORD``; None when the installer wrote none."""
+    replaced: Grant | None = None
+    """A grant to this version from this distribution, made for other installed files: nothing carries
+    over from it, everything is asked again."""
+    reach: tuple[Reach, ...] = ()
+    """What each requested scope reaches on this machine, in the order of ``atoms``."""
+    warnings: tuple[Suspicion, ...] = ()
+    """Text of the manifest a person should look at twice: invisible characters, mixed scripts."""
+
+    @property
+    def refused(self) -> tuple[tuple[Atom, Note], ...]:
+        """Requested scopes no one can grant, and why (a write grant over ``SYMPHONY_HOME``)."""
+        return tuple(((r.permission, r.scope), note) for r in self.reach if (note := r.refused) is not None)
 
     @property
     def satisfied(self) -> bool:
-        """True when every requested permission is granted or allowed by policy, and none is denied."""
-        return not self.new and not self.denied
+        """True when every requested permission is granted or allowed by policy, and none is denied or refused."""
+        return not self.new and not self.denied and not self.refused
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready summary for ``--json`` output."""
@@ -178,9 +237,15 @@ class Consent:
             "requested": [dict(permission) for permission in self.requested],
             "granted_version": None if self.granted is None else self.granted.version,
             "previous_version": None if self.previous is None else self.previous.version,
+            "distribution": self.distribution,
+            "distribution_sha256": self.sha256,
+            "installed_files_changed": self.replaced is not None,
             "needs_consent": [describe(atom) for atom in self.new],
             "allowed_by_policy": [describe(atom) for atom in self.by_policy],
             "denied_by_policy": [{"permission": describe(atom), "rule": rule} for atom, rule in self.denied],
+            "refused": [{"permission": describe(atom), **note.as_json()} for atom, note in self.refused],
+            "reach": [item.as_json() for item in self.reach],
+            "warnings": [warning.as_json() for warning in self.warnings],
             "satisfied": self.satisfied,
         }
 
@@ -193,17 +258,41 @@ def evaluate(
     version: str,
     distribution: str,
     requested: Sequence[Mapping[str, Any]],
+    sha256: str | None = None,
+    roots: Roots | None = None,
+    name: str | None = None,
 ) -> Consent:
-    """Compare what a version requests with its grant (or an earlier version's) and the host policy."""
-    granted = state.granted(extension, version)
-    previous = None if granted is not None else state.latest_grant(extension)
+    """Compare what an installed version requests with its grant (or an earlier version's from the same
+    distribution) and the host policy.
+
+    Grants made before grants named their distribution count as earlier ones of any distribution; the
+    first grant recorded for a distribution replaces them (`HostState.grant`).
+
+    With ``roots`` (the extension's folders on this machine) it says what each scope reaches, and refuses
+    what no one may grant; with ``name`` it warns about the display name's text as about each reason.
+    """
+    grants = state.grants(extension)
+    granted = next((g for g in grants if _binds(g, version, distribution, sha256)), None)
+    replaced = None
+    if granted is None:
+        replaced = next((g for g in grants if _binds(g, version, distribution, g.sha256)), None)
+    previous = None
+    if granted is None and replaced is None:
+        earlier = [g for g in grants if g.distribution is None or _same(g.distribution, distribution)]
+        previous = earlier[-1] if earlier else None
     base = granted or previous
     covered = atoms(base.permissions) if base is not None else set()
     new, by_policy, denied = [], [], []
+    reaches = (
+        () if roots is None else tuple(reach(kind, scope, roots) for kind, scope in sorted(atoms(requested)))
+    )
+    refused = {(item.permission, item.scope) for item in reaches if item.refused is not None}
     for atom in sorted(atoms(requested)):
         decision = policy.decide(extension, distribution, atom[0])
         if decision is not None and decision[0] == "deny":
             denied.append((atom, decision[1]))
+        elif atom in refused:
+            continue  # no one can consent to it, a grant neither: `Consent.refused` says why
         elif atom in covered:
             continue
         elif decision is not None:
@@ -211,8 +300,40 @@ def evaluate(
         else:
             new.append(atom)
     return Consent(
-        extension, version, tuple(requested), granted, previous, tuple(new), tuple(by_policy), tuple(denied)
+        extension,
+        version,
+        tuple(requested),
+        granted,
+        previous,
+        tuple(new),
+        tuple(by_policy),
+        tuple(denied),
+        distribution,
+        sha256,
+        replaced,
+        reach=reaches,
+        warnings=manifest_suspicions(name, requested),
     )
+
+
+def current_grant(
+    state: HostState, extension: str, version: str, distribution: str, sha256: str | None
+) -> Grant | None:
+    """The grant this installed version holds: made to its version, distribution and installed files."""
+    return next((g for g in state.grants(extension) if _binds(g, version, distribution, sha256)), None)
+
+
+def _binds(grant: Grant, version: str, distribution: str, sha256: str | None) -> bool:
+    return (
+        grant.version == version
+        and grant.distribution is not None
+        and _same(grant.distribution, distribution)
+        and grant.sha256 == sha256
+    )
+
+
+def _same(a: str, b: str) -> bool:
+    return canonicalize_name(a) == canonicalize_name(b)
 
 
 def select(requested: Sequence[Mapping[str, Any]], kinds: Sequence[str]) -> list[dict[str, Any]]:
@@ -224,3 +345,59 @@ def select(requested: Sequence[Mapping[str, Any]], kinds: Sequence[str]) -> list
             hint="`symphony permissions ID` lists what it requests",
         )
     return [dict(permission) for permission in requested if not kinds or permission["type"] in kinds]
+
+
+def settle_claims(
+    catalog: Catalog, state: HostState, read: Callable[[], Policy]
+) -> dict[str, tuple[str, Problem | None]]:
+    """Decide which of several distributions declaring one extension id keeps it.
+
+    Returns, for every record whose id is declared more than once (by ``record_key``), the key its slot
+    gets (the canonical id for the one keeping it, ``distribution:id`` for the others) and its problem.
+    The one the policy trusts keeps the id; with none trusted, the one holding a grant for it. Any other
+    case (none, or several) is left to a person: every claimant stays refused.
+    """
+    try:
+        policy = read()
+    except ConfigError:
+        policy = Policy()  # a broken policy file trusts nobody; loading an extension reports it
+    settled: dict[str, tuple[str, Problem | None]] = {}
+    for key, records in contested(catalog).items():
+        kept = _keeper(key, records, state, policy)
+        for number, record in enumerate(records):
+            if kept is None:  # the first keeps the id's key, so that `symphony inspect ID` shows the conflict
+                settled[record_key(record)] = (key if number == 0 else record_key(record), record.problem)
+            elif record is kept[0]:
+                settled[record_key(record)] = (key, own_problem(record, catalog))
+            else:
+                settled[record_key(record)] = (record_key(record), _refused(record, kept[0], kept[1]))
+    return settled
+
+
+def _keeper(
+    key: str, records: Sequence[Record], state: HostState, policy: Policy
+) -> tuple[Record, str] | None:
+    trusted = [
+        (record, number)
+        for record in records
+        if (number := policy.trusts(record.id, record.distribution, record.distribution_sha256)) is not None
+    ]
+    if trusted:
+        if len(trusted) > 1:
+            return None
+        record, number = trusted[0]
+        return record, f"trusted by entry {number} of the host policy"
+    holders = {g.distribution for g in state.grants(key) if g.distribution is not None}
+    granted = [record for record in records if any(_same(record.distribution, d) for d in holders)]
+    if len(granted) == 1:
+        return granted[0], "granted its permissions on this host"
+    return None
+
+
+def _refused(record: Record, kept: Record, why: str) -> Problem:
+    return Problem(
+        "conflict",
+        f"the id '{record.id}' is also declared by '{kept.distribution}' ({KINDS[kept.kind].group}), which "
+        f"keeps it ({why}); this one, from '{record.distribution}', is not used",
+        f"uninstall '{record.distribution}' (`pip uninstall {record.distribution}`)",
+    )

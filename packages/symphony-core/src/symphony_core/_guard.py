@@ -26,6 +26,13 @@ Always allowed, so the interpreter keeps working: reading ``sys.prefix``, ``sys.
 built), ``/dev/null`` and ``/dev/urandom``; writing ``/dev/null`` and bytecode caches (the ``__pycache__``
 folders under those, and ``sys.pycache_prefix``). Paths are POSIX; ``dir_fd`` is resolved through ``/proc``.
 
+Symlinks: what an extension uses is resolved when it is checked, so a link leads where it points and is
+judged there. What a grant names is resolved when the policy is built, without following any link in a
+folder the extension can write (its ``{data}`` and ``{cache}``, and the folders its write grants open),
+nor a ``{data}`` or ``{cache}`` that is itself a link: those it could have planted, and a grant must not
+grow with them. Beyond ``{data}`` and ``{cache}``, no grant reaches into ``SYMPHONY_HOME`` (the host's
+grants, policy and config), whatever it covers.
+
 Identity: code runs under an extension's identity inside ``acting_as(policy)``. Nested calls apply the
 innermost policy, ``acting_as(None)`` runs host code unchecked, asyncio tasks created inside inherit the
 identity (so does ``asyncio.to_thread``), new threads and ``run_in_executor`` do not.
@@ -55,6 +62,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from ._errors import GuardDenied
 from ._home import Home
 from ._hooks import PermissionEvent
+from ._reach import Roots, inside_any, opened, resolve
 
 if TYPE_CHECKING:
     from ._permissions import Permission
@@ -84,8 +92,11 @@ class Policy:
     data: Path
     cache: Path
     home: Path = field(default_factory=Path.home)
+    symphony_home: Path | None = None
+    """The host's own folder: beyond ``data`` and ``cache``, no grant reaches into it."""
     on_event: Callable[[PermissionEvent], object] | None = None
     """Called with each denial (for the audit log and ``symphony_permission_event``), unchecked."""
+    _roots: Roots = field(init=False, repr=False)
     _variables: tuple[tuple[str, str], ...] = field(init=False, repr=False)
     _always: dict[str, re.Pattern[str]] = field(init=False, repr=False)
     _granted: dict[str, re.Pattern[str]] = field(init=False, repr=False)
@@ -107,6 +118,7 @@ class Policy:
             permissions=permissions,
             data=symphony_home.data_dir(extension),
             cache=symphony_home.extension_cache_dir(extension),
+            symphony_home=symphony_home.root,
             on_event=on_event,
         )
 
@@ -115,12 +127,22 @@ class Policy:
         for permission in self.permissions:
             if permission.type in _FIELDS:  # env and gpu grants cannot be checked here
                 found[permission.type] += getattr(permission, _FIELDS[permission.type])
-        variables = {"data": self.data, "cache": self.cache, "home": self.home}
-        resolved = ((name, os.path.realpath(path)) for name, path in variables.items())
-        object.__setattr__(self, "_variables", tuple(sorted(resolved, key=lambda item: -len(item[1]))))
+        roots = Roots.of_folders(self.data, self.cache, self.home, self.symphony_home)
+        object.__setattr__(self, "_roots", roots)
+        object.__setattr__(self, "_variables", roots.variables())
+        # Grants are resolved without following a symlink where the extension can write (it could have
+        # planted it): its own folders, and the folders its write grants open.
+        own = inside_any((roots.data, roots.cache))
+        writable = (
+            roots.data,
+            roots.cache,
+            *(resolve(opened(roots.expand(p)), own) for p in found["fs.write"]),
+        )
         compiled = {
-            "_always": _interpreter_needs(tuple(sys.path), sys.pycache_prefix),
-            "_granted": {kind: _compile(map(self._expand, found[kind])) for kind in ("fs.read", "fs.write")},
+            "_always": _interpreter_needs(tuple(sys.path), sys.pycache_prefix, writable),
+            "_granted": {
+                kind: _compile(map(roots.expand, found[kind]), writable) for kind in ("fs.read", "fs.write")
+            },
             "_hosts": {
                 kind: [_split(entry) for entry in found[kind]] for kind in ("net.connect", "net.listen")
             },
@@ -154,12 +176,12 @@ class Policy:
             return _runs(self._commands, resource)
         if kind in self._hosts:
             return self._reaches(self._hosts[kind], resource)
-        return any(pattern.fullmatch(resource) for pattern in (self._always[kind], self._granted[kind]))
+        if self._always[kind].fullmatch(resource):
+            return True
+        return bool(self._granted[kind].fullmatch(resource)) and not self._roots.host_state(resource)
 
     def _expand(self, path: str) -> str:
-        for name, root in self._variables:
-            path = path.replace("{" + name + "}", root)
-        return path
+        return self._roots.expand(path)
 
     def _reaches(self, patterns: list[tuple[str, str]], resource: str) -> bool:
         host, port = _split(resource)
@@ -419,21 +441,27 @@ _CHECKS: dict[str, Callable[[Policy, tuple[Any, ...]], list[Access]]] = {
 }
 
 
-@functools.lru_cache(maxsize=4)
-def _interpreter_needs(path: tuple[str, ...], pycache_prefix: str | None) -> dict[str, re.Pattern[str]]:
-    """What the interpreter itself must read and write (imports, bytecode), the same for every extension."""
+@functools.lru_cache(maxsize=64)
+def _interpreter_needs(
+    path: tuple[str, ...], pycache_prefix: str | None, writable: tuple[str, ...]
+) -> dict[str, re.Pattern[str]]:
+    """What the interpreter itself must read and write (imports, bytecode); ``writable`` as for ``_compile``."""
     interpreter = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix, *path} - {""}
     caches = [f"{folder}/**/__pycache__{tail}" for folder in interpreter for tail in ("", "/*")]
     bytecode = [pycache_prefix or "", "/dev/null"]
     return {
-        "fs.read": _compile([*interpreter, *bytecode, "/dev/urandom"]),
-        "fs.write": _compile([*caches, *bytecode]),
+        "fs.read": _compile([*interpreter, *bytecode, "/dev/urandom"], writable),
+        "fs.write": _compile([*caches, *bytecode], writable),
     }
 
 
-def _compile(entries: Iterable[str]) -> re.Pattern[str]:
+def _compile(entries: Iterable[str], writable: tuple[str, ...]) -> re.Pattern[str]:
     """One regex for granted paths: a plain path grants itself and everything below it; in a glob, ``*``
-    and ``?`` stay within one folder and ``**`` crosses folders."""
+    and ``?`` stay within one folder and ``**`` crosses folders.
+
+    The folder before the first wildcard is resolved, except for symlinks inside the ``writable``
+    folders: the extension could have planted those, and a grant must not grow with them."""
+    planted = inside_any(writable)
     alternatives = []
     for entry in filter(None, entries):
         star = min((entry.find(c) for c in "*?" if c in entry), default=len(entry))
@@ -441,7 +469,7 @@ def _compile(entries: Iterable[str]) -> re.Pattern[str]:
         head, tail = (entry[:cut], entry[cut:]) if cut >= 0 else (".", "/" + entry)
         tokens = re.split(r"(\*\*/|\*\*|\*|\?)", tail) if tail else []
         pattern = "".join(_GLOBS.get(token, re.escape(token)) for token in tokens) or "(?:/.*)?"
-        alternatives.append(f"(?:{re.escape(os.path.realpath(head or '/').rstrip('/'))}{pattern})")
+        alternatives.append(f"(?:{re.escape(resolve(head or '/', planted).rstrip('/'))}{pattern})")
     return re.compile("|".join(alternatives) or "(?!)")
 
 

@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
 
-from ._discovery import Catalog, Problem, Record, discover, record_key
+from . import _interrupts
+from ._discovery import Catalog, Problem, Record, contested, discover, record_key
 from ._errors import (
     BudgetExceeded,
     ConfigError,
+    ConflictError,
     ConsentRequired,
     ExtensionFailed,
     ExtensionNotFound,
@@ -79,6 +81,9 @@ class ExtensionInfo:
     tier: str | None = None
     """Where its code runs once loaded: ``"isolated"`` (kernel-restricted workers) or ``"guard"`` (this
     process, under the in-process guard, which is not a sandbox); None until it is loaded."""
+    distribution_sha256: str | None = None
+    """SHA-256 of the installed distribution's ``RECORD`` file, which a policy's trust entry may pin;
+    None when its installer wrote none."""
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready dict for ``--json`` output."""
@@ -95,6 +100,7 @@ class ExtensionInfo:
             "manifest_file": self.manifest_file,
             "manifest": self.manifest,
             "tier": self.tier,
+            "distribution_sha256": self.distribution_sha256,
             "problem": None
             if self.problem is None
             else {"code": self.problem.code, "message": self.problem.message, "hint": self.problem.hint},
@@ -160,6 +166,7 @@ class Host:
         self._slots: dict[str, _Slot] = {}
         self._lock = threading.RLock()
         self._subscribers: dict[str, tuple[Callable[[str, Any], object], ...]] = {}
+        _interrupts.watch()  # to tell a Ctrl-C from a KeyboardInterrupt that extension code raises
 
     # Discovery and inspection
 
@@ -167,15 +174,18 @@ class Host:
         """Find the installed extensions and validate each one, importing none of them."""
         catalog = discover(self.home.cache_dir, path=self.path, rescan=rescan)
         quarantined = self.state.quarantined()
+        claims: dict[str, tuple[str, Problem | None]] = {}
+        if contested(catalog):  # rare: only then are the policy and the grants read
+            from ._grants import read_policy, settle_claims
+
+            claims = settle_claims(catalog, self.state, lambda: read_policy(self.policy_file))
         with self._lock:
             self.catalog = catalog
             slots: dict[str, _Slot] = {}
             for record in catalog.records:
-                problem = record.problem
-                key = canonical_id(record.id)
-                key = key if key not in slots else record_key(record)
+                key, problem = claims.get(record_key(record), (canonical_id(record.id), record.problem))
                 old = self._slots.get(key)
-                if old is not None and old.record == record and old.state is not State.FAILED:
+                if old is not None and old.record == record and old.state is not State.FAILED and not problem:
                     slots[key] = old
                     continue
                 slot = _Slot(key, record, State.DISCOVERED)
@@ -224,6 +234,7 @@ class Host:
     def consent(self, extension: str) -> Consent:
         """What the extension requests, what its version was granted, and what still needs consent."""
         from ._grants import evaluate, read_policy
+        from ._reach import Roots
 
         slot = self._slot(extension)
         record = slot.record
@@ -237,6 +248,9 @@ class Host:
             version=record.distribution_version,
             distribution=record.distribution,
             requested=requested,
+            sha256=record.distribution_sha256,
+            roots=Roots.of(self.home, slot.key),
+            name=None if manifest is None else manifest.get("name"),
         )
 
     def grant(self, extension: str, kinds: Sequence[str] = (), *, actor: str | None = None) -> Consent:
@@ -249,7 +263,15 @@ class Host:
         if consent.granted is not None and kinds:
             chosen = [p for p in consent.granted.permissions if str(p["type"]) not in kinds] + chosen
         who = actor or self.actor
-        self.state.grant(slot.key, slot.record.distribution_version, chosen, actor=who)
+        record = slot.record
+        self.state.grant(
+            slot.key,
+            record.distribution_version,
+            chosen,
+            actor=who,
+            distribution=record.distribution,
+            sha256=record.distribution_sha256,
+        )
         slot.guard = None
         for permission in chosen:
             self._permission_event(slot.key, "granted", str(permission["type"]), who)
@@ -338,6 +360,8 @@ class Host:
                 self._expect(slot, State.LOADED, "configure")
             try:
                 # isolated: its workers resolve the config, so its model is never imported here
+                if slot.isolated:
+                    self._check_config_variables(slot)  # before a worker could see them
                 resolved = None if slot.isolated else self._resolve_config(slot)
                 config = None if resolved is None else resolved.config
             except SymphonyError as exc:
@@ -401,6 +425,7 @@ class Host:
         from ._config import Resolved, Source, load_config
 
         stored = dict(self.state.config_overrides(slot.key) if overrides is None else overrides)
+        self._check_config_variables(slot)
         if not self._isolates(slot):
             model = self._config_model(slot)
             return None if model is None else load_config(model, slot.key, home=self.home, overrides=stored)
@@ -410,6 +435,13 @@ class Host:
         answer = self._ask_worker(slot, reference, overrides=stored)
         sources = {key: Source(layer, where) for key, (layer, where) in answer["sources"].items()}
         return Resolved(answer["config"], sources)
+
+    def _check_config_variables(self, slot: _Slot) -> None:
+        """Refuse config variables whose prefix another installed extension's id shares (`env_prefix`)."""
+        from ._config import config_variables, sharing_prefix
+
+        installed = () if self.catalog is None else [record.id for record in self.catalog.records]
+        config_variables(slot.key, shared_with=sharing_prefix(slot.key, installed))
 
     def _ask_worker(self, slot: _Slot, reference: str, **query: Any) -> Any:
         """Ask a restricted worker about the extension's config model: one of its running pool's, else a
@@ -510,6 +542,7 @@ class Host:
         """
         slot = self._slot(extension)
         function = self._method(slot, method)
+        interrupts = _interrupts.received()
         try:
             with self._guarded(slot):
                 result = function(*args, **kwargs)
@@ -520,6 +553,10 @@ class Host:
             raise ExtensionFailed(
                 f"'{method}' raised {type(exc).__name__}: {exc}", extension=slot.key
             ) from exc
+        except (SystemExit, KeyboardInterrupt) as exc:
+            if isinstance(exc, KeyboardInterrupt) and not _interrupts.raised_by_code(interrupts):
+                raise  # a Ctrl-C: the person stops the host
+            raise self._escaped(slot, f"'{method}'", exc) from exc
 
     async def acall(self, extension: str, method: str, /, *args: Any, **kwargs: Any) -> Any:
         """`call` for hosts that are themselves async: awaits without blocking the caller's event loop."""
@@ -529,6 +566,7 @@ class Host:
 
             return await asyncio.to_thread(self.call, extension, method, *args, **kwargs)
         function = self._method(slot, method)
+        interrupts = _interrupts.received()
         try:
             with self._guarded(slot):
                 result = function(*args, **kwargs)
@@ -547,6 +585,10 @@ class Host:
             raise ExtensionFailed(
                 f"'{method}' raised {type(exc).__name__}: {exc}", extension=slot.key
             ) from exc
+        except (SystemExit, KeyboardInterrupt) as exc:
+            if isinstance(exc, KeyboardInterrupt) and not _interrupts.raised_by_code(interrupts):
+                raise  # a Ctrl-C: the person stops the host
+            raise self._escaped(slot, f"'{method}'", exc) from exc
 
     def _method(self, slot: _Slot, method: str) -> Callable[..., Any]:
         instance = self._running(slot)
@@ -652,10 +694,11 @@ class Host:
                 "is disabled", extension=extension, hint=f"run `symphony enable {extension}` to allow it"
             )
 
-    def _not_in(self, slot: _Slot, wanted: str, action: str | None = None) -> LifecycleError:
+    def _not_in(self, slot: _Slot, wanted: str, action: str | None = None) -> SymphonyError:
         doing = f"cannot {action}: " if action else ""
         if slot.state is State.FAILED and slot.problem is not None:
-            return ExtensionFailed(
+            failed = ConflictError if slot.problem.code == "conflict" else ExtensionFailed
+            return failed(
                 f"{doing}it failed: {slot.problem.message}", extension=slot.record.id, hint=slot.problem.hint
             )
         return LifecycleError(f"{doing}it is {slot.state}, not {wanted}", extension=slot.record.id)
@@ -671,7 +714,10 @@ class Host:
         if not consent.satisfied:
             asks = [describe(atom) for atom in consent.new]
             denied = [f"{describe(atom)} (denied by policy rule {rule})" for atom, rule in consent.denied]
+            denied += [f"{describe(atom)} (refused: {note.message})" for atom, note in consent.refused]
             since = f" (new since version {consent.previous.version})" if consent.previous else ""
+            if consent.replaced is not None:  # the same version, installed from other files
+                since = f" (its installed files differ from those version {consent.version} was granted to)"
             raise ConsentRequired(
                 f"needs consent before it can run{since}: " + "; ".join(denied + asks),
                 extension=slot.key,
@@ -686,7 +732,14 @@ class Host:
                 else "host"
             )
             permissions = [dict(permission) for permission in consent.requested]
-            self.state.grant(slot.key, consent.version, permissions, actor=source)
+            self.state.grant(
+                slot.key,
+                consent.version,
+                permissions,
+                actor=source,
+                distribution=consent.distribution,
+                sha256=consent.sha256,
+            )
         slot.guard = None  # rebuilt from the grant that now holds
 
     def _guarded(self, slot: _Slot) -> AbstractContextManager[object]:
@@ -702,7 +755,12 @@ class Host:
         return acting_as(slot.guard)
 
     def _granted(self, slot: _Slot) -> tuple[Permission, ...]:
-        grant = self.state.granted(slot.key, slot.record.distribution_version)
+        from ._grants import current_grant
+
+        record = slot.record
+        grant = current_grant(
+            self.state, slot.key, record.distribution_version, record.distribution, record.distribution_sha256
+        )
         if grant is None or not grant.permissions:
             return ()
         from pydantic import TypeAdapter
@@ -747,6 +805,7 @@ class Host:
         self._move(slot, State.ACTIVE)
 
     def _worker_spec(self, slot: _Slot) -> WorkerSpec:
+        from ._grants import read_policy
         from ._sandbox._profile import WorkerSpec
 
         record = slot.record
@@ -759,6 +818,7 @@ class Host:
             manifest=record.manifest or {},
             path=tuple(self.path or ()),
             config_overrides=self.state.config_overrides(slot.key),
+            limits=read_policy(self.policy_file).limits.for_workers(),
         )
 
     def _pool_event(self, slot: _Slot, pool: Pool, event: PoolEvent) -> None:
@@ -852,12 +912,24 @@ class Host:
             return value  # type: ignore[no-any-return]
         if isinstance(value, SymphonyError):
             raise value
+        if isinstance(value, (SystemExit, KeyboardInterrupt)):  # no Ctrl-C: this thread is not the main one
+            raise self._escaped(slot, step, value) from value
         raise ExtensionFailed(
             f"{step} raised {type(value).__name__}: {value}",
             extension=slot.record.id,
             hint=f"the fault is in the extension's own code: report it to the authors of "
             f"'{slot.record.distribution}', or stop loading it with `symphony disable {slot.key}`",
         ) from value
+
+    def _escaped(self, slot: _Slot, what: str, exc: BaseException) -> ExtensionFailed:
+        """A ``SystemExit`` or ``KeyboardInterrupt`` that extension code raised, as its failure: it may
+        not end the host."""
+        return ExtensionFailed(
+            f"{what} raised {exc!r}, which would have ended the host; the host goes on",
+            extension=slot.key,
+            hint=f"an extension reports a failure by raising an exception, never by exiting: report it to "
+            f"the authors of '{slot.record.distribution}', or stop loading it with `symphony disable {slot.key}`",
+        )
 
     def _await(self, slot: _Slot, result: Awaitable[T] | T, budget: float | None) -> T:
         """Run a coroutine result on the extension's own event loop, awaiting at most ``budget`` seconds.
@@ -878,9 +950,15 @@ class Host:
 
         import asyncio  # only hosts of async extensions pay for it
 
+        async def contained() -> T:
+            try:
+                return await result
+            except (SystemExit, KeyboardInterrupt) as exc:  # on its loop they would stop the loop itself
+                raise self._escaped(slot, "a coroutine", exc) from exc
+
         async def bounded() -> T:
             with self._guarded(slot):
-                return await asyncio.wait_for(result, budget) if budget else await result
+                return await asyncio.wait_for(contained(), budget) if budget else await contained()
 
         return asyncio.run_coroutine_threadsafe(bounded(), self._event_loop(slot))
 
@@ -945,7 +1023,8 @@ class Host:
         from ._grants import read_policy
 
         record = slot.record
-        entry = read_policy(self.policy_file).trusts(record.id, record.distribution)
+        policy = read_policy(self.policy_file)
+        entry = policy.trusts(record.id, record.distribution, record.distribution_sha256)
         if entry is not None:
             log.info(
                 "%s: trusted by entry %d of %s: it runs in this process", slot.key, entry, self.policy_file
@@ -978,6 +1057,7 @@ class Host:
             entry_point=record.entry_point,
             problem=slot.problem,
             tier=None if slot.isolated is None else ("isolated" if slot.isolated else "guard"),
+            distribution_sha256=record.distribution_sha256,
         )
 
 
@@ -1025,7 +1105,12 @@ def _run_loop(loop: asyncio.AbstractEventLoop, extension: str) -> None:
 
     asyncio.set_event_loop(loop)
     try:
-        loop.run_forever()
+        while True:
+            try:
+                loop.run_forever()
+                break
+            except (SystemExit, KeyboardInterrupt) as exc:  # from a task the extension started on its own
+                log.warning("%s: a task raised %r on its event loop, which goes on", extension, exc)
         leftover = asyncio.all_tasks(loop)
         for task in leftover:
             task.cancel()

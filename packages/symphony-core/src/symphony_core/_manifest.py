@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 # tomli is the standard library's tomllib, released with compiled wheels: it reads a manifest about 3x
 # faster, which is most of a cold scan's time per extension.
@@ -19,11 +19,22 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 
 from ._errors import ManifestError
 from ._kinds import KINDS
-from ._permissions import Permission
+from ._permissions import Permission, plain_text
+from ._sizes import MAX_ID_LENGTH, MAX_NAME_LENGTH, MAX_PERMISSIONS, MAX_SUMMARY_LENGTH
+from ._spoofing import describe
 
 ID_PATTERN = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*(?:\.[a-z0-9]+(?:[-_][a-z0-9]+)*)+$"
 OBJECT_REF_PATTERN = r"^[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*$"
@@ -36,6 +47,7 @@ class Manifest(BaseModel):
 
     id: str = Field(
         pattern=ID_PATTERN,
+        max_length=MAX_ID_LENGTH,
         description=(
             "Unique, namespaced id `publisher.name` (lowercase letters, digits, `-`, `_`), e.g. "
             "`acme.digits`. It must equal the entry point's name."
@@ -44,9 +56,13 @@ class Manifest(BaseModel):
     kind: Literal["instrument", "operator", "motif"] = Field(
         description="Which kind of extension this is; it must match the entry-point group it is registered in."
     )
-    name: str = Field(min_length=1, max_length=80, description="Display name shown to people.")
-    summary: str = Field(
-        min_length=1, max_length=300, description="One sentence saying what the extension does."
+    name: Annotated[str, AfterValidator(plain_text)] = Field(
+        min_length=1, max_length=MAX_NAME_LENGTH, description="Display name shown to people."
+    )
+    summary: Annotated[str, AfterValidator(plain_text)] = Field(
+        min_length=1,
+        max_length=MAX_SUMMARY_LENGTH,
+        description="One sentence saying what the extension does.",
     )
     version: str | None = Field(
         default=None,
@@ -67,6 +83,7 @@ class Manifest(BaseModel):
     )
     permissions: tuple[Permission, ...] = Field(
         default=(),
+        max_length=MAX_PERMISSIONS,
         description="Everything the extension asks to be allowed to do, each with a reason. Nothing else is allowed.",
     )
     config: str | None = Field(
@@ -78,6 +95,18 @@ class Manifest(BaseModel):
         default_factory=dict,
         description="Kind-specific contributions (an instrument's inputs and outputs, a motif's assets, ...).",
     )
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id_is_ascii(cls, value: Any) -> Any:
+        # An id names the extension in grants, policy rules and the trust list: a letter that only looks
+        # like an ASCII one would make it a different extension that reads the same.
+        if isinstance(value, str) and not value.isascii():
+            odd = next(char for char in value if not char.isascii())
+            raise ValueError(
+                f"{value!r} holds {describe(odd)}: an id is written in a-z, 0-9, '-', '_' and '.'"
+            )
+        return value
 
     @field_validator("version")
     @classmethod
@@ -160,7 +189,8 @@ def validate_manifest(
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:
-        problems = tuple((f"{file}: {_location(error['loc'])}", error["msg"]) for error in exc.errors())
+        errors = _without_echoes(exc.errors())
+        problems = tuple((f"{file}: {_location(error['loc'])}", error["msg"]) for error in errors)
         raise ManifestError(
             f"invalid manifest {file}",
             extension=extension,
@@ -185,6 +215,18 @@ def validate_manifest(
                 hint="remove `version` from the manifest to use the distribution's version",
             )
     return manifest
+
+
+def _without_echoes(errors: list[ErrorDetails]) -> list[ErrorDetails]:
+    """Leave out "should have at least 1 item" for a list whose items were refused: pydantic counts only
+    the items that passed, so one bad path would also read as no path at all."""
+    inner = [error["loc"] for error in errors]
+    return [
+        error
+        for error in errors
+        if error["type"] != "too_short"
+        or not any(len(loc) > len(error["loc"]) and loc[: len(error["loc"])] == error["loc"] for loc in inner)
+    ]
 
 
 def _location(loc: tuple[int | str, ...]) -> str:

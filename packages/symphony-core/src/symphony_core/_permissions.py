@@ -2,20 +2,90 @@
 
 Everything is denied unless a permission in this vocabulary is requested in the manifest and granted by
 the host. Every request carries a reason, shown to the person asked to consent.
+
+A path names its place plainly, so the person asked sees where it leads: it starts with a variable
+(``{data}``, ``{cache}``, ``{home}``) or ``/``, and has no ``.`` or ``..`` part (``{data}/../..`` would be
+all of ``SYMPHONY_HOME``). Absolute paths outside the variables are allowed (``/usr/share/dict``); consent
+shows them as written, with what they cover (``_reach``). Sizes are bounded (``_sizes``), and text a
+person reads may not hide characters (``_spoofing``).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from ._sizes import MAX_REASON_LENGTH, MAX_SCOPE_LENGTH, MAX_SCOPES
+from ._spoofing import refused_character
+
+PATH_VARIABLES = ("data", "cache", "home")
+"""The variables a path may start with: the extension's own folders and the user's home folder."""
+_LEADING_VARIABLE = re.compile(r"\{(?:data|cache|home)\}(?=/|\Z)")
+
+
+def plain_text(text: str) -> str:
+    """Refuse text with a character that could hide or reorder what a person reads."""
+    found = refused_character(text)
+    if found is not None:
+        raise ValueError(f"holds the character {found}, which can hide or reorder text: write plain text")
+    return text
+
+
+def _plain_scope(item: str) -> str:
+    found = refused_character(item, scope=True)
+    if found is not None:
+        raise ValueError(f"{item!r} holds the invisible or control character {found}: remove it")
+    return item
+
+
+def _plain_path(path: str) -> str:
+    """Refuse a path that is relative, climbs with ``..``, or uses a variable other than at its start."""
+    for variable in re.findall(r"\{([^{}]*)\}", path):
+        if variable not in PATH_VARIABLES:
+            raise ValueError(f"'{path}' uses the unknown variable {{{variable}}}")
+    start = _LEADING_VARIABLE.match(path)
+    rest = path[start.end() :] if start else path
+    if "{" in rest or "}" in rest:
+        raise ValueError(f"'{path}': a variable may only start a path, followed by '/' or nothing")
+    if start is None and not path.startswith("/"):
+        raise ValueError(f"'{path}' is not absolute: start it with {{data}}, {{cache}}, {{home}} or /")
+    parts = set(rest.split("/"))
+    if ".." in parts:
+        raise ValueError(
+            f"'{path}' has a '..' part, which leaves the folder before it: name the folder itself"
+        )
+    if "." in parts:
+        raise ValueError(f"'{path}' has a '.' part: leave it out")
+    return path
+
+
+def _host_port(entry: str) -> str:
+    host, sep, port = entry.rpartition(":")
+    numeric = port.isascii() and port.isdigit() and int(port) <= 65535
+    if (
+        not sep
+        or not host
+        or any(char.isspace() or char == "/" for char in host)
+        or not (port == "*" or numeric)
+    ):
+        raise ValueError(f"'{entry}' is not a host:port pair")
+    return entry
+
+
+Scope = Annotated[str, Field(min_length=1, max_length=MAX_SCOPE_LENGTH), AfterValidator(_plain_scope)]
+"""One scope item: a path, ``host:port``, program or variable name."""
+PathPattern = Annotated[Scope, AfterValidator(_plain_path)]
+HostPort = Annotated[Scope, AfterValidator(_host_port)]
 
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    reason: str = Field(
+    reason: Annotated[str, AfterValidator(plain_text)] = Field(
         min_length=3,
+        max_length=MAX_REASON_LENGTH,
         description="Why the extension needs this access, in words shown to the person asked to consent.",
     )
 
@@ -24,11 +94,12 @@ class FileRead(_Request):
     """Read files that match the given paths or globs."""
 
     type: Literal["fs.read"] = "fs.read"
-    paths: tuple[str, ...] = Field(
+    paths: tuple[PathPattern, ...] = Field(
         min_length=1,
+        max_length=MAX_SCOPES,
         description=(
-            "Paths or globs. Variables: `{data}` and `{cache}` (the extension's own folders), `{home}` "
-            "(the user's home folder)."
+            "Absolute paths or globs, each starting with `/` or a variable: `{data}` and `{cache}` (the "
+            "extension's own folders), `{home}` (the user's home folder). No `.` or `..` parts."
         ),
     )
 
@@ -37,8 +108,10 @@ class FileWrite(_Request):
     """Create, change or delete files that match the given paths or globs."""
 
     type: Literal["fs.write"] = "fs.write"
-    paths: tuple[str, ...] = Field(
-        min_length=1, description="Paths or globs, with the same variables as `fs.read`."
+    paths: tuple[PathPattern, ...] = Field(
+        min_length=1,
+        max_length=MAX_SCOPES,
+        description="Absolute paths or globs, written as for `fs.read`.",
     )
 
 
@@ -46,22 +119,28 @@ class NetConnect(_Request):
     """Open network connections to the given `host:port` pairs (`*` for any host or port)."""
 
     type: Literal["net.connect"] = "net.connect"
-    hosts: tuple[str, ...] = Field(min_length=1, description="`host:port` pairs, e.g. `api.example.com:443`.")
+    hosts: tuple[HostPort, ...] = Field(
+        min_length=1, max_length=MAX_SCOPES, description="`host:port` pairs, e.g. `api.example.com:443`."
+    )
 
 
 class NetListen(_Request):
     """Accept network connections on the given `host:port` pairs."""
 
     type: Literal["net.listen"] = "net.listen"
-    hosts: tuple[str, ...] = Field(min_length=1, description="`host:port` pairs, e.g. `127.0.0.1:8080`.")
+    hosts: tuple[HostPort, ...] = Field(
+        min_length=1, max_length=MAX_SCOPES, description="`host:port` pairs, e.g. `127.0.0.1:8080`."
+    )
 
 
 class Subprocess(_Request):
     """Start other programs."""
 
     type: Literal["subprocess"] = "subprocess"
-    commands: tuple[str, ...] = Field(
-        default=("*",), description="Program names or paths the extension may start; `*` for any."
+    commands: tuple[Scope, ...] = Field(
+        default=("*",),
+        max_length=MAX_SCOPES,
+        description="Program names or paths the extension may start; `*` for any.",
     )
 
 
@@ -69,7 +148,9 @@ class EnvVars(_Request):
     """Read the given environment variables."""
 
     type: Literal["env"] = "env"
-    names: tuple[str, ...] = Field(min_length=1, description="Variable names, e.g. `HF_HOME`.")
+    names: tuple[Scope, ...] = Field(
+        min_length=1, max_length=MAX_SCOPES, description="Variable names, e.g. `HF_HOME`."
+    )
 
 
 class Gpu(_Request):

@@ -28,13 +28,24 @@ from ._errors import StateError
 
 __all__ = ["AuditRecord", "Grant", "HostState"]
 
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
 _QUARANTINE_TABLE = (
     "CREATE TABLE quarantine (ext_id TEXT NOT NULL, version TEXT NOT NULL, reason TEXT NOT NULL,"
     " at TEXT NOT NULL, PRIMARY KEY (ext_id, version))"
 )
+# Grants name the distribution they were made to ('' for those made before they did) and, where its
+# installer wrote one, the SHA-256 of its RECORD file; the key grows to hold one grant per distribution.
+_BOUND_GRANTS = (
+    "CREATE TABLE grants_bound (ext_id TEXT NOT NULL, version TEXT NOT NULL, distribution TEXT NOT NULL,"
+    " sha256 TEXT, permissions TEXT NOT NULL, granted_by TEXT NOT NULL, granted_at TEXT NOT NULL,"
+    " audit_seq INTEGER NOT NULL, PRIMARY KEY (ext_id, version, distribution))",
+    "INSERT INTO grants_bound SELECT ext_id, version, '', NULL, permissions, granted_by, granted_at,"
+    " audit_seq FROM grants",
+    "DROP TABLE grants",
+    "ALTER TABLE grants_bound RENAME TO grants",
+)
 # What each schema version adds to the one before it; a new file runs them all.
-_MIGRATIONS: dict[int, tuple[str, ...]] = {2: (_QUARANTINE_TABLE,)}
+_MIGRATIONS: dict[int, tuple[str, ...]] = {2: (_QUARANTINE_TABLE,), 3: _BOUND_GRANTS}
 _SCHEMA = (
     "CREATE TABLE enablement (ext_id TEXT PRIMARY KEY, enabled INTEGER NOT NULL)",
     "CREATE TABLE grants (ext_id TEXT NOT NULL, version TEXT NOT NULL, permissions TEXT NOT NULL,"
@@ -48,18 +59,22 @@ _SCHEMA = (
 )
 # Other hosts hold the write lock only for one short transaction; waiting beats failing.
 _BUSY_TIMEOUT_S = 10.0
-_GRANT_COLUMNS = "ext_id, version, permissions, granted_by, granted_at"
+_GRANT_COLUMNS = "ext_id, version, permissions, granted_by, granted_at, distribution, sha256"
 
 
 @dataclass(frozen=True, slots=True)
 class Grant:
-    """The permissions a person granted to one version of an extension."""
+    """The permissions a person granted to one version of an extension, as one distribution ships it."""
 
     ext_id: str
     version: str
     permissions: list[dict[str, Any]]
     granted_by: str
     granted_at: datetime
+    distribution: str | None = None
+    """None for a grant made before grants named their distribution."""
+    sha256: str | None = None
+    """SHA-256 of the distribution's ``RECORD`` file when granted; None when unknown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,15 +136,31 @@ class HostState:
             rows = conn.execute("SELECT ext_id, enabled FROM enablement ORDER BY ext_id").fetchall()
         return {ext_id: bool(enabled) for ext_id, enabled in rows}
 
-    def grant(self, ext_id: str, version: str, permissions: list[dict[str, Any]], *, actor: str) -> None:
-        """Record the permissions granted to one version of an extension, replacing its earlier grant."""
+    def grant(
+        self,
+        ext_id: str,
+        version: str,
+        permissions: list[dict[str, Any]],
+        *,
+        actor: str,
+        distribution: str | None = None,
+        sha256: str | None = None,
+    ) -> None:
+        """Record the permissions granted to one version of an extension from ``distribution``, replacing
+        that version's earlier grant from it.
+
+        The first grant naming a distribution also drops the extension's grants made before grants
+        named one: they served to carry over to it, and must not carry over to another distribution.
+        """
         with self._transaction() as conn:
             at = _now()
             detail = {"version": version, "permissions": permissions}
             seq = _append(conn, at, "granted", ext_id, actor, detail)
+            if distribution:
+                conn.execute("DELETE FROM grants WHERE ext_id = ? AND distribution = ''", (ext_id,))
             conn.execute(
-                f"INSERT OR REPLACE INTO grants ({_GRANT_COLUMNS}, audit_seq) VALUES (?, ?, ?, ?, ?, ?)",
-                (ext_id, version, json.dumps(permissions), actor, at, seq),
+                f"INSERT OR REPLACE INTO grants ({_GRANT_COLUMNS}, audit_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (ext_id, version, json.dumps(permissions), actor, at, distribution or "", sha256, seq),
             )
 
     def revoke(self, ext_id: str, *, actor: str) -> None:
@@ -140,13 +171,23 @@ class HostState:
             conn.execute("DELETE FROM grants WHERE ext_id = ?", (ext_id,))
             _append(conn, _now(), "revoked", ext_id, actor, {"versions": versions})
 
-    def granted(self, ext_id: str, version: str) -> Grant | None:
-        """The grant held by this exact version of the extension, if any."""
+    def granted(self, ext_id: str, version: str, distribution: str | None = None) -> Grant | None:
+        """The grant made to this exact version of the extension from ``distribution`` (None: a grant
+        made before grants named their distribution), if any."""
         with self._using() as conn:
             row = conn.execute(
-                f"SELECT {_GRANT_COLUMNS} FROM grants WHERE ext_id = ? AND version = ?", (ext_id, version)
+                f"SELECT {_GRANT_COLUMNS} FROM grants WHERE ext_id = ? AND version = ? AND distribution = ?",
+                (ext_id, version, distribution or ""),
             ).fetchone()
         return None if row is None else _grant(row)
+
+    def grants(self, ext_id: str) -> list[Grant]:
+        """Every grant the extension holds, for any version and distribution, oldest first."""
+        with self._using() as conn:
+            rows = conn.execute(
+                f"SELECT {_GRANT_COLUMNS} FROM grants WHERE ext_id = ? ORDER BY audit_seq", (ext_id,)
+            ).fetchall()
+        return [_grant(row) for row in rows]
 
     def latest_grant(self, ext_id: str) -> Grant | None:
         """The most recently made grant for any version of the extension, to diff an upgrade against."""
@@ -332,9 +373,17 @@ def _append(
     return seq
 
 
-def _grant(row: tuple[str, str, str, str, str]) -> Grant:
-    ext_id, version, permissions, granted_by, granted_at = row
-    return Grant(ext_id, version, json.loads(permissions), granted_by, datetime.fromisoformat(granted_at))
+def _grant(row: tuple[str, str, str, str, str, str, str | None]) -> Grant:
+    ext_id, version, permissions, granted_by, granted_at, distribution, sha256 = row
+    return Grant(
+        ext_id,
+        version,
+        json.loads(permissions),
+        granted_by,
+        datetime.fromisoformat(granted_at),
+        distribution or None,
+        sha256,
+    )
 
 
 def _switch_to_wal(conn: sqlite3.Connection) -> None:

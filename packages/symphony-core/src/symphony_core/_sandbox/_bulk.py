@@ -8,12 +8,15 @@ series: the low 4 bits) and how it travels (the next bits):
 - file: the payload names a file the host wrote into the worker's exchange folder in ``/dev/shm``; the
   worker maps it and deletes it. Only the host writes these, so only the worker accepts them;
 - memfd: the payload is the number of a sealed ``memfd`` of the worker. The worker writes the value, then
-  seals the memfd against writing, growing and shrinking; the host opens it through
-  ``/proc/<worker>/fd/<n>``, refuses it unless those seals are set, and maps it. Sealing is what lets the
-  host map data from a process it does not trust: the bytes cannot change while polars or numpy parse
-  them. The worker closes its memfds once the host has sent its next request.
+  seals the memfd against writing, growing and shrinking; the host copies that file descriptor out of the
+  worker (``pidfd_getfd``: nothing is opened by a name the worker chose, so nothing can block the host or
+  lead it outside the worker's own memory), refuses it unless it is a regular file with those seals (only
+  a memfd can have them), and maps it. Sealing is what lets the host map data from a process it does not
+  trust: the bytes cannot change while polars or numpy parse them. The worker closes its memfds once the
+  host has sent its next request.
 
-Files and memfds hold ``.npy`` (read with ``allow_pickle=False``) or uncompressed Arrow IPC (polars).
+Files and memfds hold ``.npy`` (read with ``allow_pickle=False``) or uncompressed Arrow IPC (polars): the
+host checks Arrow IPC from a worker before polars reads it (``_arrow``), and refuses it compressed.
 Arrays of Python objects are refused, and so are dtypes other than booleans, numbers, dates, bytes and
 text. A ``LazyFrame`` is collected by the side that sends it (so an extension's query runs inside the
 sandbox, never in the host) and arrives as ``frame.lazy()``; a ``Series`` travels as a one-column frame.
@@ -26,14 +29,21 @@ a function), and a worker that never receives one never loads them.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import importlib
 import io
+import mmap
 import os
 import re
+import stat
 from typing import Any
 
 import msgspec
+
+from . import _syscalls
+from ._arrow import check_ipc
+from ._protocol import reply_limit
 
 ARRAY, FRAME, LAZY, SERIES = 1, 2, 3, 4
 INLINE, FILE, MEMFD = 0, 16, 32
@@ -62,14 +72,17 @@ def kind_of(value: object) -> int | None:
 class Codec:
     """Encodes bulk values for msgspec (``enc_hook``) and decodes them (``ext_hook``) on one side."""
 
-    def __init__(self, *, side: str, exchange: str, inline_limit: int, peer: int | None = None) -> None:
+    def __init__(
+        self, *, side: str, exchange: str, inline_limit: int, peer_pidfd: int | None = None
+    ) -> None:
         self.side = side
         """``host`` or ``worker``: the host writes files into the exchange folder, the worker sealed memfds."""
         self.exchange = exchange
         self.inline_limit = inline_limit
-        self.peer = peer
-        """The worker's process id, on the host side (to open its memfds)."""
+        self.peer_pidfd = peer_pidfd
+        """On the host side, a pidfd of the worker process that holds the memfds (to copy them out)."""
         self._pending: list[int] = []
+        self._inlined = 0
 
     # Encoding
 
@@ -91,11 +104,21 @@ class Codec:
         elif kind == SERIES:
             value = value.to_frame()
         size = int(value.nbytes if kind == ARRAY else value.estimated_size())
-        if size < self.inline_limit:
+        if size < self.inline_limit and self._fits_inline(size):
             return msgspec.msgpack.Ext(kind | INLINE, _inline(kind, value))
         if self.side == "host":
             return msgspec.msgpack.Ext(kind | FILE, self._write_file(kind, value).encode())
         return msgspec.msgpack.Ext(kind | MEMFD, str(self._write_memfd(kind, value)).encode())
+
+    def _fits_inline(self, size: int) -> bool:
+        """Whether the reply being built still has room for ``size`` more bytes inline: the host refuses a
+        reply frame over ``reply_limit``, so once half of it is taken a worker's values go through memfds."""
+        if self.side == "host":
+            return True
+        if self._inlined + size > reply_limit(self.inline_limit) // 2:
+            return False
+        self._inlined += size
+        return True
 
     def _write_file(self, kind: int, value: Any) -> str:
         name = f"h{os.urandom(8).hex()}{_SUFFIX[kind]}"
@@ -120,6 +143,7 @@ class Codec:
     def release(self) -> None:
         """Close the memfds already sent (the host has opened them once it sends its next request)."""
         pending, self._pending = self._pending, []
+        self._inlined = 0  # the worker releases once per request: the next reply starts empty
         for fd in pending:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -135,7 +159,7 @@ class Codec:
         elif way == FILE and self.side == "worker":
             value = self._read_file(kind, bytes(data).decode())
         elif way == MEMFD and self.side == "host":
-            value = self._read_memfd(kind, int(bytes(data)))
+            value = self._read_memfd(kind, _fd_number(data))
         else:
             raise ValueError(f"the {self.side} does not accept bulk values sent as type {code}")
         if kind == LAZY:
@@ -154,17 +178,41 @@ class Codec:
             os.unlink(path)
 
     def _read_memfd(self, kind: int, number: int) -> Any:
-        fd = os.open(f"/proc/{self.peer}/fd/{number}", os.O_RDONLY | os.O_CLOEXEC)
+        if self.peer_pidfd is None:
+            raise ValueError("this host has no handle on the worker's process to take its memfds from")
         try:
-            try:
+            fd = _syscalls.syscall(
+                "pidfd_getfd", ctypes.c_int(self.peer_pidfd), ctypes.c_int(number), ctypes.c_uint(0)
+            )
+        except OSError as exc:
+            raise ValueError(f"the worker named its file {number}, which could not be taken: {exc.strerror}") from None
+        try:
+            try:  # asked before fstat: the seals only a memfd can carry rule out files a server answers for
                 seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
             except OSError:
                 seals = 0
-            if seals & _SEALS != _SEALS:
+            status = os.fstat(fd) if seals & _SEALS == _SEALS else None
+            if status is None or not stat.S_ISREG(status.st_mode):
                 raise ValueError("the worker sent bulk data that is not a sealed memfd; refused")
-            return _read(kind, f"/proc/self/fd/{fd}")
+            if kind != ARRAY:
+                _check_ipc_file(fd, status.st_size)
+            return _read(kind, f"/proc/self/fd/{fd}")  # this host's own descriptor, the file now checked
         finally:
             os.close(fd)
+
+
+def _fd_number(data: memoryview) -> int:
+    text = bytes(data)
+    if not (0 < len(text) <= 9 and text.isdigit()):
+        raise ValueError(f"a memfd named by {text[:32]!r}, not by a file descriptor number")
+    return int(text)
+
+
+def _check_ipc_file(fd: int, size: int) -> None:
+    if size <= 0:
+        raise ValueError("the worker sent an empty memfd as a frame")
+    with mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ) as mapped:
+        check_ipc(mapped)
 
 
 def _check_dtype(dtype: Any) -> None:
@@ -189,12 +237,15 @@ def _inline(kind: int, value: Any) -> bytes:
 def _from_inline(kind: int, data: memoryview) -> Any:
     if kind == ARRAY:
         numpy = importlib.import_module("numpy")
+        if not data:
+            raise ValueError("an inline array without its header")
         size = data[0]
         dtype_text, _, shape_text = bytes(data[1 : 1 + size]).decode().partition(";")
         dtype = numpy.dtype(dtype_text)
         _check_dtype(dtype)
         shape = tuple(int(n) for n in shape_text.split(",")) if shape_text else ()
         return numpy.frombuffer(data[1 + size :], dtype=dtype).reshape(shape).copy()
+    check_ipc(data)
     polars = importlib.import_module("polars")
     return polars.read_ipc(bytes(data))
 

@@ -142,7 +142,7 @@ class Ruleset:
 
     def _add_path(self, ruleset: int, path: str, rights: int) -> None:
         try:
-            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            fd = open_without_symlinks(path)
         except OSError:
             self.skipped.append(path)
             return
@@ -156,3 +156,28 @@ class Ruleset:
                 )
         finally:
             os.close(fd)
+
+
+def open_without_symlinks(path: str) -> int:
+    """An ``O_PATH`` descriptor of absolute ``path``, refusing (``ELOOP``) a symlink at any of its steps.
+
+    A rule holds for what its descriptor names: following a symlink that the extension planted in its own
+    folders would hand it wherever the link points. Walked one step at a time with ``O_NOFOLLOW``, which
+    every kernel with Landlock has (``openat2``'s ``RESOLVE_NO_SYMLINKS`` would do it in one call).
+    """
+    if not os.path.isabs(path):
+        raise OSError(errno.EINVAL, f"not an absolute path: {path}")
+    fd = os.open("/", os.O_PATH | os.O_CLOEXEC | os.O_DIRECTORY)
+    try:
+        for part in filter(None, path.split("/")):
+            if part in (".", ".."):
+                raise OSError(errno.EINVAL, f"a rule's path must be normal: {path}")
+            step = os.open(part, os.O_PATH | os.O_CLOEXEC | os.O_NOFOLLOW, dir_fd=fd)
+            os.close(fd)
+            fd = step
+            if stat.S_ISLNK(os.fstat(fd).st_mode):
+                raise OSError(errno.ELOOP, f"a symlink on the way to {path}")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd

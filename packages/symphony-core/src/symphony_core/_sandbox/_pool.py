@@ -376,6 +376,8 @@ class Pool:
 
 
 def _died_idle(worker: WorkerProcess) -> str:
+    if worker.died is not None:  # killed by the host, which said why (its disk quota)
+        return worker.died.message
     process = worker.process
     code = None if process is None else process.poll()
     return f"its worker died (exit status {code})"

@@ -96,7 +96,8 @@ class Capabilities:
         if self.has("seccomp"):
             found["system_calls"] = (
                 f"seccomp: {len(_seccomp.DENIED) + len(_seccomp.FALLBACK)} system calls refused (namespaces, "
-                "mounts, ptrace, bpf, kernel modules, keyrings...), sockets other than IPv4/IPv6/netlink refused"
+                "mounts, ptrace, bpf, kernel modules, keyrings...); sockets other than TCP/UDP over IPv4/IPv6, "
+                "netlink routes and connected UNIX socket pairs refused"
             )
         if self.has("no_new_privs"):
             privileges = "no_new_privs (set-user-id programs give nothing)"

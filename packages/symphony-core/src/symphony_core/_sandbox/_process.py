@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import builtins
 import collections
 import contextlib
 import functools
@@ -31,11 +32,14 @@ from symphony_core._errors import (
     WorkerTimeout,
 )
 
+from . import _quota
 from ._bulk import Codec
 from ._cgroups import Cgroups, alive
 from ._probe import probe
 from ._profile import WorkerSpec, config_environ, environment_for, profile_for
+from ._worker import command as worker_command
 from ._protocol import (
+    EVENT_FRAME,
     PROTOCOL,
     Call,
     Channel,
@@ -50,6 +54,7 @@ from ._protocol import (
     Reply,
     Setup,
     Stop,
+    reply_limit,
 )
 
 log = logging.getLogger("symphony.worker")
@@ -57,6 +62,9 @@ logging.getLogger("symphony").addHandler(
     logging.NullHandler()
 )  # the embedding application decides what shows
 _STDERR_KEPT = 64
+_STDERR_LINE = 8 << 10
+"""Bytes of one line of a worker's standard error that the host keeps; the rest of the line is cut."""
+_LEVELS = {name: getattr(logging, name) for name in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")}
 _SHM = "/dev/shm"
 _WORKER = "symphony_core._sandbox._worker"
 
@@ -90,14 +98,24 @@ class WorkerProcess:
         self._lock = threading.RLock()  # held for each request; kill() from that thread may take it again
         self._next = 0
         self._dead: WorkerCrashed | None = None
+        self._pidfd: int | None = None
+        self._extension_pid: int | None = None
 
     @property
     def pid(self) -> int | None:
+        """The process that runs the extension, as the host sees it."""
+        if self._extension_pid is not None:
+            return self._extension_pid
         return None if self.process is None else self.process.pid
 
     @property
     def alive(self) -> bool:
         return self._dead is None and self.process is not None and self.process.poll() is None
+
+    @property
+    def died(self) -> WorkerCrashed | None:
+        """Why the worker is dead, once the host knows (a crash, a time-out, its disk quota)."""
+        return self._dead
 
     @classmethod
     def start(
@@ -116,6 +134,7 @@ class WorkerProcess:
         worker = cls(spec, on_publish)
         try:
             worker._spawn(timeout)
+            _quota.watch(worker)
             if not load:
                 return worker
             methods = worker._request(
@@ -210,6 +229,9 @@ class WorkerProcess:
                 if self._channel is not None:
                     self._channel.close()
                     self._channel = None
+                if self._pidfd is not None:  # like the pipes: its number, reused, could name another process
+                    os.close(self._pidfd)
+                    self._pidfd = None
             finally:
                 self._lock.release()
         for reader in (self._drain, self._events):
@@ -218,6 +240,13 @@ class WorkerProcess:
         if self._exchange is not None:
             shutil.rmtree(self._exchange, ignore_errors=True)
             self._exchange = None
+
+    def abort(self, reason: WorkerCrashed) -> None:
+        """Kill the worker for a reason the host found outside it (its disk quota): a request waiting on
+        it, and every later one, raises ``reason``."""
+        if self._dead is None:
+            self._dead = reason
+        self.kill()
 
     def stderr(self) -> str:
         """The last lines the worker wrote to its standard error (extension logs, tracebacks)."""
@@ -240,6 +269,7 @@ class WorkerProcess:
             )
         for folder in (spec.data_dir, spec.cache_dir, spec.tmp_dir, spec.cache_dir / "polars-spill"):
             folder.mkdir(parents=True, exist_ok=True)
+        _quota.refuse_if_over(spec)
         shm = _SHM if os.path.isdir(_SHM) else tempfile.gettempdir()
         _sweep_exchanges(shm)
         self._exchange = tempfile.mkdtemp(prefix=f"symphony-{os.getpid()}-", dir=shm)
@@ -252,8 +282,7 @@ class WorkerProcess:
         log_read, log_write = os.pipe()
         events_read, events_write = os.pipe()
         bytecode = _bytecode(str(spec.home.cache_dir / "worker-bytecode"))
-        command = [sys.executable, "-I", "-B", "-X", f"pycache_prefix={bytecode}", "-m", _WORKER]
-        command += [str(from_host), str(to_host), str(events_write)]
+        command = worker_command(sys.executable, bytecode, (from_host, to_host, events_write), _boot_folders())
         try:
             self.process = (
                 _spawner()
@@ -271,6 +300,8 @@ class WorkerProcess:
                 .result()
             )
             _LIVE.add(self)
+            # the one process whose memfds the host takes and whose restrictions it checks
+            self._pidfd = os.pidfd_open(self.process.pid)
         finally:
             for fd in (from_host, to_host, log_write, events_write):
                 os.close(fd)
@@ -289,9 +320,15 @@ class WorkerProcess:
         )
         self._events.start()
         codec = Codec(
-            side="host", exchange=self._exchange, inline_limit=spec.inline_limit, peer=self.process.pid
+            side="host", exchange=self._exchange, inline_limit=spec.inline_limit, peer_pidfd=self._pidfd
         )
-        self._channel = Channel(from_worker, to_worker, enc_hook=codec.encode, ext_hook=codec.decode)
+        self._channel = Channel(
+            from_worker,
+            to_worker,
+            enc_hook=codec.encode,
+            ext_hook=codec.decode,
+            max_frame=reply_limit(spec.inline_limit),
+        )
         try:
             self._cgroups.add(self.process.pid)  # before the worker runs anything but the interpreter's start
         except OSError as exc:
@@ -315,16 +352,34 @@ class WorkerProcess:
                 extension=spec.extension,
                 hint="the worker runs the same interpreter as the host: reinstall symphony-sdk-core",
             )
+        self._follow_into_namespace(codec)
         self.enforced = dict(hello.enforced)
+        self.enforced["verified"] = _verify_claims(self._pidfd, hello.enforced, spec.extension)
         for controller, text in self._cgroups.enforced.items():
             self.enforced[f"cgroup_{controller}"] = text
         for controller, text in self._cgroups.problems.items():
             self.enforced[f"cgroup_{controller}"] = f"NOT enforced: {text}"
         self.skipped = list(hello.skipped)
 
+    def _follow_into_namespace(self, codec: Codec) -> None:
+        """Point the pidfd at the process that runs the extension: process 2 of the worker's own PID
+        namespace, under its process 1, under the process the host started (found by the host, never
+        taken from what the worker says)."""
+        assert self.process is not None
+        process_one = _only_child(self.process.pid)
+        inner = None if process_one is None else _only_child(process_one)
+        if inner is None:
+            return  # no PID namespace could be made: the process the host started runs the extension
+        self._extension_pid = inner
+        pidfd = os.pidfd_open(inner)
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+        self._pidfd = codec.peer_pidfd = pidfd
+
     def _request(self, message: Message, timeout: float | None, what: str) -> Any:
         with self._lock:
             answer = self._exchange_message(message, timeout, what)
+        _quota.check(self)  # a request that took it over its disk quota fails, and the worker dies
         if isinstance(answer, Reply) and answer.id == getattr(message, "id", None):
             return answer.value
         if isinstance(answer, Failure):
@@ -360,6 +415,7 @@ class WorkerProcess:
     def _crashed(self, what: str, detail: str = "") -> WorkerCrashed:
         """Wait for the worker's end (briefly), describe it, and keep that as the reason it is dead."""
         if self._dead is not None:
+            self.kill()  # killed from another thread (``abort``), which had to leave the pipes to this one
             return self._dead
         code = None
         if self.process is not None:
@@ -392,7 +448,7 @@ class WorkerProcess:
         Anything but a well-formed event ends the reading (the worker is not trusted to speak well); a
         failing subscriber is logged and the next event still delivered.
         """
-        channel = Channel(fd, fd)
+        channel = Channel(fd, fd, max_frame=EVENT_FRAME)
         try:
             while True:
                 try:
@@ -417,13 +473,32 @@ class WorkerProcess:
             channel.close()
 
     def _read_stderr(self, fd: int) -> None:
-        with open(fd, "rb", closefd=True) as pipe:
-            for raw in pipe:
-                line = raw.decode("utf-8", "replace")
-                self._stderr.append(line)
-                level, _, _ = line.partition(" ")
-                severity = getattr(logging, level, logging.INFO) if level.isupper() else logging.INFO
-                log.log(severity, "%s: %s", self.spec.extension, line.rstrip())
+        """Log each line the worker writes to its standard error, and keep the last ``_STDERR_KEPT``.
+
+        Read in chunks, never a line at a time: the worker decides how long its lines are, the host how much
+        of one it holds (``_STDERR_LINE`` bytes, the rest cut and counted); control characters are removed.
+        """
+
+        def keep(raw: bytes, cut: int) -> None:
+            line = _printable(raw.decode("utf-8", "replace"), _STDERR_LINE)
+            line += f" [{cut:,} more bytes cut]" if cut else ""
+            self._stderr.append(line + "\n")
+            severity = _LEVELS.get(line.partition(" ")[0], logging.INFO)
+            log.log(severity, "%s: %s", self.spec.extension, line.rstrip())
+
+        held, cut = b"", 0
+        try:
+            while chunk := os.read(fd, 1 << 16):
+                for n, piece in enumerate(chunk.split(b"\n")):
+                    if n:  # a newline ended the line held so far
+                        keep(held, cut)
+                        held, cut = b"", 0
+                    room = _STDERR_LINE - len(held)
+                    held, cut = held + piece[:room], cut + max(0, len(piece) - room)
+            if held or cut:
+                keep(held, cut)
+        finally:
+            os.close(fd)
 
 
 _LIVE: weakref.WeakSet[WorkerProcess] = weakref.WeakSet()
@@ -460,6 +535,17 @@ def _spawner() -> ThreadPoolExecutor:
 
 
 @functools.cache
+def _boot_folders() -> list[str]:
+    """The folders a worker imports the core and msgspec from before it is restricted (it has no ``site``)."""
+    import msgspec
+
+    import symphony_core
+
+    folders = (os.path.dirname(os.path.dirname(os.path.realpath(m.__file__ or ""))) for m in (symphony_core, msgspec))
+    return list(dict.fromkeys(folders))
+
+
+@functools.cache
 def _bytecode(folder: str) -> str:
     """A bytecode cache for what a worker imports before it is restricted, written by the host only.
 
@@ -468,32 +554,123 @@ def _bytecode(folder: str) -> str:
     or ``PYTHONDONTWRITEBYTECODE``) compiles msgspec and typing_extensions from source at every start.
     """
     os.makedirs(folder, exist_ok=True)
-    compile_all = [sys.executable, "-I", "-X", f"pycache_prefix={folder}", "-c", f"import {_WORKER}"]
+    boot = f"import sys; sys.path += sys.argv[1:]; import {_WORKER}"
+    compile_all = [sys.executable, "-I", "-S", "-X", f"pycache_prefix={folder}", "-c", boot, *_boot_folders()]
     subprocess.run(compile_all, capture_output=True, timeout=300, check=False)
     return folder
 
 
+ERRORS_FROM_WORKERS: dict[str, type[SymphonyError]] = {
+    cls.__name__: cls
+    for cls in (_errors.ConfigError, _errors.ManifestError, _errors.EntryPointError, _errors.ExtensionFailed)
+}
+"""The Symphony error classes the host rebuilds when an extension's code in a worker raises one (or a
+subclass of one), by the name the worker reports (``Failure.symphony``).
+
+Only errors an extension may raise about itself belong here. The host's own verdicts (``PermissionDenied``
+and its family, ``SandboxError`` and its family, ``CompatibilityError``, ``StateError``, ``BudgetExceeded``)
+are never taken from a worker, which could otherwise blame another extension or fake a consent prompt;
+whatever is not here arrives as a ``RemoteError``.
+"""
+_MESSAGE_KEPT, _TYPE_KEPT, _TRACEBACK_KEPT = 4 << 10, 256, 64 << 10
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+"""Control characters but newline and tab: what a terminal acts on (cursor moves, colours, titles)."""
+
+
 def _remote(failure: Failure, extension: str) -> SymphonyError:
-    """The host-side error for a failure reported by the worker (never an object rebuilt from its data
-    beyond Symphony's own error classes)."""
-    if failure.symphony:
-        cls = getattr(_errors, failure.symphony, None)
-        if (
-            isinstance(cls, type)
-            and issubclass(cls, SymphonyError)
-            and cls.__init__ is SymphonyError.__init__
-        ):
-            return cls(failure.message, extension=failure.extension or extension, hint=failure.hint)
-    kind = failure.type.removeprefix("builtins.")
+    """The host-side error for a failure reported by the worker: always blamed on ``extension`` (the
+    worker's own), a class from ``ERRORS_FROM_WORKERS`` or a ``RemoteError``, its texts bounded and
+    cleared of control characters, its hint marked as the extension's words."""
+    message = _printable(failure.message, _MESSAGE_KEPT)
+    hint = f"the extension says: {_printable(failure.hint, _MESSAGE_KEPT)}" if failure.hint else None
+    cls = ERRORS_FROM_WORKERS.get(failure.symphony or "")
+    if cls is not None:
+        return cls(message, extension=extension, hint=hint)
+    kind = _printable(failure.type, _TYPE_KEPT)
+    builtin = getattr(builtins, failure.builtin or "", None)
     return RemoteError(
-        f"raised {kind}: {failure.message}",
-        extension=failure.extension or extension,
-        hint=failure.hint,
-        remote_type=failure.type,
-        builtin=failure.builtin,
-        errno=failure.errno,
-        remote_traceback=failure.traceback,
+        f"raised {kind.removeprefix('builtins.')}: {message}",
+        extension=extension,
+        hint=hint,
+        remote_type=kind,
+        builtin=failure.builtin if isinstance(builtin, type) and issubclass(builtin, BaseException) else None,
+        errno=failure.errno if failure.errno is not None and 0 <= failure.errno < 4096 else None,
+        remote_traceback=_printable(failure.traceback, _TRACEBACK_KEPT, tail=True),
     )
+
+
+def _printable(text: str, limit: int, *, tail: bool = False) -> str:
+    """Text from a worker, fit to show: at most ``limit`` characters (the start, or with ``tail`` the end,
+    where a traceback names the error) and no control characters but newline and tab."""
+    if len(text) > limit:
+        cut = f"[{len(text) - limit:,} more characters cut]"
+        text = f"{cut}\n{text[-limit:]}" if tail else f"{text[:limit]} {cut}"
+    return _CONTROL.sub("", text)
+
+
+def _only_child(pid: int) -> int | None:
+    """The one child of process ``pid``, or None when it has none (its threads' ``children`` lists)."""
+    found: set[int] = set()
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as file:
+                found.update(int(child) for child in file.read().split())
+    except (OSError, ValueError):
+        return None
+    return found.pop() if len(found) == 1 else None
+
+
+def _verify_claims(pidfd: int, enforced: dict[str, str], extension: str) -> str:
+    """Check from outside what a worker says it enforces, where the kernel shows it; say what was checked.
+
+    A few small reads of ``/proc`` for the process the pidfd holds: ``no_new_privs`` must show as
+    ``NoNewPrivs: 1``, dropped capabilities as empty ``CapEff`` and ``CapPrm``, ``seccomp`` as ``Seccomp: 2``
+    (a filter), and a network namespace of its own as one that is not the host's. A worker whose claims do
+    not hold is not run (``WorkerCrashed``): its start-up code is not what the host shipped.
+    """
+    held: dict[str, bool] = {}
+    pid = -1
+    try:
+        pid = _pid_of(pidfd)
+        if pid <= 0:
+            raise OSError("the process has ended")
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as file:
+            status = dict(line.rstrip("\n").partition(":\t")[::2] for line in file)
+        if "NOT" not in enforced.get("no_new_privs", "NOT"):
+            held["no_new_privs"] = status.get("NoNewPrivs") == "1"
+        if "NOT" not in enforced.get("capabilities", "NOT"):
+            held["capabilities"] = all(int(status.get(set_, "1"), 16) == 0 for set_ in ("CapEff", "CapPrm"))
+        if "NOT" not in enforced.get("seccomp", "NOT"):
+            held["seccomp"] = status.get("Seccomp") == "2"
+        if "no network" in enforced.get("network", ""):
+            worker, host = os.stat(f"/proc/{pid}/ns/net"), os.stat("/proc/self/ns/net")
+            held["network"] = (worker.st_dev, worker.st_ino) != (host.st_dev, host.st_ino)
+        if _pid_of(pidfd) != pid:  # what was read may be another process's, under a reused pid
+            raise OSError("the process ended while it was checked")
+    except (OSError, ValueError) as exc:
+        raise WorkerCrashed(
+            f"its worker's restrictions could not be checked in /proc/{pid}: {exc}",
+            extension=extension,
+            hint="the host reads /proc of its workers: if the worker did not just crash, mount /proc "
+            "without hidepid for the host's user",
+        ) from None
+    if false := [name for name, holds in held.items() if not holds]:
+        raise WorkerCrashed(
+            f"its worker claims to enforce {', '.join(false)}, but /proc/{pid} shows otherwise; it was stopped",
+            extension=extension,
+            hint="a worker reports only what holds: check the Python environment workers run in (its "
+            "interpreter, its site files, the workers' bytecode cache) for changes",
+        )
+    return "checked by the host in /proc: " + (", ".join(held) or "none of its claims")
+
+
+def _pid_of(pidfd: int) -> int:
+    """The process a pidfd holds, as this host's PID namespace numbers it (-1 once it has ended)."""
+    with open(f"/proc/self/fdinfo/{pidfd}", encoding="ascii") as info:
+        for line in info:
+            if line.startswith("Pid:"):
+                return int(line.split()[1])
+    return -1
 
 
 def _describe_exit(code: int | None) -> str:

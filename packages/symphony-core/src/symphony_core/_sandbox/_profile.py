@@ -1,7 +1,8 @@
 """From an extension's grant to a worker's restrictions: paths, ports, programs, devices, environment.
 
 The host resolves everything here (the variables ``{data}``, ``{cache}``, ``{home}`` the way the guard
-expands them, symlinks, program names) so the worker only applies plain rules. Landlock rules name files
+expands them, symlinks outside the extension's reach, program names, where the worker's code is) so the
+worker only applies plain rules, opening each path without following symlinks. Landlock rules name files
 and folders, not patterns: a glob in a grant opens the folder before its first wildcard, which is broader
 than the grant, and ``notes`` says so for each one. Paths that do not exist when the worker starts get no
 rule, so they stay denied.
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from symphony_core._permissions import Permission
 
 PATH = "/usr/local/bin:/usr/bin:/bin"
+PROGRAM_FOLDERS = ("/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin")
+"""What a ``subprocess`` grant of ``*`` lets a worker run (and so read): the standard program folders."""
 _GPU_DEVICES = ("/dev/nvidia*", "/dev/nvidiactl", "/dev/nvidia-uvm*", "/dev/dri", "/dev/kfd")
 _LOADERS = ("/lib64/ld-linux-*.so*", "/lib/ld-linux*.so*", "/lib/ld-musl-*.so*")
 DEFAULT_INLINE_LIMIT = 8 << 20
@@ -69,7 +72,7 @@ class WorkerSpec:
 
 
 def profile_for(spec: WorkerSpec, exchange: str) -> Profile:
-    """The restrictions of ``spec``'s worker: what it was granted, its own folders and the extension's code."""
+    """The restrictions of ``spec``'s worker: what it was granted, its own folders and the code it runs."""
     from symphony_core._config import config_file
     from symphony_core._guard import Policy
 
@@ -87,23 +90,31 @@ def profile_for(spec: WorkerSpec, exchange: str) -> Profile:
         elif permission.type == "gpu":
             gpu = True
     notes: list[str] = []
-    read = [_beneath(policy._expand(entry), notes) for entry in found["fs.read"]]
+    # The extension can plant symlinks wherever it can write: those are never followed to make a rule.
+    own = [_resolve(str(folder), []) for folder in (spec.data_dir, spec.cache_dir)]
     write = [_beneath(policy._expand(entry), notes) for entry in found["fs.write"]]
-    read += [*_code_paths(spec), *spec.path, str(config_file(spec.home, spec.extension))]
-    read.append(str(spec.cache_dir))
-    write.append(str(spec.cache_dir))
+    writable = own + [_resolve(path, own) for path in write]
+    write = [_resolve(path, writable) for path in write]
+    read = [_resolve(_beneath(policy._expand(entry), notes), writable) for entry in found["fs.read"]]
+    import_path = [*site_folders(), *spec.path]
+    packages = _packages(spec, import_path)
+    read += [*interpreter_folders(), *import_path, *packages.values()]
+    read += [_resolve(str(config_file(spec.home, spec.extension)), writable), own[1]]
+    write.append(own[1])
     connect, bind = _ports(found["net.connect"]), _ports(found["net.listen"])
     return Profile(
-        read=_real(read),
-        write=_real(write),
-        execute=_real(_programs(commands)),
-        devices=_real(path for pattern in _GPU_DEVICES for path in glob.glob(pattern)) if gpu else [],
+        read=_unique(read),
+        write=_unique(write),
+        execute=_unique(_programs(commands, notes)),
+        devices=_unique(os.path.realpath(path) for p in _GPU_DEVICES for path in glob.glob(p)) if gpu else [],
         exchange=exchange,
         connect_ports=connect,
         bind_ports=bind,
         network=bool(found["net.connect"] or found["net.listen"]),
         limits=spec.limits,
         pycache=str(spec.cache_dir / "pycache"),
+        import_path=import_path,
+        packages=packages,
         notes=notes,
     )
 
@@ -124,11 +135,11 @@ def environment_for(spec: WorkerSpec, environ: Mapping[str, str] = os.environ) -
 
 def config_environ(spec: WorkerSpec, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
     """The variables that configure the extension (``SYMPHONY_<ID>__...``): the host passes their values
-    for the config, not the variables themselves."""
-    from symphony_core._config import env_prefix
+    for the config, not the variables themselves. The host refuses, before a worker starts, variables
+    whose prefix another installed extension's id shares."""
+    from symphony_core._config import config_variables
 
-    prefix = env_prefix(spec.extension)
-    return {key: value for key, value in environ.items() if key.startswith(prefix)}
+    return config_variables(spec.extension, environ)
 
 
 def _beneath(path: str, notes: list[str]) -> str:
@@ -141,31 +152,77 @@ def _beneath(path: str, notes: list[str]) -> str:
     return folder
 
 
-def _code_paths(spec: WorkerSpec) -> list[str]:
-    """Where the extension's top-level package is, found without importing it."""
-    top = spec.entry_point.partition(":")[0].strip().split(".")[0]
-    try:  # nothing is imported, and the host's sys.path is left as it is
-        found = importlib.machinery.PathFinder.find_spec(top, [*spec.path, *sys.path])
-        found = found or importlib.util.find_spec(top)  # editable installs with their own finder
-    except (ImportError, ValueError):
-        found = None
-    if found is None:
-        return []
-    locations = list(found.submodule_search_locations or [])
-    if not locations and found.origin and os.path.isabs(found.origin):
-        locations = [found.origin]
-    return locations
+def site_folders() -> list[str]:
+    """The environment's ``site-packages`` folders: what a worker imports installed distributions from.
+
+    Workers start without the ``site`` module, so no ``.pth`` file of an installed distribution runs in
+    them or adds a folder to their path; these folders are given to them explicitly instead.
+    """
+    import site
+
+    return _unique(folder for folder in site.getsitepackages() if os.path.isdir(folder))
 
 
-def _programs(commands: list[str]) -> list[str]:
-    """The programs a ``subprocess`` grant lets the worker start, and the dynamic loader they need."""
+def interpreter_folders() -> list[str]:
+    """The interpreter's own folders (standard library, extension modules, shared library)."""
+    found = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}
+    return _unique(path for path in found if path and os.path.isabs(path))
+
+
+_WORKER_PACKAGES = ("symphony_core", "msgspec", "symphony_instruments", "symphony_operators", "symphony_motifs")
+"""Top-level packages every worker may need: the core and what it imports before it is restricted, the kits."""
+
+
+def _packages(spec: WorkerSpec, import_path: list[str]) -> dict[str, str]:
+    """Top-level name: location of each package the worker needs that is not on its import path
+    (editable installs), found without importing anything.
+
+    Only regular packages and modules are mapped, by name: a namespace package is a folder of any name
+    anywhere, so one outside ``site-packages`` would open unrelated folders (beside the host's script, say)
+    to the worker. The host's script folder and working folder are never searched.
+    """
+    names = {spec.entry_point.partition(":")[0].strip().split(".")[0], *_WORKER_PACKAGES}
+    config = spec.manifest.get("config")
+    if isinstance(config, str):
+        names.add(config.partition(":")[0].strip().split(".")[0])
+    searched = [*spec.path, *(folder for folder in sys.path[1:] if folder and os.path.isabs(folder))]
+    inside = tuple(os.path.join(os.path.realpath(folder), "") for folder in import_path)
+    found: dict[str, str] = {}
+    for name in sorted(names):
+        try:  # nothing is imported, and the host's sys.path is left as it is
+            where = importlib.machinery.PathFinder.find_spec(name, searched) or importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            where = None
+        if where is None or not where.origin or not os.path.isabs(where.origin):
+            continue  # not installed here, built in, or a namespace package
+        location = os.path.realpath(
+            where.submodule_search_locations[0] if where.submodule_search_locations else where.origin
+        )
+        if not location.startswith(inside):
+            found[name] = location
+    return found
+
+
+def _programs(commands: list[str], notes: list[str]) -> list[str]:
+    """The programs a ``subprocess`` grant lets the worker start, and the dynamic loader they need.
+
+    ``*`` means the programs in the standard program folders, not every file: an execute rule also lets the
+    worker read what it covers. A folder named as a command is refused for the same reason.
+    """
     if not commands:
         return []
-    if "*" in commands:
-        return ["/"]
-    programs = [shutil.which(command, path=PATH) or command for command in commands]
+    programs: list[str] = []
+    for command in commands:
+        if command == "*":
+            programs += [folder for folder in PROGRAM_FOLDERS if os.path.isdir(folder)]
+            continue
+        found = shutil.which(command, path=PATH) or command
+        if not os.path.isabs(found) or not os.path.isfile(found):
+            notes.append(f"{command}: not a program on this machine (PATH={PATH}), so it gets no rule")
+            continue
+        programs.append(found)
     loaders = [path for pattern in _LOADERS for path in glob.glob(pattern)]
-    return [path for path in programs if os.path.isabs(path)] + loaders
+    return [os.path.realpath(path) for path in (*programs, *loaders)]
 
 
 def _ports(hosts: list[str]) -> list[int] | None:
@@ -179,5 +236,24 @@ def _ports(hosts: list[str]) -> list[int] | None:
     return sorted(ports)
 
 
-def _real(paths: Any) -> list[str]:
-    return sorted({os.path.realpath(path) for path in paths if path})
+def _resolve(path: str, writable: list[str]) -> str:
+    """``path`` with its symlinks resolved, except those inside ``writable`` folders (the extension's own,
+    where it could plant one: its worker then finds a symlink where the rule's path is, and refuses it).
+
+    The worker opens each rule's path without following any symlink, so what is resolved here is what the
+    kernel's rule covers.
+    """
+    current = "/"
+    parts = [part for part in os.path.normpath(os.path.join("/", path)).split("/") if part]
+    for at, part in enumerate(parts):
+        candidate = os.path.join(current, part)
+        if os.path.islink(candidate):
+            if any(current == root or current.startswith(root + "/") for root in writable):
+                return os.path.join(candidate, *parts[at + 1 :])
+            candidate = os.path.realpath(candidate)
+        current = candidate
+    return current
+
+
+def _unique(paths: Any) -> list[str]:
+    return sorted({path for path in paths if path})

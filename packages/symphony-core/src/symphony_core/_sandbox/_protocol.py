@@ -21,9 +21,19 @@ import msgspec
 PROTOCOL = 2
 """Bumped on any change to the messages below; the worker refuses a host that speaks another version."""
 MAX_FRAME = 1 << 31
-"""Largest frame the host accepts from a worker (bulk data over this size must use shared memory)."""
+"""Largest frame either side ever accepts (bulk data over this size must use shared memory)."""
+REPLY_FRAME = 64 << 20
+"""Largest frame the host accepts on a worker's reply pipe, unless its inline limit asks for more."""
+EVENT_FRAME = 1 << 20
+"""Largest frame the host accepts on a worker's event pipe (events carry small JSON-ready data)."""
 _HEADER = struct.Struct("<I")
 _CHUNK = 1 << 16
+
+
+def reply_limit(inline_limit: int) -> int:
+    """Largest reply frame the host accepts from a worker whose bulk values under ``inline_limit`` bytes
+    travel inside the frame: room for a few of them, at least ``REPLY_FRAME``, at most ``MAX_FRAME``."""
+    return min(MAX_FRAME, max(REPLY_FRAME, 4 * inline_limit))
 
 
 class Limits(msgspec.Struct, frozen=True, kw_only=True):
@@ -37,6 +47,14 @@ class Limits(msgspec.Struct, frozen=True, kw_only=True):
     """CPU time over the worker's whole life (RLIMIT_CPU); going over it kills the worker."""
     open_files: int = 1024
     """Open file descriptors (RLIMIT_NOFILE)."""
+    file_size: int | None = 1 << 30
+    """Bytes any one file the worker writes may hold (RLIMIT_FSIZE), shared-memory values it returns
+    included; a write past it fails with EFBIG. None for no limit."""
+    disk: int | None = 2 << 30
+    """Bytes the extension's own folders, ``{data}`` and ``{cache}`` together, may take on disk; the host
+    counts them (``_quota``) and kills the worker that goes over. None for no limit."""
+    disk_entries: int | None = 100_000
+    """Files, folders and links in ``{data}`` and ``{cache}`` together, counted with ``disk``."""
 
 
 class Profile(msgspec.Struct, frozen=True, kw_only=True):
@@ -63,6 +81,11 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     """Where the worker caches bytecode of what it imports once restricted (in its own cache folder; a
     worker can only ever poison the bytecode later workers of the same extension load, after they too are
     restricted)."""
+    import_path: list[str] = []
+    """Where the worker imports installed distributions from (``site-packages``, the host's ``path``): the
+    worker runs without the ``site`` module, so no ``.pth`` file adds to it."""
+    packages: dict[str, str] = {}
+    """Top-level name: folder (or module file) of the packages it needs from outside ``import_path``."""
     notes: list[str] = []
     """What the kernel enforces more broadly than the grant says (globs widened to their folder)."""
 
@@ -197,38 +220,38 @@ class Channel:
         _write_all(self.write_fd, [memoryview(_HEADER.pack(len(payload))), memoryview(payload)])
 
     def receive(self, timeout: float | None = None) -> Message:
-        """Read one message; ``TimeoutError`` after ``timeout`` seconds, ``ProtocolViolation`` on EOF or junk."""
+        """Read one message; ``TimeoutError`` after ``timeout`` seconds, ``ProtocolViolation`` on EOF, junk
+        or a frame over ``max_frame``. Nothing the other side sends raises anything else."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while len(self._buffer) < _HEADER.size:
-            self._buffer += self._read(deadline)
+            self._buffer += self._read(deadline, _CHUNK)
         (size,) = _HEADER.unpack_from(self._buffer)
         if size > self.max_frame:
-            raise ProtocolViolation(f"a frame of {size} bytes is over the limit of {self.max_frame}")
+            raise ProtocolViolation(f"a frame of {size:,} bytes is over the limit of {self.max_frame:,}")
         end = _HEADER.size + size
+        frame: bytes | bytearray
         if len(self._buffer) >= end:
             frame, self._buffer = self._buffer, self._buffer[end:]
-        else:  # a big frame: read the rest straight into its own buffer, never past its end
-            frame = bytearray(end)
-            have = len(self._buffer)
-            frame[:have] = self._buffer
+        else:  # a big frame: held as it arrives, never sized by its header (a header alone costs nothing)
+            parts, have = [bytes(self._buffer)], len(self._buffer)
             self._buffer = bytearray()
-            with memoryview(frame) as view:
-                while have < end:
-                    self._wait(deadline)
-                    got = os.readv(self.read_fd, [view[have:]])
-                    if not got:
-                        raise ProtocolViolation("the other side closed the pipe")
-                    have += got
+            while have < end:
+                parts.append(self._read(deadline, min(end - have, _CHUNK)))
+                have += len(parts[-1])
+            frame = b"".join(parts)
+            del parts  # decoded from one copy, not two
         try:
             with memoryview(frame) as view:
                 message: Message = self._decoder.decode(view[_HEADER.size : end])
-        except Exception as exc:  # noqa: BLE001 - junk, or a bulk value refused by the codec: never trust it
-            raise ProtocolViolation(f"an unreadable message: {exc}") from None
+        except (KeyboardInterrupt, SystemExit):
+            raise  # this process's own: never from what was sent
+        except BaseException as exc:  # noqa: BLE001 - junk, a refused bulk value, a panic in polars: never trusted
+            raise ProtocolViolation(f"an unreadable message: {type(exc).__name__}: {exc}") from None
         return message
 
-    def _read(self, deadline: float | None) -> bytes:
+    def _read(self, deadline: float | None, size: int) -> bytes:
         self._wait(deadline)
-        chunk = os.read(self.read_fd, _CHUNK)
+        chunk = os.read(self.read_fd, size)
         if not chunk:
             raise ProtocolViolation("the other side closed the pipe")
         return chunk

@@ -44,8 +44,17 @@ FALLBACK = ("clone3", "io_uring_setup", "io_uring_enter", "io_uring_register")
 ``clone3`` passes its flags in memory seccomp cannot read, so refusing it is what keeps ``clone`` (whose
 flags it can read) the only way to create a thread or process."""
 SOCKET_FAMILIES = {"AF_INET": 2, "AF_INET6": 10, "AF_NETLINK": 16}
-"""The only socket families a worker may create; others (UNIX sockets, packet, vsock, crypto) are refused.
-``socketpair`` stays allowed: it reaches nothing outside the process."""
+"""The only socket families a worker may create; others (UNIX sockets, packet, vsock, crypto) are refused."""
+IP_PROTOCOLS = {"default": 0, "IPPROTO_TCP": 6, "IPPROTO_UDP": 17}
+"""The protocols of the IP sockets a worker may create. Landlock's port rules hold for TCP: MPTCP (262),
+SCTP and the others would reach any port, so they are refused."""
+NETLINK_PROTOCOLS = {"NETLINK_ROUTE": 0}
+"""Netlink for reading addresses and routes (name resolution asks for them); not socket diagnostics,
+audit, or the kernel's device events."""
+SOCKETPAIR_TYPES = {"SOCK_STREAM": 1, "SOCK_SEQPACKET": 5}
+"""``socketpair`` of connected UNIX sockets only: a datagram socket of a pair can still ``sendto`` any
+UNIX socket on the file system (``/dev/log``, a session bus), which neither Landlock nor a network
+namespace stops."""
 IOCTLS = {"TIOCSTI": 0x5412, "TIOCLINUX": 0x541C}
 """Terminal ``ioctl`` requests refused: they type into, or read from, the terminal of someone else."""
 
@@ -53,10 +62,13 @@ _LD_W_ABS = 0x20
 _JEQ = 0x15
 _JGE = 0x35
 _JSET = 0x45
+_AND = 0x54
 _RET = 0x06
 _ALLOW = 0x7FFF0000
 _ERRNO = 0x00050000
 _X32_BIT = 0x40000000
+_AF_UNIX = 1
+_SOCK_TYPE_MASK = 0xF
 _OFFSET_NR, _OFFSET_ARCH, _OFFSET_ARGS = 0, 4, 16
 
 
@@ -93,6 +105,7 @@ def program() -> bytes:
         jump(_JEQ, NUMBERS[name], enosys)
     jump(_JEQ, NUMBERS["clone"], "clone")
     jump(_JEQ, NUMBERS["socket"], "socket")
+    jump(_JEQ, NUMBERS["socketpair"], "socketpair")
     jump(_JEQ, NUMBERS["ioctl"], "ioctl")
     labels: dict[str, int] = {}
 
@@ -104,17 +117,37 @@ def program() -> bytes:
     load(_OFFSET_ARGS)
     jump(_JSET, NAMESPACE_FLAGS, eperm)
     code.append((_RET, _ALLOW, 0, 0))
-    label("socket")  # the low 32 bits of the first argument: the kernel reads the family as an int
+    label("socket")  # the low 32 bits of each argument: the kernel reads family and protocol as ints
     load(_OFFSET_ARGS)
-    for family in SOCKET_FAMILIES.values():
-        jump(_JEQ, family, "socket_allowed")
+    jump(_JEQ, SOCKET_FAMILIES["AF_INET"], "ip")
+    jump(_JEQ, SOCKET_FAMILIES["AF_INET6"], "ip")
+    jump(_JEQ, SOCKET_FAMILIES["AF_NETLINK"], "netlink")
     code.append((_RET, _ERRNO | errno.EACCES, 0, 0))
-    label("socket_allowed")
-    code.append((_RET, _ALLOW, 0, 0))
+    label("ip")
+    load(_OFFSET_ARGS + 16)
+    for protocol in IP_PROTOCOLS.values():
+        jump(_JEQ, protocol, "allow")
+    code.append((_RET, _ERRNO | errno.EACCES, 0, 0))
+    label("netlink")
+    load(_OFFSET_ARGS + 16)
+    for protocol in NETLINK_PROTOCOLS.values():
+        jump(_JEQ, protocol, "allow")
+    code.append((_RET, _ERRNO | errno.EACCES, 0, 0))
+    label("socketpair")
+    load(_OFFSET_ARGS)
+    jump(_JEQ, _AF_UNIX, 0, "refuse_socket")
+    load(_OFFSET_ARGS + 8)
+    code.append((_AND, _SOCK_TYPE_MASK, 0, 0))  # without SOCK_NONBLOCK and SOCK_CLOEXEC
+    for kind in SOCKETPAIR_TYPES.values():
+        jump(_JEQ, kind, "allow")
+    label("refuse_socket")
+    code.append((_RET, _ERRNO | errno.EACCES, 0, 0))
     label("ioctl")  # the request is an unsigned int to the kernel: its low 32 bits are all that count
     load(_OFFSET_ARGS + 8)
     for request in IOCTLS.values():
         jump(_JEQ, request, eperm)
+    code.append((_RET, _ALLOW, 0, 0))
+    label("allow")
     code.append((_RET, _ALLOW, 0, 0))
     label(eperm)
     code.append((_RET, _ERRNO | errno.EPERM, 0, 0))

@@ -18,7 +18,7 @@ MACHINE = platform.machine().lower()
 
 # System call numbers: x86-64 has its own table; arm64 and the other newer ports share the generic one.
 _X86_64 = """
-    ioctl 16 socket 41 clone 56 ptrace 101 syslog 103 capset 126 uselib 134 personality 135 vhangup 153
+    ioctl 16 socket 41 socketpair 53 clone 56 ptrace 101 syslog 103 capset 126 uselib 134 personality 135 vhangup 153
     pivot_root 155 adjtimex 159 chroot 161 acct 163 settimeofday 164 mount 165 umount2 166 swapon 167
     swapoff 168 reboot 169 iopl 172 ioperm 173 init_module 175 delete_module 176 quotactl 179
     lookup_dcookie 212 clock_settime 227 kexec_load 246 add_key 248 request_key 249 keyctl 250 unshare 272
@@ -32,7 +32,7 @@ _X86_64 = """
 _GENERIC = """
     lookup_dcookie 18 ioctl 29 umount2 39 mount 40 pivot_root 41 chroot 51 vhangup 58 quotactl 60 acct 89
     capset 91 personality 92 unshare 97 kexec_load 104 init_module 105 delete_module 106 clock_settime 112
-    syslog 116 ptrace 117 reboot 142 settimeofday 170 adjtimex 171 socket 198 add_key 217 request_key 218
+    syslog 116 ptrace 117 reboot 142 settimeofday 170 adjtimex 171 socket 198 socketpair 199 add_key 217 request_key 218
     keyctl 219 clone 220 swapon 224 swapoff 225 perf_event_open 241 name_to_handle_at 264
     open_by_handle_at 265 clock_adjtime 266 setns 268 process_vm_readv 270 process_vm_writev 271 kcmp 272
     finit_module 273 bpf 280 userfaultfd 282 kexec_file_load 294 io_uring_setup 425 io_uring_enter 426

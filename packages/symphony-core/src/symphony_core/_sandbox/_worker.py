@@ -1,16 +1,22 @@
-"""The isolated worker: ``python -I -B -m symphony_core._sandbox._worker READ_FD WRITE_FD EVENT_FD``.
+"""The isolated worker: ``python -I -S -B -c BOOT READ_FD WRITE_FD EVENT_FD FOLDER...`` (see ``command``).
 
 It reads the host's ``Setup``, restricts itself (``_confine``) before importing anything that could start
 a thread, answers ``Hello`` with what it enforces, then imports the extension (``Load``) and serves its
 methods until ``Stop`` (or answers ``ConfigQuery`` about its config model without loading it). What
 the extension publishes goes to the host on EVENT_FD, a pipe of its own, so an event sent from any
-thread never interleaves with a reply. Only the standard library, msgspec and the core's light modules
-are imported before the restrictions hold.
+thread never interleaves with a reply.
+
+The interpreter starts without the ``site`` module: no ``.pth`` file of any installed distribution runs,
+and nothing but the standard library and the FOLDERs that hold the core and msgspec is importable until
+the restrictions hold. Only then does the worker take the import path the host resolved for it.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import logging
 import os
 import sys
@@ -240,6 +246,35 @@ def _path(text: str) -> Any:
     return Path(text)
 
 
+BOOT = (
+    "import sys; sys.path += sys.argv[4:]; from symphony_core._sandbox._worker import main; "
+    "sys.exit(main(sys.argv[:4]))"
+)
+"""The worker's ``-c`` program: with no ``site`` module, the folders holding the core come as arguments."""
+
+
+def command(executable: str, bytecode: str, fds: tuple[int, int, int], folders: list[str]) -> list[str]:
+    """The worker's command line (``bytecode``: the host-written cache of what it imports unrestricted)."""
+    head = [executable, "-I", "-S", "-B", "-X", f"pycache_prefix={bytecode}", "-c", BOOT]
+    return [*head, *map(str, fds), *folders]
+
+
+class _Packages(importlib.abc.MetaPathFinder):
+    """Finds the top-level packages the host located outside the import path (editable installs), by name."""
+
+    def __init__(self, locations: dict[str, str]) -> None:
+        self.locations = locations
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+        location = self.locations.get(name)
+        if location is None:
+            return None
+        if os.path.isdir(location):
+            init = os.path.join(location, "__init__.py")
+            return importlib.util.spec_from_file_location(name, init, submodule_search_locations=[location])
+        return importlib.util.spec_from_file_location(name, location)
+
+
 def main(argv: list[str]) -> int:
     read_fd, write_fd = int(argv[1]), int(argv[2])
     event_fd = int(argv[3]) if len(argv) > 3 else None  # a host of protocol 1 passes none: refused below
@@ -260,6 +295,8 @@ def main(argv: list[str]) -> int:
     except OSError as exc:  # a restriction that cannot be applied: refuse to run rather than run without it
         channel.send(_failure(0, exc, None))
         return 3
+    sys.path += [folder for folder in setup.profile.import_path if folder not in sys.path]
+    sys.meta_path.insert(0, _Packages(dict(setup.profile.packages)))
     if setup.profile.pycache:  # only modules imported from now on, restricted, read or write it
         sys.pycache_prefix = setup.profile.pycache
         sys.dont_write_bytecode = False
@@ -267,7 +304,8 @@ def main(argv: list[str]) -> int:
     codec.inline_limit = setup.inline_limit
     sys.stdout = sys.stderr  # fd 1 is the host's log pipe already; keep print() out of any buffering surprise
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    channel.send(Hello(protocol=PROTOCOL, pid=os.getpid(), enforced=enforced, skipped=skipped))
+    pid = int(os.readlink("/proc/self"))  # as the host sees it: in its own PID namespace it is 1
+    channel.send(Hello(protocol=PROTOCOL, pid=pid, enforced=enforced, skipped=skipped))
     # events carry JSON-ready data only: no bulk values, so nothing of them lands in shared memory
     events = Channel(event_fd, event_fd)
     return _Server(channel, codec, _Publisher(events)).serve()
