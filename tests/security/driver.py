@@ -8,7 +8,8 @@ checks that it still answers (its extensions, the canary) and takes the snapshot
 written to the ``results`` file after every step, so a host that hangs or is killed still leaves what it
 got to.
 
-A step is ``{"op": ..., "label": ...}`` with the op's own fields; its record says whether it returned
+A step is ``{"op": ..., "label": ...}`` with the op's own fields (a call's argument ``"$host_pid"`` is
+this process's pid); its record says whether it returned
 (``value``) or raised (``error``: the class, its bases, whether it is a ``SymphonyError``, the message and
 the extension it names).
 """
@@ -110,7 +111,9 @@ def measure() -> dict[str, Any]:
 
 
 def call(step: dict[str, Any]) -> Any:
-    return plain(host.call(step["ext"], step["method"], *step.get("args", ()), **step.get("kwargs", {})))
+    """Call an extension's method; an argument ``"$host_pid"`` is this process's pid."""
+    args = [os.getpid() if arg == "$host_pid" else arg for arg in step.get("args", ())]
+    return plain(host.call(step["ext"], step["method"], *args, **step.get("kwargs", {})))
 
 
 def run(step: dict[str, Any]) -> Any:
@@ -233,7 +236,9 @@ def state(audit_upto: int | None) -> tuple[dict[str, str], int]:
             if table == "audit":
                 last = connection.execute("SELECT coalesce(max(seq), 0) FROM audit").fetchone()[0]
                 upto = last if audit_upto is None else audit_upto
-                rows = connection.execute("SELECT * FROM audit WHERE seq <= ? ORDER BY seq", (upto,)).fetchall()
+                rows = connection.execute(
+                    "SELECT * FROM audit WHERE seq <= ? ORDER BY seq", (upto,)
+                ).fetchall()
             else:
                 rows = sorted(connection.execute(f"SELECT * FROM {table}").fetchall(), key=repr)  # noqa: S608
                 if table == "quarantine":  # an attacker's own workers failing is the host doing its job

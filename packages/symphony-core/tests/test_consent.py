@@ -104,6 +104,59 @@ def test_an_upgrade_that_asks_for_more_waits_for_consent_to_exactly_what_is_new(
     assert venv.symphony_json(home, "permissions", "acme.weather")["granted_version"] == "3.0.0"
 
 
+REACHES_EVERYWHERE = """
+[[permissions]]
+type = "fs.read"
+paths = ["/**", "{data}/*.csv"]
+reason = "Indexes every file."
+
+[[permissions]]
+type = "fs.write"
+paths = ["/"]
+reason = "Tidies every file."
+
+[[permissions]]
+type = "subprocess"
+reason = "Runs your tools."
+"""
+
+
+def test_the_summary_says_what_each_grant_reaches_and_refuses_what_no_one_may_grant(
+    install, make, home, hosts, venv
+):
+    ext_id = "acme.everywhere"
+    name = "\u0410cme Everywhere"  # its first letter is Cyrillic
+    text = make.manifest(ext_id, extra=REACHES_EVERYWHERE, name=name)
+    install(make.extension(ext_id, code=make.GREETER, manifest_text=text))
+
+    summary = venv.symphony_json(home, "permissions", ext_id)
+    reach = {item["permission"] + " " + item["scope"]: item for item in summary["reach"]}
+    assert {note["code"] for note in reach["fs.read /**"]["notes"]} == {"everything", "symphony-home"}
+    assert reach["fs.read {data}/*.csv"]["opens"] == str(home / "extensions" / ext_id / "data")
+    assert [note["code"] for note in reach["subprocess *"]["notes"]] == ["any-program"]
+    assert [(item["permission"], item["code"]) for item in summary["refused"]] == [
+        ("fs.write /", "symphony-home")
+    ]
+    assert "fs.write /" not in summary["needs_consent"]
+    assert [(item["field"], item["code"]) for item in summary["warnings"]] == [("name", "mixed-scripts")]
+
+    readable = make.normalize(venv.symphony(home, "permissions", ext_id).stdout)
+    assert "look twice: name mixes Cyrillic and Latin letters" in readable
+    assert "fs.read /**: Indexes every file. needs consent ! every file on this machine" in readable
+    assert "fs.write /: Tidies every file. refused: no one can grant it" in readable
+    assert (
+        "subprocess *: Runs your tools. needs consent ! any program on this machine; in the isolated tier, "
+        "programs it starts are confined like the extension itself"
+    ) in readable
+    assert f"- the isolated tier opens all of {home / 'extensions' / ext_id / 'data'}" in readable
+
+    # Saying yes to everything still leaves it refused.
+    assert venv.symphony_json(home, "grant", ext_id, "--yes")["satisfied"] is False
+    refused = hosts(home).refuses("start", ext_id)
+    assert refused["error"] == "ConsentRequired"
+    assert "fs.write / (refused: covers Symphony's own state" in refused["message"]
+
+
 def test_revoking_stops_the_extension_and_it_asks_again(install, make, home, hosts, venv):
     install(_asking(make, "acme.revoked", READS_DATA))
     venv.symphony_json(home, "grant", "acme.revoked", "--yes")

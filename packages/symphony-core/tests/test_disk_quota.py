@@ -21,7 +21,7 @@ from symphony_core._home import Home
 from symphony_core._sandbox._process import WorkerProcess
 from symphony_core._sandbox._profile import WorkerSpec
 from symphony_core._sandbox._protocol import Limits
-from symphony_core._sandbox._quota import measure
+from symphony_core._sandbox._quota import AFTER_CALL, measure
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="isolated workers need Linux")
 
@@ -158,6 +158,7 @@ def test_a_call_that_takes_the_worker_over_its_quota_fails_with_the_quota_as_rea
     start: Callable[..., WorkerProcess],
 ) -> None:
     worker = start(disk=2 * MiB)
+    time.sleep(AFTER_CALL)  # counted as it started; a call's return counts again once this has passed
 
     with pytest.raises(WorkerCrashed) as killed:
         worker.call("write", ("blob", 3 * MiB))
@@ -168,6 +169,7 @@ def test_a_call_that_takes_the_worker_over_its_quota_fails_with_the_quota_as_rea
 
 def test_files_deleted_but_held_open_count_against_the_quota(start: Callable[..., WorkerProcess]) -> None:
     worker = start(disk=4 * MiB)
+    time.sleep(AFTER_CALL)
 
     with pytest.raises(WorkerCrashed) as killed:
         worker.call("hold", (6 * MiB,))

@@ -248,7 +248,8 @@ def test_programs_and_ports_say_what_any_means_and_how_the_isolated_tier_enforce
     (program,) = [item for item in result.reach if item.permission == "subprocess"]
     assert program.notes[0].message == (
         "any program on this machine; in the isolated tier, programs it starts are confined like the "
-        "extension itself"
+        "extension itself, and only those in /usr/local/bin, /usr/bin, /bin, /usr/sbin, /sbin can start "
+        "(it may read them)"
     )
     assert notes(result, "net.connect api.example.com:*") == {"any-port": "warning", "by-port": "info"}
     by_port = {

@@ -960,7 +960,7 @@ def test_an_auto_host_runs_what_its_policy_trusts_in_process_and_isolates_every_
     (home / "policy.toml").write_text(
         '[[rules]]\naction = "allow"\npublisher = "acme"\n\n'
         '[[rules]]\naction = "allow"\npublisher = "stranger"\n\n'
-        '[[trust]]\npublisher = "ACME"\n',  # names compare normalised, as everywhere in the policy
+        '[[trust]]\ndistribution = "Acme.Trusted"\n',  # names compare normalised, as everywhere in the policy
         encoding="utf-8",
     )
     secret = tmp_path / "secret.txt"

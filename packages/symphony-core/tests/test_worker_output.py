@@ -127,6 +127,7 @@ class Hostile(Extension):
         time.sleep(60)
 '''
 EXTENSION_ID = "acme.hostile"
+Start = Callable[..., WorkerProcess]
 
 
 @pytest.fixture(scope="module")
@@ -166,7 +167,7 @@ def within(seconds: float, call: Callable[[], object]) -> BaseException | None:
     def run() -> None:
         try:
             call()
-        except BaseException as exc:  # noqa: BLE001 - handed to the test
+        except BaseException as exc:  # handed to the test, whatever it is
             raised.append(exc)
         else:
             raised.append(None)
@@ -188,7 +189,7 @@ def wait_for(check: Callable[[], bool], seconds: float = 30.0) -> None:
 # Frames: a header is a claim, not a size to reserve
 
 
-def test_a_reply_header_announcing_gigabytes_kills_the_worker_at_once(start) -> None:
+def test_a_reply_header_announcing_gigabytes_kills_the_worker_at_once(start: Start) -> None:
     worker = start()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
@@ -200,7 +201,9 @@ def test_a_reply_header_announcing_gigabytes_kills_the_worker_at_once(start) -> 
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 256 * 1024  # KiB
 
 
-def test_an_event_header_announcing_gigabytes_stops_the_events_not_the_host(start, caplog) -> None:
+def test_an_event_header_announcing_gigabytes_stops_the_events_not_the_host(
+    start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.WARNING, logger="symphony.worker")
     worker = start()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -291,7 +294,7 @@ def test_an_interrupt_of_the_host_itself_while_decoding_is_not_swallowed() -> No
 # Standard error
 
 
-def test_a_huge_line_on_standard_error_is_cut_and_the_lines_after_it_kept(start) -> None:
+def test_a_huge_line_on_standard_error_is_cut_and_the_lines_after_it_kept(start: Start) -> None:
     worker = start()
 
     assert worker.call("shout", (64 << 20, "after the flood"), timeout=120) == 64 << 20
@@ -304,7 +307,7 @@ def test_a_huge_line_on_standard_error_is_cut_and_the_lines_after_it_kept(start)
     assert len(worker.stderr()) < 1 << 20
 
 
-def test_terminal_escapes_from_a_worker_never_reach_the_host(start) -> None:
+def test_terminal_escapes_from_a_worker_never_reach_the_host(start: Start) -> None:
     worker = start()
 
     worker.call("shout", (0, "\x1b]0;owned\x07\x1b[31mred\r"))
@@ -328,7 +331,9 @@ def test_terminal_escapes_from_a_worker_never_reach_the_host(start) -> None:
         ("nothing", "could not be taken: pidfd_getfd: Bad file descriptor"),
     ],
 )
-def test_a_bulk_value_that_is_not_a_sealed_memfd_is_refused_without_blocking(start, what, why) -> None:
+def test_a_bulk_value_that_is_not_a_sealed_memfd_is_refused_without_blocking(
+    start: Start, what: str, why: str
+) -> None:
     worker = start()
 
     error = within(20, lambda: worker.call("bulk_naming", (what,), timeout=30))
@@ -342,7 +347,9 @@ def test_a_bulk_value_that_is_not_a_sealed_memfd_is_refused_without_blocking(sta
 
 
 @pytest.mark.parametrize("kind", ["ConsentRequired", "GuardDenied", "WorkerCrashed"])
-def test_a_worker_cannot_raise_the_hosts_own_verdicts_or_blame_another_extension(start, kind) -> None:
+def test_a_worker_cannot_raise_the_hosts_own_verdicts_or_blame_another_extension(
+    start: Start, kind: str
+) -> None:
     worker = start()
 
     with pytest.raises(RemoteError) as raised:
@@ -355,7 +362,7 @@ def test_a_worker_cannot_raise_the_hosts_own_verdicts_or_blame_another_extension
     assert worker.call("echo", ("alive",)) == "alive"
 
 
-def test_an_error_an_extension_may_raise_is_rebuilt_but_blamed_on_its_own_extension(start) -> None:
+def test_an_error_an_extension_may_raise_is_rebuilt_but_blamed_on_its_own_extension(start: Start) -> None:
     worker = start()
 
     with pytest.raises(ConfigError) as raised:
@@ -365,7 +372,7 @@ def test_an_error_an_extension_may_raise_is_rebuilt_but_blamed_on_its_own_extens
     assert raised.value.hint == "the extension says: run `symphony grant acme.other`"
 
 
-def test_the_texts_of_a_worker_error_are_bounded(start) -> None:
+def test_the_texts_of_a_worker_error_are_bounded(start: Start) -> None:
     worker = start()
 
     error = within(30, lambda: worker.call("scream", (1 << 20,)))
@@ -377,7 +384,7 @@ def test_the_texts_of_a_worker_error_are_bounded(start) -> None:
     assert error.remote_traceback.rstrip().endswith("y"), "a traceback keeps its end"
 
 
-def test_a_forged_failure_frame_is_read_as_the_extensions_words_only(start) -> None:
+def test_a_forged_failure_frame_is_read_as_the_extensions_words_only(start: Start) -> None:
     worker = start()
     forged = {
         "type": "\x1b[31mbuiltins.PermissionError" + "t" * 10_000,
@@ -402,7 +409,7 @@ def test_a_forged_failure_frame_is_read_as_the_extensions_words_only(start) -> N
 # What a worker says it enforces
 
 
-def test_a_worker_says_what_the_host_checked_of_its_claims(start) -> None:
+def test_a_worker_says_what_the_host_checked_of_its_claims(start: Start) -> None:
     worker = start()
 
     checked = worker.enforced["verified"]
@@ -422,7 +429,7 @@ def test_claims_a_process_does_not_live_up_to_are_refused() -> None:
         "network": "a namespace of its own: no network",
     }
     try:
-        with pytest.raises(WorkerCrashed, match="claims to enforce .*network.*shows otherwise") as refused:
+        with pytest.raises(WorkerCrashed, match=r"claims to enforce .*network.*shows otherwise") as refused:
             _verify_claims(pidfd, claims, "acme.liar")
         nothing = _verify_claims(pidfd, {"seccomp": "NOT enforced: no table"}, "acme.honest")
     finally:

@@ -29,8 +29,8 @@ from ._home import Home
 Severity = Literal["refused", "danger", "warning", "info"]
 """``refused``: cannot be granted; ``danger`` and ``warning``: read this before consenting; ``info``."""
 
-PROGRAM_FOLDERS = ("/usr/bin", "/bin", "/usr/local/bin", "/usr/sbin", "/sbin")
-"""The standard program folders: where ``subprocess`` with ``*`` finds programs in the isolated tier."""
+PROGRAM_FOLDERS = ("/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin")
+"""The standard program folders: what ``subprocess`` with ``*`` lets an isolated worker run (and so read)."""
 _WILDCARDS = "*?["
 _MAX_LINKS = 40  # symlinks followed in one path, as Linux allows
 
@@ -141,7 +141,7 @@ def reach(permission: str, scope: str, roots: Roots) -> Reach:
     if permission == "subprocess" and scope == "*":
         message = (
             "any program on this machine; in the isolated tier, programs it starts are confined like "
-            "the extension itself"
+            f"the extension itself, and only those in {', '.join(PROGRAM_FOLDERS)} can start (it may read them)"
         )
         return Reach(permission, scope, notes=(Note("any-program", "danger", message),))
     if permission == "subprocess" and _is_glob(scope):
@@ -177,7 +177,7 @@ def _files(permission: str, scope: str, roots: Roots) -> Reach:
     elif not roots.own(path):
         notes.append(Note("outside", "info", "outside the extension's own folders"))
     if path not in (folder, folder.rstrip("/") + "/**"):  # "/**" holds all of the folder anyway
-        message = f"the isolated tier opens all of {folder}: a kernel rule cannot hold a glob (the guard can)"
+        message = f"the isolated tier opens all of {folder}: a kernel rule cannot hold a glob (the guard checks the glob itself)"
         notes.append(Note("glob-widened", "info", message))
     return Reach(permission, scope, path, folder, tuple(notes))
 

@@ -72,9 +72,7 @@ def kind_of(value: object) -> int | None:
 class Codec:
     """Encodes bulk values for msgspec (``enc_hook``) and decodes them (``ext_hook``) on one side."""
 
-    def __init__(
-        self, *, side: str, exchange: str, inline_limit: int, peer_pidfd: int | None = None
-    ) -> None:
+    def __init__(self, *, side: str, exchange: str, inline_limit: int, peer_pidfd: int | None = None) -> None:
         self.side = side
         """``host`` or ``worker``: the host writes files into the exchange folder, the worker sealed memfds."""
         self.exchange = exchange
@@ -185,7 +183,9 @@ class Codec:
                 "pidfd_getfd", ctypes.c_int(self.peer_pidfd), ctypes.c_int(number), ctypes.c_uint(0)
             )
         except OSError as exc:
-            raise ValueError(f"the worker named its file {number}, which could not be taken: {exc.strerror}") from None
+            raise ValueError(
+                f"the worker named its file {number}, which could not be taken: {exc.strerror}"
+            ) from None
         try:
             try:  # asked before fstat: the seals only a memfd can carry rule out files a server answers for
                 seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)

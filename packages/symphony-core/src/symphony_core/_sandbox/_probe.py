@@ -18,6 +18,7 @@ from typing import Any
 from . import _cgroups, _landlock, _seccomp
 from ._syscalls import (
     CLONE_NEWNET,
+    CLONE_NEWPID,
     CLONE_NEWUSER,
     LINUX,
     MACHINE,
@@ -85,6 +86,11 @@ class Capabilities:
             found["programs"] = "Landlock: only granted programs can be started (exec)"
         if self.has("network_namespace"):
             found["network"] = "with no network grant: a network namespace of its own, no interface up"
+        if self.has("pid_namespace"):
+            found["processes_outside"] = (
+                "a PID namespace of its own: no other process can be seen, signalled, limited, reniced or "
+                "pinned, and all the worker starts is killed with it, even when the host is killed outright"
+            )
         if abi >= 4:
             found["tcp_ports"] = (
                 "with a network grant: TCP connect and bind only to the granted ports (Landlock)"
@@ -114,6 +120,8 @@ class Capabilities:
             found["processes"] = "RLIMIT_NPROC (counts every process of the user, not only the worker's)"
         found["cpu_time"] = "RLIMIT_CPU"
         found["open_files"] = "RLIMIT_NOFILE"
+        found["file_size"] = "RLIMIT_FSIZE: a write past it fails with EFBIG"
+        found["disk"] = "a quota on the extension's {data} and {cache} together, counted by the host"
         found["environment"] = "scrubbed: only granted variables, PATH, LANG, TMPDIR and POLARS_OOC_SPILL_DIR"
         return found
 
@@ -130,6 +138,11 @@ class Capabilities:
             gaps.append(f"files: Landlock is not available ({self.mechanisms['landlock'].detail})")
         if not self.has("network_namespace"):
             gaps.append(f"network: no network namespace ({self.mechanisms['network_namespace'].detail})")
+        if not self.has("pid_namespace"):
+            gaps.append(
+                f"other processes: no PID namespace ({self.mechanisms['pid_namespace'].detail}): a worker can "
+                "limit or renice processes of the same user, and what it starts can outlive a host killed outright"
+            )
         if abi < 4:
             gaps.append("TCP ports: a network grant opens every port (Landlock ABI >= 4 needed)")
         gaps.append(
@@ -151,6 +164,10 @@ class Capabilities:
             "GPU grants: device files are opened to the worker, but this has not been tested on a GPU"
         )
         gaps.append("file metadata (stat) and already open file descriptors are not restricted by Landlock")
+        gaps.append(
+            "disk: the quota is counted from outside, every 0.5 s and after each call; a burst between two "
+            "counts can pass it by one file size limit per file written"
+        )
         return gaps
 
     def summary(self) -> str:
@@ -163,6 +180,7 @@ class Capabilities:
             "no_new_privs": "no_new_privs",
             "user_namespace": "a user namespace",
             "network_namespace": "a network namespace",
+            "pid_namespace": "a PID namespace",
             "cgroup_memory": "a cgroup memory limit",
             "cgroup_pids": "a cgroup process limit",
         }
@@ -248,14 +266,20 @@ def _probe_no_new_privs() -> Mechanism:
 
 
 def _probe_namespaces(root: bool) -> dict[str, Mechanism]:
-    tries = {"user+net": CLONE_NEWUSER | CLONE_NEWNET, "user": CLONE_NEWUSER, "net": CLONE_NEWNET}
+    tries = {
+        "user+net": CLONE_NEWUSER | CLONE_NEWNET,
+        "user": CLONE_NEWUSER,
+        "net": CLONE_NEWNET,
+        "user+pid": CLONE_NEWUSER | CLONE_NEWPID,
+        "pid": CLONE_NEWPID,
+    }
     command = [sys.executable, "-I", "-S", "-c", _NAMESPACE_PROBE, *map(str, tries.values())]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=30, check=True)
         codes = dict(zip(tries, map(int, done.stdout.split()), strict=True))
     except (OSError, subprocess.SubprocessError, ValueError) as exc:
         failed = Mechanism(False, f"the probe child failed: {exc}")
-        return {"user_namespace": failed, "network_namespace": failed}
+        return {"user_namespace": failed, "network_namespace": failed, "pid_namespace": failed}
 
     def why(code: int) -> str:
         return os.strerror(code) if code > 0 else f"exit status {code}"
@@ -271,4 +295,10 @@ def _probe_namespaces(root: bool) -> dict[str, Mechanism]:
         network = Mechanism(True, "unshare(CLONE_NEWNET) works as root (no user namespace)")
     else:
         network = Mechanism(False, f"unshare(CLONE_NEWNET): {why(codes['net'] or codes['user+net'])}")
-    return {"user_namespace": user, "network_namespace": network}
+    if codes["user+pid"] == 0:
+        pid = Mechanism(True, "unshare(CLONE_NEWUSER | CLONE_NEWPID) works")
+    elif codes["pid"] == 0 and root:
+        pid = Mechanism(True, "unshare(CLONE_NEWPID) works as root (no user namespace)")
+    else:
+        pid = Mechanism(False, f"unshare(CLONE_NEWPID): {why(codes['pid'] or codes['user+pid'])}")
+    return {"user_namespace": user, "network_namespace": network, "pid_namespace": pid}

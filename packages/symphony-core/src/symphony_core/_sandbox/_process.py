@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -609,15 +609,31 @@ def _printable(text: str, limit: int, *, tail: bool = False) -> str:
 
 
 def _only_child(pid: int) -> int | None:
-    """The one child of process ``pid``, or None when it has none (its threads' ``children`` lists)."""
+    """The one child of process ``pid``, or None when it has none or several.
+
+    Read from its threads' ``children`` lists; on kernels built without them, from every process's parent.
+    """
     found: set[int] = set()
     try:
         for task in os.listdir(f"/proc/{pid}/task"):
             with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as file:
                 found.update(int(child) for child in file.read().split())
+    except FileNotFoundError:
+        found = {child for child, parent in _parents() if parent == pid}
     except (OSError, ValueError):
         return None
     return found.pop() if len(found) == 1 else None
+
+
+def _parents() -> Iterator[tuple[int, int]]:
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as file:
+                    fields = file.read().rpartition(")")[2].split()
+                yield int(entry.name), int(fields[1])
+            except (OSError, ValueError, IndexError):
+                continue
 
 
 def _verify_claims(pidfd: int, enforced: dict[str, str], extension: str) -> str:

@@ -38,6 +38,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("symphony.quota")
 INTERVAL = 0.5
 """Seconds between two counts of a running worker's folders."""
+AFTER_CALL = 0.05
+"""Seconds since the last count of an extension before a call's return counts it again: a stream of short
+calls pays for one count in this time, not one each (a count of a small cache takes about 0.2-1 ms)."""
 _SHARE = 20
 """The next count of an extension waits at least this many times as long as its last count took, so
 counting big folders never takes more than about 5 % of one core."""
@@ -133,12 +136,12 @@ def watch(worker: WorkerProcess) -> None:
 
 
 def check(worker: WorkerProcess) -> None:
-    """Count the worker's folders now (after a request); over quota, kill every worker of its extension
-    and raise `WorkerCrashed` saying why."""
+    """Count the worker's folders after a request, unless they were counted in the last ``AFTER_CALL``
+    seconds; over quota, kill every worker of its extension and raise `WorkerCrashed` saying why."""
     spec = worker.spec
-    if not limited(spec.limits) or worker.pid is None:
+    if not limited(spec.limits) or worker.pid is None or not _MONITOR.due(_key(spec), AFTER_CALL):
         return
-    usage = measure(folders(spec.home, spec.extension), spec.limits, [worker.pid])
+    usage = _MONITOR.count(spec, [worker.pid])
     if usage.over is None:
         return
     _MONITOR.abort([worker, *_MONITOR.peers(worker)], usage)
@@ -331,7 +334,8 @@ class _Monitor:
 
     def __init__(self) -> None:
         self._workers: weakref.WeakSet[WorkerProcess] = weakref.WeakSet()
-        self._due: dict[tuple[object, ...], float] = {}
+        self._last: dict[tuple[object, ...], tuple[float, float]] = {}
+        """Per extension: when its last count started, and how long it took."""
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -366,27 +370,35 @@ class _Monitor:
                         groups.setdefault(_key(worker.spec), []).append(worker)
                     else:
                         self._workers.discard(worker)
-                self._due = {key: due for key, due in self._due.items() if key in groups}
+                self._last = {key: last for key, last in self._last.items() if key in groups}
                 if not groups:
                     self._thread = None
                     return
             for key, group in groups.items():
-                if self._due.get(key, 0.0) <= time.monotonic():
-                    self._count(key, group)
+                if not self.due(key, INTERVAL):
+                    continue
+                spec = group[0].spec
+                try:
+                    usage = self.count(spec, [worker.pid for worker in group if worker.pid is not None])
+                except OSError:
+                    log.exception("%s: its folders could not be counted", spec.extension)
+                    continue
+                if usage.over is not None:
+                    self.abort(group, usage)
 
-    def _count(self, key: tuple[object, ...], group: list[WorkerProcess]) -> None:
-        spec = group[0].spec
+    def due(self, key: tuple[object, ...], gap: float) -> bool:
+        """Whether ``gap`` seconds passed since the extension's last count, and at least ``_SHARE`` times
+        as long as that count took."""
+        last = self._last.get(key)
+        return last is None or time.monotonic() >= last[0] + max(gap, last[1] * _SHARE)
+
+    def count(self, spec: WorkerSpec, pids: list[int]) -> Usage:
+        """Count the extension's folders and what ``pids`` hold there, and remember when and how long."""
         started = time.monotonic()
         try:
-            pids = [worker.pid for worker in group if worker.pid is not None]
-            usage = measure(folders(spec.home, spec.extension), spec.limits, pids)
-        except OSError:
-            log.exception("%s: its folders could not be counted", spec.extension)
-            return
+            return measure(folders(spec.home, spec.extension), spec.limits, pids)
         finally:
-            self._due[key] = started + max(INTERVAL, (time.monotonic() - started) * _SHARE)
-        if usage.over is not None:
-            self.abort(group, usage)
+            self._last[_key(spec)] = (started, time.monotonic() - started)
 
 
 _MONITOR = _Monitor()

@@ -49,7 +49,8 @@ class Ext(Hostile):
 
     def proc_files(self, pid: int) -> dict[str, Any]:
         return {
-            name: attempt(read_text, f"/proc/{pid}/{name}") for name in ("environ", "cmdline", "maps", "status")
+            name: attempt(read_text, f"/proc/{pid}/{name}")
+            for name in ("environ", "cmdline", "maps", "status")
         } | {"mem": attempt(lambda: os.close(os.open(f"/proc/{pid}/mem", os.O_RDONLY)))}
 
     def trace(self, pid: int) -> dict[str, Any]:

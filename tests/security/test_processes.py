@@ -1,0 +1,167 @@
+"""Attacks on processes: the host's own, others of the same user, and what a worker leaves behind."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_worker_cannot_change_its_hosts_limits_priority_cpus_or_signal_it(scene, steps) -> None:
+    ext = "hostile.neighbour"
+
+    outcome = scene.run(
+        [
+            {"op": "self", "label": "host before"},
+            steps.call(ext, "press", "$host_pid", label="press"),
+            {"op": "sleep", "seconds": 0.5, "label": "let signals arrive"},
+            {"op": "self", "label": "host after"},
+        ],
+        setup=steps.start(ext),
+        attackers=[ext],
+        isolation="auto",
+    )
+
+    pressed = outcome.value("press")
+    before, after = outcome.value("host before"), outcome.value("host after")
+    assert pressed["parent"] == pressed["host"], f"the worker's parent is not its host: {pressed}"
+    went_through = {
+        name: pressed[name] for name in pressed if isinstance(pressed[name], dict) and pressed[name]["ok"]
+    }
+    assert not went_through, f"these reached the host process: {went_through}\n{outcome.describe()}"
+    for key in ("rlimit_cpu", "rlimit_nofile", "nice", "affinity", "scheduler", "signals"):
+        assert before[key] == after[key], f"the host's {key} changed: {before[key]} -> {after[key]}"
+    assert not outcome.harm(), "\n".join(outcome.harm()) + "\n" + outcome.describe()
+
+
+def test_a_double_forked_daemon_does_not_outlive_a_host_killed_with_sigkill(scene, steps, arena) -> None:
+    ext = "hostile.daemon"
+    running = scene.launch(
+        [
+            steps.call(ext, "spawn", 40.0, label="spawn"),
+            {"op": "sleep", "seconds": 60, "label": "wait to be killed"},
+        ],
+        setup=steps.start(ext),
+        attackers=[ext],
+    )
+    spawned = running.wait_for("spawn")
+    assert spawned["ok"], f"the daemon could not be set up: {spawned}"
+    daemon = spawned["value"]
+    assert alive(daemon), "the daemon was not running before the host was killed"
+
+    running.kill()
+    time.sleep(3)
+    beats = scene.cache(ext) / "daemon.beats"
+    before = beats.stat().st_size if beats.exists() else 0
+    time.sleep(1)
+    after = beats.stat().st_size if beats.exists() else 0
+    survived = alive(daemon)
+    if survived and _is_ours(daemon, arena.python):
+        os.kill(daemon, 9)
+
+    assert not survived, (
+        f"the daemon (pid {daemon}) still runs 3 s after its host was killed with SIGKILL; "
+        f"its heartbeat file grew from {before} to {after} bytes in the last second"
+    )
+
+
+def _is_ours(pid: int, python: Path) -> bool:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return (
+        bool(command) and str(python.parent.parent).encode() in command[0] or b"_worker" in b" ".join(command)
+    )
+
+
+def test_a_worker_cannot_read_trace_or_take_files_from_its_host(scene, steps) -> None:
+    ext = "hostile.misc"
+
+    outcome = scene.run(
+        [
+            steps.call(ext, "proc_files", "$host_pid", label="proc files"),
+            steps.call(ext, "trace", "$host_pid", label="trace"),
+            steps.call(ext, "io_uring", label="io_uring"),
+            steps.call(ext, "where", label="own environment"),
+        ],
+        setup=steps.start(ext),
+        attackers=[ext],
+        env={"ACME_CLOUD_TOKEN": scene.secret_text},
+    )
+
+    for label in ("proc files", "trace"):
+        got = outcome.value(label)
+        through = {name: result for name, result in got.items() if result["ok"]}
+        assert not through, f"{label}: these reached the host process: {through}\n{outcome.describe()}"
+    assert not outcome.value("io_uring")["ok"], outcome.describe()
+    assert "ACME_CLOUD_TOKEN" not in outcome.value("own environment")["environ"]
+    assert not outcome.harm(), "\n".join(outcome.harm()) + "\n" + outcome.describe()
+
+
+def test_a_fork_bomb_stops_at_the_workers_process_limit_and_leaves_nothing_behind(scene, steps) -> None:
+    ext = "hostile.misc"
+
+    outcome = scene.run(
+        [
+            steps.call(ext, "fork_bomb", 1200, 30.0, label="fork bomb"),
+            {"op": "latency", "count": 10, "label": "canary during the bomb"},
+            steps.call(ext, "where", label="worker"),
+            {"op": "stop", "ext": ext, "label": "stop"},
+            {"op": "sleep", "seconds": 1, "label": "settle"},
+        ],
+        setup=steps.start(ext),
+        attackers=[ext],
+    )
+
+    bomb = outcome.step("fork bomb")
+    started = bomb["value"]["started"] if bomb["ok"] else None
+    assert started is None or started < 1200, (
+        f"all 1200 forks succeeded: no process limit\n{outcome.describe()}"
+    )
+    leftovers = _processes_under(outcome.value("worker")["pid"])
+    assert not leftovers, f"processes of the fork bomb outlived its worker: {leftovers[:10]}"
+    assert not outcome.harm(), "\n".join(outcome.harm()) + "\n" + outcome.describe()
+
+
+def test_a_thread_storm_stops_at_the_workers_limit(scene, steps) -> None:
+    ext = "hostile.misc"
+
+    outcome = scene.run(
+        [
+            steps.call(ext, "thread_storm", 3000, 20.0, label="threads"),
+            {"op": "latency", "count": 10, "label": "canary during the storm"},
+        ],
+        setup=steps.start(ext),
+        attackers=[ext],
+    )
+
+    storm = outcome.step("threads")
+    started = storm["value"]["started"] if storm["ok"] else None
+    assert started is None or started < 3000, f"all 3000 threads started: no task limit\n{outcome.describe()}"
+    assert not outcome.harm(), "\n".join(outcome.harm()) + "\n" + outcome.describe()
+
+
+def _processes_under(worker: int) -> list[int]:
+    """Processes still running whose parent was ``worker`` or that sit in its session."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text(encoding="ascii").rpartition(")")[2].split()
+        except OSError:
+            continue
+        state, parent, session = fields[0], int(fields[1]), int(fields[4])
+        if state != "Z" and worker in (parent, session) and int(entry.name) != worker:
+            found.append(int(entry.name))
+    return found

@@ -1,0 +1,223 @@
+"""Bulk values from an isolated worker are checked before polars or numpy read them in the host.
+
+The worker side of Symphony always writes uncompressed Arrow IPC, so compressed IPC from a worker is an
+attack (a megabyte of zstd can inflate to gigabytes in the host), and so is IPC built to make polars panic.
+Here a real worker hands the host bytes the test made with real polars: inline in the frame, or in a sealed
+memfd, as its extension's return value. The checker itself (``_arrow.check_ipc``) is also run over what
+polars writes, compressed or not, and over truncated and garbled files. Core-only attacks (frames, events,
+standard error, memfds that are not, forged errors) are in
+``packages/symphony-core/tests/test_worker_output.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+
+from symphony_core._errors import WorkerCrashed
+from symphony_core._home import Home
+from symphony_core._sandbox._arrow import check_ipc
+from symphony_core._sandbox._probe import probe
+from symphony_core._sandbox._process import WorkerProcess
+from symphony_core._sandbox._profile import DEFAULT_INLINE_LIMIT, WorkerSpec
+
+CAPABILITIES = probe()
+pytestmark = pytest.mark.skipif(
+    not CAPABILITIES.supported, reason="the isolated tier needs Linux; the probe reports nothing enforced"
+)
+
+Start = Callable[[], WorkerProcess]
+
+BULK_EXTENSION = r"""
+import fcntl, os
+
+import msgspec
+import numpy
+
+from symphony_core import Extension
+from symphony_core._sandbox._bulk import ARRAY, FRAME, INLINE, MEMFD
+
+SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
+
+
+class Bulk(Extension):
+    def activate(self, context):
+        self.kept = []
+
+    def frame_inline(self, data):
+        return msgspec.msgpack.Ext(FRAME | INLINE, data)
+
+    def frame_in_memfd(self, data):
+        fd = os.memfd_create("bulk", os.MFD_ALLOW_SEALING)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, SEALS)
+        self.kept.append(fd)
+        return msgspec.msgpack.Ext(FRAME | MEMFD, str(fd).encode())
+
+    def array_inline(self, data):
+        return msgspec.msgpack.Ext(ARRAY | INLINE, data)
+
+    def arrays(self, count, size):
+        return [numpy.full(size, n, dtype=numpy.uint8) for n in range(count)]
+"""
+
+
+@pytest.fixture(scope="module")
+def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Start]:
+    """Start workers of the bulk test extension (one per test: a refused value kills its worker)."""
+    code = tmp_path_factory.mktemp("code")
+    (code / "acme_bulk").mkdir()
+    (code / "acme_bulk" / "__init__.py").write_text(BULK_EXTENSION, encoding="utf-8")
+    home = tmp_path_factory.mktemp("home")
+    started: list[WorkerProcess] = []
+
+    def start() -> WorkerProcess:
+        spec = WorkerSpec(
+            extension="acme.bulk", entry_point="acme_bulk:Bulk", home=Home(home), path=(str(code),)
+        )
+        started.append(WorkerProcess.start(spec, timeout=120))
+        return started[-1]
+
+    yield start
+    for one in started:
+        one.kill()
+
+
+def ipc(frame: pl.DataFrame, compression: Any = "uncompressed") -> bytes:
+    buffer = io.BytesIO()
+    frame.write_ipc(buffer, compression=compression)
+    return buffer.getvalue()
+
+
+FRAMES = {
+    "numbers and text": pl.DataFrame({"a": [1, 2, 3], "s": ["x", "yy", "z" * 40]}),
+    "categories and enums": pl.DataFrame(
+        {
+            "c": pl.Series(["u", "v", "u"], dtype=pl.Categorical),
+            "e": pl.Series(["a", "b", "a"], dtype=pl.Enum(["a", "b"])),
+        }
+    ),
+    "nested": pl.DataFrame({"l": [[1, 2], [3], []], "st": [{"x": 1}, {"x": 2}, {"x": None}]}),
+    "nulls": pl.DataFrame({"n": [None, None, None]}),
+    "no rows": pl.DataFrame({"a": []}, schema={"a": pl.Int64}),
+    "no columns": pl.DataFrame(),
+    "several batches": pl.concat([pl.DataFrame({"a": [1]}), pl.DataFrame({"a": [2]})], rechunk=False),
+}
+
+
+# The check itself
+
+
+@pytest.mark.parametrize("name", FRAMES)
+def test_what_polars_writes_uncompressed_passes_the_check(name: str) -> None:
+    data = ipc(FRAMES[name])
+
+    check_ipc(data)
+
+    assert pl.read_ipc(data).equals(FRAMES[name])
+
+
+@pytest.mark.parametrize("compression", ["zstd", "lz4"])
+def test_what_polars_writes_compressed_is_refused(compression: str) -> None:
+    with pytest.raises(ValueError, match="compressed Arrow IPC data is refused"):
+        check_ipc(ipc(FRAMES["numbers and text"], compression))
+
+
+def test_types_nested_deeper_than_polars_should_walk_are_refused() -> None:
+    deep = pl.Series("deep", [1])
+    for _ in range(65):
+        deep = deep.implode()
+
+    with pytest.raises(ValueError, match="nested more than 64 deep"):
+        check_ipc(ipc(deep.to_frame()))
+
+
+def test_every_truncation_of_a_file_is_refused() -> None:
+    data = ipc(FRAMES["categories and enums"])
+
+    for end in range(len(data)):
+        with pytest.raises(ValueError, match="Arrow IPC"):
+            check_ipc(data[:end])
+
+
+def test_garbled_files_are_refused_with_a_value_error_or_pass_as_well_formed() -> None:
+    data = ipc(pl.concat([FRAMES["numbers and text"]] * 2, rechunk=False))
+    rng = random.Random(20240601)
+    refused = 0
+
+    for _ in range(3000):
+        garbled = bytearray(data)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(garbled) - 4)
+            garbled[at : at + rng.choice((1, 4))] = rng.randbytes(rng.choice((1, 4)))
+        try:
+            check_ipc(bytes(garbled))
+        except ValueError:
+            refused += 1
+
+    assert refused > 1000, "most damage is seen"
+
+
+# From a worker
+
+
+@pytest.mark.parametrize("way", ["frame_inline", "frame_in_memfd"])
+@pytest.mark.parametrize("compression", ["zstd", "lz4"])
+def test_a_compressed_frame_from_a_worker_is_refused_before_polars_inflates_it(
+    worker: Start, way: str, compression: str
+) -> None:
+    bomb = ipc(pl.DataFrame({"z": np.zeros(20_000_000, dtype=np.uint8)}), compression)
+    assert len(bomb) < 200_000 < 20_000_000
+
+    with pytest.raises(WorkerCrashed, match="compressed Arrow IPC data is refused"):
+        worker().call(way, (bomb,))
+
+
+@pytest.mark.parametrize("way", ["frame_inline", "frame_in_memfd"])
+def test_an_uncompressed_frame_from_a_worker_is_read(worker: Start, way: str) -> None:
+    frame = FRAMES["categories and enums"]
+
+    assert worker().call(way, (ipc(frame),)).equals(frame)
+
+
+@pytest.mark.parametrize("way", ["frame_inline", "frame_in_memfd"])
+def test_a_frame_that_makes_polars_panic_is_a_crashed_worker_not_a_panic_in_the_host(
+    worker: Start, way: str
+) -> None:
+    enum = ipc(pl.DataFrame({"e": pl.Series(["a"], dtype=pl.Enum(["a", "b"]))}))
+    broken = enum.replace(b"1;a1;b", b"x;a1;b")  # the enum's categories, as polars stores them, misnumbered
+    check_ipc(broken)
+
+    with pytest.raises(WorkerCrashed, match="PanicException"):
+        worker().call(way, (broken,))
+
+
+def test_an_inline_array_of_python_objects_from_a_worker_is_refused(worker: Start) -> None:
+    header = b"|O;2"
+    with pytest.raises(WorkerCrashed, match="Python objects"):
+        worker().call("array_inline", (bytes((len(header),)) + header + bytes(16),))
+
+
+def test_a_reply_of_many_inline_sized_arrays_still_fits_in_one_frame(worker: Start) -> None:
+    size = DEFAULT_INLINE_LIMIT - (1 << 20)
+
+    arrays = worker().call("arrays", (12, size), timeout=120)
+
+    assert [int(array[0]) for array in arrays] == list(range(12))
+    assert all(array.shape == (size,) for array in arrays)
+
+
+@pytest.mark.parametrize("way", ["frame_inline", "frame_in_memfd"])
+def test_a_truncated_frame_from_a_worker_is_refused_before_polars_reads_it(worker: Start, way: str) -> None:
+    truncated = ipc(FRAMES["nested"])[:-20]
+
+    with pytest.raises(WorkerCrashed, match="not an Arrow IPC file"):
+        worker().call(way, (truncated,))
