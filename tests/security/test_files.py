@@ -35,7 +35,6 @@ def test_a_granted_folder_swapped_for_a_symlink_does_not_widen_the_next_workers_
         attackers=[ext],
     )
 
-    print(outcome.describe())
     reads = [outcome.step(label) for label in ("read through the link", "read directly")]
     reads.append(outcome.step("read after a second start"))
     got = [step["value"] for step in reads if step["ok"] and step["value"]["ok"]]

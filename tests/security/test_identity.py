@@ -14,11 +14,11 @@ def test_an_extension_whose_id_maps_to_the_same_variables_does_not_get_anothers_
 
     outcome = scene.run(
         [
-            {"op": "grant", "ext": OTHER, "label": "grant"},
             {"op": "start", "ext": OTHER, "label": "start"},
             steps.call(OTHER, "api_key", label="its api key"),
             steps.call(OTHER, "seen", label="what it saw"),
         ],
+        setup=[{"op": "grant", "ext": OTHER, "label": "grant"}],
         attackers=[OWNER, OTHER],
         env={VARIABLE: key},
     )
@@ -29,9 +29,8 @@ def test_an_extension_whose_id_maps_to_the_same_variables_does_not_get_anothers_
     else:
         error = started["error"]
         assert error["symphony"], error
-        assert OWNER in error["message"] and OTHER in error["message"], (
-            f"the refusal does not name both extensions: {error['message']}"
-        )
+        assert OWNER in error["message"], f"the refusal does not name {OWNER}: {error['message']}"
+        assert OTHER in error["message"], f"the refusal does not name {OTHER}: {error['message']}"
     assert key not in outcome.raw, f"the key meant for {OWNER} reached {OTHER}\n{outcome.describe()}"
     assert not outcome.harm(), "\n".join(outcome.harm()) + "\n" + outcome.describe()
 
@@ -50,7 +49,8 @@ def test_symphony_config_show_neither_hands_the_key_over_nor_lets_the_config_mod
         config = json.loads(shown.stdout)
         assert config["sources"].get("api_key") in (None, "default"), config
     else:
-        assert OWNER in said and OTHER in said, f"the refusal does not name both extensions:\n{said}"
+        assert OWNER in said, f"the refusal does not name {OWNER}:\n{said}"
+        assert OTHER in said, f"the refusal does not name {OTHER}:\n{said}"
 
 
 def test_a_second_distribution_with_a_granted_extensions_id_and_version_does_not_run_on_its_grant(
@@ -68,7 +68,6 @@ def test_a_second_distribution_with_a_granted_extensions_id_and_version_does_not
             {"op": "discover", "label": "discover"},
             {"op": "start", "ext": "twin.app", "label": "start"},
             steps.call("twin.app", "who", label="who"),
-            steps.call("twin.app", "read", str(scene.secret), label="read the key"),
         ],
         attackers=["twin.app"],
         path_first=[str(arena.impostors)],
@@ -87,7 +86,8 @@ def test_a_second_distribution_with_a_granted_extensions_id_and_version_does_not
 
 def test_a_distribution_claiming_a_trusted_publishers_prefix_is_not_trusted(scene, steps) -> None:
     ext = "acme.helper"
-    (scene.home / "policy.toml").write_text('[[trust]]\npublisher = "acme"\n', encoding="utf-8")
+    policy = scene.home / "policy.toml"
+    policy.write_text('[[trust]]\npublisher = "acme"\n', encoding="utf-8")
 
     outcome = scene.run(
         [
@@ -97,10 +97,15 @@ def test_a_distribution_claiming_a_trusted_publishers_prefix_is_not_trusted(scen
         ],
         attackers=[ext],
         isolation="auto",
+        canary=False,  # a policy the host refuses stops every extension, the canary too
     )
 
     started = outcome.step("start")
-    if started["ok"]:
+    if not started["ok"]:
+        error = started["error"]
+        assert error["type"] == "ConfigError", f"refused, but not as a policy that cannot hold: {error}"
+        assert str(policy) in error["message"], error
+    else:
         assert started["value"]["tier"] == "isolated", (
             f"mallory-tools runs in the host's process as a trusted 'acme' extension\n{outcome.describe()}"
         )

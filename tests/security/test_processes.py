@@ -2,18 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import time
 from pathlib import Path
 
 
-def alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie does not)."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-            return stat.read().rpartition(")")[2].split()[0] != "Z"
-    except OSError:
-        return False
+def processes_in(folder: Path) -> list[int]:
+    """Processes running (not zombies) whose working folder is inside ``folder``.
+
+    A worker works in its extension's cache folder and what it forks inherits that, so this finds what
+    an extension started from the outside, whatever process namespace it sees itself in.
+    """
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            state = (entry / "stat").read_text(encoding="ascii").rpartition(")")[2].split()[0]
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if state != "Z" and (cwd == str(folder) or cwd.startswith(f"{folder}/")):
+            found.append(int(entry.name))
+    return found
+
+
+def end(pids: list[int], folder: Path) -> None:
+    """Kill what an attack left running, by pid, once more checked to work inside ``folder``."""
+    for pid in pids:
+        if pid in processes_in(folder):
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_worker_cannot_change_its_hosts_limits_priority_cpus_or_signal_it(scene, steps) -> None:
@@ -33,7 +54,6 @@ def test_a_worker_cannot_change_its_hosts_limits_priority_cpus_or_signal_it(scen
 
     pressed = outcome.value("press")
     before, after = outcome.value("host before"), outcome.value("host after")
-    assert pressed["parent"] == pressed["host"], f"the worker's parent is not its host: {pressed}"
     went_through = {
         name: pressed[name] for name in pressed if isinstance(pressed[name], dict) and pressed[name]["ok"]
     }
@@ -43,7 +63,7 @@ def test_a_worker_cannot_change_its_hosts_limits_priority_cpus_or_signal_it(scen
     assert not outcome.harm(), "\n".join(outcome.harm()) + "\n" + outcome.describe()
 
 
-def test_a_double_forked_daemon_does_not_outlive_a_host_killed_with_sigkill(scene, steps, arena) -> None:
+def test_a_double_forked_daemon_does_not_outlive_a_host_killed_with_sigkill(scene, steps) -> None:
     ext = "hostile.daemon"
     running = scene.launch(
         [
@@ -55,32 +75,24 @@ def test_a_double_forked_daemon_does_not_outlive_a_host_killed_with_sigkill(scen
     )
     spawned = running.wait_for("spawn")
     assert spawned["ok"], f"the daemon could not be set up: {spawned}"
-    daemon = spawned["value"]
-    assert alive(daemon), "the daemon was not running before the host was killed"
+    before_kill = processes_in(scene.home)
+    assert len(before_kill) >= 3, (
+        f"expected the canary's worker, the attacker's and its daemon: {before_kill}"
+    )
 
     running.kill()
     time.sleep(3)
     beats = scene.cache(ext) / "daemon.beats"
-    before = beats.stat().st_size if beats.exists() else 0
+    size = beats.stat().st_size
     time.sleep(1)
-    after = beats.stat().st_size if beats.exists() else 0
-    survived = alive(daemon)
-    if survived and _is_ours(daemon, arena.python):
-        os.kill(daemon, 9)
+    grew = beats.stat().st_size - size
+    survivors = processes_in(scene.home)
+    end(survivors, scene.home)
 
-    assert not survived, (
-        f"the daemon (pid {daemon}) still runs 3 s after its host was killed with SIGKILL; "
-        f"its heartbeat file grew from {before} to {after} bytes in the last second"
-    )
-
-
-def _is_ours(pid: int, python: Path) -> bool:
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return (
-        bool(command) and str(python.parent.parent).encode() in command[0] or b"_worker" in b" ".join(command)
+    assert not survivors, (
+        f"{len(survivors)} process(es) of the host's workers still run 3 s after the host was killed with "
+        f"SIGKILL (pids {survivors}; the daemon says it is {spawned['value']} in its own view); its "
+        f"heartbeat file grew by {grew} bytes in the last second"
     )
 
 
@@ -115,7 +127,6 @@ def test_a_fork_bomb_stops_at_the_workers_process_limit_and_leaves_nothing_behin
         [
             steps.call(ext, "fork_bomb", 1200, 30.0, label="fork bomb"),
             {"op": "latency", "count": 10, "label": "canary during the bomb"},
-            steps.call(ext, "where", label="worker"),
             {"op": "stop", "ext": ext, "label": "stop"},
             {"op": "sleep", "seconds": 1, "label": "settle"},
         ],
@@ -125,11 +136,12 @@ def test_a_fork_bomb_stops_at_the_workers_process_limit_and_leaves_nothing_behin
 
     bomb = outcome.step("fork bomb")
     started = bomb["value"]["started"] if bomb["ok"] else None
+    leftovers = processes_in(scene.home)
+    end(leftovers, scene.home)
     assert started is None or started < 1200, (
         f"all 1200 forks succeeded: no process limit\n{outcome.describe()}"
     )
-    leftovers = _processes_under(outcome.value("worker")["pid"])
-    assert not leftovers, f"processes of the fork bomb outlived its worker: {leftovers[:10]}"
+    assert not leftovers, f"{len(leftovers)} processes of the fork bomb outlived its host: {leftovers[:10]}"
     assert not outcome.harm(), "\n".join(outcome.harm()) + "\n" + outcome.describe()
 
 
@@ -149,19 +161,3 @@ def test_a_thread_storm_stops_at_the_workers_limit(scene, steps) -> None:
     started = storm["value"]["started"] if storm["ok"] else None
     assert started is None or started < 3000, f"all 3000 threads started: no task limit\n{outcome.describe()}"
     assert not outcome.harm(), "\n".join(outcome.harm()) + "\n" + outcome.describe()
-
-
-def _processes_under(worker: int) -> list[int]:
-    """Processes still running whose parent was ``worker`` or that sit in its session."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text(encoding="ascii").rpartition(")")[2].split()
-        except OSError:
-            continue
-        state, parent, session = fields[0], int(fields[1]), int(fields[4])
-        if state != "Z" and worker in (parent, session) and int(entry.name) != worker:
-            found.append(int(entry.name))
-    return found

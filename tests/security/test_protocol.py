@@ -28,7 +28,7 @@ VERDICTS = {
     [
         pytest.param("reply_header", [3 * GIB // 2], id="a reply frame announcing 1.5 GiB"),
         pytest.param("event_header", [3 * GIB // 2], id="an event frame announcing 1.5 GiB"),
-        pytest.param("zstd_bomb", [16], id="a zstd Arrow frame inflating to 4 GiB"),
+        pytest.param("zstd_bomb", [15], id="a zstd Arrow frame inflating to 3.75 GiB"),
         pytest.param("stderr_line", [700], id="a 700 MiB line on stderr"),
     ],
 )
@@ -61,7 +61,7 @@ def test_what_a_worker_sends_cannot_make_its_host_use_gigabytes_of_memory(scene,
 def test_a_zstd_bomb_is_small_on_the_wire(scene, steps) -> None:
     """The bomb of the test above is what it claims: a frame of well under 1 MiB."""
     outcome = scene.run(
-        [steps.call(EXT, "zstd_bomb_size", 16, label="size")], setup=steps.start(EXT), attackers=[EXT]
+        [steps.call(EXT, "zstd_bomb_size", 15, label="size")], setup=steps.start(EXT), attackers=[EXT]
     )
 
     assert outcome.value("size") < 1 << 20
@@ -79,7 +79,8 @@ def test_a_bulk_value_naming_a_fifo_or_a_pipe_as_its_memfd_cannot_hang_the_host(
 
     assert not outcome.timed_out, f"the host hung on a {what} named as a memfd\n{outcome.describe()}"
     error = outcome.error("false memfd")
-    assert error is not None and error["symphony"], f"not refused with a SymphonyError\n{outcome.describe()}"
+    assert error is not None, f"the host accepted it\n{outcome.describe()}"
+    assert error["symphony"], f"not refused with a SymphonyError: {error}"
     assert outcome.step("false memfd")["seconds"] < 15
     assert not outcome.harm(), "\n".join(outcome.harm()) + "\n" + outcome.describe()
 
@@ -132,7 +133,8 @@ def test_a_worker_that_never_answers_is_cut_off_at_the_call_budget(scene, steps)
     )
 
     error = outcome.error("hang")
-    assert error is not None and error["type"] == "WorkerTimeout", outcome.describe()
+    assert error is not None, outcome.describe()
+    assert error["type"] == "WorkerTimeout", error
     assert outcome.step("hang")["seconds"] < 10
     assert not outcome.harm(), "\n".join(outcome.harm()) + "\n" + outcome.describe()
 
@@ -149,7 +151,8 @@ def test_a_worker_that_closes_its_pipes_and_stays_is_reported_and_stopped(scene,
     )
 
     error = outcome.error("close pipes")
-    assert error is not None and error["type"] == "WorkerCrashed", outcome.describe()
+    assert error is not None, outcome.describe()
+    assert error["type"] == "WorkerCrashed", error
     assert outcome.step("close pipes")["seconds"] < 10
     assert not outcome.harm(), "\n".join(outcome.harm()) + "\n" + outcome.describe()
 

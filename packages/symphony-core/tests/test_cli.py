@@ -20,6 +20,7 @@ LIST_KEYS = {
     "manifest_file",
     "manifest",
     "tier",
+    "distribution_sha256",
     "problem",
 }
 

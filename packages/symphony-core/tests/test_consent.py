@@ -150,8 +150,13 @@ def test_the_summary_says_what_each_grant_reaches_and_refuses_what_no_one_may_gr
     ) in readable
     assert f"- the isolated tier opens all of {home / 'extensions' / ext_id / 'data'}" in readable
 
-    # Saying yes to everything still leaves it refused.
-    assert venv.symphony_json(home, "grant", ext_id, "--yes")["satisfied"] is False
+    # No one can say yes to it, and without it the extension does not run.
+    granting = venv.symphony(home, "grant", ext_id, "--yes")
+    assert granting.returncode != 0
+    assert "cannot be granted by anyone: fs.write / (covers Symphony's own state" in make.normalize(
+        granting.stderr
+    )
+    assert venv.symphony_json(home, "grant", ext_id, "fs.read", "subprocess", "--yes")["satisfied"] is False
     refused = hosts(home).refuses("start", ext_id)
     assert refused["error"] == "ConsentRequired"
     assert "fs.write / (refused: covers Symphony's own state" in refused["message"]

@@ -7,6 +7,7 @@ Real workers of a small extension written to a temporary folder; real files on t
 from __future__ import annotations
 
 import errno
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -18,10 +19,11 @@ import pytest
 from symphony_core._errors import ConfigError, RemoteError, SandboxError, WorkerCrashed
 from symphony_core._grants import read_policy
 from symphony_core._home import Home
+from symphony_core._sandbox import _quota
 from symphony_core._sandbox._process import WorkerProcess
 from symphony_core._sandbox._profile import WorkerSpec
 from symphony_core._sandbox._protocol import Limits
-from symphony_core._sandbox._quota import AFTER_CALL, measure
+from symphony_core._sandbox._quota import measure
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="isolated workers need Linux")
 
@@ -154,11 +156,19 @@ def test_a_worker_filling_its_cache_during_one_long_call_is_killed_at_its_quota(
         worker.call("echo", (1,))
 
 
+@pytest.fixture
+def count_after_every_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Count on every call's return: by default a call only counts once the last count is old enough
+    (``AFTER_CALL``, and 20 times as long as it took), which a test cannot time on a busy machine."""
+    monkeypatch.setattr(_quota, "AFTER_CALL", 0.0)
+    monkeypatch.setattr(_quota, "_SHARE", 0)
+
+
+@pytest.mark.usefixtures("count_after_every_call")
 def test_a_call_that_takes_the_worker_over_its_quota_fails_with_the_quota_as_reason(
     start: Callable[..., WorkerProcess],
 ) -> None:
     worker = start(disk=2 * MiB)
-    time.sleep(AFTER_CALL)  # counted as it started; a call's return counts again once this has passed
 
     with pytest.raises(WorkerCrashed) as killed:
         worker.call("write", ("blob", 3 * MiB))
@@ -167,9 +177,9 @@ def test_a_call_that_takes_the_worker_over_its_quota_fails_with_the_quota_as_rea
     assert not worker.alive
 
 
+@pytest.mark.usefixtures("count_after_every_call")
 def test_files_deleted_but_held_open_count_against_the_quota(start: Callable[..., WorkerProcess]) -> None:
     worker = start(disk=4 * MiB)
-    time.sleep(AFTER_CALL)
 
     with pytest.raises(WorkerCrashed) as killed:
         worker.call("hold", (6 * MiB,))
@@ -223,6 +233,22 @@ def test_the_count_follows_no_link_takes_sparse_files_as_they_are_and_stops_past
     assert measure({"{cache}": inside}).bytes >= 10 * (256 << 10), "without limits it counts everything"
 
 
+def test_a_folder_nested_too_deep_to_count_passes_the_quota(tmp_path: Path) -> None:
+    folder = os.open(tmp_path, os.O_RDONLY)
+    for _ in range(20):  # 20 x 250 characters: past the longest path the kernel takes (4096)
+        os.mkdir("d" * 250, dir_fd=folder)
+        deeper = os.open("d" * 250, os.O_RDONLY, dir_fd=folder)
+        os.close(folder)
+        folder = deeper
+    os.close(folder)
+
+    counted = measure({"{cache}": tmp_path}, Limits())
+
+    assert counted.over == "unreadable"
+    assert "File name too long" in counted.where
+    assert "a folder the host cannot count: " in counted.describe(Limits())
+
+
 # Configuration and report
 
 
@@ -241,7 +267,7 @@ def test_the_policy_limits_table_sets_what_each_worker_gets(tmp_path: Path) -> N
 
 
 DISK_HUNGRY = """
-import os
+import os, time
 
 from symphony_core import Extension
 
@@ -250,10 +276,11 @@ class Ext(Extension):
     def activate(self, context):
         self.context = context
 
-    def fill(self, files, size):
+    def fill(self, files, size, pause):
         for number in range(files):
             with open(os.path.join(self.context.cache_dir, f"fill-{number}"), "wb") as file:
                 file.write(b"x" * size)
+            time.sleep(pause)
         return files
 """
 
@@ -268,7 +295,7 @@ def test_an_isolated_host_takes_the_quota_from_its_policy_and_audits_the_kill(
     host = hosts(home, isolation="isolated")
     host("start", ext_id)
 
-    killed = host.refuses("call", ext_id, "fill", 3, 2 * MiB)
+    killed = host.refuses("call", ext_id, "fill", 20, MiB, 0.2)
 
     assert killed["error"] == "WorkerCrashed"
     assert "over its disk quota" in killed["message"]

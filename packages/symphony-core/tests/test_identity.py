@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import logging
 import signal
 import sqlite3
 import subprocess
@@ -40,11 +41,8 @@ class Ext(Extension):
 """
 
 
-def _asking(make, ext_id, *, name=None, code=WHO, version="1.0.0"):
-    project = make.extension(
-        ext_id, code=code, name=name, manifest_text=make.manifest(ext_id, extra=READS_DATA)
-    )
-    return dataclasses.replace(project, version=version)
+def _asking(make, ext_id, *, name=None, code=WHO):
+    return make.extension(ext_id, code=code, name=name, manifest_text=make.manifest(ext_id, extra=READS_DATA))
 
 
 def _claims(venv, home, ext_id):
@@ -59,20 +57,28 @@ def _policy(home: Path, text: str) -> None:
 # Trust names a distribution
 
 
-def test_a_trust_entry_that_names_no_distribution_is_refused_with_what_to_write(tmp_path: Path) -> None:
+def test_a_trust_entry_that_names_no_distribution_trusts_nothing_and_says_what_to_write(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     policy = tmp_path / "policy.toml"
     policy.write_text(
-        '[[trust]]\npublisher = "acme"\n\n[[trust]]\nextension = "acme.tools"\n', encoding="utf-8"
+        '[[trust]]\npublisher = "acme"\n\n[[trust]]\nextension = "acme.tools"\n\n'
+        '[[trust]]\ndistribution = "acme-tools"\n',
+        encoding="utf-8",
     )
+    trust = read_policy(policy)
 
-    with pytest.raises(ConfigError) as refused:
-        read_policy(policy)
+    with caplog.at_level(logging.WARNING, logger="symphony.policy"):
+        assert trust.trusts("acme.tools", "mallory-tools") is None
+        assert trust.trusts("acme.tools", "acme-tools") == 3
 
-    message = refused.value.message
-    assert str(policy) in message
-    assert "trust.0: Value error, a trust entry must name the `distribution`" in message
-    assert "trust.1: Value error, a trust entry must name the `distribution`" in message
-    assert refused.value.hint == "fix the entries listed above"
+    warned = [record.getMessage() for record in caplog.records]
+    assert len(warned) == 4, "entries 1 and 2 for each lookup"
+    assert warned[0].startswith(
+        "trust entry 1 of the host policy names no distribution, so it does not trust"
+    )
+    assert 'add `distribution = "NAME"`' in warned[0]
+    assert warned[1].startswith("trust entry 2 of the host policy names no distribution")
 
 
 def test_publisher_and_extension_narrow_a_trust_entry_and_a_pinned_hash_matches_one_installation(
@@ -182,7 +188,7 @@ def test_ids_whose_variables_would_share_a_prefix_get_none_of_them() -> None:
         config_variables("acme-x.y", environ, shared_with=["acme.x-y"])
     error = refused.value
     assert error.extension == "acme-x.y"
-    assert "SYMPHONY_ACME_X_Y__* would configure 'acme.x-y' as well" in error.message
+    assert "SYMPHONY_ACME_X_Y__* would configure 'acme-x.y' and 'acme.x-y' alike" in error.message
     assert "SYMPHONY_ACME_X_Y__API_KEY" in error.message
     assert "sk-live" not in str(error)
     assert "uninstall the extension you do not use" in (error.hint or "")
@@ -200,14 +206,26 @@ def test_no_extensions_variables_begin_with_another_extensions_prefix() -> None:
             assert not (env_prefix(other) + "FIELD").startswith(env_prefix(one)), (one, other)
 
 
+LEVELLED = """
+from symphony_core import Config, Extension
+
+
+class Settings(Config):
+    level: int = 1
+
+
+class Ext(Extension):
+    pass
+"""
+
+
 def test_variables_two_installed_ids_share_are_refused_naming_both(install, make, venv, home) -> None:
-    config = "from symphony_core import Config, Extension\n\n\nclass Settings(Config):\n    level: int = 1\n\n\nclass Ext(Extension):\n    pass\n"
     dotted, dashed = "acme-x.y", "acme.x-y"
     install(
         *(
             make.extension(
                 ext_id,
-                code=config,
+                code=LEVELLED,
                 name=name,
                 manifest_text=make.manifest(ext_id, config=f"{module}:Settings"),
             )
@@ -223,8 +241,7 @@ def test_variables_two_installed_ids_share_are_refused_naming_both(install, make
         shown = with_variable.symphony(home, "config", "show", ext_id)
         assert shown.returncode == 1
         message = make.normalize(shown.stderr)
-        assert f"SYMPHONY_ACME_X_Y__* would configure '{other}' as well" in message, message
-        assert ext_id in message
+        assert f"SYMPHONY_ACME_X_Y__* would configure '{ext_id}' and '{other}' alike" in message, message
     # Unset, each extension's own layers still configure it.
     assert venv.symphony_json(home, "config", "show", dotted)["config"] == {"level": 1}
 

@@ -124,6 +124,27 @@ def test_permissions_without_a_real_reason_or_with_bad_scopes_are_named_by_line_
     assert messages["permissions[1].hosts[1]"] == "'example.com' is not a host:port pair"
 
 
+def test_a_path_that_climbs_out_of_its_folder_is_an_error_on_its_line_with_what_to_do(tmp_path):
+    manifest = MANIFEST + textwrap.dedent(
+        """
+        [[permissions]]
+        type = "fs.write"
+        paths = ["{data}/../../.."]
+        reason = "Keeps its results."
+        """
+    )
+    report = validate(write_project(tmp_path, manifest=manifest))
+
+    (climbs,) = [f for f in report.findings if f.check == "permissions"]
+    assert (climbs.severity, climbs.line, climbs.field) == ("error", 10, "permissions[0].paths[0]")
+    assert climbs.message == (
+        "'{data}/../../..' has a '..' part, which leaves the folder before it: name the folder itself"
+    )
+    assert climbs.hint == (
+        "start each path with {data}, {cache}, {home} or /, and name folders without '.' or '..'"
+    )
+
+
 def test_manifest_mistakes_point_at_the_line_to_fix(tmp_path):
     manifest = MANIFEST.replace('id = "acme.checked"', 'id = "acme.other"').replace(
         'summary = "Exists to be validated."', 'summary = ""'

@@ -124,8 +124,8 @@ def config_variables(
     if found and shared_with:
         others = ", ".join(f"'{other}'" for other in sorted(shared_with))
         raise ConfigError(
-            f"the variables {prefix}* would configure {others} as well, so none of them gets them; "
-            f"set here: {', '.join(sorted(found))}",
+            f"the variables {prefix}* would configure '{ext_id}' and {others} alike, so none of them gets "
+            f"them; set here: {', '.join(sorted(found))}",
             extension=ext_id,
             hint="unset them and configure each extension in its file `<home>/config/<id>.toml` or with "
             "`symphony config set ID KEY VALUE`, or uninstall the extension you do not use",

@@ -14,6 +14,7 @@ distributions declaring one id keeps it, are bound to distributions too.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 SCOPE_FIELDS = ("paths", "hosts", "names", "commands")
+log = logging.getLogger("symphony.policy")
 
 Atom = tuple[str, str]
 """One unit of consent: a permission type and one scope item (``("fs.read", "{data}/*.csv")``)."""
@@ -114,6 +116,8 @@ class Trust(_Selector):
 
     An entry names the distribution: any distribution can declare any id under any publisher, so
     ``publisher`` and ``extension`` only narrow an entry, and ``sha256`` pins one installation of it.
+    An entry without ``distribution`` trusts nothing (`Policy.trusts` says so in the log); it is not
+    refused, since a policy file that fails to read stops every extension, not only the ones it names.
     """
 
     sha256: str | None = Field(
@@ -123,18 +127,11 @@ class Trust(_Selector):
         "(`symphony inspect ID --json` shows it as `distribution_sha256`).",
     )
 
-    @model_validator(mode="after")
-    def _names_a_distribution(self) -> Trust:
-        if self.distribution is None:
-            raise ValueError(
-                "a trust entry must name the `distribution` that ships the extensions: any distribution "
-                "can declare an id under any publisher, so `publisher` and `extension` only narrow an entry"
-            )
-        return self
-
     def selects_installed(self, extension: str, distribution: str, sha256: str | None) -> bool:
         """Whether the entry is about this extension as installed; a pinned hash that the host cannot
         check (no ``RECORD``) does not match."""
+        if self.distribution is None:
+            return False
         if self.sha256 is not None and (sha256 is None or sha256.lower() != self.sha256.lower()):
             return False
         return self.selects(extension, distribution)
@@ -176,6 +173,15 @@ class Policy(BaseModel):
         for number, entry in enumerate(self.trust, 1):
             if entry.selects_installed(extension, distribution, sha256):
                 return number
+            if entry.distribution is None and entry.selects(extension, distribution):
+                log.warning(
+                    "trust entry %d of the host policy names no distribution, so it does not trust %s: any "
+                    'distribution can declare an id under any publisher; add `distribution = "NAME"`, '
+                    "the distribution you trust to ship it (`symphony inspect %s` shows it)",
+                    number,
+                    extension,
+                    extension,
+                )
         return None
 
 
@@ -193,7 +199,9 @@ def read_policy(path: Path) -> Policy:
         lines = "".join(
             f"\n  - {'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
         )
-        raise ConfigError(f"invalid policy file {path}:{lines}", hint="fix the entries listed above") from None
+        raise ConfigError(
+            f"invalid policy file {path}:{lines}", hint="fix the entries listed above"
+        ) from None
 
 
 @dataclass(frozen=True, slots=True)

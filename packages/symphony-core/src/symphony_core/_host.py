@@ -255,13 +255,24 @@ class Host:
 
     def grant(self, extension: str, kinds: Sequence[str] = (), *, actor: str | None = None) -> Consent:
         """Grant the extension's current version what it requests (only the given types, if any)."""
-        from ._grants import select
+        from ._grants import atoms, describe, select
 
         slot = self._slot(extension)
+        if slot.record.manifest is None:  # nothing valid was asked for, so there is nothing to consent to
+            raise self._not_in(slot, "validated", "grant")
         consent = self.consent(extension)
         chosen = select(consent.requested, kinds)
         if consent.granted is not None and kinds:
             chosen = [p for p in consent.granted.permissions if str(p["type"]) not in kinds] + chosen
+        refused = [
+            f"{describe(atom)} ({note.message})" for atom, note in consent.refused if atom in atoms(chosen)
+        ]
+        if refused:
+            raise ConsentRequired(
+                "cannot be granted by anyone: " + "; ".join(refused),
+                extension=slot.key,
+                hint=f"grant the other types alone (`symphony grant {slot.key} TYPE`), or ask its author to narrow the request",
+            )
         who = actor or self.actor
         record = slot.record
         self.state.grant(
@@ -538,7 +549,9 @@ class Host:
         """Call a public method of an active extension; a coroutine result is run to completion.
 
         A sync method runs in the caller's thread. A coroutine runs on the extension's own event loop,
-        cut off after the host's ``call_budget`` when one is set.
+        cut off after the host's ``call_budget`` when one is set. A ``SystemExit`` or ``KeyboardInterrupt``
+        the extension raises is its failure (`ExtensionFailed`); a Ctrl-C the host receives goes through
+        (the rule is in ``_interrupts``).
         """
         slot = self._slot(extension)
         function = self._method(slot, method)

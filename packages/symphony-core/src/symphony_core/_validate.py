@@ -543,9 +543,10 @@ def _check_of(loc: tuple[str | int, ...]) -> str:
 
 
 def _hint_for(loc: tuple[str | int, ...], hint: str | None) -> str | None:
-    field = next((part for part in reversed(loc) if isinstance(part, str)), None) if loc else None
-    if loc and loc[0] == "permissions" and field in _SCOPE_HINTS:
-        return _SCOPE_HINTS[field]
+    if loc and loc[0] == "permissions" and loc[-1] == "reason":
+        return _SCOPE_HINTS["reason"]
+    if len(loc) > 3 and loc[0] == "permissions" and isinstance(loc[-1], int):  # one path or host
+        return _SCOPE_HINTS.get(str(loc[-2]), hint)
     return hint
 
 

@@ -64,7 +64,8 @@ def check_ipc(data: Any) -> None:
 
 
 def _check_fields(footer: _Flatbuffer, schema: int) -> None:
-    """The schema's fields form a tree no deeper than ``_MAX_DEPTH`` (polars copies shared tables)."""
+    """The schema's fields form a tree no deeper than ``_MAX_DEPTH``: a table reached twice is refused, since
+    polars would copy it once per path to it (a few shared tables can make a schema of millions of fields)."""
     seen: set[int] = set()
     stack = [(field, 1) for field in footer.tables(schema, _SCHEMA_FIELDS)]
     while stack:

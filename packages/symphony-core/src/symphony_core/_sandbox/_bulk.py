@@ -139,7 +139,7 @@ class Codec:
         return fd
 
     def release(self) -> None:
-        """Close the memfds already sent (the host has opened them once it sends its next request)."""
+        """Close the memfds already sent (the host has taken them once it sends its next request)."""
         pending, self._pending = self._pending, []
         self._inlined = 0  # the worker releases once per request: the next reply starts empty
         for fd in pending:
@@ -187,7 +187,7 @@ class Codec:
                 f"the worker named its file {number}, which could not be taken: {exc.strerror}"
             ) from None
         try:
-            try:  # asked before fstat: the seals only a memfd can carry rule out files a server answers for
+            try:  # seals first: only a memfd has them, and asking any other file for them never blocks
                 seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
             except OSError:
                 seals = 0

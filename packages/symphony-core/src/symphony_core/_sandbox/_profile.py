@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from symphony_core._home import Home
+from symphony_core._reach import PROGRAM_FOLDERS, inside_any, opened, own_folder, resolve
 
 from ._protocol import Limits, Profile
 
@@ -30,8 +31,6 @@ if TYPE_CHECKING:
     from symphony_core._permissions import Permission
 
 PATH = "/usr/local/bin:/usr/bin:/bin"
-PROGRAM_FOLDERS = ("/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin")
-"""What a ``subprocess`` grant of ``*`` lets a worker run (and so read): the standard program folders."""
 _GPU_DEVICES = ("/dev/nvidia*", "/dev/nvidiactl", "/dev/nvidia-uvm*", "/dev/dri", "/dev/kfd")
 _LOADERS = ("/lib64/ld-linux-*.so*", "/lib/ld-linux*.so*", "/lib/ld-musl-*.so*")
 DEFAULT_INLINE_LIMIT = 8 << 20
@@ -91,15 +90,16 @@ def profile_for(spec: WorkerSpec, exchange: str) -> Profile:
             gpu = True
     notes: list[str] = []
     # The extension can plant symlinks wherever it can write: those are never followed to make a rule.
-    own = [_resolve(str(folder), []) for folder in (spec.data_dir, spec.cache_dir)]
+    own = [own_folder(folder) for folder in (spec.data_dir, spec.cache_dir)]
     write = [_beneath(policy._expand(entry), notes) for entry in found["fs.write"]]
-    writable = own + [_resolve(path, own) for path in write]
-    write = [_resolve(path, writable) for path in write]
-    read = [_resolve(_beneath(policy._expand(entry), notes), writable) for entry in found["fs.read"]]
+    writable = (*own, *(resolve(path, inside_any(tuple(own))) for path in write))
+    planted = inside_any(writable)
+    write = [resolve(path, planted) for path in write]
+    read = [resolve(_beneath(policy._expand(entry), notes), planted) for entry in found["fs.read"]]
     import_path = [*site_folders(), *spec.path]
     packages = _packages(spec, import_path)
     read += [*interpreter_folders(), *import_path, *packages.values()]
-    read += [_resolve(str(config_file(spec.home, spec.extension)), writable), own[1]]
+    read += [resolve(str(config_file(spec.home, spec.extension)), planted), own[1]]
     write.append(own[1])
     connect, bind = _ports(found["net.connect"]), _ports(found["net.listen"])
     return Profile(
@@ -144,11 +144,9 @@ def config_environ(spec: WorkerSpec, environ: Mapping[str, str] = os.environ) ->
 
 def _beneath(path: str, notes: list[str]) -> str:
     """The folder a Landlock rule needs for a granted path or glob (the grant's own semantics in the guard)."""
-    wildcard = min((path.find(c) for c in "*?[" if c in path), default=-1)
-    if wildcard < 0:
-        return path
-    folder = os.path.dirname(path[:wildcard]) or "/"
-    notes.append(f"{path}: the kernel allows all of {folder} (Landlock rules cannot hold a glob)")
+    folder = opened(path)
+    if folder != path:
+        notes.append(f"{path}: the kernel allows all of {folder} (Landlock rules cannot hold a glob)")
     return folder
 
 
@@ -234,25 +232,6 @@ def _ports(hosts: list[str]) -> list[int] | None:
             return None
         ports.add(int(port))
     return sorted(ports)
-
-
-def _resolve(path: str, writable: list[str]) -> str:
-    """``path`` with its symlinks resolved, except those inside ``writable`` folders (the extension's own,
-    where it could plant one: its worker then finds a symlink where the rule's path is, and refuses it).
-
-    The worker opens each rule's path without following any symlink, so what is resolved here is what the
-    kernel's rule covers.
-    """
-    current = "/"
-    parts = [part for part in os.path.normpath(os.path.join("/", path)).split("/") if part]
-    for at, part in enumerate(parts):
-        candidate = os.path.join(current, part)
-        if os.path.islink(candidate):
-            if any(current == root or current.startswith(root + "/") for root in writable):
-                return os.path.join(candidate, *parts[at + 1 :])
-            candidate = os.path.realpath(candidate)
-        current = candidate
-    return current
 
 
 def _unique(paths: Any) -> list[str]:

@@ -4,10 +4,10 @@ No kernel quota fits: project quotas need root and a file system mounted for the
 (which the worker sets) bounds one file, not a folder. So the host counts what the folders take on disk
 (``st_blocks`` * 512, sparse files as they really are, links never followed, a file with several links
 once) and how many entries they hold, plus the deleted files the worker's processes still hold open or
-mapped there. It counts before a worker starts (refused when over), after each request, and every
-``INTERVAL`` seconds in one thread for every running worker, and kills the workers of an extension found
-over its quota. A count stops at the first limit it passes, so its work is bounded by the limits, not by
-what a worker wrote.
+mapped there. It counts before a worker starts (refused when over), after a request (unless the last
+count is younger than ``AFTER_CALL``), and every ``INTERVAL`` seconds in one thread for every running
+worker, and kills the workers of an extension found over its quota. A count stops at the first limit
+it passes, so its work is bounded by the limits, not by what a worker wrote.
 
 Counted from outside, the quota can be passed between two counts: by at most one ``file_size``
 (``RLIMIT_FSIZE``) for each file written in that interval.
@@ -15,13 +15,14 @@ Counted from outside, the quota can be passed between two counts: by at most one
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -58,16 +59,17 @@ class Usage:
     """Files, folders and links."""
     over: str | None = None
     """The limit the count passed (``disk``, ``disk_entries``, or ``unreadable`` for a folder the host
-    cannot read even after making it readable); None within the limits."""
+    cannot count, even after making it readable); None within the limits."""
     where: str = ""
-    """Where it passed it: ``{data}``, ``{cache}``, the deleted files held open, or the unreadable path."""
+    """Where it passed it: ``{data}``, ``{cache}``, the deleted files held open, or the folder it could
+    not count (with why)."""
 
     def describe(self, limits: Limits) -> str:
         """What went over, as in ``20,975,616 of 20,971,520 bytes in {cache}``."""
         if self.over == "disk_entries":
             return f"{self.entries:,} of {limits.disk_entries:,} files and folders in {self.where}"
         if self.over == _UNREADABLE:
-            return f"a folder it made unreadable: {self.where}"
+            return f"a folder the host cannot count: {self.where}"
         return f"{self.bytes:,} of {limits.disk:,} bytes in {self.where}"
 
 
@@ -172,27 +174,31 @@ class _Count:
         return self._passed(where)
 
     def walk(self, name: str, top: Path) -> bool:
-        """Count everything beneath ``top`` without following links; True once a limit is passed."""
+        """Count everything beneath ``top`` without following links; True once a limit is passed.
+
+        A folder that cannot be counted (made unreadable, nested past the longest path) passes the quota:
+        otherwise hiding what it holds would dodge it.
+        """
         stack = [os.fspath(top)]
         while stack:
             folder = stack.pop()
             try:
-                listed = _listing(folder)
+                with _listing(folder) as entries:
+                    for entry in entries:
+                        try:
+                            info = _lstat(entry.path)
+                        except FileNotFoundError:
+                            continue
+                        if self.add(info, name):
+                            return True
+                        if stat.S_ISDIR(info.st_mode):
+                            stack.append(entry.path)
             except FileNotFoundError:
                 continue
-            except PermissionError:
-                return self._unreadable(folder)
-            for path in listed:
-                try:
-                    info = _lstat(path)
-                except FileNotFoundError:
-                    continue
-                except PermissionError:
-                    return self._unreadable(path)
-                if self.add(info, name):
-                    return True
-                if stat.S_ISDIR(info.st_mode):
-                    stack.append(path)
+            except OSError as exc:
+                shown = folder if len(folder) <= 200 else f"{folder[:100]}...{folder[-100:]}"
+                self.over, self.where = _UNREADABLE, f"{shown} ({exc.strerror})"
+                return True
         return False
 
     def held(self, tops: list[Path], pids: Iterable[int]) -> bool:
@@ -250,21 +256,18 @@ class _Count:
             self.over, self.where = "disk_entries", where
         return self.over is not None
 
-    def _unreadable(self, path: str) -> bool:
-        self.over, self.where = _UNREADABLE, path
-        return True
 
-
-def _listing(folder: str) -> list[str]:
-    """The paths in ``folder``; a folder the worker made unreadable is made readable to its owner again
+@contextlib.contextmanager
+def _listing(folder: str) -> Iterator[Iterator[os.DirEntry[str]]]:
+    """The entries of ``folder``; a folder the worker made unreadable is made readable to its owner again
     (it is the extension's own, and hiding what it holds must not dodge the quota)."""
     try:
-        with os.scandir(folder) as entries:
-            return [entry.path for entry in entries]
+        entries = os.scandir(folder)
     except PermissionError:
         _open_up(folder)
-        with os.scandir(folder) as entries:
-            return [entry.path for entry in entries]
+        entries = os.scandir(folder)
+    with entries:
+        yield entries
 
 
 def _lstat(path: str) -> os.stat_result:
@@ -276,7 +279,9 @@ def _lstat(path: str) -> os.stat_result:
 
 
 def _open_up(folder: str) -> None:
-    os.chmod(folder, stat.S_IMODE(os.lstat(folder).st_mode) | stat.S_IRWXU, follow_symlinks=False)
+    """Give the owner back all rights to ``folder``; never through a link the worker put in its place."""
+    with contextlib.suppress(OSError, NotImplementedError):  # gone, or a link now (links have no mode)
+        os.chmod(folder, stat.S_IMODE(os.lstat(folder).st_mode) | stat.S_IRWXU, follow_symlinks=False)
 
 
 def _deleted(target: str, prefixes: tuple[str, ...]) -> bool:
@@ -380,7 +385,7 @@ class _Monitor:
                 spec = group[0].spec
                 try:
                     usage = self.count(spec, [worker.pid for worker in group if worker.pid is not None])
-                except OSError:
+                except Exception:  # this thread counts for every worker: it must go on
                     log.exception("%s: its folders could not be counted", spec.extension)
                     continue
                 if usage.over is not None:

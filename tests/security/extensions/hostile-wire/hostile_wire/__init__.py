@@ -13,10 +13,8 @@ import random
 import struct
 import sys
 import time
-from typing import Any
 
 import msgspec
-
 from hostile_kit import Hostile, pipes
 
 FRAME_INLINE, FRAME_MEMFD = 2, 2 | 32
