@@ -187,6 +187,7 @@ def test_files_deleted_but_held_open_count_against_the_quota(start: Callable[...
     assert "of 4,194,304 bytes in deleted files its processes hold open" in killed.value.message
 
 
+@pytest.mark.usefixtures("count_after_every_call")
 def test_a_flood_of_empty_files_is_stopped_at_the_entry_limit(start: Callable[..., WorkerProcess]) -> None:
     worker = start(disk_entries=300)
 

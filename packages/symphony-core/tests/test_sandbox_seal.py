@@ -33,7 +33,7 @@ pytestmark = pytest.mark.skipif(
     reason=f"the kernel cannot restrict a worker here: {CAPABILITIES.summary()}",
 )
 
-ATTACKER = '''
+ATTACKER = """
 from symphony_core import Extension
 
 
@@ -45,7 +45,7 @@ class Attacker(Extension):
         namespace = {"context": self.context, **values}
         exec(source, namespace)
         return namespace.get("result")
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -100,12 +100,22 @@ except OSError as exc:
 # Files
 
 
-def test_a_granted_folder_swapped_for_a_symlink_gives_the_next_worker_no_rule_through_it(start, place) -> None:
+def test_a_granted_folder_swapped_for_a_symlink_gives_the_next_worker_no_rule_through_it(
+    start, place
+) -> None:
     models = "{cache}/models"
     first = start(FileRead(paths=(models,), reason="reads its models"))
     cache = Path(attempt(first, "result = str(context.cache_dir)"))
     attempt(first, "import os; os.makedirs(cache + '/models', exist_ok=True)", cache=str(cache))
-    assert attempt(first, "import os; os.rmdir(cache + '/models'); os.symlink(target, cache + '/models')", cache=str(cache), target=str(place)) is None
+    assert (
+        attempt(
+            first,
+            "import os; os.rmdir(cache + '/models'); os.symlink(target, cache + '/models')",
+            cache=str(cache),
+            target=str(place),
+        )
+        is None
+    )
     first.stop()
 
     second = start(FileRead(paths=(models,), reason="reads its models"))
@@ -119,7 +129,10 @@ def test_a_subprocess_grant_lets_the_worker_run_programs_but_not_read_every_file
     worker = start(Subprocess(reason="runs tools"))
 
     assert attempt(worker, READ, path=str(place / "secret.txt")) == errno.EACCES
-    ran = attempt(worker, "import subprocess; result = subprocess.run(['echo', 'ran'], capture_output=True, text=True).stdout")
+    ran = attempt(
+        worker,
+        "import subprocess; result = subprocess.run(['echo', 'ran'], capture_output=True, text=True).stdout",
+    )
     assert ran == "ran\n"
 
 
@@ -133,7 +146,9 @@ def test_a_folder_named_as_a_command_is_not_opened_to_the_worker(start, place) -
 def test_the_worker_imports_without_the_site_module_from_the_folders_the_host_named(start, place) -> None:
     worker = start()
 
-    flags = attempt(worker, "import sys; result = [sys.flags.no_site, sys.flags.isolated, 'site' in sys.modules]")
+    flags = attempt(
+        worker, "import sys; result = [sys.flags.no_site, sys.flags.isolated, 'site' in sys.modules]"
+    )
 
     assert flags == [1, 1, False]
 
@@ -160,7 +175,11 @@ except OSError as exc:
 """,
             elsewhere=elsewhere,
         )
-        tcp = attempt(worker, "import socket; socket.create_connection(('127.0.0.1', port), timeout=5).close()", port=port)
+        tcp = attempt(
+            worker,
+            "import socket; socket.create_connection(('127.0.0.1', port), timeout=5).close()",
+            port=port,
+        )
 
     assert mptcp == errno.EACCES
     assert tcp is None
@@ -189,7 +208,9 @@ except OSError as exc:
         )
         with pytest.raises(TimeoutError):
             listening.recv(64)
-    stream = attempt(worker, "import socket; a, b = socket.socketpair(); a.sendall(b'x'); result = b.recv(1).decode()")
+    stream = attempt(
+        worker, "import socket; a, b = socket.socketpair(); a.sendall(b'x'); result = b.recv(1).decode()"
+    )
 
     assert sent == errno.EACCES
     assert stream == "x"
@@ -218,7 +239,9 @@ for protocol in (0, 4, 9, 15):  # route, socket diagnostics, audit, device event
 # Processes
 
 
-@pytest.mark.skipif(not CAPABILITIES.has("user_namespace") and os.getuid() != 0, reason="no PID namespace here")
+@pytest.mark.skipif(
+    not CAPABILITIES.has("user_namespace") and os.getuid() != 0, reason="no PID namespace here"
+)
 def test_the_host_cannot_be_limited_reniced_pinned_or_signalled_from_a_worker(start) -> None:
     worker = start()
     before = (os.getpriority(os.PRIO_PROCESS, 0), os.sched_getaffinity(0), _limits())

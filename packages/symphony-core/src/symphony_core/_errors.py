@@ -58,7 +58,8 @@ class CompatibilityError(SymphonyError):
 
 
 class ConflictError(CompatibilityError):
-    """Raised when two installed distributions declare the same extension id; neither is used."""
+    """Raised when two installed distributions declare the same extension id: the one the policy trusts, or
+    else the one already granted, keeps it; with neither, neither is used."""
 
 
 # Lifecycle errors: something went wrong while loading or running an extension.

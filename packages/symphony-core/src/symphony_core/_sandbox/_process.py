@@ -37,7 +37,6 @@ from ._bulk import Codec
 from ._cgroups import Cgroups, alive
 from ._probe import probe
 from ._profile import WorkerSpec, config_environ, environment_for, profile_for
-from ._worker import command as worker_command
 from ._protocol import (
     EVENT_FRAME,
     PROTOCOL,
@@ -56,6 +55,7 @@ from ._protocol import (
     Stop,
     reply_limit,
 )
+from ._worker import command as worker_command
 
 log = logging.getLogger("symphony.worker")
 logging.getLogger("symphony").addHandler(
@@ -282,7 +282,9 @@ class WorkerProcess:
         log_read, log_write = os.pipe()
         events_read, events_write = os.pipe()
         bytecode = _bytecode(str(spec.home.cache_dir / "worker-bytecode"))
-        command = worker_command(sys.executable, bytecode, (from_host, to_host, events_write), _boot_folders())
+        command = worker_command(
+            sys.executable, bytecode, (from_host, to_host, events_write), _boot_folders()
+        )
         try:
             self.process = (
                 _spawner()
@@ -541,7 +543,9 @@ def _boot_folders() -> list[str]:
 
     import symphony_core
 
-    folders = (os.path.dirname(os.path.dirname(os.path.realpath(m.__file__ or ""))) for m in (symphony_core, msgspec))
+    folders = (
+        os.path.dirname(os.path.dirname(os.path.realpath(m.__file__ or ""))) for m in (symphony_core, msgspec)
+    )
     return list(dict.fromkeys(folders))
 
 

@@ -167,7 +167,13 @@ def interpreter_folders() -> list[str]:
     return _unique(path for path in found if path and os.path.isabs(path))
 
 
-_WORKER_PACKAGES = ("symphony_core", "msgspec", "symphony_instruments", "symphony_operators", "symphony_motifs")
+_WORKER_PACKAGES = (
+    "symphony_core",
+    "msgspec",
+    "symphony_instruments",
+    "symphony_operators",
+    "symphony_motifs",
+)
 """Top-level packages every worker may need: the core and what it imports before it is restricted, the kits."""
 
 

@@ -265,7 +265,9 @@ class _Packages(importlib.abc.MetaPathFinder):
     def __init__(self, locations: dict[str, str]) -> None:
         self.locations = locations
 
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> importlib.machinery.ModuleSpec | None:
+    def find_spec(
+        self, name: str, path: Any = None, target: Any = None
+    ) -> importlib.machinery.ModuleSpec | None:
         location = self.locations.get(name)
         if location is None:
             return None
