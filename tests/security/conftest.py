@@ -39,7 +39,7 @@ import tomllib
 
 HERE = Path(__file__).resolve().parent
 WORKSPACE = HERE.parents[1]
-CORE = Path("/tmp/core-head/packages/symphony-core")
+CORE = WORKSPACE / "packages" / "symphony-core"
 OPERATORS = WORKSPACE / "packages" / "symphony-operators"
 EXTENSIONS = HERE / "extensions"
 DRIVER = HERE / "driver.py"
@@ -58,7 +58,11 @@ def isolated_tier() -> None:
     from symphony_core._sandbox._probe import probe
 
     found = probe()
-    missing = [f"{name} ({found.mechanisms[name].detail})" for name in NEEDED if not found.has(name)]
+    missing = [
+        f"{name} ({found.mechanisms[name].detail if name in found.mechanisms else 'not probed'})"
+        for name in NEEDED
+        if not found.has(name)
+    ]
     if not found.supported or missing:
         reason = (
             "SECURITY TESTS NOT RUN: the isolated tier cannot be tested on this machine: "
@@ -202,7 +206,7 @@ def arena(tmp_path_factory: pytest.TempPathFactory) -> Arena:
     _run(uv, "venv", "--quiet", "--python", sys.executable, venv, env=env)
     python = venv / "bin" / "python"
     shared = [wheel for name, wheel in built.items() if name not in IMPOSTORS]
-    _install(uv, python, env, "--compile-bytecode", "-e", CORE, OPERATORS, "numpy", *shared)
+    _install(uv, python, env, "--compile-bytecode", "-e", CORE, OPERATORS, *shared)
     impostors = root / "impostors"
     _install(uv, python, env, "--no-deps", "--target", impostors, *(built[name] for name in IMPOSTORS))
     return Arena(
@@ -457,7 +461,7 @@ class Scene:
             returncode=returncode,
             timed_out=timed_out,
             seconds=seconds,
-            stderr=self.stderr_file.read_text(encoding="utf-8", errors="replace"),
+            stderr=_tail(self.stderr_file),
             raw=raw,
             secrets=(self.secret_text, self.arena.pth_secret),
             canary=self.read_options().get("canary", True),
@@ -480,13 +484,21 @@ class Scene:
         )
 
 
+def _tail(path: Path, size: int = 1 << 16) -> str:
+    """The end of a log file (an attack may have written gigabytes to it)."""
+    with path.open("rb") as file:
+        file.seek(max(0, file.seek(0, os.SEEK_END) - size))
+        return file.read().decode("utf-8", "replace")
+
+
 @pytest.fixture
 def scene(arena: Arena, tmp_path: Path) -> Iterator[Scene]:
     """A place for one attack; big files an attack left behind are removed afterwards."""
     made = Scene(arena, tmp_path)
     yield made
-    for leftover in made.home.glob("extensions/*/cache/fill-*.bin"):
-        leftover.unlink()
+    for leftover in [*made.home.glob("extensions/*/cache/fill-*.bin"), *made.folder.glob("host-*.stderr")]:
+        if leftover.stat().st_size > 16 << 20:
+            leftover.unlink()
 
 
 def start(ext_id: str) -> list[dict[str, Any]]:

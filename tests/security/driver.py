@@ -103,7 +103,8 @@ def measure() -> dict[str, Any]:
         "nice": os.getpriority(os.PRIO_PROCESS, 0),
         "affinity": sorted(os.sched_getaffinity(0)),
         "scheduler": os.sched_getscheduler(0),
-        "maxrss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the process that forked this one
+        "maxrss_mib": int(fields["VmHWM"].split()[0]) // 1024,
         "rss_mib": int(fields["VmRSS"].split()[0]) // 1024,
         "signals": dict(received),
         "threads": threading.active_count(),

@@ -29,9 +29,9 @@ from symphony_core._sandbox._profile import WorkerSpec
 
 CAPABILITIES = probe()
 pytestmark = pytest.mark.skipif(
-    not CAPABILITIES.has("landlock") or not CAPABILITIES.has("seccomp"),
+    not (CAPABILITIES.has("landlock") and CAPABILITIES.has("seccomp")) and not os.environ.get("CI"),
     reason=f"the kernel cannot restrict a worker here: {CAPABILITIES.summary()}",
-)
+)  # in CI they run anyway, and fail: security tests never skip there
 
 ATTACKER = """
 from symphony_core import Extension

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from symphony_core import Extension
@@ -17,6 +16,3 @@ class Canary(Extension):
 
     def note(self) -> str:
         return (self.context.data_dir / "note.txt").read_text(encoding="utf-8")
-
-    def pid(self) -> int:
-        return os.getpid()

@@ -84,3 +84,6 @@ class Hostile(Extension):
 
     def write(self, path: str, text: str, mode: str = "w") -> dict[str, Any]:
         return attempt(write_text, path, text, mode)
+
+    def move(self, source: str, target: str) -> dict[str, Any]:
+        return attempt(os.rename, source, target)

@@ -39,11 +39,6 @@ def _checked(result: int) -> int:
     return result
 
 
-def _read_fd(fd: int) -> str:
-    os.lseek(fd, 0, os.SEEK_SET)
-    return os.read(fd, 200).decode(errors="replace")
-
-
 class Ext(Hostile):
     # Another process's memory, files and environment
 
