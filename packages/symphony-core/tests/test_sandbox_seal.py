@@ -336,3 +336,12 @@ def _alive(pid: int) -> bool:
             return stat.read().rpartition(")")[2].split()[0] != "Z"
     except FileNotFoundError:
         return False
+
+
+def test_the_host_checks_from_proc_that_the_worker_runs_in_a_pid_namespace_of_its_own(start) -> None:
+    worker = start()
+
+    assert "processes" in worker.enforced["verified"], worker.enforced
+    inside = attempt(worker, "import os; result = os.getpid()")
+    assert inside == 2, "process 2 of its own namespace, under the reaper that is process 1"
+    assert worker.pid is not None and worker.pid != inside

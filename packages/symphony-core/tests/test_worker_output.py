@@ -34,8 +34,9 @@ from symphony_core._errors import (
     WorkerCrashed,
 )
 from symphony_core._home import Home
+from symphony_core._sandbox._observe import verify_claims
 from symphony_core._sandbox._probe import probe
-from symphony_core._sandbox._process import WorkerProcess, _verify_claims
+from symphony_core._sandbox._process import WorkerProcess
 from symphony_core._sandbox._profile import DEFAULT_INLINE_LIMIT, WorkerSpec
 from symphony_core._sandbox._protocol import (
     EVENT_FRAME,
@@ -430,8 +431,8 @@ def test_claims_a_process_does_not_live_up_to_are_refused() -> None:
     }
     try:
         with pytest.raises(WorkerCrashed, match=r"claims to enforce .*network.*shows otherwise") as refused:
-            _verify_claims(pidfd, claims, "acme.liar")
-        nothing = _verify_claims(pidfd, {"seccomp": "NOT enforced: no table"}, "acme.honest")
+            verify_claims(pidfd, claims, "acme.liar")
+        nothing = verify_claims(pidfd, {"seccomp": "NOT enforced: no table"}, "acme.honest")
     finally:
         process.kill()
         process.wait()
@@ -448,6 +449,6 @@ def test_the_claims_of_a_process_that_has_ended_cannot_be_checked() -> None:
     process.wait()
     try:
         with pytest.raises(WorkerCrashed, match="could not be checked"):
-            _verify_claims(pidfd, {"no_new_privs": "set"}, "acme.gone")
+            verify_claims(pidfd, {"no_new_privs": "set"}, "acme.gone")
     finally:
         os.close(pidfd)

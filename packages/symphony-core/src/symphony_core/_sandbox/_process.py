@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -35,6 +35,7 @@ from symphony_core._errors import (
 from . import _quota
 from ._bulk import Codec
 from ._cgroups import Cgroups, alive
+from ._observe import only_child, verify_claims
 from ._probe import probe
 from ._profile import WorkerSpec, config_environ, environment_for, profile_for
 from ._protocol import (
@@ -356,7 +357,7 @@ class WorkerProcess:
             )
         self._follow_into_namespace(codec)
         self.enforced = dict(hello.enforced)
-        self.enforced["verified"] = _verify_claims(self._pidfd, hello.enforced, spec.extension)
+        self.enforced["verified"] = verify_claims(self._pidfd, hello.enforced, spec.extension)
         for controller, text in self._cgroups.enforced.items():
             self.enforced[f"cgroup_{controller}"] = text
         for controller, text in self._cgroups.problems.items():
@@ -368,8 +369,8 @@ class WorkerProcess:
         namespace, under its process 1, under the process the host started (found by the host, never
         taken from what the worker says)."""
         assert self.process is not None
-        process_one = _only_child(self.process.pid)
-        inner = None if process_one is None else _only_child(process_one)
+        process_one = only_child(self.process.pid)
+        inner = None if process_one is None else only_child(process_one)
         if inner is None:
             return  # no PID namespace could be made: the process the host started runs the extension
         self._extension_pid = inner
@@ -610,87 +611,6 @@ def _printable(text: str, limit: int, *, tail: bool = False) -> str:
         cut = f"[{len(text) - limit:,} more characters cut]"
         text = f"{cut}\n{text[-limit:]}" if tail else f"{text[:limit]} {cut}"
     return _CONTROL.sub("", text)
-
-
-def _only_child(pid: int) -> int | None:
-    """The one child of process ``pid``, or None when it has none or several.
-
-    Read from its threads' ``children`` lists; on kernels built without them, from every process's parent.
-    """
-    found: set[int] = set()
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as file:
-                found.update(int(child) for child in file.read().split())
-    except FileNotFoundError:
-        found = {child for child, parent in _parents() if parent == pid}
-    except (OSError, ValueError):
-        return None
-    return found.pop() if len(found) == 1 else None
-
-
-def _parents() -> Iterator[tuple[int, int]]:
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as file:
-                    fields = file.read().rpartition(")")[2].split()
-                yield int(entry.name), int(fields[1])
-            except (OSError, ValueError, IndexError):
-                continue
-
-
-def _verify_claims(pidfd: int, enforced: dict[str, str], extension: str) -> str:
-    """Check from outside what a worker says it enforces, where the kernel shows it; say what was checked.
-
-    A few small reads of ``/proc`` for the process the pidfd holds: ``no_new_privs`` must show as
-    ``NoNewPrivs: 1``, dropped capabilities as empty ``CapEff`` and ``CapPrm``, ``seccomp`` as ``Seccomp: 2``
-    (a filter), and a network namespace of its own as one that is not the host's. A worker whose claims do
-    not hold is not run (``WorkerCrashed``): its start-up code is not what the host shipped.
-    """
-    held: dict[str, bool] = {}
-    pid = -1
-    try:
-        pid = _pid_of(pidfd)
-        if pid <= 0:
-            raise OSError("the process has ended")
-        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as file:
-            status = dict(line.rstrip("\n").partition(":\t")[::2] for line in file)
-        if "NOT" not in enforced.get("no_new_privs", "NOT"):
-            held["no_new_privs"] = status.get("NoNewPrivs") == "1"
-        if "NOT" not in enforced.get("capabilities", "NOT"):
-            held["capabilities"] = all(int(status.get(set_, "1"), 16) == 0 for set_ in ("CapEff", "CapPrm"))
-        if "NOT" not in enforced.get("seccomp", "NOT"):
-            held["seccomp"] = status.get("Seccomp") == "2"
-        if "no network" in enforced.get("network", ""):
-            worker, host = os.stat(f"/proc/{pid}/ns/net"), os.stat("/proc/self/ns/net")
-            held["network"] = (worker.st_dev, worker.st_ino) != (host.st_dev, host.st_ino)
-        if _pid_of(pidfd) != pid:  # what was read may be another process's, under a reused pid
-            raise OSError("the process ended while it was checked")
-    except (OSError, ValueError) as exc:
-        raise WorkerCrashed(
-            f"its worker's restrictions could not be checked in /proc/{pid}: {exc}",
-            extension=extension,
-            hint="the host reads /proc of its workers: if the worker did not just crash, mount /proc "
-            "without hidepid for the host's user",
-        ) from None
-    if false := [name for name, holds in held.items() if not holds]:
-        raise WorkerCrashed(
-            f"its worker claims to enforce {', '.join(false)}, but /proc/{pid} shows otherwise; it was stopped",
-            extension=extension,
-            hint="a worker reports only what holds: check the Python environment workers run in (its "
-            "interpreter, its site files, the workers' bytecode cache) for changes",
-        )
-    return "checked by the host in /proc: " + (", ".join(held) or "none of its claims")
-
-
-def _pid_of(pidfd: int) -> int:
-    """The process a pidfd holds, as this host's PID namespace numbers it (-1 once it has ended)."""
-    with open(f"/proc/self/fdinfo/{pidfd}", encoding="ascii") as info:
-        for line in info:
-            if line.startswith("Pid:"):
-                return int(line.split()[1])
-    return -1
 
 
 def _describe_exit(code: int | None) -> str:
