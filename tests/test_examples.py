@@ -51,7 +51,9 @@ def flights_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def host(tmp_path: Path) -> Iterator[Host]:
-    with Host(tmp_path / "home") as running:
+    # In this process: the tests read config models and build pipelines of started operators, which
+    # need the operators here (an isolated host's handle is not an Operator).
+    with Host(tmp_path / "home", isolation="guard") as running:
         yield running
     # Host.close() stops each extension's event loop but does not close it; collect those loops now,
     # so their ResourceWarning does not land in whichever test runs next.
@@ -181,7 +183,7 @@ def test_misbehaving_extensions_fail_only_themselves_with_reasons_while_the_othe
     monkeypatch.setenv("HOME", str(home))
     frame = pl.LazyFrame({"origin": ["JFK"], "dest": ["LAX"], "dep_delay": [3.0], "arr_delay": [1.0]})
 
-    with Host(tmp_path / "host", activate_budget=1.0) as host:
+    with Host(tmp_path / "host", isolation="guard", activate_budget=1.0) as host:
         host.discover()
         host.grant("examples.sneaky-summary")  # it asks only for its own data folder
 

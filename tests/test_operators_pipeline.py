@@ -2,6 +2,8 @@
 
 ``examples/route-delays`` is installed (editable) in this cell: the host finds it through its
 ``symphony.operators`` entry point, reads its declared schema from its manifest, and runs its code.
+The hosts run it in this process (``isolation="guard"``): `load_pipeline` composes the operator objects
+themselves, which a host that isolates them does not hold.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def test_a_spec_runs_the_installed_example_through_the_host(tmp_path: Path, flig
     spec = tmp_path / "routes.toml"
     spec.write_text(SPEC.format(engine=engine, policy="fail", suffix=suffix))
 
-    with Host(tmp_path / "home") as host:
+    with Host(tmp_path / "home", isolation="guard") as host:
         pipeline = load_pipeline(spec, host)
         assert pipeline.steps[0].operator.contract.input[0].name == "origin"
         run = pipeline.run()
@@ -91,7 +93,7 @@ def test_a_spec_whose_source_lacks_a_declared_column_names_the_example_and_colum
     spec = tmp_path / "routes.toml"
     spec.write_text(SPEC.format(engine="auto", policy="fail", suffix="parquet"))
 
-    with Host(tmp_path / "home") as host, pytest.raises(SchemaMismatch) as caught:
+    with Host(tmp_path / "home", isolation="guard") as host, pytest.raises(SchemaMismatch) as caught:
         load_pipeline(spec, host).build()
 
     (mismatch,) = caught.value.mismatches
@@ -116,7 +118,7 @@ def test_a_broken_value_in_real_flights_fails_clearly_or_is_set_aside(tmp_path: 
     spec = tmp_path / "routes.toml"
     spec.write_text(SPEC.format(engine="streaming", policy=policy, suffix="csv"))
 
-    with Host(tmp_path / "home") as host:
+    with Host(tmp_path / "home", isolation="guard") as host:
         pipeline = load_pipeline(spec, host)
         if policy == "fail":
             with pytest.raises(BadData) as caught:

@@ -10,10 +10,11 @@ only adds importing polars, which would count as the extension's own work and hi
 
 Each sample is a fresh interpreter (``logging`` and ``pathlib`` preloaded in both, as any host has them):
     baseline   import the module, create the class, call ``activate(context)``
-    host       ``from symphony_core import Host``; ``Host(home)``; ``host.discover()`` (valid index, as
-               every start after the first); ``host.start(id)``; each step timed
+    host       ``from symphony_core import Host``; ``Host(home, isolation="guard")`` (the in-process
+               tier, which this measures); ``host.discover()`` (valid index, as every start after the
+               first); ``host.start(id)``; each step timed
     after      the same, but ``host.start("bench.first")`` before the timed ``host.start(id)``; also
-               with ``Host(home, guard=False)``, to show what the in-process guard costs
+               with ``Host(home, isolation="none")``, to show what the in-process guard costs
 The per-extension overhead is ``host.start(id)`` minus the baseline, both as the first start in the
 process (which pays the host's lazy imports) and after another start; the total adds importing the
 host, opening its state and discovery, which a host pays once however many extensions it starts.
@@ -85,7 +86,7 @@ print(json.dumps({"kit": t1 - t0, "own": t2 - t1, "total": t2 - t0}))
 
 # argv: site, home, extension id, mode. Mode "after" starts another (trivial) extension first, so the
 # timed start no longer pays what the host does once per process (lazy imports, its event loop...);
-# "after_unguarded" does the same with the in-process guard off (Host(guard=False)).
+# "after_unguarded" does the same with the in-process guard off (Host(isolation="none")).
 HOST = """
 import os, sys, time, logging, pathlib
 def index_stamps(folder):
@@ -99,7 +100,7 @@ sys.path[:] = [site, *(entry for entry in sys.path if entry)]
 t0 = time.perf_counter_ns()
 from symphony_core import Host
 t1 = time.perf_counter_ns()
-host = Host(home, guard=mode != "after_unguarded")
+host = Host(home, isolation="none" if mode == "after_unguarded" else "guard")
 index = index_stamps(host.home.cache_dir)
 t2 = time.perf_counter_ns()
 host.discover()

@@ -307,7 +307,7 @@ def test_the_host_runs_extension_code_under_the_guard_and_audits_denials(
     install(make.extension(ext_id, code=GUARDED, manifest_text=make.manifest(ext_id, extra=READS_DATA)))
     outside = tmp_path / "secret.txt"
     outside.write_text("not yours", encoding="utf-8")
-    host = hosts(home)
+    host = hosts(home, isolation="guard")
     host("grant", ext_id)
     host("start", ext_id)
     data_dir = host("call", ext_id, "data_dir")
@@ -323,6 +323,53 @@ def test_the_host_runs_extension_code_under_the_guard_and_audits_denials(
     assert str(outside) in refused["message"]
     assert "not a sandbox" in refused["message"]
     assert ["permission_denied", {"permission": "fs.read", "resource": str(outside)}] in host("audit", ext_id)
+
+
+def test_an_unguarded_host_runs_extension_code_in_process_with_no_checks(
+    install, make, home, hosts, tmp_path
+):
+    ext_id = "acme.unguarded"
+    install(make.extension(ext_id, code=GUARDED, manifest_text=make.manifest(ext_id, extra=READS_DATA)))
+    outside = tmp_path / "secret.txt"
+    outside.write_text("not yours", encoding="utf-8")
+    host = hosts(home, isolation="none")
+    host("grant", ext_id)
+
+    assert host("start", ext_id) == "Ext"
+    assert host("call", ext_id, "read", str(outside)) == "not yours"
+    assert host.info(ext_id)["tier"] == "none"
+    assert "permission_denied" not in [event for event, _ in host("audit", ext_id)]
+
+
+# The deprecated `guard` argument, with each isolation: what the host does, and what Python warned.
+DEPRECATED_GUARD = r"""
+import json, sys, warnings
+from symphony_core import Host
+
+found = {}
+for isolation in ("guard", "auto", "isolated", "none"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        host = Host(sys.argv[1], isolation=isolation, guard=False)
+        unguarded = not host.guard
+    host.close()
+    found[isolation] = [host.isolation, unguarded, [(w.category.__name__, w.filename) for w in caught]]
+print(json.dumps(found))
+"""
+
+
+def test_the_deprecated_guard_false_turns_only_the_guard_tier_into_none_and_warns(venv, home):
+    ran = venv.run(venv.python, "-c", DEPRECATED_GUARD, home)
+
+    found = json.loads(ran.stdout)
+    assert {isolation: found[isolation][:2] for isolation in found} == {
+        "guard": ["none", True],
+        "auto": ["auto", False],  # never less protection than the isolation asked for
+        "isolated": ["isolated", False],
+        "none": ["none", True],
+    }
+    for _, _, warned in found.values():
+        assert warned == [["DeprecationWarning", "<string>"]] * 2, "Host(guard=...), then Host.guard"
 
 
 LEARNER = """

@@ -31,7 +31,8 @@ def test_discovery_reads_manifests_without_importing_extension_code(
 
     listed = make.by_id(venv.symphony_json(home, "list"))
     inspected = venv.symphony_json(home, "inspect", "acme.lazy")
-    host = hosts(home, guard=False)  # its journal file lies outside any grant; the guard has its own tests
+    # Unguarded: its journal file lies outside any grant; the guard has its own tests.
+    host = hosts(home, isolation="none")
     discovered = make.by_id(host("discover"))
     host_inspected = host.info("acme.lazy")
 

@@ -118,7 +118,7 @@ def test_symphony_list_shows_every_broken_extension_beside_the_healthy_one(venv,
 
 
 def test_every_broken_extension_fails_alone_with_a_reason_and_what_to_do(venv, home, hosts):
-    host = hosts(home, activate_budget=BUDGET)
+    host = hosts(home, activate_budget=BUDGET, isolation="guard")  # failures as the guard tier reports them
     host("discover")
 
     host("start", HEALTHY)
@@ -139,7 +139,7 @@ def test_every_broken_extension_fails_alone_with_a_reason_and_what_to_do(venv, h
 
 
 def test_an_activate_that_hangs_is_cut_off_within_its_budget(home, hosts):
-    host = hosts(home, activate_budget=BUDGET)
+    host = hosts(home, activate_budget=BUDGET, isolation="guard")  # failures as the guard tier reports them
 
     for ext_id in ("acme.activate-hangs", "acme.async-hangs"):
         refused = host.refuses("start", ext_id)
@@ -201,7 +201,7 @@ def test_entry_point_faults_are_reported_with_the_fix(venv, home, hosts):
     assert listed["acme.ghost"]["problem"]["hint"].startswith("reinstall 'acme-ghost'")
     # A module that exists but lacks the class is only found by importing it, at load.
     assert listed["acme.no-class"]["state"] == "validated"
-    host = hosts(home)
+    host = hosts(home, isolation="guard")  # an isolated host imports it only in its workers, at activate
     refused = host.refuses("load", "acme.no-class")
     assert "'acme_no_class:Missing' names 'Missing'" in refused["message"]
     assert refused["hint"] == "fix the entry point or the manifest reference"

@@ -420,7 +420,7 @@ def test_an_extension_that_exits_or_interrupts_fails_alone_and_the_host_goes_on(
         make.extension("acme.quits-early", code=EXITS_AT_ACTIVATE),
         make.extension("acme.interrupts-early", code=INTERRUPTS_AT_ACTIVATE),
     )
-    host = hosts(home, call_budget=10.0)
+    host = hosts(home, call_budget=10.0, isolation="guard")  # in a worker, an exit only ends the worker
     host("start", "acme.quitter")
 
     for method, raised in [
@@ -476,7 +476,7 @@ CTRL_C = r"""
 import asyncio, sys
 from symphony_core import ExtensionFailed, Host
 
-host = Host(sys.argv[1])
+host = Host(sys.argv[1], isolation="guard")  # extension code in the process that gets the Ctrl-C
 host.start("acme.napper")
 for method in ("interrupt", "interrupt_later"):
     try:

@@ -93,7 +93,7 @@ def transitions(events, ext_id):
 
 def test_sync_and_async_activate_both_bring_an_extension_to_active(install, make, home, hosts):
     install(make.extension("acme.sync", code=SYNC), make.extension("acme.async", code=ASYNC))
-    host = hosts(home)
+    host = hosts(home, isolation="guard")  # the async one's own event loop, in this process
 
     host("start", "acme.sync")
     host("start", "acme.async")
@@ -106,7 +106,8 @@ def test_sync_and_async_activate_both_bring_an_extension_to_active(install, make
 def test_deactivate_and_unload_stop_an_extension_and_drop_its_code(install, make, home, hosts, tmp_path):
     journal = tmp_path / "journal.txt"
     install(make.extension("acme.stoppable", code=JOURNALED.format(journal=str(journal), answer="42")))
-    host = hosts(home, guard=False)  # its journal file lies outside any grant; the guard has its own tests
+    # Unguarded: its journal file lies outside any grant; the guard has its own tests.
+    host = hosts(home, isolation="none")
     host("start", "acme.stoppable")
     assert host("call", "acme.stoppable", "answer") == "42"
 
@@ -130,7 +131,7 @@ def test_unload_cancels_what_an_async_extension_left_running_and_ends_its_loop(
 ):
     journal = tmp_path / "journal.txt"
     install(make.extension("acme.ticker", code=TICKER.format(journal=str(journal))))
-    host = hosts(home, guard=False)  # its journal file lies outside any grant
+    host = hosts(home, isolation="none")  # unguarded: its journal file lies outside any grant
     host("start", "acme.ticker")
     assert host("call", "acme.ticker", "ticking")
     assert host("loop_threads") == ["symphony-loop-acme.ticker"]
@@ -145,7 +146,8 @@ def test_reload_picks_up_the_changed_code_of_an_editable_extension(install, make
     journal = tmp_path / "journal.txt"
     project = make.extension("acme.live", code=JOURNALED.format(journal=str(journal), answer="first"))
     (tree,) = install(project, editable=True)
-    host = hosts(home, guard=False)  # its journal file lies outside any grant; the guard has its own tests
+    # Unguarded: its journal file lies outside any grant; the guard has its own tests.
+    host = hosts(home, isolation="none")
     host("start", "acme.live")
     assert host("call", "acme.live", "answer") == "first"
 
@@ -197,7 +199,7 @@ def test_enablement_survives_a_restart_of_the_host(venv, install, make, home, ho
 
 def test_an_observer_sees_every_lifecycle_transition(install, make, home, hosts):
     install(make.greeter("acme.watched"), make.extension("acme.doomed", code=ACTIVATE_BOOM))
-    host = hosts(home)
+    host = hosts(home, isolation="guard")
 
     host("start", "acme.watched")
     host("deactivate", "acme.watched")

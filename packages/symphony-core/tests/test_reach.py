@@ -49,7 +49,7 @@ def problems(data: dict[str, Any]) -> dict[str, str]:
         validate_manifest(data, file=FILE)
     assert refused.value.extension == EXTENSION
     assert refused.value.hint
-    return {location: message.removeprefix("Value error, ") for location, message in refused.value.problems}
+    return {p.location: p.message.removeprefix("Value error, ") for p in refused.value.problems}
 
 
 # What a manifest may not say
@@ -126,7 +126,8 @@ def test_an_id_with_a_look_alike_letter_is_refused() -> None:
     with pytest.raises(ManifestError) as refused:
         validate_manifest(manifest(id="\u0430cme.reach"), file=FILE)  # a Cyrillic a
 
-    ((location, message),) = refused.value.problems
+    (problem,) = refused.value.problems
+    location, message = problem.location, problem.message
     assert location == f"{FILE}: id"
     assert "U+0430 CYRILLIC SMALL LETTER A" in message
     assert "an id is written in a-z, 0-9, '-', '_' and '.'" in message

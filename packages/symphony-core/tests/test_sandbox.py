@@ -8,6 +8,7 @@ A test is skipped only when the probe says this kernel cannot enforce what it is
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import signal
@@ -512,7 +513,7 @@ def test_the_worker_sees_only_granted_environment_variables(start, monkeypatch) 
 
     assert seen["ACME_TOKEN"] == "granted-value"
     assert "HOST_SECRET" not in seen
-    assert set(seen) == {"ACME_TOKEN", "PATH", "LANG", "TMPDIR", "POLARS_OOC_SPILL_DIR"}
+    assert set(seen) == {"ACME_TOKEN", "PATH", "HOME", "LANG", "TMPDIR", "POLARS_OOC_SPILL_DIR"}
     assert seen["TMPDIR"].startswith(str(worker.spec.cache_dir))
 
 
@@ -952,7 +953,7 @@ def test_an_isolated_host_runs_an_installed_extension_in_a_worker_the_kernel_res
 
 
 @needs("landlock")
-def test_an_auto_host_runs_what_its_policy_trusts_in_process_and_isolates_every_other_extension(
+def test_a_host_by_default_runs_what_its_policy_trusts_in_process_and_isolates_every_other_extension(
     install, make, home, hosts, tmp_path
 ) -> None:
     install(isolated_extension(make, "acme.trusted"), isolated_extension(make, "stranger.untrusted"))
@@ -965,7 +966,7 @@ def test_an_auto_host_runs_what_its_policy_trusts_in_process_and_isolates_every_
     )
     secret = tmp_path / "secret.txt"
     secret.write_text("host secret", encoding="utf-8")
-    host = hosts(home, isolation="auto")
+    host = hosts(home)  # isolation="auto", the default
 
     assert host.info("acme.trusted")["tier"] is None, "decided when it is loaded"
     assert host("start", "acme.trusted") == "Ext"
@@ -984,6 +985,35 @@ def test_an_auto_host_runs_what_its_policy_trusts_in_process_and_isolates_every_
     # Both are held to their grants: the trusted one by the guard, the other by the kernel.
     assert host.refuses("call", "acme.trusted", "read", str(secret))["error"] == "GuardDenied"
     assert "PermissionError" in host.refuses("call", "stranger.untrusted", "read", str(secret))["message"]
+
+
+# A host on a platform without the isolated tier (macOS, Windows), as the host sees it.
+ELSEWHERE = r"""
+import json, logging, sys, sysconfig
+from symphony_core import Host
+
+logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+sysconfig.get_config_vars()  # read by the platform's name once, then kept: read it as this platform's
+sys.platform = "darwin"
+with Host(sys.argv[1]) as host:
+    started = type(host.start("acme.elsewhere")).__name__
+    print(json.dumps([host.isolation, started, host.inspect("acme.elsewhere").tier]))
+"""
+
+
+def test_where_the_platform_has_no_isolated_tier_a_default_host_runs_extensions_under_the_guard_and_says_so(
+    install, make, venv, home
+) -> None:
+    install(isolated_extension(make, "acme.elsewhere"))
+    allow(home, "acme.elsewhere")
+
+    ran = venv.run(venv.python, "-c", ELSEWHERE, home)
+
+    assert json.loads(ran.stdout) == ["auto", "Ext", "guard"]
+    assert (
+        "symphony.host: acme.elsewhere is not trusted, but this platform (darwin) has no isolated tier: it "
+        "runs in this process under the in-process guard, which is not a sandbox"
+    ) in ran.stderr
 
 
 PUBLISHER = """

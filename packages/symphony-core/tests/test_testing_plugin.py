@@ -7,7 +7,10 @@ import textwrap
 
 import pytest
 
+from symphony_core._sandbox._probe import probe
+
 EXT = "acme.plugged"
+LANDLOCK = probe().has("landlock")
 
 CODE = """
 from pathlib import Path
@@ -171,6 +174,71 @@ def test_learning_proposes_the_permissions_the_extension_used(pytest_in_venv, tm
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(not LANDLOCK, reason="the isolated tier is tested where the kernel has Landlock")
+def test_a_test_marked_isolated_runs_the_extension_in_workers_the_kernel_restricts(pytest_in_venv, tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("s3cret")
+    result = run_pytest(
+        pytest_in_venv,
+        tmp_path / "author",
+        f"""
+        import pytest
+        from symphony_core import LifecycleError
+
+        @pytest.mark.symphony_isolation("isolated")
+        def test_isolated(symphony_host):
+            symphony_host.start("{EXT}", greeting="hi", times=2)
+
+            assert symphony_host.inspect("{EXT}").tier == "isolated"
+            assert symphony_host.call("{EXT}", "greet", "ada") == "hi ada hi ada"
+            assert symphony_host.call("{EXT}", "seen") == "activated"
+            assert symphony_host.config("{EXT}") == {{"greeting": "hi", "times": 2}}
+            # The kernel refuses it in the worker: the extension sees PermissionError, no guard records it.
+            assert symphony_host.call("{EXT}", "peek", {str(secret)!r}).startswith("hidden: [Errno 13]")
+            assert symphony_host.denials() == []
+            with pytest.raises(LifecycleError, match="learning mode"):
+                with symphony_host.learning("{EXT}"):
+                    pass
+
+        def test_in_process_by_default(symphony_host):
+            symphony_host.start("{EXT}")
+            assert symphony_host.inspect("{EXT}").tier == "guard"
+        """,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
+
+
+@pytest.mark.skipif(not LANDLOCK, reason="the isolated tier is tested where the kernel has Landlock")
+def test_the_option_isolates_every_test_but_those_whose_marker_says_otherwise(pytest_in_venv, tmp_path):
+    result = run_pytest(
+        pytest_in_venv,
+        tmp_path / "author",
+        f"""
+        import pytest
+
+        def test_unmarked(symphony_host):
+            symphony_host.start("{EXT}")
+            assert symphony_host.inspect("{EXT}").tier == "isolated"
+
+        @pytest.mark.symphony_isolation("guard")
+        def test_marked_guard(symphony_host):
+            symphony_host.start("{EXT}")
+            assert symphony_host.inspect("{EXT}").tier == "guard"
+
+        @pytest.mark.symphony_isolation("sandboxed")
+        def test_misspelt(symphony_host):
+            pass
+        """,
+        "--symphony-isolation=isolated",
+    )
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "2 passed, 1 error" in result.stdout
+    assert "@pytest.mark.symphony_isolation takes one of auto, isolated, guard, none" in result.stdout
 
 
 def test_the_plugin_is_cheap_to_load_and_leaves_other_tests_alone(pytest_in_venv, tmp_path):

@@ -109,9 +109,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def host(site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def host(request: pytest.FixtureRequest, site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A host as hosts make one (isolation="auto"), or with the isolation a test gives (indirect)."""
     monkeypatch.syspath_prepend(str(site))
-    with Host(tmp_path / "home", path=[str(site), *sys.path]) as running:
+    isolation = getattr(request, "param", "auto")
+    with Host(tmp_path / "home", path=[str(site), *sys.path], isolation=isolation) as running:
         yield running
     for name in [name for name in sys.modules if name.split(".")[0] == "acme_digits"]:
         del sys.modules[name]
@@ -148,6 +150,7 @@ def test_the_host_discovers_starts_and_calls_an_installed_instrument(host, digit
     assert host.inspect(EXTENSION).state.value == "deactivated"
 
 
+@pytest.mark.parametrize("host", ["guard"], indirect=True)  # the guard's own check, in this process
 def test_a_model_path_outside_the_granted_folders_is_refused_although_onnxruntime_reads_it_natively(
     host, digits, tmp_path
 ):

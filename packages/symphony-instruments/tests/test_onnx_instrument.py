@@ -174,7 +174,7 @@ def test_an_invalid_contributes_table_is_a_manifest_error_naming_the_field(digit
     with pytest.raises(ManifestError) as refused:
         _serve(context, manifest, ModelConfig(path=str(digits.path)), lambda instrument: asyncio.sleep(0))
 
-    where = [location for location, _ in refused.value.problems]
+    where = [problem.location for problem in refused.value.problems]
     assert "contributes.inputs[0].dtype" in where
     assert "contributes.inputs[0].shape" in where
     assert "contributes.outputs" in where  # missing

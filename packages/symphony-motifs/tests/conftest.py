@@ -303,8 +303,9 @@ def upgrade_tiles(site: Site) -> Callable[[str, str], str]:
 
 @pytest.fixture
 def host(tmp_path: Path, site: Site) -> Iterator[Host]:
-    """A host with its own home, discovering what is installed (``site`` included)."""
-    with Host(tmp_path / "home") as running:
+    """A host with its own home, discovering what is installed (``site`` included), that runs the motifs
+    in this process under the guard (test_served_mode.py runs them isolated too)."""
+    with Host(tmp_path / "home", isolation="guard") as running:
         yield running
 
 

@@ -137,7 +137,8 @@ def installed(site, tmp_path: Path):
         entry_points={"acme.late-by-airline": "acme_late:LateByAirline"},
         files={"acme_late/__init__.py": LATE_BY_AIRLINE, "acme_late/symphony.toml": LATE_MANIFEST},
     )
-    with Host(tmp_path / "home") as host:
+    # Pipelines run operators in the host's process: `load_pipeline` needs them there (not isolated).
+    with Host(tmp_path / "home", isolation="guard") as host:
         yield host
 
 

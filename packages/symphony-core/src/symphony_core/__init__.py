@@ -20,6 +20,7 @@ from ._errors import (
     ConflictError,
     ConsentRequired,
     EntryPointError,
+    ErrorDetail,
     ExtensionFailed,
     ExtensionNotFound,
     GuardDenied,
@@ -39,14 +40,16 @@ from ._errors import (
 
 if TYPE_CHECKING:
     from ._config import Config, Resolved, config_schema, env_prefix, public_dump
+    from ._crossing import register_error, register_result
     from ._discovery import Catalog, Problem, Record, discover
     from ._extension import Context, Extension
     from ._guard import check_access
     from ._hooks import LifecycleEvent, PermissionEvent, hookimpl
-    from ._host import ExtensionInfo, Host
+    from ._host import ExtensionInfo, Host, Isolation
     from ._lifecycle import State
     from ._manifest import Manifest, read_manifest
     from ._permissions import EnvVars, FileRead, FileWrite, Gpu, NetConnect, NetListen, Permission, Subprocess
+    from ._sandbox._fronts import Workers
     from ._testing import Harness
 
 __version__ = "0.1.0"
@@ -57,6 +60,8 @@ _LAZY = {
     "config_schema": "._config",
     "env_prefix": "._config",
     "public_dump": "._config",
+    "register_error": "._crossing",
+    "register_result": "._crossing",
     "Catalog": "._discovery",
     "Problem": "._discovery",
     "Record": "._discovery",
@@ -69,6 +74,7 @@ _LAZY = {
     "hookimpl": "._hooks",
     "ExtensionInfo": "._host",
     "Host": "._host",
+    "Isolation": "._host",
     "State": "._lifecycle",
     "Manifest": "._manifest",
     "read_manifest": "._manifest",
@@ -81,6 +87,7 @@ _LAZY = {
     "Permission": "._permissions",
     "Subprocess": "._permissions",
     "Harness": "._testing",
+    "Workers": "._sandbox._fronts",
 }
 
 __all__ = [
@@ -94,6 +101,7 @@ __all__ = [
     "Context",
     "EntryPointError",
     "EnvVars",
+    "ErrorDetail",
     "Extension",
     "ExtensionFailed",
     "ExtensionInfo",
@@ -104,6 +112,7 @@ __all__ = [
     "GuardDenied",
     "Harness",
     "Host",
+    "Isolation",
     "LifecycleError",
     "LifecycleEvent",
     "Manifest",
@@ -127,6 +136,7 @@ __all__ = [
     "SymphonyError",
     "WorkerCrashed",
     "WorkerTimeout",
+    "Workers",
     "__version__",
     "check_access",
     "config_schema",
@@ -135,6 +145,8 @@ __all__ = [
     "hookimpl",
     "public_dump",
     "read_manifest",
+    "register_error",
+    "register_result",
 ]
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar, get_args, get_
 
 from pydantic import BaseModel, ConfigDict, Secret, SecretBytes, SecretStr, ValidationError
 
-from ._errors import ConfigError
+from ._errors import ConfigError, ErrorDetail
 from ._kinds import canonical_id
 
 if TYPE_CHECKING:
@@ -308,22 +308,23 @@ def _overlap(a: _Key, b: _Key) -> bool:
 def _invalid(
     exc: ValidationError, model: type[BaseModel], ext_id: str, origins: dict[_Key, Source], home: Home
 ) -> ConfigError:
-    lines = []
+    problems = []
     for error in exc.errors():
         loc = tuple(str(part) for part in error["loc"])
         found = list(
             dict.fromkeys(str(source) for key, source in origins.items() if loc and _overlap(key, loc))
         )
-        line = f"{_dotted(error['loc'])}: {error['msg']}"
+        text = error["msg"]
         if found and _printable(model, error["loc"]):
-            line += f", got {reprlib.repr(error['input'])}"
+            text += f", got {reprlib.repr(error['input'])}"
         if found:
-            line += f" (from {', '.join(found)})"
+            text += f" (from {', '.join(found)})"
         elif error["type"] == "missing":
-            line += " (set nowhere)"
-        lines.append(line)
+            text += " (set nowhere)"
+        problems.append(ErrorDetail(_dotted(error["loc"]), text, error["type"]))
     return ConfigError(
-        "invalid config" + "".join(f"\n  - {line}" for line in lines),
+        "invalid config",
+        problems=problems,
         extension=ext_id,
         hint=(
             f"fix these in {config_file(home, ext_id)}, in the variables {env_prefix(ext_id)}*, "

@@ -1,24 +1,127 @@
 """Every error Symphony raises on purpose: one base class, one family per concern.
 
 Each error names the extension it concerns (when there is one) and ends with what to do next, so a
-message read in a log or a terminal is enough to act on.
+message read in a log or a terminal is enough to act on. Its details are data: ``problems`` (one
+`ErrorDetail` per bad field, argument or column) and the attributes its class lists in ``data_fields``.
+They are rendered into the text once, here; code that needs them reads the attributes, never the text.
+That data is also what crosses from an isolated worker, where the host rebuilds the error with
+`SymphonyError.from_data` (see ``_crossing``).
 """
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+ErrorT = TypeVar("ErrorT", bound="SymphonyError")
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorDetail:
+    """One thing wrong in what a person wrote or sent: where, what, and a code a program can match on.
+
+    ``location`` reads like ``src/acme/symphony.toml: permissions[0].reason``, ``batching.max_queue`` or
+    ``count`` (an argument); ``code`` is short and stable (pydantic's error type, e.g. ``missing``), or
+    empty when there is none.
+    """
+
+    location: str
+    message: str
+    code: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}" if self.location else self.message
+
+    def __iter__(self) -> Iterator[str]:
+        """Unpacks as the ``(location, message)`` pair that ``problems`` held before 0.2 (deprecated)."""
+        warnings.warn(
+            "unpacking an ErrorDetail as (location, message) is deprecated: read .location and .message",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return iter((self.location, self.message))
+
 
 class SymphonyError(Exception):
-    """Base class of every error Symphony raises on purpose."""
+    """Base class of every error Symphony raises on purpose.
 
-    def __init__(self, message: str, *, extension: str | None = None, hint: str | None = None) -> None:
+    ``message`` is the whole text (the summary, then one line per problem); ``summary`` is its first part,
+    as the code that raised it wrote it.
+    """
+
+    data_fields: ClassVar[tuple[str, ...]] = ()
+    """The attributes this class adds that are plain data (str, int, float, bool, None, and lists or dicts
+    of them): they cross from an isolated worker with the error. Subclasses list only their own."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        extension: str | None = None,
+        hint: str | None = None,
+        problems: Iterable[ErrorDetail | tuple[str, str]] = (),
+    ) -> None:
+        self.summary = message
         self.extension = extension
         self.hint = hint
-        self.message = message
+        self.problems = _details(problems)
         super().__init__(self._render())
+
+    @property
+    def message(self) -> str:
+        return self.summary + "".join(f"\n  - {problem}" for problem in self.problems)
+
+    def data(self) -> dict[str, Any]:
+        """The values of every attribute named in ``data_fields`` (this class's and its bases')."""
+        return {name: getattr(self, name, None) for name in _data_fields(type(self))}
+
+    @classmethod
+    def from_data(
+        cls: type[ErrorT],
+        message: str,
+        *,
+        extension: str | None = None,
+        hint: str | None = None,
+        problems: Iterable[ErrorDetail] = (),
+        data: Mapping[str, Any] | None = None,
+    ) -> ErrorT:
+        """The error rebuilt from its data, without running the class's ``__init__``: how the host
+        makes an error an isolated worker reported. Only the names in ``data_fields`` are taken from
+        ``data`` (a missing one is None); subclasses whose fields are not plain data override this."""
+        error = cls.__new__(cls)
+        error.summary = message
+        error.extension = extension
+        error.hint = hint
+        error.problems = _details(problems)
+        given = data or {}
+        for name in _data_fields(cls):
+            setattr(error, name, given.get(name))
+        Exception.__init__(error, error._render())
+        return error
 
     def _render(self) -> str:
         text = f"{self.extension}: {self.message}" if self.extension else self.message
         return f"{text}\n  hint: {self.hint}" if self.hint else text
+
+
+def blamed(error: ErrorT, extension: str) -> ErrorT:
+    """``error``, naming ``extension`` if it names none: an error raised by an extension's call is about
+    that extension (as the host says of one its worker raised)."""
+    if error.extension is None:
+        error.extension = extension
+        error.args = (error._render(),)
+    return error
+
+
+def _details(problems: Iterable[ErrorDetail | tuple[str, str]]) -> tuple[ErrorDetail, ...]:
+    return tuple(p if isinstance(p, ErrorDetail) else ErrorDetail(*p) for p in problems)
+
+
+def _data_fields(cls: type[SymphonyError]) -> tuple[str, ...]:
+    names = (name for klass in reversed(cls.__mro__) for name in vars(klass).get("data_fields", ()))
+    return tuple(dict.fromkeys(names))
 
 
 # Manifest errors: what an author wrote is not a valid extension description.
@@ -27,9 +130,11 @@ class SymphonyError(Exception):
 class ManifestError(SymphonyError):
     """Raised when an extension's manifest is missing, unreadable or invalid.
 
-    ``problems`` holds one ``(location, message)`` pair per bad field, where a location reads like
-    ``src/acme/symphony.toml: permissions[0].reason``.
+    ``problems`` holds one `ErrorDetail` per bad field, whose location reads like
+    ``src/acme/symphony.toml: permissions[0].reason``; ``file`` is the manifest file, when known.
     """
+
+    data_fields = ("file",)
 
     def __init__(
         self,
@@ -37,13 +142,11 @@ class ManifestError(SymphonyError):
         *,
         extension: str | None = None,
         file: str | None = None,
-        problems: tuple[tuple[str, str], ...] = (),
+        problems: Iterable[ErrorDetail | tuple[str, str]] = (),
         hint: str | None = None,
     ) -> None:
         self.file = file
-        self.problems = problems
-        details = "".join(f"\n  - {where}: {what}" for where, what in problems)
-        super().__init__(message + details, extension=extension, hint=hint)
+        super().__init__(message, extension=extension, hint=hint, problems=problems)
 
 
 class EntryPointError(ManifestError):
@@ -131,6 +234,8 @@ class WorkerCrashed(SandboxError):
     ``stderr`` holds the last lines the worker wrote, ``exit_code`` its exit status (negative: the signal).
     """
 
+    data_fields = ("exit_code", "stderr")
+
     def __init__(
         self,
         message: str,
@@ -158,13 +263,16 @@ class Quarantined(SandboxError):
 
 
 class RemoteError(ExtensionFailed):
-    """Raised when extension code in an isolated worker raised; the worker itself goes on.
+    """Raised when extension code in an isolated worker raised an exception the host does not rebuild as
+    its own class (anything but the Symphony errors an extension may raise); the worker itself goes on.
 
     The exception cannot cross the process boundary as an object, so this carries it as data:
     ``remote_type`` (its qualified class name), ``builtin`` (the nearest built-in exception class it
-    derives from, e.g. ``PermissionError`` for a file the kernel refused), ``errno`` and the worker's
-    ``remote_traceback``.
+    derives from, e.g. ``PermissionError`` for a file the kernel refused), ``errno``, the worker's
+    ``remote_traceback``, and the ``problems`` of a Symphony error the host does not know.
     """
+
+    data_fields = ("remote_type", "builtin", "errno", "remote_traceback")
 
     def __init__(
         self,
@@ -176,9 +284,10 @@ class RemoteError(ExtensionFailed):
         builtin: str | None = None,
         errno: int | None = None,
         remote_traceback: str = "",
+        problems: Iterable[ErrorDetail] = (),
     ) -> None:
         self.remote_type = remote_type
         self.builtin = builtin
         self.errno = errno
         self.remote_traceback = remote_traceback
-        super().__init__(message, extension=extension, hint=hint)
+        super().__init__(message, extension=extension, hint=hint, problems=problems)

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import functools
 import importlib
+import inspect
 import logging
 import sys
 import threading
+import warnings
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 import pluggy
 
@@ -31,6 +33,7 @@ from ._errors import (
     ExtensionNotFound,
     LifecycleError,
     SymphonyError,
+    blamed,
 )
 from ._extension import Context, Extension
 from ._home import Home
@@ -58,7 +61,13 @@ logging.getLogger("symphony").addHandler(
 DEFAULT_IMPORT_BUDGET = 10.0
 DEFAULT_ACTIVATE_BUDGET = 10.0
 DEFAULT_ISOLATED_CALL_BUDGET = 60.0
-ISOLATION = ("guard", "isolated", "auto")
+Isolation = Literal["auto", "isolated", "guard", "none"]
+"""Where a `Host` runs extension code: ``"auto"`` (the default) in kernel-restricted workers, except the
+extensions the policy file's ``[[trust]]`` list names, which run in the host's process under the
+in-process guard; ``"isolated"`` every extension in workers; ``"guard"`` every extension in the host's
+process under the guard (which is not a sandbox); ``"none"`` every extension in the host's process with
+no guard at all, for code as trusted as the host's own (tests, benchmarks)."""
+ISOLATION: tuple[Isolation, ...] = get_args(Isolation)
 LOOP_STOP_TIMEOUT = 5.0
 
 
@@ -79,8 +88,9 @@ class ExtensionInfo:
     entry_point: str
     problem: Problem | None
     tier: str | None = None
-    """Where its code runs once loaded: ``"isolated"`` (kernel-restricted workers) or ``"guard"`` (this
-    process, under the in-process guard, which is not a sandbox); None until it is loaded."""
+    """Where its code runs once loaded: ``"isolated"`` (kernel-restricted workers), ``"guard"`` (this
+    process, under the in-process guard, which is not a sandbox) or ``"none"`` (this process, unguarded:
+    a host made with ``isolation="none"``); None until it is loaded."""
     distribution_sha256: str | None = None
     """SHA-256 of the installed distribution's ``RECORD`` file, which a policy's trust entry may pin;
     None when its installer wrote none."""
@@ -137,27 +147,40 @@ class Host:
         import_budget: float = DEFAULT_IMPORT_BUDGET,
         activate_budget: float = DEFAULT_ACTIVATE_BUDGET,
         call_budget: float | None = None,
-        guard: bool = True,
         actor: str = "host",
         policy: str | Path | None = None,
-        isolation: str = "guard",
+        isolation: Isolation = "auto",
+        guard: bool | None = None,
     ) -> None:
-        """``isolation``: ``"guard"`` runs extensions in this process under the in-process guard (not a
-        sandbox); ``"isolated"`` runs each in worker processes the kernel restricts to its grant, never
-        importing its code here (``symphony doctor`` shows what this machine enforces); ``"auto"``
-        isolates every extension but those the policy file's ``[[trust]]`` list names, which run here
-        under the guard. Where the platform has no isolated tier (macOS, Windows), ``"auto"`` runs the
-        others under the guard too, and says so in the log and in each one's ``tier``."""
+        """``isolation`` (see `Isolation`): ``"auto"``, the default, runs every extension in worker
+        processes the kernel restricts to its grant, never importing its code here (``symphony doctor``
+        shows what this machine enforces), except those the policy file's ``[[trust]]`` list names, which
+        run here under the in-process guard. Where the platform has no isolated tier (macOS, Windows),
+        ``"auto"`` runs the others under the guard too, and says so in the log and in each one's
+        ``tier``. ``"isolated"`` isolates every extension, ``"guard"`` runs every one here under the guard
+        (not a sandbox), ``"none"`` runs every one here unguarded.
+
+        ``guard`` is deprecated (a `DeprecationWarning`; it goes in the next minor release): ``guard=False``
+        with ``isolation="guard"`` is ``isolation="none"``; with the other values it changes nothing, so
+        it never runs an extension with less protection than ``isolation`` says."""
         if isolation not in ISOLATION:
             raise ValueError(f"isolation must be one of {ISOLATION}, not {isolation!r}")
-        self.isolation = isolation
+        if guard is not None:
+            warnings.warn(
+                "Host(guard=...) is deprecated: pass isolation='none' to run extensions in this process "
+                "without the guard, isolation='guard' to run them here under it",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if not guard and isolation == "guard":
+                isolation = "none"
+        self.isolation: Isolation = isolation
         self.home = Home.resolve(home)
         self.policy_file = Path(policy) if policy is not None else self.home.policy_file
         self.path = None if path is None else list(path)
         self.import_budget = import_budget
         self.activate_budget = activate_budget
         self.call_budget = call_budget
-        self.guard = guard
         self.actor = actor
         self.hooks = pluggy.PluginManager(PROJECT)
         self.hooks.add_hookspecs(HostHooks)
@@ -167,6 +190,17 @@ class Host:
         self._lock = threading.RLock()
         self._subscribers: dict[str, tuple[Callable[[str, Any], object], ...]] = {}
         _interrupts.watch()  # to tell a Ctrl-C from a KeyboardInterrupt that extension code raises
+
+    @property
+    def guard(self) -> bool:
+        """Deprecated (goes in the next minor release): whether code run in this process is guarded,
+        ``isolation != "none"``."""
+        warnings.warn(
+            "Host.guard is deprecated: read Host.isolation ('none' runs extensions here unguarded)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.isolation != "none"
 
     # Discovery and inspection
 
@@ -560,8 +594,8 @@ class Host:
             with self._guarded(slot):
                 result = function(*args, **kwargs)
             return self._await(slot, result, self.call_budget)
-        except SymphonyError:
-            raise
+        except SymphonyError as exc:
+            raise blamed(exc, slot.key)  # named by the worker's host already, when it is isolated
         except Exception as exc:
             raise ExtensionFailed(
                 f"'{method}' raised {type(exc).__name__}: {exc}", extension=slot.key
@@ -574,11 +608,13 @@ class Host:
     async def acall(self, extension: str, method: str, /, *args: Any, **kwargs: Any) -> Any:
         """`call` for hosts that are themselves async: awaits without blocking the caller's event loop."""
         slot = self._slot(extension)
-        if slot.pool is not None:  # a worker's answer is awaited in a thread, not on the caller's loop
+        function = self._method(slot, method)
+        if slot.pool is not None and not inspect.iscoroutinefunction(function):
+            # run in a worker: its answer is awaited in a thread, not on the caller's loop (an isolated
+            # extension's front runs its coroutine methods here, on the extension's loop, as below)
             import asyncio
 
             return await asyncio.to_thread(self.call, extension, method, *args, **kwargs)
-        function = self._method(slot, method)
         interrupts = _interrupts.received()
         try:
             with self._guarded(slot):
@@ -590,10 +626,12 @@ class Host:
             future = self._submit(slot, result, self.call_budget)
             try:
                 return await wrap_future(future)
-            except TimeoutError:
+            except TimeoutError as exc:
+                if isinstance(exc, SymphonyError) or self.call_budget is None:  # its own: DeadlineExceeded
+                    raise
                 raise self._overran(slot, self.call_budget) from None
-        except SymphonyError:
-            raise
+        except SymphonyError as exc:
+            raise blamed(exc, slot.key)
         except Exception as exc:
             raise ExtensionFailed(
                 f"'{method}' raised {type(exc).__name__}: {exc}", extension=slot.key
@@ -761,7 +799,7 @@ class Host:
 
         if slot.recorder is not None:
             return learn(slot.recorder.policy, slot.recorder)
-        if not self.guard or slot.pool is not None:  # isolated: the kernel restricts its workers instead
+        if self.isolation == "none" or slot.pool is not None:  # isolated: the kernel restricts its workers
             return nullcontext()
         if slot.guard is None:
             slot.guard = self._policy(slot)
@@ -795,9 +833,9 @@ class Host:
         return Policy.for_extension(slot.key, permissions, self.home, on_event=on_event)
 
     def _activate_isolated(self, slot: _Slot, context: Context) -> None:
-        """Start the extension's worker pool: its workers restrict themselves, import and activate it."""
+        """Start the extension's worker pool (its workers restrict themselves, import and activate it), then
+        what answers for it here: its kit's front, or a `RemoteExtension`."""
         from ._sandbox._pool import Pool
-        from ._sandbox._remote import RemoteExtension
 
         spec = self._worker_spec(slot)
         budget = self.call_budget if self.call_budget is not None else DEFAULT_ISOLATED_CALL_BUDGET
@@ -814,8 +852,40 @@ class Host:
             self._fail(slot, "activate", exc)
             raise
         slot.pool = pool
-        slot.instance = RemoteExtension(pool, context)
+        try:
+            slot.instance = self._front(slot, pool, context)
+        except Exception as exc:
+            slot.pool = None
+            try:
+                pool.close()
+            except SymphonyError as closing:
+                log.info("%s", closing)
+            if isinstance(exc, SymphonyError):
+                self._fail(slot, "activate", exc)
+                raise
+            from ._kinds import KINDS
+
+            failure = ExtensionFailed(
+                f"its kit's front in the host failed: {type(exc).__name__}: {exc}",
+                extension=slot.key,
+                hint=f"reinstall {KINDS[slot.record.kind].package}; if it persists, report it to its authors",
+            )
+            self._fail(slot, "activate", failure)
+            raise failure from exc
         self._move(slot, State.ACTIVE)
+
+    def _front(self, slot: _Slot, pool: Pool, context: Context) -> Extension:
+        """The isolated extension's stand-in here: its kit's front, activated on the extension's own loop
+        in this process (kit code, never the extension's: see ``_sandbox._fronts``), or a `RemoteExtension`."""
+        from ._sandbox._fronts import Workers, front_for
+        from ._sandbox._remote import RemoteExtension
+
+        front = front_for(slot.record.kind)
+        if front is None:
+            return RemoteExtension(pool, context)
+        instance = front(Workers(pool), context)
+        self._await(slot, instance.activate(context), self.activate_budget)
+        return instance
 
     def _worker_spec(self, slot: _Slot) -> WorkerSpec:
         from ._grants import read_policy
@@ -842,8 +912,12 @@ class Host:
             reason = event.reason or "its workers kept failing"
             # Remembered in the state file: every host sharing it, and `symphony list`, see the quarantine.
             self.state.quarantine(slot.key, slot.record.distribution_version, reason, actor="supervisor")
+            front = slot.instance
             self._fail(slot, "quarantine", SymphonyError(f"quarantined: {reason}", hint=_lift_hint(slot.key)))
             pool.close()
+            stopping = None if front is None else front.deactivate()
+            if isinstance(stopping, Awaitable):  # a kit's front stops its own part here too (a pipeline)
+                self._submit(slot, stopping, None)  # not awaited: this thread may be one of the front's
 
     def _permission_event(self, extension: str, action: str, permission: str, actor: str) -> None:
         self._notify("symphony_permission_event", PermissionEvent(extension, action, permission, actor=actor))
@@ -954,7 +1028,9 @@ class Host:
         future: Future[T] = self._submit(slot, result, budget)
         try:
             return future.result(None if budget is None else budget + 1.0)
-        except TimeoutError:
+        except TimeoutError as exc:
+            if isinstance(exc, SymphonyError) or budget is None:  # the extension's own: DeadlineExceeded
+                raise
             future.cancel()
             raise self._overran(slot, budget) from None
 
@@ -1056,6 +1132,7 @@ class Host:
     def _info(self, slot: _Slot, enabled: bool) -> ExtensionInfo:
         record = slot.record
         manifest = record.manifest
+        here = "none" if self.isolation == "none" else "guard"
         return ExtensionInfo(
             id=record.id,
             kind=record.kind,
@@ -1069,7 +1146,7 @@ class Host:
             manifest_file=record.manifest_file,
             entry_point=record.entry_point,
             problem=slot.problem,
-            tier=None if slot.isolated is None else ("isolated" if slot.isolated else "guard"),
+            tier=None if slot.isolated is None else "isolated" if slot.isolated else here,
             distribution_sha256=record.distribution_sha256,
         )
 

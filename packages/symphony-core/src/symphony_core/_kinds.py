@@ -13,12 +13,26 @@ class Kind:
     name: str
     group: str
     package: str
+    front: str | None = None
+    """``module:attribute`` of the kit's host-side front for the kind's isolated extensions (see
+    ``_sandbox._fronts``), or None for `RemoteExtension`. Named here, not registered through an entry
+    point, so no installed distribution can put code in the host's process for a kind."""
+
+    @property
+    def module(self) -> str:
+        """The import name of the kit it is built on (``symphony_instruments``)."""
+        return self.package.replace("-", "_")
 
 
 KINDS: dict[str, Kind] = {
     kind.name: kind
     for kind in (
-        Kind("instrument", "symphony.instruments", "symphony-instruments"),
+        Kind(
+            "instrument",
+            "symphony.instruments",
+            "symphony-instruments",
+            front="symphony_instruments._isolated:IsolatedInstrument",
+        ),
         Kind("operator", "symphony.operators", "symphony-operators"),
         Kind("motif", "symphony.motifs", "symphony-motifs"),
     )

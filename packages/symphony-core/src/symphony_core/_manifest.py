@@ -30,7 +30,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from ._errors import ManifestError
+from ._errors import ErrorDetail, ManifestError
 from ._kinds import KINDS
 from ._permissions import Permission, plain_text
 from ._sizes import MAX_ID_LENGTH, MAX_NAME_LENGTH, MAX_PERMISSIONS, MAX_SUMMARY_LENGTH
@@ -190,7 +190,9 @@ def validate_manifest(
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:
         errors = _without_echoes(exc.errors())
-        problems = tuple((f"{file}: {_location(error['loc'])}", error["msg"]) for error in errors)
+        problems = tuple(
+            ErrorDetail(f"{file}: {_location(error['loc'])}", error["msg"], error["type"]) for error in errors
+        )
         raise ManifestError(
             f"invalid manifest {file}",
             extension=extension,
@@ -207,9 +209,10 @@ def validate_manifest(
                 extension=manifest.id,
                 file=file,
                 problems=(
-                    (
+                    ErrorDetail(
                         f"{file}: version",
                         f"'{manifest.version}' differs from the distribution's version '{distribution_version}'",
+                        "version_differs",
                     ),
                 ),
                 hint="remove `version` from the manifest to use the distribution's version",

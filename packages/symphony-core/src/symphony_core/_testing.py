@@ -2,15 +2,22 @@
 
 Registered through the ``pytest11`` entry point as ``symphony``, so it loads in every pytest run where
 ``symphony-sdk-core`` is installed (``-p no:symphony`` turns it off). It therefore imports only the
-standard library and pytest; the host is imported when a test first asks for it. It adds fixtures and
-changes nothing else: a test that asks for none of them runs exactly as without the plugin.
+standard library and pytest; the host is imported when a test first asks for it. It adds fixtures, an
+option and a marker, and changes nothing else: a test that asks for none of the fixtures runs exactly as
+without the plugin.
 
 Fixtures:
 
 - ``symphony_home``: a fresh folder set as ``SYMPHONY_HOME`` for the test.
-- ``symphony_host``: a `Harness` around a real ``Host`` in that home (the in-process guard tier). It
-  grants permissions, sets config, starts and calls extensions, and records every access the guard
-  denied, for `Harness.assert_within_permissions`.
+- ``symphony_host``: a `Harness` around a real ``Host`` in that home. It grants permissions, sets
+  config, starts and calls extensions, and records every access the guard denied, for
+  `Harness.assert_within_permissions`.
+
+Where the extension runs: in the test's own process under the in-process guard by default (fast, and
+the guard's denials are recorded), or in kernel-restricted workers as a host isolates it, for a test
+marked ``@pytest.mark.symphony_isolation("isolated")`` or for every test of a run with
+``--symphony-isolation=isolated`` (the marker wins over the option). Any value of `Host`'s
+``isolation`` is accepted.
 
 Extension authors reach these through their kit's ``testing`` module (``symphony_instruments.testing``,
 ``symphony_operators.testing``), which adds helpers for their kind.
@@ -29,9 +36,10 @@ import pytest
 if TYPE_CHECKING:
     from ._guard import Recorder
     from ._hooks import PermissionEvent
-    from ._host import ExtensionInfo, Host
+    from ._host import ExtensionInfo, Host, Isolation
 
 ACTOR = "pytest"
+MARKER = "symphony_isolation"
 
 
 class Harness:
@@ -39,18 +47,24 @@ class Harness:
 
     The host finds extensions the way any host does, through the entry points of the distributions
     installed in this environment: install the project under test first (``pip install -e .``).
-    Extensions run under the in-process guard, which sees only what Python reports (it is not a
-    sandbox); every access it denies is recorded, even when the extension catches the error.
+
+    ``isolation`` is the host's. With ``"guard"``, the default, extensions run in this process under
+    the in-process guard, which sees only what Python reports (it is not a sandbox); every access it
+    denies is recorded, even when the extension catches the error. With ``"isolated"`` they run in
+    kernel-restricted workers, as a host runs them by default: the kernel refuses what is not granted
+    (the extension gets a ``PermissionError``, which no denial records), `config` returns the config as
+    data, and `learning` is refused.
     """
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, *, isolation: Isolation = "guard") -> None:
         self.home = home
+        self.isolation: Isolation = isolation
         self._host: Host | None = None
         self._events: list[PermissionEvent] = []
 
     @property
     def host(self) -> Host:
-        """The host, created on first use (the guard tier, ``actor="pytest"``)."""
+        """The host, created on first use (with the harness's ``isolation``, ``actor="pytest"``)."""
         if self._host is None:
             from ._hooks import hookimpl
             from ._host import Host
@@ -62,7 +76,7 @@ class Harness:
                 def symphony_permission_event(self, event: PermissionEvent) -> None:
                     events.append(event)
 
-            self._host = Host(self.home, actor=ACTOR)
+            self._host = Host(self.home, actor=ACTOR, isolation=self.isolation)
             self._host.hooks.register(_Observer())
         return self._host
 
@@ -106,7 +120,8 @@ class Harness:
             self.host.set_config(extension, key, value if isinstance(value, str) else json.dumps(value))
 
     def config(self, extension: str) -> Any:
-        """The extension's resolved config model instance (None if its manifest names no config)."""
+        """The extension's resolved config model instance (None if its manifest names no config); for
+        an isolated extension, its data, secrets masked."""
         resolved = self.host.config(extension)
         return None if resolved is None else resolved.config
 
@@ -176,7 +191,8 @@ class Harness:
 
         Start and call the extension inside; ``recorder.proposal()`` is then the ``[[permissions]]`` its
         manifest would need (``recorder.toml()`` as text), from what the guard saw: Python's own file,
-        socket and subprocess use, not native code's.
+        socket and subprocess use, not native code's. It runs the extension in this process, so a
+        harness with ``isolation="isolated"`` refuses it.
         """
         self.inspect(extension)
         with self.host.learning(extension) as recorder:
@@ -189,6 +205,25 @@ class Harness:
             self._host = None
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--symphony-isolation",
+        default="guard",
+        metavar="ISOLATION",
+        help="where the symphony_host fixture runs extensions: in the test's process under the guard "
+        "(guard, the default) or in kernel-restricted workers (isolated); a test's "
+        f"@pytest.mark.{MARKER}(...) wins",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(isolation): where the symphony_host fixture runs extensions: 'guard' (in this "
+        "process, the default) or 'isolated' (kernel-restricted workers); any isolation of Host",
+    )
+
+
 @pytest.fixture
 def symphony_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh, empty Symphony home, set as ``SYMPHONY_HOME`` for the test."""
@@ -198,10 +233,29 @@ def symphony_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
 
 
 @pytest.fixture
-def symphony_host(symphony_home: Path) -> Iterator[Harness]:
-    """A `Harness`: a real host in ``symphony_home`` that grants, configures, starts and calls extensions."""
-    harness = Harness(symphony_home)
+def symphony_host(request: pytest.FixtureRequest, symphony_home: Path) -> Iterator[Harness]:
+    """A `Harness`: a real host in ``symphony_home`` that grants, configures, starts and calls extensions.
+
+    In the test's process under the guard, unless the test is marked
+    ``@pytest.mark.symphony_isolation("isolated")`` or the run has ``--symphony-isolation=isolated``.
+    """
+    harness = Harness(symphony_home, isolation=_isolation(request))
     try:
         yield harness
     finally:
         harness.close()
+
+
+def _isolation(request: pytest.FixtureRequest) -> Isolation:
+    """The test's marker's isolation, else the run's ``--symphony-isolation``."""
+    from ._host import ISOLATION
+
+    marker = request.node.get_closest_marker(MARKER)
+    if marker is None:
+        chosen, where = request.config.getoption("--symphony-isolation"), "--symphony-isolation"
+    else:
+        chosen = marker.args[0] if len(marker.args) == 1 and not marker.kwargs else None
+        where = f"@pytest.mark.{MARKER}"
+    if chosen not in ISOLATION:
+        pytest.fail(f"{where} takes one of {', '.join(ISOLATION)}, e.g. {MARKER}('isolated')", pytrace=False)
+    return chosen  # type: ignore[no-any-return]

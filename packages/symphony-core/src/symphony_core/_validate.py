@@ -471,7 +471,7 @@ def _check_manifest(
     try:
         manifest = validate_manifest(data, file=shown, distribution_version=source.version)
     except ManifestError as exc:
-        for location, problem in exc.problems or ((shown, exc.message),):
+        for location, problem in [(p.location, p.message) for p in exc.problems] or [(shown, exc.message)]:
             named = location.split(": ", 1)[1] if ": " in location else None
             named, problem = _field_of(named, problem, data)
             loc = _without_union_tag(_parse_location(named), data) if named else ()

@@ -8,6 +8,7 @@ from symphony_core import (
     ConfigError,
     Context,
     EnvVars,
+    ErrorDetail,
     ExtensionFailed,
     FileRead,
     FileWrite,
@@ -69,6 +70,7 @@ __all__ = [
     "check_access",
     # Errors.
     "SymphonyError",
+    "ErrorDetail",
     "ConfigError",
     "ExtensionFailed",
     "ManifestError",

@@ -5,17 +5,20 @@ How a request travels:
 1. On the event loop, ``submit`` checks the inputs (a bad request fails alone, before it is queued),
    refuses it at once when the queue is full or the work already queued cannot finish before its
    deadline (`Overloaded`), and appends it to a queue shared with the executor.
-2. The executor, a dedicated thread per instrument (two with ``in_flight = 2``), takes as many queued
-   requests as fit in one batch the moment it is free: nothing waits on purpose (unless ``max_delay_ms``
-   says so while the model is idle), so batches grow by themselves while the model is busy. Requests
-   whose caller went away are skipped; requests that cannot finish before their deadline are dropped
-   with `DeadlineExceeded`. It joins their arrays, runs the model (onnxruntime releases the GIL while it
-   runs), splits the outputs and hands them back to the loop in one call per batch.
+2. A dedicated thread per batch the model may run at once (``in_flight`` in this process, one per
+   worker of an isolated instrument) takes as many queued requests as fit in one batch the moment it is
+   free: nothing waits on purpose (unless ``max_delay_ms`` says so while the model is idle), so batches
+   grow by themselves while the model is busy. Requests whose caller went away are skipped; requests
+   that cannot finish before their deadline are dropped with `DeadlineExceeded`. It joins their arrays,
+   has the executor run the model on them (``predict`` in this process, where onnxruntime releases the
+   GIL while it runs, or one call to a worker: see ``_executors``), splits the outputs and hands them
+   back to the loop in one call per batch.
 3. A single timer on the loop answers every request whose deadline passes first with `DeadlineExceeded`,
    whatever the model is doing, so no caller waits past its deadline.
 
 The loop's share of the work per request is the check, one ``deque.append`` and one ``set_result``; the
-executor wakes the loop once per batch, and the loop wakes the executor only when it was idle.
+threads wake the loop once per batch, and the loop wakes a thread only when it was idle. All of this runs
+in the host's process in both tiers: isolated, only the model's run is elsewhere.
 """
 
 from __future__ import annotations
@@ -35,14 +38,12 @@ from typing import Any
 
 import numpy as np
 
-from symphony_core import ExtensionFailed
+from symphony_core import ExtensionFailed, register_result
 
-from ._config import BatchingConfig
-from ._contributions import Array, InputChecker
+from ._config import BatchingConfig, InstrumentConfig
+from ._contributions import Array, Contributions, InputChecker
 from ._errors import DeadlineExceeded, InvalidInput, Overloaded, PipelineClosed
-
-RunBatch = Callable[[dict[str, Array]], Mapping[str, Array]]
-"""Runs the model on one batch: named inputs in, named outputs out, batch axis first in both."""
+from ._executors import Executor
 
 LATENCY_WINDOW = 8192  # the percentiles cover the most recent completed requests
 _ADMISSION_SLACK = 0.2  # admit only what should finish within 80 % of its time: answers take time too
@@ -74,12 +75,14 @@ class _Request:
         return id(self) < id(other)
 
 
+@register_result
 @dataclass(frozen=True)
 class Metrics:
     """A snapshot of one instrument's pipeline: load, outcomes, batch sizes and latency.
 
     Counts start at activation (warm-up excluded). ``dropped`` adds up the requests answered with an
-    error because of load or their caller: overloaded, past their deadline, or cancelled.
+    error because of load or their caller: overloaded, past their deadline, or cancelled. It is a
+    ``Metrics`` in both tiers: registered to cross from an isolated worker as itself.
     """
 
     queue_depth: int
@@ -119,11 +122,12 @@ class Metrics:
 
 
 class Pipeline:
-    """Batches the requests of one instrument onto its model, on a dedicated executor thread."""
+    """Batches the requests of one instrument onto its model, which ``executor`` runs from the pipeline's
+    own threads."""
 
     def __init__(
         self,
-        run: RunBatch,
+        executor: Executor,
         checker: InputChecker,
         settings: BatchingConfig,
         *,
@@ -131,7 +135,7 @@ class Pipeline:
         extension: str | None = None,
         batch_limit: int | None = None,
     ) -> None:
-        self._run = run
+        self._executor = executor
         self._checker = checker
         self._extension = extension
         self._name = name
@@ -139,7 +143,7 @@ class Pipeline:
         self._max_queue = settings.max_queue
         self._max_delay = settings.max_delay_ms / 1000
         self._timeout = None if settings.timeout_ms is None else settings.timeout_ms / 1000
-        self._threads = settings.in_flight
+        self._threads = executor.slots
         self._loop: asyncio.AbstractEventLoop | None = None
         self._workers: list[threading.Thread] = []
         self._closed = False
@@ -284,6 +288,9 @@ class Pipeline:
                 f"refused: {waiting} requests are already waiting (batching.max_queue = {self._max_queue})",
                 extension=self._extension,
                 hint="retry later with backoff, send fewer requests at once, or raise batching.max_queue",
+                queue_depth=waiting,
+                max_queue=self._max_queue,
+                retry_after=self._estimate(self._enqueued_items - self._dequeued_items + self._running_items),
             )
         if deadline != math.inf:
             ahead = self._enqueued_items - self._dequeued_items + self._running_items + items
@@ -295,6 +302,9 @@ class Pipeline:
                     f"past its deadline in {(deadline - now) * 1000:.1f} ms",
                     extension=self._extension,
                     hint="retry later with backoff, or give the request a longer deadline",
+                    queue_depth=waiting,
+                    max_queue=self._max_queue,
+                    retry_after=ready - now,
                 )
 
     def _estimate(self, items: int) -> float:
@@ -348,12 +358,14 @@ class Pipeline:
 
     def _expire(self, request: _Request, why: str) -> None:
         self._loop_counts["deadline_exceeded"] += 1
-        waited = (time.monotonic() - request.enqueued) * 1000
+        waited = time.monotonic() - request.enqueued
         request.future.set_exception(
             DeadlineExceeded(
-                f"no result after {waited:.1f} ms: {why}",
+                f"no result after {waited * 1000:.1f} ms: {why}",
                 extension=self._extension,
                 hint="give the request a longer deadline, or send fewer requests at once",
+                deadline=request.deadline - request.enqueued,
+                waited=waited,
             )
         )
 
@@ -512,6 +524,8 @@ class Pipeline:
                             extension=self._extension,
                             hint="the instrument is overloaded: send fewer requests at once, or give "
                             "them longer deadlines",
+                            deadline=request.deadline - request.enqueued,
+                            waited=now - request.enqueued,
                         ),
                     )
                 )
@@ -528,6 +542,10 @@ class Pipeline:
         try:
             outputs = self._run_joined(batch)
         except Exception as exc:  # noqa: BLE001 - whatever the model raises goes to its callers
+            if not self._executor.splits(exc):  # nothing ran it (an isolated worker is gone): all get why
+                with self._take_lock:
+                    self._worker_counts["failed"] += len(batch)
+                return [], [(request, exc) for request in batch]
             if len(batch) == 1:
                 with self._take_lock:
                     self._worker_counts["failed"] += 1
@@ -565,7 +583,7 @@ class Pipeline:
         return self._run_checked(joined, sum(request.items for request in batch))
 
     def _run_checked(self, inputs: dict[str, Array], items: int) -> Mapping[str, Array]:
-        outputs = self._run(inputs)
+        outputs = self._executor.run(inputs)
         for name, array in outputs.items():
             if np.ndim(array) == 0 or len(array) != items:
                 raise ValueError(
@@ -622,3 +640,21 @@ class Pipeline:
             batch_sizes=sizes,
             latency_ms=latency,
         )
+
+
+async def start_pipeline(
+    executor: Executor, contributions: Contributions, config: InstrumentConfig, *, extension: str
+) -> Pipeline:
+    """Start the pipeline of an instrument with the declared ``contributions`` and ``config``, on the
+    running loop: the same in both tiers, only ``executor`` differs."""
+    inputs = contributions.inputs
+    pipeline = Pipeline(
+        executor,
+        InputChecker(inputs, reject_nan=config.reject_nan, extension=extension),
+        config.batching,
+        name=extension,
+        extension=extension,
+        batch_limit=1 if any(spec.shape[0] == 1 for spec in inputs) else None,
+    )
+    await pipeline.start()
+    return pipeline

@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from symphony_core import ManifestError
+from symphony_core import ErrorDetail, ManifestError
 
 from ._errors import InvalidInput, ModelMismatch
 
@@ -107,7 +107,10 @@ def read_contributions(manifest: Mapping[str, Any], *, extension: str | None = N
     try:
         return Contributions.model_validate(manifest.get("contributes", {}))
     except ValidationError as exc:
-        problems = tuple((_location(("contributes", *error["loc"])), error["msg"]) for error in exc.errors())
+        problems = tuple(
+            ErrorDetail(_location(("contributes", *error["loc"])), error["msg"], error["type"])
+            for error in exc.errors()
+        )
         raise ManifestError(
             "invalid [contributes] table for an instrument",
             extension=extension,
@@ -237,6 +240,7 @@ class InputChecker:
                 raise self._invalid(
                     f"input '{name}' has dtype {array.dtype}, declared {spec.dtype}",
                     f"convert it first, e.g. array.astype('{spec.dtype}')",
+                    input=name,
                 )
             without_batch = array.ndim == rank - 1
             if bare is None:
@@ -245,6 +249,7 @@ class InputChecker:
                 raise self._invalid(
                     f"input '{name}' has shape {array.shape}, declared {_shape(spec.shape)}",
                     f"give {rank} axes (batch axis first) or {rank - 1} for a single item",
+                    input=name,
                 )
             if without_batch != bare:
                 raise self._invalid(
@@ -259,22 +264,26 @@ class InputChecker:
                     raise self._invalid(
                         f"input '{name}' holds {array.shape[0]} items, but this model takes one at a time",
                         "send one request per item: they are queued and run one after another",
+                        input=name,
                     )
                 raise self._invalid(
                     f"input '{name}' has shape {array.shape[1:] if without_batch else array.shape}, "
                     f"declared {_shape(spec.shape[1:] if without_batch else spec.shape)}: "
-                    f"axis {axis - without_batch} must be {size}"
+                    f"axis {axis - without_batch} must be {size}",
+                    input=name,
                 )
             if items < 0:
                 items = array.shape[0]
             elif array.shape[0] != items:
                 raise self._invalid(
-                    f"input '{name}' has {array.shape[0]} items on its batch axis, another input has {items}"
+                    f"input '{name}' has {array.shape[0]} items on its batch axis, another input has {items}",
+                    input=name,
                 )
             if nan_check and np.isnan(array).any():
                 raise self._invalid(
                     f"input '{name}' contains NaN, which this instrument's config forbids",
                     "remove or impute the missing values before sending them",
+                    input=name,
                 )
             arrays[name] = array
         if items == 0:
@@ -287,14 +296,15 @@ class InputChecker:
         try:
             array = np.asarray(value)
         except (ValueError, TypeError) as exc:
-            raise self._invalid(f"input '{name}' is not an array: {exc}") from None
+            raise self._invalid(f"input '{name}' is not an array: {exc}", input=name) from None
         if dtype.kind == "O":
             if array.dtype.kind in "UO":
                 return array.astype(object)
         elif array.dtype.kind in "biuf" and np.can_cast(array.dtype, dtype, casting="same_kind"):
             return array.astype(dtype)
         raise self._invalid(
-            f"input '{name}' holds {array.dtype} values, which do not convert to {dtype.name if dtype.kind != 'O' else 'string'}"
+            f"input '{name}' holds {array.dtype} values, which do not convert to {dtype.name if dtype.kind != 'O' else 'string'}",
+            input=name,
         )
 
     def _names_differ(self, inputs: Mapping[str, Any]) -> None:
@@ -308,5 +318,5 @@ class InputChecker:
         declared = "; ".join(spec.describe() for spec in self.specs)
         raise self._invalid(", ".join(parts), f"this instrument takes: {declared}")
 
-    def _invalid(self, message: str, hint: str | None = None) -> InvalidInput:
-        return InvalidInput(message, extension=self.extension, hint=hint)
+    def _invalid(self, message: str, hint: str | None = None, *, input: str | None = None) -> InvalidInput:
+        return InvalidInput(message, extension=self.extension, hint=hint, input=input)

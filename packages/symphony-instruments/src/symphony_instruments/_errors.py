@@ -3,13 +3,19 @@
 Two families: the model cannot be served (raised by ``activate``, so the host marks the instrument
 failed with the reason), and one request cannot be answered (raised to that request's caller only;
 every other request goes on).
+
+Each is registered to cross from an isolated worker as itself (``register_error``), with its problems and
+the attributes it lists in ``data_fields``: ``except Overloaded`` works the same in both tiers.
 """
 
 from __future__ import annotations
 
-from symphony_core import SymphonyError
+from collections.abc import Iterable
+
+from symphony_core import ErrorDetail, SymphonyError, register_error
 
 
+@register_error
 class InstrumentError(SymphonyError):
     """Base class of the errors this package raises."""
 
@@ -17,12 +23,17 @@ class InstrumentError(SymphonyError):
 # The model cannot be served: raised while activating.
 
 
+@register_error
 class ModelError(InstrumentError):
     """Raised when the model file is missing, unreadable, or refused by onnxruntime."""
 
 
+@register_error
 class ModelHashMismatch(ModelError):
-    """Raised when the model file's sha256 differs from the one its config expects."""
+    """Raised when the model file's sha256 differs from the one its config expects: ``file``, and the
+    ``expected`` and ``actual`` hashes."""
+
+    data_fields = ("file", "expected", "actual")
 
     def __init__(self, file: str, expected: str, actual: str, *, extension: str | None = None) -> None:
         self.file = file
@@ -36,6 +47,7 @@ class ModelHashMismatch(ModelError):
         )
 
 
+@register_error
 class ModelMismatch(ModelError):
     """Raised when the model's inputs or outputs differ from those the manifest declares."""
 
@@ -43,17 +55,79 @@ class ModelMismatch(ModelError):
 # One request cannot be answered: raised to its caller only.
 
 
+@register_error
 class InvalidInput(InstrumentError, ValueError):
-    """Raised when a request's inputs do not match the declared inputs (name, dtype, shape, NaN)."""
+    """Raised when a request's inputs do not match the declared inputs (name, dtype, shape, NaN).
+
+    ``input`` names the input at fault, when there is one.
+    """
+
+    data_fields = ("input",)
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        extension: str | None = None,
+        hint: str | None = None,
+        input: str | None = None,
+        problems: Iterable[ErrorDetail] = (),
+    ) -> None:
+        self.input = input
+        super().__init__(message, extension=extension, hint=hint, problems=problems)
 
 
+@register_error
 class Overloaded(InstrumentError):
-    """Raised when a request is refused at once: the queue is full, or it could not finish in time."""
+    """Raised when a request is refused at once: the queue is full, or it could not finish in time.
+
+    ``queue_depth`` is the number of requests waiting when it was refused, ``max_queue`` the most that may
+    wait, and ``retry_after`` (seconds) how long the work already queued should take: a fair first wait
+    before retrying.
+    """
+
+    data_fields = ("queue_depth", "max_queue", "retry_after")
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        extension: str | None = None,
+        hint: str | None = None,
+        queue_depth: int | None = None,
+        max_queue: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.queue_depth = queue_depth
+        self.max_queue = max_queue
+        self.retry_after = retry_after
+        super().__init__(message, extension=extension, hint=hint)
 
 
+@register_error
 class DeadlineExceeded(InstrumentError, TimeoutError):
-    """Raised when a request's deadline passed before its result was ready; it was dropped or cut off."""
+    """Raised when a request's deadline passed before its result was ready; it was dropped or cut off.
+
+    ``deadline`` is the time the request was given (seconds from its submission), ``waited`` how long it
+    waited (seconds).
+    """
+
+    data_fields = ("deadline", "waited")
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        extension: str | None = None,
+        hint: str | None = None,
+        deadline: float | None = None,
+        waited: float | None = None,
+    ) -> None:
+        self.deadline = deadline
+        self.waited = waited
+        super().__init__(message, extension=extension, hint=hint)
 
 
+@register_error
 class PipelineClosed(InstrumentError):
     """Raised when a request arrives after the instrument stopped, or was still queued when it stopped."""

@@ -10,10 +10,11 @@ import numpy.typing as npt
 
 from symphony_core import ConfigError, Context, Extension
 
-from ._batching import Metrics, Pipeline
+from ._batching import Metrics, Pipeline, start_pipeline
 from ._config import InstrumentConfig
-from ._contributions import Array, Contributions, InputChecker, TensorSpec, read_contributions
+from ._contributions import Array, Contributions, TensorSpec, read_contributions
 from ._errors import PipelineClosed
+from ._executors import InProcess
 
 Batch = Mapping[str, npt.NDArray[Any]]
 """Named input or output arrays; the first axis of every array is the batch axis."""
@@ -35,6 +36,10 @@ class Instrument(Extension, Generic[ConfigT]):
 
     The config is the manifest's ``config`` model, an `InstrumentConfig` subclass; without one, the
     defaults of ``config_model``.
+
+    Isolated, the pipeline runs in the host and calls ``predict`` in a worker once per batch, while
+    ``infer`` and ``metrics`` are answered by the host: whatever an instrument does to its inputs and
+    outputs belongs in ``predict``, the one place it runs in both tiers.
     """
 
     kind: ClassVar[str] = "instrument"
@@ -52,18 +57,10 @@ class Instrument(Extension, Generic[ConfigT]):
         self.contributions = read_contributions(context.manifest, extension=context.id)
         await self.load()
         try:
-            inputs = self.contributions.inputs
-            checker = InputChecker(inputs, reject_nan=self.config.reject_nan, extension=context.id)
-            pipeline = Pipeline(
-                self.predict,
-                checker,
-                self.config.batching,
-                name=context.id,
-                extension=context.id,
-                batch_limit=1 if any(spec.shape[0] == 1 for spec in inputs) else None,
-            )
-            await pipeline.start()
+            executor = InProcess(self.predict, self.config.batching.in_flight)
+            pipeline = await start_pipeline(executor, self.contributions, self.config, extension=context.id)
             self._pipeline = pipeline
+            inputs = self.contributions.inputs
             await pipeline.warm_up(_zeros(inputs, pipeline.max_batch_size), self.config.warmup_batches)
         except BaseException:
             await self.deactivate()

@@ -10,6 +10,7 @@ from symphony_core import (
     ConfigError,
     Context,
     EnvVars,
+    ErrorDetail,
     ExtensionFailed,
     FileRead,
     FileWrite,
@@ -70,6 +71,7 @@ __all__ = [
     # Errors.
     "CallRefused",
     "ConfigError",
+    "ErrorDetail",
     "ExtensionFailed",
     "GuardDenied",
     "InvalidArguments",

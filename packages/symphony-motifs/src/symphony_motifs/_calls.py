@@ -17,6 +17,8 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 
+from symphony_core import ErrorDetail
+
 from ._errors import InvalidArguments
 
 
@@ -56,28 +58,28 @@ def bind_arguments(
     if unbound is not function:
         found = found[1:]  # self
     parameters = {parameter.name: parameter for parameter in found}
-    problems: list[tuple[str, str]] = []
+    problems: list[ErrorDetail] = []
     bound: dict[str, Any] = {}
     for name in arguments:
         if name not in parameters:
-            problems.append((str(name), "unexpected argument"))
+            problems.append(ErrorDetail(str(name), "unexpected argument", "unexpected_argument"))
     for name, parameter in parameters.items():
         if name not in arguments:
             if parameter.required:
-                problems.append((name, "missing argument"))
+                problems.append(ErrorDetail(name, "missing argument", "missing_argument"))
             continue
         try:
             bound[name] = parameter.adapter.validate_python(arguments[name])
         except ValidationError as exc:
             for error in exc.errors(include_input=False, include_url=False):
                 where = "".join(f"[{part}]" for part in error["loc"])
-                problems.append((name + where, error["msg"]))
+                problems.append(ErrorDetail(name + where, error["msg"], error["type"]))
     if problems:
         expected = ", ".join(parameters) or "no arguments"
         raise InvalidArguments(
             f"'{method}' was called with arguments it does not accept",
             extension=extension,
-            problems=tuple(problems),
+            problems=problems,
             hint=f"'{method}' takes {expected}; fix the call in the motif's page",
         )
     return bound

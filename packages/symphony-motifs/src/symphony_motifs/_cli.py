@@ -15,7 +15,7 @@ from types import FrameType
 
 import click
 
-from symphony_core import Host, SymphonyError
+from symphony_core import Host, Isolation, SymphonyError
 
 from ._hosting import MARKETPLACE, open_window, serve
 
@@ -46,7 +46,9 @@ from ._hosting import MARKETPLACE, open_window, serve
     "view is the host's own UI and always runs here.",
 )
 @click.pass_context
-def ui(ctx: click.Context, served: bool, motif: str, port: int, gui: str | None, isolation: str) -> None:
+def ui(
+    ctx: click.Context, served: bool, motif: str, port: int, gui: str | None, isolation: Isolation
+) -> None:
     """Show the marketplace view: installed extensions, permissions, config.
 
     \b

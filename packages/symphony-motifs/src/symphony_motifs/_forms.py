@@ -10,7 +10,6 @@ model validates every change, and its errors come back by field.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,8 +21,6 @@ from ._errors import MotifError
 WIDGETS = ("text", "secret", "integer", "number", "checkbox", "select", "list", "json", "group")
 """How a field is edited: ``group`` holds nested ``fields``; ``list`` repeats its ``item``; ``json`` is the
 fallback for shapes a form cannot show field by field (maps, unions, lists of sections)."""
-
-_ERROR_LINE = re.compile(r"^\s+- (?P<loc>[^:]+): (?P<message>.*)$")
 
 
 @dataclass(frozen=True)
@@ -315,15 +312,12 @@ class ConfigEditor:
 
 
 def field_errors(error: ConfigError, keys: list[str]) -> dict[str, str]:
-    """A `ConfigError`'s lines by field key (the nearest form field for list items; ``""`` for the rest)."""
+    """A `ConfigError`'s problems by field key (the nearest form field for list items; ``""`` for the rest)."""
     errors: dict[str, str] = {}
-    for line in error.message.splitlines():
-        match = _ERROR_LINE.match(line)
-        if match is None:
-            continue
-        location = match["loc"].strip()
+    for problem in error.problems:
+        location = problem.location
         key = location if location in keys else _nearest(location, keys)
-        errors[key] = f"{errors[key]}; {match['message']}" if key in errors else match["message"]
+        errors[key] = f"{errors[key]}; {problem.message}" if key in errors else problem.message
     if not errors:
         errors[""] = error.message
     return errors

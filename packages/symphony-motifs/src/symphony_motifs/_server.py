@@ -95,7 +95,6 @@ EVENT_BACKLOG = 1000  # events queued for one slow page before that page is drop
 KEEP_ALIVE = 15.0
 CLOSE_GRACE = 5.0  # how long close() waits for calls in flight
 _HEAD = re.compile(rb"<head(\s[^>]*)?>", re.IGNORECASE)
-_PROBLEM = re.compile(r"^\s+- (?P<name>[^:]+): (?P<text>.*)$")  # InvalidArguments' lines
 _CLOSED = object()
 
 
@@ -402,15 +401,17 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             result = motif.dispatch(method, arguments)
-        except InvalidArguments as exc:
-            problems = [{"argument": name, "message": text} for name, text in exc.problems]
+        except InvalidArguments as exc:  # in either tier: one the motif's worker raised arrives as itself
+            problems = [{"argument": p.location, "message": p.message} for p in exc.problems]
             self._error(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid-arguments", str(exc), exc.hint, problems)
             return
         except CallRefused as exc:
             self._error(HTTPStatus.FORBIDDEN, "refused", str(exc), exc.hint)
             return
         except SymphonyError as exc:
-            self._remote_error(exc)
+            self._error(
+                HTTPStatus.INTERNAL_SERVER_ERROR, "failed", exc.message, exc.hint, extension=exc.extension
+            )
             return
         except Exception as exc:
             log.exception("motif %s: '%s' raised", motif.assets.extension, method)
@@ -428,26 +429,6 @@ class _Handler(BaseHTTPRequestHandler):
             )
             return
         self._send(HTTPStatus.OK, payload, "application/json")
-
-    def _remote_error(self, exc: SymphonyError) -> None:
-        """Answer an error; one the motif raised in an isolated worker arrives as data and keeps its kind."""
-        remote = str(getattr(exc, "remote_type", ""))
-        kind = remote.rpartition(".")[2] if remote.startswith("symphony_motifs.") else ""
-        message = exc.message.removeprefix(f"raised {remote}: ") if remote else exc.message
-        if kind == "InvalidArguments":
-            problems = [
-                {"argument": found["name"], "message": found["text"]}
-                for found in map(_PROBLEM.match, message.splitlines())
-                if found is not None
-            ]
-            text = f"{exc.extension}: {message}" if exc.extension else message
-            self._error(HTTPStatus.UNPROCESSABLE_ENTITY, "invalid-arguments", text, exc.hint, problems)
-        elif kind == "CallRefused":
-            self._error(HTTPStatus.FORBIDDEN, "refused", message, exc.hint, extension=exc.extension)
-        else:
-            self._error(
-                HTTPStatus.INTERNAL_SERVER_ERROR, "failed", message, exc.hint, extension=exc.extension
-            )
 
     def _stream_events(self) -> None:
         motif = self.server.motif

@@ -1,25 +1,31 @@
 """The errors a pipeline raises on purpose, on top of the core's family (``symphony_operators`` re-exports both).
 
 Each one names what a person needs to find the fault: the operator (extension id), the column, the file,
-and ends with what to do next.
+and ends with what to do next. Each is registered to cross from an isolated worker as itself
+(``register_error``), with its problems and the attributes it lists in ``data_fields``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from symphony_core import SymphonyError
+from symphony_core import ErrorDetail, SymphonyError, register_error
 
 
+@register_error
 class PipelineError(SymphonyError):
     """Base class of the errors raised while building or running a pipeline."""
 
 
+@register_error
 class SpecError(PipelineError):
-    """Raised when a pipeline spec (TOML) is unreadable or invalid; names the file and each bad key."""
+    """Raised when a pipeline spec (TOML) is unreadable or invalid; names the file and, in ``problems``,
+    each bad key (located as ``<file>: <key>``)."""
 
 
+@register_error
 class ContractError(PipelineError):
     """Raised when an operator's declared input or output schema (its ``[contributes]``) is invalid."""
 
@@ -48,28 +54,71 @@ class Mismatch:
         )
 
 
+@register_error
 class SchemaMismatch(PipelineError):
     """Raised when building a pipeline finds frames that do not match the operators' declared schemas.
 
     Nothing was read or computed: the check uses only the query plans. ``mismatches`` lists every column
-    at fault, each naming its operator.
+    at fault, each naming its operator; ``problems`` says the same, one `ErrorDetail` per mismatch.
     """
+
+    data_fields = ("mismatches",)
 
     def __init__(self, mismatches: Sequence[Mismatch], *, pipeline: str) -> None:
         self.mismatches = tuple(mismatches)
-        lines = "".join(f"\n  - {mismatch}" for mismatch in self.mismatches)
         super().__init__(
-            f"pipeline '{pipeline}' does not fit its operators' schemas:{lines}",
+            f"pipeline '{pipeline}' does not fit its operators' schemas:",
             hint="fix the source data or the step order, or add a step that renames or casts the columns",
+            problems=[ErrorDetail("", str(mismatch), _code(mismatch)) for mismatch in self.mismatches],
         )
 
+    @classmethod
+    def from_data(
+        cls,
+        message: str,
+        *,
+        extension: str | None = None,
+        hint: str | None = None,
+        problems: Iterable[ErrorDetail] = (),
+        data: Mapping[str, Any] | None = None,
+    ) -> SchemaMismatch:
+        """Rebuilt from data, each of ``mismatches`` a `Mismatch` again (those that are not are left out)."""
+        error = super().from_data(message, extension=extension, hint=hint, problems=problems, data=data)
+        error.mismatches = tuple(filter(None, map(_mismatch, error.mismatches or ())))
+        return error
 
+
+def _code(mismatch: Mismatch) -> str:
+    return "missing_column" if mismatch.found is None else "dtype_mismatch"
+
+
+def _mismatch(data: object) -> Mismatch | None:
+    """A `Mismatch` from its fields as plain data, or None when they do not make one."""
+    if not isinstance(data, Mapping):
+        return None
+    operator, side, column, expected = (data.get(name) for name in ("operator", "side", "column", "expected"))
+    found, where = data.get("found"), data.get("where", "")
+    if not (
+        isinstance(operator, str)
+        and isinstance(side, str)
+        and isinstance(column, str)
+        and isinstance(expected, str)
+        and (found is None or isinstance(found, str))
+        and isinstance(where, str)
+    ):
+        return None
+    return Mismatch(operator, side, column, expected, found, where)
+
+
+@register_error
 class BadData(PipelineError):
     """Raised when input data cannot be used: no file, an empty file, files whose schemas drift apart, or a
     value that does not parse as the declared dtype (with ``on_bad_rows = "fail"``).
 
     ``file``, ``column`` and ``operator`` say where, when known.
     """
+
+    data_fields = ("file", "column", "operator")
 
     def __init__(
         self,

@@ -16,7 +16,7 @@ from typing import Any, ClassVar, TypeVar
 import polars as pl
 from pydantic import BaseModel, ValidationError
 
-from symphony_core import ConfigError, Context, Extension, read_manifest
+from symphony_core import ConfigError, Context, ErrorDetail, Extension, read_manifest
 
 from ._errors import ContractError
 from ._schema import Contract
@@ -106,9 +106,10 @@ class Operator(Extension):
             config = type(current).model_validate(merged)
         except ValidationError as exc:
             raise ConfigError(
-                "invalid config:" + "".join(f"\n  - {_dotted(e['loc'])}: {e['msg']}" for e in exc.errors()),
+                "invalid config:",
                 extension=self.id,
                 hint="fix the values given in the pipeline (each field is listed above)",
+                problems=_problems(exc),
             ) from None
         clone = copy.copy(self)
         clone.context = dataclasses.replace(self.context, config=config)
@@ -183,10 +184,7 @@ def _config(given: BaseModel | Mapping[str, Any] | None, reference: Any, ext_id:
     try:
         return model.model_validate(dict(given or {}))
     except ValidationError as exc:
-        raise ConfigError(
-            "invalid config:" + "".join(f"\n  - {_dotted(e['loc'])}: {e['msg']}" for e in exc.errors()),
-            extension=ext_id,
-        ) from None
+        raise ConfigError("invalid config:", extension=ext_id, problems=_problems(exc)) from None
 
 
 def _merge(base: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
@@ -197,6 +195,10 @@ def _merge(base: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
             _merge(below, value) if isinstance(below, dict) and isinstance(value, Mapping) else value
         )
     return merged
+
+
+def _problems(exc: ValidationError) -> list[ErrorDetail]:
+    return [ErrorDetail(_dotted(error["loc"]), error["msg"], error["type"]) for error in exc.errors()]
 
 
 def _dotted(loc: tuple[int | str, ...]) -> str:

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from symphony_core import ErrorDetail
+
 from ._conform import BadRows
 from ._errors import SpecError
 from ._files import Engine, Format, Target
@@ -118,10 +120,13 @@ def read_spec(path: str | os.PathLike[str]) -> PipelineSpec:
     try:
         return PipelineSpec.model_validate(data)
     except ValidationError as exc:
-        problems = "".join(f"\n  - {file}: {_location(e['loc'])}: {e['msg']}" for e in exc.errors())
         raise SpecError(
-            f"invalid pipeline spec {file}:{problems}",
+            f"invalid pipeline spec {file}:",
             hint="see the pipeline spec format in the symphony-operators docs",
+            problems=[
+                ErrorDetail(f"{file}: {_location(error['loc'])}", error["msg"], error["type"])
+                for error in exc.errors()
+            ],
         ) from None
 
 

@@ -20,6 +20,16 @@ host checks Arrow IPC from a worker before polars reads it (``_arrow``), and ref
 Arrays of Python objects are refused, and so are dtypes other than booleans, numbers, dates, bytes and
 text. A ``LazyFrame`` is collected by the side that sends it (so an extension's query runs inside the
 sandbox, never in the host) and arrives as ``frame.lazy()``; a ``Series`` travels as a one-column frame.
+A numpy scalar travels inline as its dtype and bytes, and arrives as the same numpy scalar (``float64``
+and ``str_`` scalars are Python ``float`` and ``str`` subclasses, which msgpack carries as such).
+
+Two more extension values travel inline only, from worker to host:
+
+- a result: a value of a type registered with ``register_result`` (``_crossing``) that a method
+  returned, sent as its registered name and its fields; the host decodes the fields into that type with
+  msgspec's typed decoding (every field's type checked, no constructor run), or gives them as plain
+  data when it does not know the name. The worker wraps only the value a method returns (one dict
+  lookup per call), not values inside it;
 
 numpy and polars are imported with ``importlib`` inside the functions that handle such a value: the core
 must not depend on them (import-linter's ``core-light`` contract sees every ``import`` statement, even in
@@ -45,8 +55,11 @@ from . import _syscalls
 from ._arrow import check_ipc
 from ._protocol import reply_limit
 
-ARRAY, FRAME, LAZY, SERIES = 1, 2, 3, 4
+ARRAY, FRAME, LAZY, SERIES, SCALAR = 1, 2, 3, 4, 5
+RESULT = 15
+"""A registered result type, by name (inline only)."""
 INLINE, FILE, MEMFD = 0, 16, 32
+_NAME_KEPT = 256
 _SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW
 _HOST_FILE = re.compile(r"h[0-9a-f]{16}\.(?:npy|arrow)")
 _KINDS = {
@@ -72,24 +85,47 @@ def kind_of(value: object) -> int | None:
 class Codec:
     """Encodes bulk values for msgspec (``enc_hook``) and decodes them (``ext_hook``) on one side."""
 
-    def __init__(self, *, side: str, exchange: str, inline_limit: int, peer_pidfd: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        side: str,
+        exchange: str,
+        inline_limit: int,
+        peer_pidfd: int | None = None,
+        kit: str | None = None,
+    ) -> None:
         self.side = side
         """``host`` or ``worker``: the host writes files into the exchange folder, the worker sealed memfds."""
         self.exchange = exchange
         self.inline_limit = inline_limit
         self.peer_pidfd = peer_pidfd
         """On the host side, a pidfd of the worker process that holds the memfds (to copy them out)."""
+        self.kit = kit
+        """On the host side, the kit the worker's extension is built on: imported to rebuild its results."""
         self._pending: list[int] = []
         self._inlined = 0
+        self._fields = msgspec.msgpack.Encoder(enc_hook=self.encode)
+        self._decoders: dict[type, msgspec.msgpack.Decoder[Any]] = {}
 
     # Encoding
+
+    def result(self, value: Any) -> Any:
+        """What a worker sends for the value a method returned: a registered result type as itself."""
+        from symphony_core._crossing import result_name
+
+        name = result_name(type(value))
+        if name is None:
+            return value
+        return msgspec.msgpack.Ext(RESULT, name.encode() + b"\0" + self._fields.encode(value))
 
     def encode(self, value: Any) -> Any:
         kind = kind_of(value)
         if kind is None:
-            scalar = getattr(value, "item", None)
-            if type(value).__module__ == "numpy" and callable(scalar):
-                return scalar()  # numpy scalars become Python numbers
+            dtype = getattr(value, "dtype", None)
+            if type(value).__module__ == "numpy" and callable(getattr(value, "item", None)):
+                if dtype is not None and dtype.kind in _PLAIN_DTYPES and dtype.fields is None:
+                    return msgspec.msgpack.Ext(SCALAR, _scalar(value))
+                return value.item()
             raise TypeError(
                 f"a {type(value).__module__}.{type(value).__qualname__} cannot cross into or out of an isolated "
                 "worker: send built-in values (str, int, float, bool, None, bytes, list, dict), numpy arrays "
@@ -149,6 +185,10 @@ class Codec:
     # Decoding
 
     def decode(self, code: int, data: memoryview) -> Any:
+        if code == SCALAR:
+            return _from_scalar(data)
+        if code == RESULT and self.side == "host":
+            return self._result(data)
         kind, way = code & 15, code & ~15
         if kind not in _SUFFIX:
             raise ValueError(f"unknown extension type {code} in a message")
@@ -165,6 +205,21 @@ class Codec:
         if kind == SERIES:
             return value.to_series()
         return value
+
+    def _result(self, data: memoryview) -> Any:
+        from symphony_core._crossing import result_type
+
+        raw = bytes(data)
+        name, _, fields = raw.partition(b"\0")
+        if not (0 < len(name) <= _NAME_KEPT and name.isascii()):
+            raise ValueError("a result named by no registered name")
+        cls = result_type(name.decode(), self.kit)
+        if cls is None:  # a type this host does not know: its fields, as plain data
+            return msgspec.msgpack.decode(fields, ext_hook=self.decode)
+        decoder = self._decoders.get(cls)
+        if decoder is None:
+            decoder = self._decoders[cls] = msgspec.msgpack.Decoder(cls, ext_hook=self.decode)
+        return decoder.decode(fields)
 
     def _read_file(self, kind: int, name: str) -> Any:
         if not _HOST_FILE.fullmatch(name):
@@ -221,6 +276,23 @@ def _check_dtype(dtype: Any) -> None:
             f"an array of dtype {dtype} cannot cross into or out of an isolated worker (no Python objects, "
             "no structured types)"
         )
+
+
+def _scalar(value: Any) -> bytes:
+    header = value.dtype.str.encode()
+    return b"".join((bytes((len(header),)), header, value.tobytes()))
+
+
+def _from_scalar(data: memoryview) -> Any:
+    numpy = importlib.import_module("numpy")
+    if not data:
+        raise ValueError("a numpy scalar without its header")
+    size = data[0]
+    dtype = numpy.dtype(bytes(data[1 : 1 + size]).decode())
+    _check_dtype(dtype)
+    if len(data) - 1 - size != dtype.itemsize:
+        raise ValueError(f"a {dtype} scalar of {len(data) - 1 - size} bytes")
+    return numpy.frombuffer(data[1 + size :], dtype=dtype)[0]
 
 
 def _inline(kind: int, value: Any) -> bytes:

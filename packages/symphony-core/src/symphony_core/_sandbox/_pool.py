@@ -200,6 +200,13 @@ class Pool:
             self._condition.notify_all()
         self._emit("released")
 
+    def grow(self, size: int) -> None:
+        """Keep at least ``size`` workers from now on; the keeper starts the missing ones in the background."""
+        with self._condition:
+            if size > self.size:
+                self.size = size
+                self._condition.notify_all()
+
     # Use
 
     def call(self, method: str, /, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:

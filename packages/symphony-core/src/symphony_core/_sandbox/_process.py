@@ -22,8 +22,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from symphony_core import _errors
+from symphony_core._crossing import error_class
 from symphony_core._errors import (
+    ErrorDetail,
     ProtocolError,
     RemoteError,
     SandboxUnavailable,
@@ -31,6 +32,7 @@ from symphony_core._errors import (
     WorkerCrashed,
     WorkerTimeout,
 )
+from symphony_core._kinds import KINDS
 
 from . import _quota
 from ._bulk import Codec
@@ -323,7 +325,11 @@ class WorkerProcess:
         )
         self._events.start()
         codec = Codec(
-            side="host", exchange=self._exchange, inline_limit=spec.inline_limit, peer_pidfd=self._pidfd
+            side="host",
+            exchange=self._exchange,
+            inline_limit=spec.inline_limit,
+            peer_pidfd=self._pidfd,
+            kit=_kit(spec),
         )
         self._channel = Channel(
             from_worker,
@@ -386,7 +392,7 @@ class WorkerProcess:
         if isinstance(answer, Reply) and answer.id == getattr(message, "id", None):
             return answer.value
         if isinstance(answer, Failure):
-            raise _remote(answer, self.spec.extension)
+            raise _remote(answer, self.spec.extension, _kit(self.spec))
         self.kill()
         raise ProtocolError(
             f"the worker answered {type(answer).__name__} out of turn",
@@ -565,32 +571,34 @@ def _bytecode(folder: str) -> str:
     return folder
 
 
-ERRORS_FROM_WORKERS: dict[str, type[SymphonyError]] = {
-    cls.__name__: cls
-    for cls in (_errors.ConfigError, _errors.ManifestError, _errors.EntryPointError, _errors.ExtensionFailed)
-}
-"""The Symphony error classes the host rebuilds when an extension's code in a worker raises one (or a
-subclass of one), by the name the worker reports (``Failure.symphony``).
-
-Only errors an extension may raise about itself belong here. The host's own verdicts (``PermissionDenied``
-and its family, ``SandboxError`` and its family, ``CompatibilityError``, ``StateError``, ``BudgetExceeded``)
-are never taken from a worker, which could otherwise blame another extension or fake a consent prompt;
-whatever is not here arrives as a ``RemoteError``.
-"""
 _MESSAGE_KEPT, _TYPE_KEPT, _TRACEBACK_KEPT = 4 << 10, 256, 64 << 10
+_PROBLEMS_KEPT, _DATA_KEPT = 100, 100
+"""Problems of one error, and items of one of its data values (a list or dict), that the host keeps."""
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 """Control characters but newline and tab: what a terminal acts on (cursor moves, colours, titles)."""
 
 
-def _remote(failure: Failure, extension: str) -> SymphonyError:
+def _remote(failure: Failure, extension: str, kit: str | None = None) -> SymphonyError:
     """The host-side error for a failure reported by the worker: always blamed on ``extension`` (the
-    worker's own), a class from ``ERRORS_FROM_WORKERS`` or a ``RemoteError``, its texts bounded and
-    cleared of control characters, its hint marked as the extension's words."""
+    worker's own), its texts bounded and cleared of control characters, its hint marked as the
+    extension's words. The class is the one registered under the name the worker sent
+    (``_crossing.ERRORS_FROM_WORKERS``; ``kit``, the extension's kit, is imported to look the name up),
+    rebuilt with its problems and declared data; any other failure is a ``RemoteError``."""
     message = _printable(failure.message, _MESSAGE_KEPT)
     hint = f"the extension says: {_printable(failure.hint, _MESSAGE_KEPT)}" if failure.hint else None
-    cls = ERRORS_FROM_WORKERS.get(failure.symphony or "")
+    problems = [
+        ErrorDetail(
+            _printable(str(location), _TYPE_KEPT),
+            _printable(str(text), _MESSAGE_KEPT),
+            _printable(str(code), _TYPE_KEPT),
+        )
+        for location, text, code in failure.problems[:_PROBLEMS_KEPT]
+    ]
+    name = _printable(failure.symphony or "", _TYPE_KEPT)
+    cls = error_class(name, kit) if name else None
     if cls is not None:
-        return cls(message, extension=extension, hint=hint)
+        data = {key: _bounded(value) for key, value in failure.data.items() if isinstance(key, str)}
+        return cls.from_data(message, extension=extension, hint=hint, problems=problems, data=data)
     kind = _printable(failure.type, _TYPE_KEPT)
     builtin = getattr(builtins, failure.builtin or "", None)
     return RemoteError(
@@ -601,7 +609,31 @@ def _remote(failure: Failure, extension: str) -> SymphonyError:
         builtin=failure.builtin if isinstance(builtin, type) and issubclass(builtin, BaseException) else None,
         errno=failure.errno if failure.errno is not None and 0 <= failure.errno < 4096 else None,
         remote_traceback=_printable(failure.traceback, _TRACEBACK_KEPT, tail=True),
+        problems=problems,
     )
+
+
+def _bounded(value: Any, depth: int = 0) -> Any:
+    """A value of an error's data from a worker, fit to keep: texts bounded and printable, lists (as
+    tuples) and dicts of at most ``_DATA_KEPT`` items, nested at most three deep; None for anything else."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        return _printable(value, _MESSAGE_KEPT)
+    if depth >= 3:
+        return None
+    if isinstance(value, (list, tuple)):
+        return tuple(_bounded(item, depth + 1) for item in value[:_DATA_KEPT])
+    if isinstance(value, dict):
+        items = list(value.items())[:_DATA_KEPT]
+        return {_printable(str(key), _TYPE_KEPT): _bounded(item, depth + 1) for key, item in items}
+    return None
+
+
+def _kit(spec: WorkerSpec) -> str | None:
+    """The import name of the kit the worker's extension is built on, from its manifest's ``kind``."""
+    kind = KINDS.get(str(spec.manifest.get("kind", "")))
+    return None if kind is None else kind.module
 
 
 def _printable(text: str, limit: int, *, tail: bool = False) -> str:

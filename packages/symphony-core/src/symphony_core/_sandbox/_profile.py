@@ -120,11 +120,12 @@ def profile_for(spec: WorkerSpec, exchange: str) -> Profile:
 
 
 def environment_for(spec: WorkerSpec, environ: Mapping[str, str] = os.environ) -> dict[str, str]:
-    """The worker's whole environment: the granted variables and a minimal ``PATH``, ``LANG``, ``TMPDIR``
-    and ``POLARS_OOC_SPILL_DIR`` (polars' own spill folder is outside any grant and panics)."""
+    """The worker's whole environment: the granted variables and a minimal ``PATH``, ``HOME``, ``LANG``,
+    ``TMPDIR`` and ``POLARS_OOC_SPILL_DIR`` (polars' own spill folder is outside any grant and panics)."""
     names = [name for p in spec.permissions if p.type == "env" for name in p.names]
     env = {
         "PATH": PATH,
+        "HOME": str(Path.home()),  # what {home} in grants names; the password file is not readable
         "LANG": "C.UTF-8",
         "TMPDIR": str(spec.tmp_dir),
         "POLARS_OOC_SPILL_DIR": str(spec.cache_dir / "polars-spill"),

@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-PROTOCOL = 2
+PROTOCOL = 3
 """Bumped on any change to the messages below; the worker refuses a host that speaks another version."""
 MAX_FRAME = 1 << 31
 """Largest frame either side ever accepts (bulk data over this size must use shared memory)."""
@@ -176,6 +176,7 @@ class Failure(_Message, tag="failure"):
     type: str
     """Qualified name of the exception's class, e.g. ``builtins.PermissionError``."""
     message: str
+    """``str(exc)``, or a Symphony error's ``summary`` (its problems come apart)."""
     hint: str | None = None
     errno: int | None = None
     extension: str | None = None
@@ -183,7 +184,12 @@ class Failure(_Message, tag="failure"):
     builtin: str | None = None
     """The nearest built-in exception class the type derives from (``PermissionError``...)."""
     symphony: str | None = None
-    """The nearest Symphony error class it derives from, if any (``ConfigError``...)."""
+    """The registered name of the nearest Symphony error class it derives from that may cross
+    (``symphony_core.ConfigError``...; see ``_crossing``)."""
+    problems: list[tuple[str, str, str]] = []
+    """A Symphony error's problems: ``(location, message, code)`` each."""
+    data: dict[str, Any] = {}
+    """A Symphony error's ``data_fields``, as plain data."""
 
 
 Message = Setup | Hello | Load | Call | Ping | Stop | ConfigQuery | Event | Reply | Failure

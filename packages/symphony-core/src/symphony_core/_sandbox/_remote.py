@@ -13,9 +13,10 @@ from ._pool import Pool
 class RemoteExtension(Extension):
     """Stands in the host for an extension whose code runs only in its worker pool.
 
-    ``handle.method(*args)`` is ``pool.call("method", *args)``: arguments and results are copied across
-    (bulk values through shared memory), nothing is shared. ``deactivate`` stops the pool, which runs the
-    extension's own ``deactivate`` in each worker.
+    ``handle.method(*args, **kwargs)`` runs ``method`` in a ready worker of the pool, within the pool's
+    call time-out: arguments and results are copied across (bulk values through shared memory), nothing
+    is shared. Every keyword goes to the method, ``timeout`` too (an instrument's deadline). ``deactivate``
+    stops the pool, which runs the extension's own ``deactivate`` in each worker.
     """
 
     def __init__(self, pool: Pool, context: Context) -> None:
@@ -25,7 +26,12 @@ class RemoteExtension(Extension):
     def __getattr__(self, name: str) -> Any:
         if name not in self.pool.methods:  # only what the extension defines: no remote call to find out
             raise AttributeError(f"{self.pool.spec.extension} has no method {name!r}")
-        return functools.partial(self.pool.call, name)
+        return functools.partial(self._call, name)
+
+    def _call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        limit = self.pool.call_timeout
+        with self.pool.worker(limit) as worker:
+            return worker.call(method, args, kwargs, timeout=limit)
 
     def activate(self, context: Context) -> None:
         """Done in the workers when the pool starts."""

@@ -179,7 +179,7 @@ class _Server:
         function = getattr(self.instance, request.method, None)
         if not callable(function):
             raise AttributeError(f"the extension has no method '{request.method}'")
-        return self._settle(function(*request.args, **request.kwargs))
+        return self.codec.result(self._settle(function(*request.args, **request.kwargs)))
 
     def _stop(self) -> None:
         if self.instance is not None:
@@ -212,24 +212,39 @@ def _methods(target: type) -> list[str]:
 
 
 def _failure(request: int, exc: BaseException, extension: str | None) -> Failure:
-    """An exception as data: its class name, message, hint and traceback."""
+    """An exception as data: its class name, message, hint and traceback; for a Symphony error also the
+    registered name of its nearest class that may cross, its problems and its declared data."""
+    from symphony_core._crossing import error_name
     from symphony_core._errors import SymphonyError
 
     cls = type(exc)
-    symphony = isinstance(exc, SymphonyError)
-    return Failure(
+    failure = Failure(
         id=request,
         type=f"{cls.__module__}.{cls.__qualname__}",
-        message=exc.message if isinstance(exc, SymphonyError) else str(exc),
-        hint=exc.hint if isinstance(exc, SymphonyError) else None,
+        message=str(exc),
         errno=exc.errno if isinstance(exc, OSError) else None,
-        extension=(exc.extension if isinstance(exc, SymphonyError) else None) or extension,
+        extension=extension,
         traceback="".join(traceback.format_exception(exc)),
         builtin=next((c.__name__ for c in cls.__mro__ if c.__module__ == "builtins"), None),
-        symphony=next((c.__name__ for c in cls.__mro__ if c.__module__.endswith("._errors")), None)
-        if symphony
-        else None,
     )
+    if isinstance(exc, SymphonyError):
+        failure.message = exc.summary
+        failure.hint = exc.hint
+        failure.extension = exc.extension or extension
+        failure.symphony = error_name(cls)
+        failure.problems = [(p.location, p.message, p.code) for p in exc.problems]
+        failure.data = {name: _plain(value) for name, value in exc.data().items()}
+    return failure
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as msgpack-ready plain data, or None when it is not plain data (it is then not sent)."""
+    import msgspec
+
+    try:
+        return msgspec.to_builtins(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _resolve(reference: str) -> Any:

@@ -1,0 +1,99 @@
+"""Where a pipeline's batches run: on the instrument's own ``predict`` in this process, or in its workers.
+
+The pipeline (``_batching``) is the same in both tiers: it checks, queues, batches, times out and counts
+in the host's process. Only the step that runs one joined batch differs, and it is all here:
+
+- `InProcess` calls the instrument's ``predict`` on the pipeline's thread (``in_flight`` of them);
+- `InWorkers` sends the batch to a worker of an isolated instrument as one call of its ``predict``. The
+  stacked arrays cross into the worker (through shared memory, or inline in the message when they are
+  small: the core's bulk codec decides) and its outputs cross back; each of the pipeline's threads takes
+  a worker of its own, so a pool of several workers runs as many batches at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+
+from symphony_core import SandboxError
+
+from ._contributions import Array
+
+if (
+    TYPE_CHECKING
+):  # only the host's front makes an InWorkers: importing the sandbox here would slow every import
+    from symphony_core import Workers
+
+RunBatch = Callable[[dict[str, Array]], Mapping[str, Array]]
+"""Runs the model on one batch: named inputs in, named outputs out, batch axis first in both."""
+
+
+class Executor(Protocol):
+    """Runs the joined batches of one pipeline; the pipeline calls it from ``slots`` threads at once."""
+
+    @property
+    def slots(self) -> int:
+        """How many batches it runs at the same time: the pipeline keeps a thread for each."""
+
+    def run(self, batch: dict[str, Array]) -> Mapping[str, Array]:
+        """The model's outputs for one joined batch (named arrays, batch axis first)."""
+
+    def splits(self, error: Exception) -> bool:
+        """Whether a batch that failed with ``error`` is run again request by request, so that only the
+        request the model refuses fails; if not, every request of the batch gets ``error``."""
+
+
+class InProcess:
+    """Runs each batch on the instrument's ``predict`` in this process, ``in_flight`` batches at once."""
+
+    def __init__(self, predict: RunBatch, in_flight: int) -> None:
+        self._predict = predict
+        self._slots = in_flight
+
+    @property
+    def slots(self) -> int:
+        return self._slots
+
+    def run(self, batch: dict[str, Array]) -> Mapping[str, Array]:
+        return self._predict(batch)
+
+    def splits(self, error: Exception) -> bool:
+        return True
+
+
+class InWorkers:
+    """Runs each batch as one call of ``predict`` in a worker of an isolated instrument, one batch per
+    worker at a time."""
+
+    def __init__(self, workers: Workers) -> None:
+        self._workers = workers
+
+    @property
+    def slots(self) -> int:
+        return self._workers.size
+
+    def run(self, batch: dict[str, Array]) -> Mapping[str, Array]:
+        outputs = self._workers.call("predict", batch)
+        # from a worker, so checked before the pipeline slices it: named arrays only
+        if not (
+            isinstance(outputs, dict)
+            and all(
+                isinstance(name, str) and isinstance(array, np.ndarray) for name, array in outputs.items()
+            )
+        ):
+            raise TypeError(f"predict returned {_describe(outputs)}, not named arrays")
+        return outputs
+
+    def splits(self, error: Exception) -> bool:
+        # No worker ran the batch to its end (it crashed, overran its time-out, or the pool is quarantined
+        # or closed): running its requests one by one would only lose more workers.
+        return not isinstance(error, SandboxError)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        kinds = sorted({type(item).__name__ for item in value.values()})
+        return f"a dict of {', '.join(kinds) or 'nothing'}"
+    return f"a {type(value).__name__}"
