@@ -2,8 +2,8 @@
 
 Two instruments are installed into a site folder of their own, with their entry points and manifests:
 a scikit-learn digits classifier served by `OnnxInstrument`, and ``acme.held``, whose ``predict``
-takes as long as its input asks (to keep a worker busy), answers with the id of the process it ran in,
-and ends that process when asked to (as a native crash would). Each scenario runs through a real
+takes as long as its input asks (to keep a worker busy), answers with a number drawn when it was
+activated (to tell its workers apart), and ends its process when asked to (as a native crash would). Each scenario runs through a real
 `Host` in both tiers: in this process under the guard, and in kernel-restricted workers.
 """
 
@@ -62,7 +62,7 @@ outputs = [
 
 HELD = '''
 """Doubles its input; each batch takes as many seconds as its largest x[:, 1], and x[:, 0] < 0 ends the
-process it runs in."""
+process it runs in. ``drawn`` tells its instances apart (in a PID namespace of its own, each is pid 2)."""
 
 import os
 import time
@@ -77,12 +77,15 @@ class HeldConfig(InstrumentConfig):
 
 
 class Held(Instrument[HeldConfig]):
+    async def load(self):
+        self.drawn = int.from_bytes(os.urandom(7), "little")
+
     def predict(self, batch):
         x = np.asarray(batch["x"])
         if (x[:, 0] < 0).any():
             os._exit(3)
         time.sleep(float(x[:, 1].max()))
-        return {"y": x * 2, "pid": np.full(len(x), os.getpid(), dtype=np.int64)}
+        return {"y": x * 2, "drawn": np.full(len(x), self.drawn, dtype=np.int64)}
 '''
 
 HELD_MANIFEST = """
@@ -97,7 +100,7 @@ config = "acme_held:HeldConfig"
 inputs = [{name = "x", dtype = "float32", shape = ["batch", 2]}]
 outputs = [
   {name = "y", dtype = "float32", shape = ["batch", 2]},
-  {name = "pid", dtype = "int64", shape = ["batch"]},
+  {name = "drawn", dtype = "int64", shape = ["batch"]},
 ]
 """
 
@@ -294,15 +297,15 @@ def test_two_workers_of_an_isolated_instrument_each_run_a_batch_at_the_same_time
     async def pair() -> tuple[set[int], float]:
         started = time.monotonic()
         answers = await asyncio.gather(*(host.acall("acme.held", "infer", _held(0.5)) for _ in range(2)))
-        return {int(answer["pid"]) for answer in answers}, time.monotonic() - started
+        return {int(answer["drawn"]) for answer in answers}, time.monotonic() - started
 
     deadline = time.monotonic() + 30
     while True:  # the second worker starts in the background once the host has read the config
-        pids, took = asyncio.run(pair())
-        if len(pids) == 2 or time.monotonic() > deadline:
+        workers, took = asyncio.run(pair())
+        if len(workers) == 2 or time.monotonic() > deadline:
             break
 
-    assert len(pids) == 2, "each batch ran in a worker of its own"
+    assert len(workers) == 2, "each batch ran in a worker of its own"
     assert took < 0.9, "the two batches ran at the same time, not one after the other"
 
 

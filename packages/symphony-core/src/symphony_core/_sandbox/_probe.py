@@ -122,7 +122,9 @@ class Capabilities:
         found["open_files"] = "RLIMIT_NOFILE"
         found["file_size"] = "RLIMIT_FSIZE: a write past it fails with EFBIG"
         found["disk"] = "a quota on the extension's {data} and {cache} together, counted by the host"
-        found["environment"] = "scrubbed: only granted variables, PATH, HOME, LANG, TMPDIR and POLARS_OOC_SPILL_DIR"
+        found["environment"] = (
+            "scrubbed: only granted variables, PATH, HOME, LANG, TMPDIR and POLARS_OOC_SPILL_DIR"
+        )
         return found
 
     def not_enforced(self) -> list[str]:
