@@ -17,6 +17,12 @@ interleaved rounds, on sessions with the same settings (max batch, intra-op thre
     overload         requests arrive (open loop) at 1.4x the raw ceiling with 50 ms deadlines: goodput
                      (results per second) against the raw ceiling, p99 latency of the accepted ones,
                      and whether every request was answered (result or explicit error)
+    isolated         the same model as an installed instrument in a ``Host(isolation="isolated")``: the
+                     host's pipeline batches ``await host.acall(id, "infer", row)`` and runs each batch
+                     as one call in a kernel-restricted worker (same config, so one worker per
+                     ``in_flight``). Throughput with 1,000 clients against the in-process pipeline and
+                     the raw ceiling, single-client p50 against the in-process pipeline's, and the
+                     same overload, through the host
 
     python tools/bench/instruments.py [--quick] [--json FILE] [--check] [--repeat N] [--threads 1,2]
 """
@@ -24,19 +30,24 @@ interleaved rounds, on sessions with the same settings (max batch, intra-op thre
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import shutil
 import statistics
+import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import onnx
 import onnxruntime as ort
-from _common import Report, Stat, options, ratio
+from _common import Report, Stat, options, ratio, write_distribution
 from onnx import TensorProto, helper, numpy_helper
 
+from symphony_core import Host
 from symphony_instruments import (
     BatchingConfig,
     Context,
@@ -58,6 +69,35 @@ MANIFEST = {
         "outputs": [{"name": "output", "dtype": "float32", "shape": ["batch", 10]}],
     }
 }
+ISOLATED = "bench.mlp"
+ISOLATED_CODE = '''
+"""The benchmark MLP as an installed instrument: `OnnxInstrument` on the model in its data folder."""
+from symphony_instruments import ModelConfig, OnnxInstrument
+
+
+class MlpConfig(ModelConfig):
+    path: str = "{data}/mlp.onnx"
+
+
+Mlp = OnnxInstrument
+'''
+ISOLATED_MANIFEST = f"""
+id = "{ISOLATED}"
+kind = "instrument"
+name = "Benchmark MLP"
+summary = "A compute-bound ReLU MLP with random weights."
+targets = "symphony-instruments>=0.1,<0.2"
+config = "bench_mlp:MlpConfig"
+
+[[permissions]]
+type = "fs.read"
+paths = ["{{data}}/*.onnx"]
+reason = "Load the benchmark model."
+
+[contributes]
+inputs = [{{name = "input", dtype = "float32", shape = ["batch", {FEATURES}]}}]
+outputs = [{{name = "output", dtype = "float32", shape = ["batch", 10]}}]
+"""
 
 
 def build_mlp(path: Path) -> int:
@@ -135,9 +175,11 @@ async def single_client_latency(call: Any, rows: np.ndarray[Any, Any], count: in
     return latencies
 
 
-async def overload(
-    instrument: OnnxInstrument, rows: np.ndarray[Any, Any], rate: float, seconds: float
-) -> dict[str, Any]:
+Infer = Callable[[np.ndarray[Any, Any], float], Awaitable[Any]]
+"""Sends one single-item request with a deadline (seconds) and awaits its answer."""
+
+
+async def overload(infer: Infer, rows: np.ndarray[Any, Any], rate: float, seconds: float) -> dict[str, Any]:
     """Open-loop arrivals at ``rate`` per second for ``seconds``, each with a 50 ms deadline."""
     outcomes: dict[str, int] = {"ok": 0, "Overloaded": 0, "DeadlineExceeded": 0, "other": 0}
     latencies: list[float] = []
@@ -145,7 +187,7 @@ async def overload(
     async def one(row: np.ndarray[Any, Any]) -> None:
         sent = time.perf_counter()
         try:
-            await instrument.infer({"input": row}, timeout=DEADLINE_MS / 1000)
+            await infer(row, DEADLINE_MS / 1000)
         except (Overloaded, DeadlineExceeded) as exc:
             outcomes[type(exc).__name__] += 1
         except Exception:
@@ -180,7 +222,61 @@ async def overload(
     }
 
 
-async def run_setting(path: Path, threads: int, args: Any, report: Report, folder: Path) -> None:
+def install_isolated(site: Path) -> None:
+    """Install the benchmark MLP as an instrument distribution into ``site``, as an installer lays one out."""
+    write_distribution(
+        site,
+        "bench-mlp",
+        "1.0.0",
+        files={"bench_mlp/__init__.py": ISOLATED_CODE, "bench_mlp/symphony.toml": ISOLATED_MANIFEST},
+        entry_points={"symphony.instruments": {ISOLATED: "bench_mlp:Mlp"}},
+        requires=("symphony-instruments>=0.1,<0.2",),
+    )
+
+
+def start_isolated(home: Path, site: Path, model: Path, config: ModelConfig) -> tuple[Host, float]:
+    """A host that runs the benchmark MLP in isolated workers with ``config``; the seconds its start took."""
+    settings = config.model_dump(mode="json", exclude={"path"}, exclude_defaults=True)
+    (home / "config").mkdir(parents=True)
+    (home / "config" / f"{ISOLATED}.toml").write_text(_toml(settings), encoding="utf-8")
+    host = Host(home, path=[str(site), *sys.path], isolation="isolated")
+    host.discover()
+    data = host.home.data_dir(ISOLATED)
+    data.mkdir(parents=True)
+    shutil.copy(model, data / "mlp.onnx")
+    host.grant(ISOLATED)
+    started = time.perf_counter()
+    host.start(ISOLATED)
+    return host, time.perf_counter() - started
+
+
+def _toml(settings: dict[str, Any], table: str = "") -> str:
+    """A config file's text for ``settings``: plain values first, then one table per nested section."""
+    plain = [f"{key} = {json.dumps(value)}" for key, value in settings.items() if not isinstance(value, dict)]
+    text = (f"[{table}]\n" if table else "") + "".join(line + "\n" for line in plain)
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            text += "\n" + _toml(value, f"{table}.{key}" if table else key)
+    return text
+
+
+async def with_batches(
+    infer: Infer, metrics: Callable[[], Any], rows: np.ndarray[Any, Any], rate: float, seconds: float
+) -> dict[str, Any]:
+    """`overload`, with the batches the pipeline ran meanwhile (from its metrics)."""
+    before = metrics()
+    result = await overload(infer, rows, rate, seconds)
+    after = metrics()
+    result["batches"] = after.batches - before.batches
+    result["batch_sizes"] = {
+        size: count - before.batch_sizes.get(size, 0)
+        for size, count in sorted(after.batch_sizes.items())
+        if count > before.batch_sizes.get(size, 0)
+    }
+    return result
+
+
+async def run_setting(path: Path, threads: int, args: Any, report: Report, folder: Path, site: Path) -> None:
     rounds = args.repeat or (3 if args.quick else 5)
     total = 6_000 if args.quick else 20_000
     naive_total = 2_000 if args.quick else 6_000
@@ -206,24 +302,30 @@ async def run_setting(path: Path, threads: int, args: Any, report: Report, folde
     instrument = OnnxInstrument()
     await instrument.activate(context)
     session = raw_session(path, threads)
+    host, start_s = await asyncio.to_thread(start_isolated, folder / f"home-{threads}", site, path, config)
 
     async def pipelined(row: np.ndarray[Any, Any]) -> None:
         await instrument.infer({"input": row})
 
+    async def isolated(row: np.ndarray[Any, Any]) -> None:
+        await host.acall(ISOLATED, "infer", {"input": row})
+
     async def naive(row: np.ndarray[Any, Any]) -> None:
         await asyncio.to_thread(session.run, None, {"input": row[np.newaxis]})
 
-    raw_rates, pipe_rates, naive_rates, loop_us, bare_us = [], [], [], [], []
-    pipe_p50, raw_p50 = [], []
+    raw_rates, pipe_rates, iso_rates, naive_rates, loop_us, bare_us = [], [], [], [], [], []
+    pipe_p50, iso_p50, raw_p50 = [], [], []
     for _ in range(rounds):  # interleaved, so drift on a shared machine hits every variant alike
         raw_rates.append(raw_ceiling(session, rows, max(8, total // MAX_BATCH // 2)))
         rate, cpu = await closed_loop(pipelined, rows, total)
         pipe_rates.append(rate)
         loop_us.append(cpu / total * 1e6)
+        iso_rates.append((await closed_loop(isolated, rows, total))[0])
         _, bare_cpu = await closed_loop(answered_at_once, rows, total)
         bare_us.append(bare_cpu / total * 1e6)
         naive_rates.append((await closed_loop(naive, rows, naive_total))[0])
         pipe_p50.append(statistics.median(await single_client_latency(pipelined, rows, latency_count)) * 1000)
+        iso_p50.append(statistics.median(await single_client_latency(isolated, rows, latency_count)) * 1000)
         raw_single = []
         for n in range(latency_count):
             started = time.perf_counter()
@@ -231,23 +333,36 @@ async def run_setting(path: Path, threads: int, args: Any, report: Report, folde
             raw_single.append(time.perf_counter() - started)
         raw_p50.append(statistics.median(raw_single) * 1000)
 
-    raw, pipe, slow = (
+    raw, pipe, iso, slow = (
         statistics.median(raw_rates),
         statistics.median(pipe_rates),
+        statistics.median(iso_rates),
         statistics.median(naive_rates),
     )
     cpu_total, cpu_bare = statistics.median(loop_us), statistics.median(bare_us)
-    lat_pipe, lat_raw = statistics.median(pipe_p50), statistics.median(raw_p50)
-    metrics_before = instrument.metrics()
-    overloaded = await overload(instrument, rows, OVERLOAD * raw, overload_seconds)
-    metrics_after = instrument.metrics()
-    overloaded["batches"] = metrics_after.batches - metrics_before.batches
-    overloaded["batch_sizes"] = {
-        size: count - metrics_before.batch_sizes.get(size, 0)
-        for size, count in sorted(metrics_after.batch_sizes.items())
-        if count > metrics_before.batch_sizes.get(size, 0)
-    }
+    lat_pipe, lat_iso, lat_raw = (
+        statistics.median(pipe_p50),
+        statistics.median(iso_p50),
+        statistics.median(raw_p50),
+    )
+    batch_sizes = instrument.metrics().batch_sizes
+    iso_batch_sizes = host.call(ISOLATED, "metrics").batch_sizes
+    overloaded = await with_batches(
+        lambda row, deadline: instrument.infer({"input": row}, timeout=deadline),
+        instrument.metrics,
+        rows,
+        OVERLOAD * raw,
+        overload_seconds,
+    )
+    iso_overloaded = await with_batches(
+        lambda row, deadline: host.acall(ISOLATED, "infer", {"input": row}, timeout=deadline),
+        lambda: host.call(ISOLATED, "metrics"),
+        rows,
+        OVERLOAD * raw,
+        overload_seconds,
+    )
     await instrument.deactivate()
+    await asyncio.to_thread(host.close)
 
     key = f"threads{threads}"
     report.figure(f"{key}.raw_items_per_s", {"median": raw, "samples": raw_rates})
@@ -257,8 +372,13 @@ async def run_setting(path: Path, threads: int, args: Any, report: Report, folde
     report.figure(f"{key}.clients_alone_cpu_us_per_request", {"median": cpu_bare, "samples": bare_us})
     report.figure(f"{key}.latency_p50_ms", Stat(tuple(pipe_p50)))
     report.figure(f"{key}.raw_latency_p50_ms", Stat(tuple(raw_p50)))
-    report.figure(f"{key}.batch_sizes", metrics_before.batch_sizes)
+    report.figure(f"{key}.batch_sizes", batch_sizes)
     report.figure(f"{key}.overload", overloaded)
+    report.figure(f"{key}.isolated_start_s", start_s)
+    report.figure(f"{key}.isolated_items_per_s", {"median": iso, "samples": iso_rates})
+    report.figure(f"{key}.isolated_latency_p50_ms", Stat(tuple(iso_p50)))
+    report.figure(f"{key}.isolated_batch_sizes", iso_batch_sizes)
+    report.figure(f"{key}.isolated_overload", iso_overloaded)
 
     title = f"MLP 4.7M params, max batch {MAX_BATCH}, intra-op threads {threads}, {rounds} rounds (medians)"
     report.table(
@@ -295,47 +415,100 @@ async def run_setting(path: Path, threads: int, args: Any, report: Report, folde
             ),
         ],
     )
-    outcomes = overloaded["outcomes"]
     report.table(
-        f"Overload: {OVERLOAD}x the raw ceiling ({OVERLOAD * raw:,.0f} requests/s) for {overload_seconds:g} s, {DEADLINE_MS:g} ms deadlines",
-        ("figure", "value", "baseline", "ratio", "target"),
+        f"Isolated: the same model in a kernel-restricted worker, through Host.acall (worker start {start_s:.2f} s)",
+        ("figure", "isolated", "baseline", "ratio", "target"),
+        [
+            (
+                "throughput, 1,000 clients (items/s)",
+                f"{iso:,.0f}",
+                f"in-process pipeline {pipe:,.0f}",
+                ratio(iso, pipe),
+                ">= 0.85x",
+            ),
+            (
+                "throughput vs the ceiling (items/s)",
+                f"{iso:,.0f}",
+                f"raw ceiling {raw:,.0f}",
+                ratio(iso, raw),
+                ">= 0.75x",
+            ),
+            (
+                "single client p50 latency (ms)",
+                f"{lat_iso:.3f}",
+                f"in-process pipeline {lat_pipe:.3f}",
+                f"{lat_iso - lat_pipe:+.3f} ms",
+                "<= in-process + 0.3",
+            ),
+        ],
+    )
+    overload_title = (
+        f"Overload: {OVERLOAD}x the raw ceiling ({OVERLOAD * raw:,.0f} requests/s) for {overload_seconds:g} s, "
+        f"{DEADLINE_MS:g} ms deadlines"
+    )
+    report.table(
+        overload_title,
+        ("figure", "in-process", "isolated", "baseline", "ratio in-process / isolated", "target"),
         [
             (
                 "goodput (results/s)",
                 f"{overloaded['goodput_per_s']:,.0f}",
+                f"{iso_overloaded['goodput_per_s']:,.0f}",
                 f"raw ceiling {raw:,.0f}",
-                ratio(overloaded["goodput_per_s"], raw),
+                f"{ratio(overloaded['goodput_per_s'], raw)} / {ratio(iso_overloaded['goodput_per_s'], raw)}",
                 ">= 0.50x",
             ),
             (
                 "accepted latency p50 / p99 (ms)",
                 f"{overloaded['p50_ms']:.1f} / {overloaded['p99_ms']:.1f}",
+                f"{iso_overloaded['p50_ms']:.1f} / {iso_overloaded['p99_ms']:.1f}",
                 f"deadline {DEADLINE_MS:g}",
                 "",
                 "p99 <= 50",
             ),
-            ("answered / sent", f"{overloaded['answered']:,} / {overloaded['sent']:,}", "", "", "all"),
+            (
+                "answered / sent",
+                f"{overloaded['answered']:,} / {overloaded['sent']:,}",
+                f"{iso_overloaded['answered']:,} / {iso_overloaded['sent']:,}",
+                "",
+                "",
+                "all",
+            ),
             (
                 "ok / Overloaded / DeadlineExceeded / other",
-                " / ".join(f"{outcomes[k]:,}" for k in ("ok", "Overloaded", "DeadlineExceeded", "other")),
+                _outcomes(overloaded),
+                _outcomes(iso_overloaded),
                 "",
                 "",
                 "",
             ),
         ],
     )
-    sizes = sorted(metrics_before.batch_sizes.items(), key=lambda item: -item[1])[:5]
-    report.note("  most frequent batch sizes (items: batches): " + ", ".join(f"{s}: {c}" for s, c in sizes))
+    for tier, sizes in (("in-process", batch_sizes), ("isolated", iso_batch_sizes)):
+        common = sorted(sizes.items(), key=lambda item: -item[1])[:5]
+        report.note(
+            f"  {tier}: most frequent batch sizes (items: batches): "
+            + ", ".join(f"{s}: {c}" for s, c in common)
+        )
 
     report.budget(f"{key}: pipeline / raw ceiling", pipe / raw, 0.90, "x", ok=pipe / raw >= 0.90)
     report.budget(f"{key}: pipeline / naive to_thread", pipe / slow, 5.0, "x", ok=pipe / slow >= 5.0)
     report.budget(f"{key}: event-loop CPU per request", cpu_total, 10.0, "us")
     report.budget(f"{key}: single client p50 - raw p50", lat_pipe - lat_raw, 0.2, "ms")
-    good = overloaded["goodput_per_s"] / raw
-    report.budget(f"{key}: overload goodput / raw ceiling", good, 0.5, "x", ok=good >= 0.5)
-    report.budget(f"{key}: overload p99 of accepted", overloaded["p99_ms"], DEADLINE_MS, "ms")
-    unanswered = overloaded["sent"] - overloaded["answered"]
-    report.budget(f"{key}: overload requests unanswered", unanswered, 0, "requests")
+    report.budget(f"{key}: isolated / in-process pipeline", iso / pipe, 0.85, "x", ok=iso / pipe >= 0.85)
+    report.budget(f"{key}: isolated / raw ceiling", iso / raw, 0.75, "x", ok=iso / raw >= 0.75)
+    report.budget(f"{key}: isolated p50 - in-process p50", lat_iso - lat_pipe, 0.3, "ms")
+    for tier, result in (("", overloaded), ("isolated ", iso_overloaded)):
+        good = result["goodput_per_s"] / raw
+        report.budget(f"{key}: {tier}overload goodput / raw ceiling", good, 0.5, "x", ok=good >= 0.5)
+        report.budget(f"{key}: {tier}overload p99 of accepted", result["p99_ms"], DEADLINE_MS, "ms")
+        unanswered = result["sent"] - result["answered"]
+        report.budget(f"{key}: {tier}overload requests unanswered", unanswered, 0, "requests")
+
+
+def _outcomes(result: dict[str, Any]) -> str:
+    outcomes = result["outcomes"]
+    return " / ".join(f"{outcomes[k]:,}" for k in ("ok", "Overloaded", "DeadlineExceeded", "other"))
 
 
 def main() -> int:
@@ -347,10 +520,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
         parameters = build_mlp(folder / "mlp.onnx")
+        install_isolated(folder / "site")
         report.figure("model_parameters", parameters)
         report.note(f"model: {parameters:,} parameters; onnxruntime {ort.__version__}; {CLIENTS} clients")
         for threads in settings:
-            asyncio.run(run_setting(folder / "mlp.onnx", threads, args, report, folder))
+            asyncio.run(run_setting(folder / "mlp.onnx", threads, args, report, folder, folder / "site"))
     return report.finish()
 
 

@@ -24,7 +24,8 @@ import pytest
 from symphony_core import Host, WorkerCrashed
 from symphony_instruments import DeadlineExceeded, InvalidInput, Metrics, Overloaded
 
-TIERS = ("guard", "isolated")
+ISOLATED = pytest.mark.skipif(sys.platform != "linux", reason="the isolated tier needs Linux")
+TIERS = ("guard", pytest.param("isolated", marks=ISOLATED))
 
 NUMERALS = '''
 """Reads handwritten digits: a scikit-learn model served with no code of its own."""
@@ -170,6 +171,7 @@ def _held(seconds: float, value: float = 1.0) -> dict[str, np.ndarray]:
     return {"x": np.array([value, seconds], dtype=np.float32)}
 
 
+@ISOLATED
 def test_concurrent_isolated_calls_are_batched_in_the_host_and_answer_what_in_process_calls_answer(
     hosts, digits
 ):
@@ -288,6 +290,7 @@ def test_a_request_whose_caller_went_away_is_skipped_and_never_runs(hosts, isola
     assert metrics.batch_sizes == {1: 2}, "the cancelled request joined no batch"
 
 
+@ISOLATED
 def test_two_workers_of_an_isolated_instrument_each_run_a_batch_at_the_same_time(hosts):
     host = hosts("isolated")
     host.set_config("acme.held", "batching.in_flight", "2")
@@ -309,6 +312,7 @@ def test_two_workers_of_an_isolated_instrument_each_run_a_batch_at_the_same_time
     assert took < 0.9, "the two batches ran at the same time, not one after the other"
 
 
+@ISOLATED
 def test_a_worker_that_dies_under_a_batch_fails_that_batch_alone_and_its_replacement_runs_the_next(hosts):
     host = hosts("isolated")
     host.start("acme.held")

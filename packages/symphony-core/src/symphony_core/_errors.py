@@ -35,7 +35,8 @@ class ErrorDetail:
         return f"{self.location}: {self.message}" if self.location else self.message
 
     def __iter__(self) -> Iterator[str]:
-        """Unpacks as the ``(location, message)`` pair that ``problems`` held before 0.2 (deprecated)."""
+        """Unpacks as the ``(location, message)`` pair ``problems`` held in 0.1: deprecated, it goes in the
+        next minor release."""
         warnings.warn(
             "unpacking an ErrorDetail as (location, message) is deprecated: read .location and .message",
             DeprecationWarning,
@@ -71,6 +72,7 @@ class SymphonyError(Exception):
 
     @property
     def message(self) -> str:
+        """The summary, then one line per problem."""
         return self.summary + "".join(f"\n  - {problem}" for problem in self.problems)
 
     def data(self) -> dict[str, Any]:

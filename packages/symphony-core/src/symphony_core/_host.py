@@ -595,7 +595,8 @@ class Host:
                 result = function(*args, **kwargs)
             return self._await(slot, result, self.call_budget)
         except SymphonyError as exc:
-            raise blamed(exc, slot.key)  # named by the worker's host already, when it is isolated
+            blamed(exc, slot.key)  # what its code raised is about it (its worker's errors say so already)
+            raise
         except Exception as exc:
             raise ExtensionFailed(
                 f"'{method}' raised {type(exc).__name__}: {exc}", extension=slot.key
@@ -609,12 +610,21 @@ class Host:
         """`call` for hosts that are themselves async: awaits without blocking the caller's event loop."""
         slot = self._slot(extension)
         function = self._method(slot, method)
-        if slot.pool is not None and not inspect.iscoroutinefunction(function):
-            # run in a worker: its answer is awaited in a thread, not on the caller's loop (an isolated
-            # extension's front runs its coroutine methods here, on the extension's loop, as below)
+        if slot.pool is not None:  # isolated: none of the extension's own code runs in this process
             import asyncio
 
-            return await asyncio.to_thread(self.call, extension, method, *args, **kwargs)
+            if not inspect.iscoroutinefunction(function):  # run in a worker: awaited in a thread
+                return await asyncio.to_thread(self.call, extension, method, *args, **kwargs)
+            # Answered here by its kit's front (an instrument's pipeline), on the caller's own loop: kit
+            # code that never blocks needs no loop of its own, and no hop to one (see _sandbox._fronts).
+            if self.call_budget is None:
+                return await function(*args, **kwargs)
+            try:
+                return await asyncio.wait_for(function(*args, **kwargs), self.call_budget)
+            except TimeoutError as exc:
+                if isinstance(exc, SymphonyError):  # the front's own: DeadlineExceeded
+                    raise
+                raise self._overran(slot, self.call_budget) from None
         interrupts = _interrupts.received()
         try:
             with self._guarded(slot):
@@ -631,7 +641,8 @@ class Host:
                     raise
                 raise self._overran(slot, self.call_budget) from None
         except SymphonyError as exc:
-            raise blamed(exc, slot.key)
+            blamed(exc, slot.key)
+            raise
         except Exception as exc:
             raise ExtensionFailed(
                 f"'{method}' raised {type(exc).__name__}: {exc}", extension=slot.key

@@ -2,9 +2,11 @@
 
 How a request travels:
 
-1. On the event loop, ``submit`` checks the inputs (a bad request fails alone, before it is queued),
-   refuses it at once when the queue is full or the work already queued cannot finish before its
-   deadline (`Overloaded`), and appends it to a queue shared with the executor.
+1. On the caller's event loop, ``submit`` checks the inputs (a bad request fails alone, before it is
+   queued), refuses it at once when the queue is full or the work already queued cannot finish before
+   its deadline (`Overloaded`), and appends it to a queue shared with the pipeline's threads. Callers
+   may be on any loops (a host's own, an extension's): each request is timed and answered on its
+   caller's loop, so no request hops between loops.
 2. A dedicated thread per batch the model may run at once (``in_flight`` in this process, one per
    worker of an isolated instrument) takes as many queued requests as fit in one batch the moment it is
    free: nothing waits on purpose (unless ``max_delay_ms`` says so while the model is idle), so batches
@@ -13,7 +15,7 @@ How a request travels:
    has the executor run the model on them (``predict`` in this process, where onnxruntime releases the
    GIL while it runs, or one call to a worker: see ``_executors``), splits the outputs and hands them
    back to the loop in one call per batch.
-3. A single timer on the loop answers every request whose deadline passes first with `DeadlineExceeded`,
+3. A single timer per loop answers every request whose deadline passes first with `DeadlineExceeded`,
    whatever the model is doing, so no caller waits past its deadline.
 
 The loop's share of the work per request is the check, one ``deque.append`` and one ``set_result``; the
@@ -51,9 +53,9 @@ _EWMA = 0.2  # weight of the newest batch in the estimate of a batch's run time
 
 
 class _Request:
-    """One caller's request: its checked arrays, its future, and when it must be answered."""
+    """One caller's request: its checked arrays, its future, when it must be answered, and its loop's side."""
 
-    __slots__ = ("arrays", "bare", "deadline", "enqueued", "future", "items")
+    __slots__ = ("arrays", "bare", "deadline", "enqueued", "future", "items", "side")
 
     def __init__(
         self,
@@ -63,6 +65,7 @@ class _Request:
         future: asyncio.Future[dict[str, Array]],
         deadline: float,
         enqueued: float,
+        side: _Side,
     ) -> None:
         self.arrays = arrays
         self.items = items
@@ -70,9 +73,61 @@ class _Request:
         self.future = future
         self.deadline = deadline
         self.enqueued = enqueued
+        self.side = side
 
     def __lt__(self, other: _Request) -> bool:  # heap ties on the deadline: any order will do
         return id(self) < id(other)
+
+
+class _Side:
+    """What one event loop holds of a pipeline: its requests' deadlines and timer, its counts, its latencies.
+
+    Written on that loop only. A side whose loop closed is folded into the pipeline's retired side, so its
+    counts stay in the metrics.
+    """
+
+    __slots__ = (
+        "counts",
+        "deadlines",
+        "enqueued",
+        "enqueued_items",
+        "in_order",
+        "latencies",
+        "latency_at",
+        "loop",
+        "sweep_at",
+        "sweeper",
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.loop = loop
+        self.enqueued = 0
+        self.enqueued_items = 0
+        self.counts = dict.fromkeys(
+            ("completed", "invalid", "overloaded", "deadline_exceeded", "cancelled"), 0
+        )
+        self.latencies: list[float] = []
+        self.latency_at = 0
+        self.deadlines: list[tuple[float, _Request]] = []
+        self.in_order: deque[_Request] = deque()
+        self.sweep_at = math.inf
+        self.sweeper: asyncio.TimerHandle | None = None
+
+    def record(self, latency: float) -> None:
+        if len(self.latencies) < LATENCY_WINDOW:
+            self.latencies.append(latency)
+        else:
+            self.latencies[self.latency_at] = latency
+            self.latency_at = (self.latency_at + 1) % LATENCY_WINDOW
+
+    def retire(self, into: _Side) -> None:
+        """Add this side's counts and latencies to ``into``: its loop has closed."""
+        into.enqueued += self.enqueued
+        into.enqueued_items += self.enqueued_items
+        for key, count in self.counts.items():
+            into.counts[key] += count
+        for latency in self.latencies:
+            into.record(latency)
 
 
 @register_result
@@ -144,7 +199,6 @@ class Pipeline:
         self._max_delay = settings.max_delay_ms / 1000
         self._timeout = None if settings.timeout_ms is None else settings.timeout_ms / 1000
         self._threads = executor.slots
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._workers: list[threading.Thread] = []
         self._closed = False
         # Shared with the executor: deque appends and pops are atomic; each counter has one writer.
@@ -157,23 +211,15 @@ class Pipeline:
         # item much cheaper in a full batch than alone, so time per item would misjudge a long queue.
         self._batch_seconds = [0.0] * (self.max_batch_size.bit_length() + 1)
         self._running: dict[int, list[_Request]] = {}
-        self._courier_queue: SimpleQueue[tuple[Callable[[Any], None], Any] | None] = SimpleQueue()
-        # Written on the loop only.
-        self._enqueued = 0
-        self._enqueued_items = 0
-        self._loop_counts = {
-            "completed": 0,
-            "invalid": 0,
-            "overloaded": 0,
-            "deadline_exceeded": 0,
-            "cancelled": 0,
-        }
-        self._latencies: list[float] = []
-        self._latency_at = 0
-        self._deadlines: list[tuple[float, _Request]] = []
-        self._in_order: deque[_Request] = deque()
-        self._sweep_at = math.inf
-        self._sweeper: asyncio.TimerHandle | None = None
+        self._courier_queue: SimpleQueue[tuple[_Side, Callable[[_Side, Any], None], Any] | None] = (
+            SimpleQueue()
+        )
+        # One side per caller's loop, each written on its loop only (see _Side); the tuple is what threads
+        # iterate, replaced whole when a loop comes or goes.
+        self._sides: dict[asyncio.AbstractEventLoop, _Side] = {}
+        self._side_list: tuple[_Side, ...] = ()
+        self._sides_lock = threading.Lock()
+        self._retired = _Side(None)
         # Written on the executor only (under _take_lock).
         self._dequeued = 0
         self._dequeued_items = 0
@@ -184,10 +230,9 @@ class Pipeline:
     # Lifecycle
 
     async def start(self) -> None:
-        """Bind the pipeline to the running event loop and start its executor."""
-        if self._loop is not None:
+        """Start the pipeline's threads; it then takes requests from callers on any event loop."""
+        if self._workers:
             return
-        self._loop = asyncio.get_running_loop()
         for number in range(self._threads):
             # The executor runs in the caller's context: an extension's identity (the guard) goes with it.
             context = contextvars.copy_context()
@@ -228,13 +273,25 @@ class Pipeline:
         self._queue.clear()
         for batch in list(self._running.values()):
             leftovers += batch
+        here = asyncio.get_running_loop()
+        for side in self._side_list:
+            mine = [request for request in leftovers if request.side is side]
+            loop = side.loop
+            assert loop is not None
+            if loop is here:
+                self._shut(side, mine, closed)
+            else:  # after whatever was posted to that loop before: it is answered first
+                with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits there
+                    loop.call_soon_threadsafe(self._shut, side, mine, closed)
+
+    def _shut(self, side: _Side, leftovers: list[_Request], closed: PipelineClosed) -> None:
         for request in leftovers:
             if not request.future.done():
                 request.future.set_exception(closed)
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-        self._deadlines.clear()
-        self._in_order.clear()
+        if side.sweeper is not None:
+            side.sweeper.cancel()
+        side.deadlines.clear()
+        side.in_order.clear()
 
     # Requests
 
@@ -245,14 +302,12 @@ class Pipeline:
         a bad request, `Overloaded` when it is refused at once, `DeadlineExceeded` when its deadline
         passes, `PipelineClosed` after `close`.
         """
-        loop = self._loop
-        if loop is None:
+        if not self._workers:
             raise PipelineClosed("the pipeline was not started", extension=self._extension)
-        if asyncio.get_running_loop() is not loop:  # another thread's loop: hop over to ours
-            hopped = asyncio.run_coroutine_threadsafe(self.submit(inputs, timeout=timeout), loop)
-            return await asyncio.wrap_future(hopped)
         if self._closed:
             raise PipelineClosed("the instrument has stopped", extension=self._extension)
+        loop = asyncio.get_running_loop()
+        side = self._sides.get(loop) or self._side_for(loop)
         try:
             arrays, items, bare = self._checker.check(inputs)
             if items > self.max_batch_size:
@@ -262,41 +317,63 @@ class Pipeline:
                     hint="split it into several requests, or raise batching.max_batch_size",
                 )
         except InvalidInput:
-            self._loop_counts["invalid"] += 1
+            side.counts["invalid"] += 1
             raise
         now = time.monotonic()
         limit = self._timeout if timeout is None else timeout
         deadline = now + limit if limit is not None else math.inf
-        self._admit(items, now, deadline)
+        self._admit(side, items, now, deadline)
         future: asyncio.Future[dict[str, Array]] = loop.create_future()
-        request = _Request(arrays, items, bare, future, deadline, now)
+        request = _Request(arrays, items, bare, future, deadline, now, side)
         if limit is not None:
-            self._watch(request, in_order=timeout is None)
+            self._watch(side, request, in_order=timeout is None)
         self._queue.append(request)
-        self._enqueued += 1
-        self._enqueued_items += items
+        side.enqueued += 1
+        side.enqueued_items += items
         if self._idle:
             with self._wake:
                 self._wake.notify()
         return await future
 
-    def _admit(self, items: int, now: float, deadline: float) -> None:
-        waiting = self._enqueued - self._dequeued
+    def _side_for(self, loop: asyncio.AbstractEventLoop) -> _Side:
+        """The side of a loop that calls for the first time; the sides of loops that closed are retired."""
+        with self._sides_lock:
+            side = self._sides.get(loop)
+            if side is None:
+                for known, old in list(self._sides.items()):
+                    if known.is_closed():
+                        old.retire(self._retired)
+                        del self._sides[known]
+                side = self._sides[loop] = _Side(loop)
+                self._side_list = tuple(self._sides.values())
+            return side
+
+    def _totals(self) -> tuple[int, int]:
+        """Requests and items queued since the start, from every loop."""
+        sides = self._side_list
+        if len(sides) == 1 and not self._retired.enqueued:
+            return sides[0].enqueued, sides[0].enqueued_items
+        every = (self._retired, *sides)
+        return sum(side.enqueued for side in every), sum(side.enqueued_items for side in every)
+
+    def _admit(self, side: _Side, items: int, now: float, deadline: float) -> None:
+        enqueued, enqueued_items = self._totals()
+        waiting = enqueued - self._dequeued
         if waiting >= self._max_queue:
-            self._loop_counts["overloaded"] += 1
+            side.counts["overloaded"] += 1
             raise Overloaded(
                 f"refused: {waiting} requests are already waiting (batching.max_queue = {self._max_queue})",
                 extension=self._extension,
                 hint="retry later with backoff, send fewer requests at once, or raise batching.max_queue",
                 queue_depth=waiting,
                 max_queue=self._max_queue,
-                retry_after=self._estimate(self._enqueued_items - self._dequeued_items + self._running_items),
+                retry_after=self._estimate(enqueued_items - self._dequeued_items + self._running_items),
             )
         if deadline != math.inf:
-            ahead = self._enqueued_items - self._dequeued_items + self._running_items + items
+            ahead = enqueued_items - self._dequeued_items + self._running_items + items
             ready = now + self._estimate(ahead)
             if ready > deadline - _ADMISSION_SLACK * (deadline - now):
-                self._loop_counts["overloaded"] += 1
+                side.counts["overloaded"] += 1
                 raise Overloaded(
                     f"refused: the work queued ahead of it takes about {(ready - now) * 1000:.1f} ms, "
                     f"past its deadline in {(deadline - now) * 1000:.1f} ms",
@@ -313,51 +390,52 @@ class Pipeline:
         seconds = full * self._batch_seconds[(self.max_batch_size - 1).bit_length()]
         return seconds + (self._batch_seconds[(rest - 1).bit_length()] if rest else 0.0)
 
-    # Deadlines: one loop timer, set for the earliest deadline still pending. Requests with the
-    # configured timeout arrive in deadline order and wait in a plain deque; others go to a heap.
+    # Deadlines: one timer per loop, set for the earliest deadline still pending there. Requests with
+    # the configured timeout arrive in deadline order and wait in a plain deque; others go to a heap.
 
-    def _watch(self, request: _Request, *, in_order: bool) -> None:
+    def _watch(self, side: _Side, request: _Request, *, in_order: bool) -> None:
         if in_order:
-            self._in_order.append(request)
+            side.in_order.append(request)
         else:
-            heapq.heappush(self._deadlines, (request.deadline, request))
-            if len(self._deadlines) > 1024 and len(self._deadlines) > 4 * (
-                self._enqueued - self._dequeued + 256
+            heapq.heappush(side.deadlines, (request.deadline, request))
+            if len(side.deadlines) > 1024 and len(side.deadlines) > 4 * (
+                side.enqueued - self._dequeued + 256
             ):
                 # answered requests linger in the heap until their deadline; drop them now and then
-                self._deadlines = [entry for entry in self._deadlines if not entry[1].future.done()]
-                heapq.heapify(self._deadlines)
-        if request.deadline < self._sweep_at:
-            self._schedule_sweep(request.deadline)
+                side.deadlines = [entry for entry in side.deadlines if not entry[1].future.done()]
+                heapq.heapify(side.deadlines)
+        if request.deadline < side.sweep_at:
+            self._schedule_sweep(side, request.deadline)
 
-    def _schedule_sweep(self, when: float) -> None:
-        assert self._loop is not None
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-        self._sweep_at = when
+    def _schedule_sweep(self, side: _Side, when: float) -> None:
+        loop = side.loop
+        assert loop is not None
+        if side.sweeper is not None:
+            side.sweeper.cancel()
+        side.sweep_at = when
         # loop.time() is time.monotonic() in asyncio's loops; the offset keeps it right if not
-        self._sweeper = self._loop.call_at(when - time.monotonic() + self._loop.time(), self._sweep)
+        side.sweeper = loop.call_at(when - time.monotonic() + loop.time(), self._sweep, side)
 
-    def _sweep(self) -> None:
-        self._sweeper = None
-        self._sweep_at = math.inf
+    def _sweep(self, side: _Side) -> None:
+        side.sweeper = None
+        side.sweep_at = math.inf
         now = time.monotonic()
-        heap = self._deadlines
+        heap = side.deadlines
         while heap and (heap[0][0] <= now or heap[0][1].future.done()):
             deadline, request = heapq.heappop(heap)
             if not request.future.done():
                 self._expire(request, f"its deadline passed {(now - deadline) * 1000:.1f} ms ago")
-        ordered = self._in_order
+        ordered = side.in_order
         while ordered and (ordered[0].deadline <= now or ordered[0].future.done()):
             request = ordered.popleft()
             if not request.future.done():
                 self._expire(request, f"its deadline passed {(now - request.deadline) * 1000:.1f} ms ago")
         earliest = min(heap[0][0] if heap else math.inf, ordered[0].deadline if ordered else math.inf)
         if earliest != math.inf:
-            self._schedule_sweep(earliest)
+            self._schedule_sweep(side, earliest)
 
     def _expire(self, request: _Request, why: str) -> None:
-        self._loop_counts["deadline_exceeded"] += 1
+        request.side.counts["deadline_exceeded"] += 1
         waited = time.monotonic() - request.enqueued
         request.future.set_exception(
             DeadlineExceeded(
@@ -369,50 +447,42 @@ class Pipeline:
             )
         )
 
-    # Results, on the loop
+    # Results, on each request's own loop
 
-    def _deliver(self, done: list[tuple[_Request, dict[str, Array]]]) -> None:
+    def _deliver(self, side: _Side, done: list[tuple[_Request, dict[str, Array]]]) -> None:
         now = time.monotonic()
-        latencies = self._latencies
         completed = 0
         for request, outputs in done:
             future = request.future
             if future.done():  # cut off at its deadline, or its caller went away, while it ran
                 if future.cancelled():
-                    self._loop_counts["cancelled"] += 1
+                    side.counts["cancelled"] += 1
                 continue
             if now > request.deadline:  # the timer has not fired yet: a late answer is still no answer
                 self._expire(request, f"the result came {(now - request.deadline) * 1000:.1f} ms too late")
                 continue
             future.set_result(outputs)
             completed += 1
-            latency = now - request.enqueued
-            if len(latencies) < LATENCY_WINDOW:
-                latencies.append(latency)
-            else:
-                latencies[self._latency_at] = latency
-                self._latency_at = (self._latency_at + 1) % LATENCY_WINDOW
-        self._loop_counts["completed"] += completed
-        ordered = self._in_order
+            side.record(now - request.enqueued)
+        side.counts["completed"] += completed
+        ordered = side.in_order
         while ordered and ordered[0].future.done():  # answered: their deadline needs no watching
             ordered.popleft()
 
-    def _reject(self, failed: list[tuple[_Request, BaseException]]) -> None:
+    def _reject(self, side: _Side, failed: list[tuple[_Request, BaseException]]) -> None:
         for request, error in failed:
             if request.future.done():
                 if request.future.cancelled():
-                    self._loop_counts["cancelled"] += 1
+                    side.counts["cancelled"] += 1
                 continue
             if isinstance(error, DeadlineExceeded):
-                self._loop_counts["deadline_exceeded"] += 1
+                side.counts["deadline_exceeded"] += 1
             request.future.set_exception(error)
 
     # The executor
 
     def _serve(self) -> None:
-        """The executor thread: take a batch the moment the model is free, run it, hand results back."""
-        loop = self._loop
-        assert loop is not None
+        """A pipeline thread: take a batch the moment the model is free, run it, hand results back."""
         ident = threading.get_ident()
         while True:
             batch, dropped = self._next_batch()
@@ -432,27 +502,30 @@ class Pipeline:
             if failures:
                 self._post(self._reject, failures)
 
-    def _post(self, callback: Callable[[Any], None], argument: Any) -> None:
-        """Hand results to the loop: directly when idle, through the courier while more work waits.
+    def _post(self, callback: Callable[[_Side, Any], None], answers: list[tuple[_Request, Any]]) -> None:
+        """Hand answers to their callers' loops, one call per loop: directly when idle, through the
+        courier while more work waits.
 
-        Waking the loop writes to its self-pipe, which releases the GIL; the woken loop then answers a
-        whole batch of callers, which can take a millisecond or two. Between two runs the executor needs
-        the GIL to form the next batch, so under load it leaves the wake-up to the courier thread, which
-        can only take the GIL once the executor has released it by entering the next model run.
+        Waking a loop writes to its self-pipe, which releases the GIL; the woken loop then answers a
+        whole batch of callers, which can take a millisecond or two. Between two runs the pipeline's
+        thread needs the GIL to form the next batch, so under load it leaves the wake-up to the courier
+        thread, which can only take the GIL once the thread has released it by entering the next run.
         """
-        if self._queue and not self._stopping:
-            self._courier_queue.put((callback, argument))
-        else:
-            self._wake_loop(callback, argument)
+        by_courier = self._queue and not self._stopping
+        for side, part in _by_side(answers):
+            if by_courier:
+                self._courier_queue.put((side, callback, part))
+            else:
+                self._wake_loop(side, callback, part)
 
-    def _wake_loop(self, callback: Callable[[Any], None], argument: Any) -> None:
-        assert self._loop is not None
-        # RuntimeError: the loop closed while a batch ran (close() gave up on it), so nobody waits
+    def _wake_loop(self, side: _Side, callback: Callable[[_Side, Any], None], part: Any) -> None:
+        assert side.loop is not None
+        # RuntimeError: the loop closed while a batch ran, so nobody waits there
         with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(callback, argument)
+            side.loop.call_soon_threadsafe(callback, side, part)
 
     def _carry(self) -> None:
-        """The courier thread: wake the loop with what the executor handed over."""
+        """The courier thread: wake the loops with what the pipeline's threads handed over."""
         while True:
             item = self._courier_queue.get()
             if item is None:
@@ -620,16 +693,19 @@ class Pipeline:
         worker = dict(self._worker_counts)
         sizes = dict(self._batch_sizes)
         dequeued = self._dequeued
+        sides = (self._retired, *self._side_list)
+        loop = {key: sum(side.counts[key] for side in sides) for key in self._retired.counts}
+        enqueued = sum(side.enqueued for side in sides)
         latency: dict[str, float] = {}
-        if self._latencies:
-            values = np.asarray(self._latencies) * 1000
+        recent = [value for side in sides for value in side.latencies]
+        if recent:
+            values = np.asarray(recent) * 1000
             p50, p95, p99 = np.percentile(values, [50, 95, 99])
             latency = {"p50": float(p50), "p95": float(p95), "p99": float(p99), "max": float(values.max())}
-        loop = self._loop_counts
         return Metrics(
-            queue_depth=max(0, self._enqueued - dequeued),
+            queue_depth=max(0, enqueued - dequeued),
             running=len(self._running),
-            submitted=self._enqueued,
+            submitted=enqueued,
             completed=loop["completed"],
             failed=worker["failed"],
             invalid=loop["invalid"],
@@ -640,6 +716,17 @@ class Pipeline:
             batch_sizes=sizes,
             latency_ms=latency,
         )
+
+
+def _by_side(answers: list[tuple[_Request, Any]]) -> list[tuple[_Side, list[tuple[_Request, Any]]]]:
+    """``answers`` grouped by their requests' loops (nearly always one)."""
+    first = answers[0][0].side
+    if all(request.side is first for request, _ in answers):
+        return [(first, answers)]
+    groups: dict[_Side, list[tuple[_Request, Any]]] = {}
+    for answer in answers:
+        groups.setdefault(answer[0].side, []).append(answer)
+    return list(groups.items())
 
 
 async def start_pipeline(

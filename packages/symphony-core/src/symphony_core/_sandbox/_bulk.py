@@ -51,6 +51,8 @@ from typing import Any
 
 import msgspec
 
+from symphony_core._crossing import result_name, result_type
+
 from . import _syscalls
 from ._arrow import check_ipc
 from ._protocol import reply_limit
@@ -111,8 +113,6 @@ class Codec:
 
     def result(self, value: Any) -> Any:
         """What a worker sends for the value a method returned: a registered result type as itself."""
-        from symphony_core._crossing import result_name
-
         name = result_name(type(value))
         if name is None:
             return value
@@ -207,8 +207,6 @@ class Codec:
         return value
 
     def _result(self, data: memoryview) -> Any:
-        from symphony_core._crossing import result_type
-
         raw = bytes(data)
         name, _, fields = raw.partition(b"\0")
         if not (0 < len(name) <= _NAME_KEPT and name.isascii()):

@@ -8,9 +8,11 @@ a worker as one call. The front is the kit's code, named by the core, never by a
 distribution, and it never imports the extension's code.
 
 The host makes a front as ``front(workers, context)`` and runs its ``activate(context)`` and
-``deactivate()``; either may be a coroutine, run on the extension's event loop in the host. The front's
-coroutine methods run on that loop too, like an in-process extension's; its other methods are taken to
-wait for a worker, so ``Host.acall`` awaits them in a thread.
+``deactivate()``; either may be a coroutine, run on the extension's event loop in the host. A front's
+coroutine methods must never block: ``Host.acall`` awaits them on the caller's own loop (no hop to
+another loop, which would cost more than the work), ``Host.call`` on the extension's loop, so they
+serve callers on several loops. Its other methods are taken to wait for a worker: ``Host.acall``
+awaits them in a thread.
 """
 
 from __future__ import annotations

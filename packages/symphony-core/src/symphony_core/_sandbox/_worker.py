@@ -25,6 +25,11 @@ import traceback
 from collections.abc import Awaitable
 from typing import Any
 
+import msgspec
+
+from symphony_core._crossing import error_name
+from symphony_core._errors import SymphonyError
+
 from ._bulk import Codec
 from ._confine import confine
 from ._protocol import (
@@ -214,9 +219,6 @@ def _methods(target: type) -> list[str]:
 def _failure(request: int, exc: BaseException, extension: str | None) -> Failure:
     """An exception as data: its class name, message, hint and traceback; for a Symphony error also the
     registered name of its nearest class that may cross, its problems and its declared data."""
-    from symphony_core._crossing import error_name
-    from symphony_core._errors import SymphonyError
-
     cls = type(exc)
     failure = Failure(
         id=request,
@@ -239,8 +241,6 @@ def _failure(request: int, exc: BaseException, extension: str | None) -> Failure
 
 def _plain(value: Any) -> Any:
     """``value`` as msgpack-ready plain data, or None when it is not plain data (it is then not sent)."""
-    import msgspec
-
     try:
         return msgspec.to_builtins(value)
     except (TypeError, ValueError, OverflowError):
