@@ -277,7 +277,7 @@ async def with_batches(
 
 
 async def run_setting(path: Path, threads: int, args: Any, report: Report, folder: Path, site: Path) -> None:
-    rounds = args.repeat or (3 if args.quick else 5)
+    rounds = args.repeat or 5  # interleaved rounds: their medians hold still on a busy machine
     total = 6_000 if args.quick else 20_000
     naive_total = 2_000 if args.quick else 6_000
     latency_count = 300 if args.quick else 1_500

@@ -346,3 +346,41 @@ def test_an_instrument_can_be_called_from_another_threads_event_loop(context, ki
         loop.close()
 
     assert answer["y"].tolist() == [2.0, 4.0]
+
+
+def test_callers_on_two_event_loops_share_a_batch_and_each_is_answered_on_its_own_loop(context, kit):
+    instrument = kit.Gate()
+    other = asyncio.new_event_loop()
+    thread = threading.Thread(target=other.run_forever, daemon=True)
+    thread.start()
+
+    async def scenario():
+        await instrument.activate(context(kit.GATE_MANIFEST, _gate_config(timeout_ms=5000)))
+        instrument.gate.clear()
+        busy = asyncio.ensure_future(instrument.infer({"x": [0.0, 0.0]}))
+        await _until(instrument.entered.is_set)
+        here = [asyncio.ensure_future(instrument.infer({"x": [float(n), 0.0]})) for n in (1, 2)]
+        there = [
+            asyncio.wrap_future(
+                asyncio.run_coroutine_threadsafe(instrument.infer({"x": [float(n), 0.0]}), other)
+            )
+            for n in (3, 4)
+        ]
+        await _until(lambda: instrument.metrics().queue_depth == 4)
+        instrument.gate.set()
+        answers = await asyncio.gather(busy, *here, *there)
+        metrics = instrument.metrics()
+        await instrument.deactivate()
+        return answers, metrics
+
+    try:
+        answers, metrics = asyncio.run(scenario())
+    finally:
+        other.call_soon_threadsafe(other.stop)
+        thread.join(10)
+        other.close()
+
+    assert [answer["y"][0] for answer in answers] == [0.0, 2.0, 4.0, 6.0, 8.0]
+    assert [len(batch) for batch in instrument.batches] == [1, 4], "one batch for both loops' requests"
+    assert (metrics.submitted, metrics.completed, metrics.queue_depth) == (5, 5, 0)
+    assert len(metrics.latency_ms) == 4
