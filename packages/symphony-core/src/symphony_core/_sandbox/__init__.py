@@ -8,7 +8,9 @@ What a machine can enforce is in ``probe()``; what one worker enforces is in its
 Modules: ``_probe`` (what this machine can do), ``_profile`` (grant to restrictions), ``_confine`` (the
 worker restricting itself) with ``_landlock``, ``_seccomp``, ``_syscalls``, ``_cgroups``; ``_protocol``
 (framed messages) and ``_bulk`` (shared memory for arrays and frames); ``_worker`` (the worker's main);
-``_process`` (one worker seen from the host) and ``_pool`` (warm pools, restarts, quarantine).
+``_process`` (one worker seen from the host) and ``_pool`` (warm pools, restarts, quarantine);
+``_remote`` and ``_fronts`` (what stands in the host for an isolated extension: a kit's front, or a
+handle that runs every method in a worker).
 
 Nothing is imported here: the worker imports this package before it restricts itself.
 """
