@@ -25,7 +25,7 @@ from packaging.utils import canonicalize_name
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ._discovery import Catalog, Problem, Record, contested, own_problem, record_key
-from ._errors import ConfigError
+from ._errors import ConfigError, ConsentRequired
 from ._kinds import KINDS, canonical_id
 from ._limits import ResourceLimits
 from ._reach import Note, Reach, Roots, reach
@@ -353,6 +353,41 @@ def select(requested: Sequence[Mapping[str, Any]], kinds: Sequence[str]) -> list
             hint="`symphony permissions ID` lists what it requests",
         )
     return [dict(permission) for permission in requested if not kinds or permission["type"] in kinds]
+
+
+def settle(consent: Consent, state: HostState) -> None:
+    """Refuse to run the extension without consent (`ConsentRequired`); record a grant that carried over
+    from an earlier version or came from the policy."""
+    extension = consent.extension
+    if not consent.satisfied:
+        asks = [describe(atom) for atom in consent.new]
+        denied = [f"{describe(atom)} (denied by policy rule {rule})" for atom, rule in consent.denied]
+        denied += [f"{describe(atom)} (refused: {note.message})" for atom, note in consent.refused]
+        since = f" (new since version {consent.previous.version})" if consent.previous else ""
+        if consent.replaced is not None:  # the same version, installed from other files
+            since = f" (its installed files differ from those version {consent.version} was granted to)"
+        raise ConsentRequired(
+            f"needs consent before it can run{since}: " + "; ".join(denied + asks),
+            extension=extension,
+            hint=f"review with `symphony permissions {extension}`, then `symphony grant {extension}`",
+        )
+    if consent.granted is None and consent.requested:
+        source = (
+            "policy"
+            if consent.by_policy
+            else f"carried over from {consent.previous.version}"
+            if consent.previous
+            else "host"
+        )
+        permissions = [dict(permission) for permission in consent.requested]
+        state.grant(
+            extension,
+            consent.version,
+            permissions,
+            actor=source,
+            distribution=consent.distribution,
+            sha256=consent.sha256,
+        )
 
 
 def settle_claims(

@@ -7,25 +7,21 @@ moves to ``failed`` with a reason; the host and every other extension go on.
 from __future__ import annotations
 
 import functools
-import importlib
-import inspect
 import logging
 import sys
 import threading
 import warnings
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import pluggy
 
 from . import _interrupts
 from ._discovery import Catalog, Problem, Record, contested, discover, record_key
 from ._errors import (
-    BudgetExceeded,
     ConfigError,
     ConflictError,
     ConsentRequired,
@@ -35,24 +31,24 @@ from ._errors import (
     SymphonyError,
     blamed,
 )
+from ._executor import Executor, escaped
 from ._extension import Context, Extension
 from ._home import Home
 from ._hooks import PROJECT, HostHooks, LifecycleEvent, PermissionEvent
 from ._kinds import canonical_id
 from ._lifecycle import State, can_move
 from ._state import HostState
+from ._tiers import InProcess, Tier, Workers, lift_hint
 
 if TYPE_CHECKING:  # imported on first use: listing and starting most extensions need none of them
     import asyncio
 
-    from ._config import Config, Resolved
+    from ._config import Resolved
     from ._grants import Consent
     from ._guard import Policy, Recorder
     from ._permissions import Permission
-    from ._sandbox._pool import Pool, PoolEvent
-    from ._sandbox._profile import WorkerSpec
+    from ._sandbox._pool import Pool
 
-T = TypeVar("T")
 log = logging.getLogger("symphony.host")
 logging.getLogger("symphony").addHandler(
     logging.NullHandler()
@@ -60,7 +56,6 @@ logging.getLogger("symphony").addHandler(
 
 DEFAULT_IMPORT_BUDGET = 10.0
 DEFAULT_ACTIVATE_BUDGET = 10.0
-DEFAULT_ISOLATED_CALL_BUDGET = 60.0
 Isolation = Literal["auto", "isolated", "guard", "none"]
 """Where a `Host` runs extension code: ``"auto"`` (the default) in kernel-restricted workers, except the
 extensions the policy file's ``[[trust]]`` list names, which run in the host's process under the
@@ -68,7 +63,6 @@ in-process guard; ``"isolated"`` every extension in workers; ``"guard"`` every e
 process under the guard (which is not a sandbox); ``"none"`` every extension in the host's process with
 no guard at all, for code as trusted as the host's own (tests, benchmarks)."""
 ISOLATION: tuple[Isolation, ...] = get_args(Isolation)
-LOOP_STOP_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +126,7 @@ class _Slot:
     recorder: Recorder | None = None
     audit: list[tuple[str, str | None, str, dict[str, Any]]] | None = None
     pool: Pool | None = None
-    isolated: bool | None = None  # decided when it is loaded
+    tier: Tier | None = None  # chosen when it is loaded
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
@@ -189,6 +183,9 @@ class Host:
         self._slots: dict[str, _Slot] = {}
         self._lock = threading.RLock()
         self._subscribers: dict[str, tuple[Callable[[str, Any], object], ...]] = {}
+        self._run = Executor(self._lock, self._guarded)
+        self._here = InProcess(self, "none" if isolation == "none" else "guard")
+        self._workers = Workers(self)
         _interrupts.watch()  # to tell a Ctrl-C from a KeyboardInterrupt that extension code raises
 
     @property
@@ -226,7 +223,7 @@ class Host:
                 slots[key] = slot
                 reason = None if problem else quarantined.get((key, record.distribution_version))
                 if reason is not None:
-                    problem = Problem("quarantine", f"quarantined: {reason}", _lift_hint(key))
+                    problem = Problem("quarantine", f"quarantined: {reason}", lift_hint(key))
                 self._move(slot, State.FAILED if problem else State.VALIDATED, problem)
             self._slots = slots
         return self.extensions()
@@ -378,19 +375,11 @@ class Host:
             self._expect_enabled(slot, extension)
             slot.guard = None  # rebuilt from the grants as they are now
             try:
-                slot.isolated = self._decide_isolation(slot)
+                slot.tier = self._choose_tier(slot)
             except SymphonyError as exc:
                 self._fail(slot, "load", exc)
                 raise
-            if slot.isolated:  # imported by its workers when it is activated, never here
-                self._move(slot, State.LOADED)
-                return
-            try:
-                target = self._within(self.import_budget, "import", slot, lambda: _import_target(slot.record))
-            except SymphonyError as exc:
-                self._fail(slot, "import", exc)
-                raise
-            slot.target = target
+            slot.tier.load(slot)
             self._move(slot, State.LOADED)
 
     def configure(self, extension: str) -> None:
@@ -403,12 +392,9 @@ class Host:
         with slot.lock:
             if slot.state is not State.DEACTIVATED:
                 self._expect(slot, State.LOADED, "configure")
+            assert slot.tier is not None
             try:
-                # isolated: its workers resolve the config, so its model is never imported here
-                if slot.isolated:
-                    self._check_config_variables(slot)  # before a worker could see them
-                resolved = None if slot.isolated else self._resolve_config(slot)
-                config = None if resolved is None else resolved.config
+                config = slot.tier.configure(slot)
             except SymphonyError as exc:
                 self._fail(slot, "config", exc)
                 raise
@@ -427,14 +413,8 @@ class Host:
     def config_schema(self, extension: str) -> dict[str, Any] | None:
         """The JSON Schema of the extension's config, for editors and `symphony config schema` (from a
         restricted worker for an extension this host isolates)."""
-        from ._config import config_schema
-
         slot = self._slot(extension)
-        if self._isolates(slot):
-            reference = self._config_reference(slot)
-            return None if reference is None else self._ask_worker(slot, reference, schema=True)
-        model = self._config_model(slot)
-        return None if model is None else config_schema(model)
+        return self._tier_of(slot).config_schema(slot)
 
     def set_config(self, extension: str, key: str, value: str, *, actor: str | None = None) -> Resolved[Any]:
         """Set one config value as a host override, after validating the whole resulting config (in a
@@ -453,33 +433,18 @@ class Host:
 
         return store_override(resolve, slot.key, key, value, state=self.state, actor=actor or self.actor)
 
-    def _isolates(self, slot: _Slot) -> bool:
-        """Whether this host runs the extension in workers: as decided at its load, else as it would be."""
-        return slot.isolated if slot.isolated is not None else self._decide_isolation(slot)
-
-    def _config_reference(self, slot: _Slot) -> str | None:
-        manifest = slot.record.manifest
-        reference = None if manifest is None else manifest.get("config")
-        return reference if isinstance(reference, str) else None
+    def _tier_of(self, slot: _Slot) -> Tier:
+        """The extension's tier: as chosen at its load, else as it would be."""
+        return slot.tier if slot.tier is not None else self._choose_tier(slot)
 
     def _resolve_config(
         self, slot: _Slot, overrides: Mapping[str, Any] | None = None
     ) -> Resolved[Any] | None:
         """The config from its layers, with the stored host overrides or ``overrides`` instead: here, or
         for an extension this host isolates, in a restricted worker (its data then, secrets masked)."""
-        from ._config import Resolved, Source, load_config
-
         stored = dict(self.state.config_overrides(slot.key) if overrides is None else overrides)
         self._check_config_variables(slot)
-        if not self._isolates(slot):
-            model = self._config_model(slot)
-            return None if model is None else load_config(model, slot.key, home=self.home, overrides=stored)
-        reference = self._config_reference(slot)
-        if reference is None:
-            return None
-        answer = self._ask_worker(slot, reference, overrides=stored)
-        sources = {key: Source(layer, where) for key, (layer, where) in answer["sources"].items()}
-        return Resolved(answer["config"], sources)
+        return self._tier_of(slot).resolve_config(slot, stored)
 
     def _check_config_variables(self, slot: _Slot) -> None:
         """Refuse config variables whose prefix another installed extension's id shares (`env_prefix`)."""
@@ -487,22 +452,6 @@ class Host:
 
         installed = () if self.catalog is None else [record.id for record in self.catalog.records]
         config_variables(slot.key, shared_with=sharing_prefix(slot.key, installed))
-
-    def _ask_worker(self, slot: _Slot, reference: str, **query: Any) -> Any:
-        """Ask a restricted worker about the extension's config model: one of its running pool's, else a
-        fresh one that never runs the extension."""
-        from ._sandbox._process import WorkerProcess
-
-        budget = self.call_budget if self.call_budget is not None else DEFAULT_ISOLATED_CALL_BUDGET
-        pool = slot.pool
-        if pool is not None:
-            with pool.worker(budget) as running:
-                return running.config(reference, timeout=budget, **query)
-        worker = WorkerProcess.start(self._worker_spec(slot), timeout=self.import_budget, load=False)
-        try:
-            return worker.config(reference, timeout=budget, **query)
-        finally:
-            worker.stop()
 
     def activate(self, extension: str) -> None:
         """Create the extension and run its ``activate`` within the activation budget."""
@@ -525,22 +474,8 @@ class Host:
             )
             for folder in (context.data_dir, context.cache_dir):  # the extension's own, made by the host
                 folder.mkdir(parents=True, exist_ok=True)
-            if slot.isolated:
-                self._activate_isolated(slot, context)
-                return
-            target = slot.target
-            assert target is not None
-
-            def run() -> Extension:
-                instance = target()
-                self._await(slot, instance.activate(context), self.activate_budget)
-                return instance
-
-            try:
-                slot.instance = self._within(self.activate_budget, "activate", slot, run)
-            except SymphonyError as exc:
-                self._fail(slot, "activate", exc)
-                raise
+            assert slot.tier is not None
+            slot.tier.activate(slot, context)
             self._move(slot, State.ACTIVE)
 
     def subscribe(self, extension: str, callback: Callable[[str, Any], object]) -> Callable[[], None]:
@@ -589,11 +524,24 @@ class Host:
         """
         slot = self._slot(extension)
         function = self._method(slot, method)
-        interrupts = _interrupts.received()
-        try:
+        with self._calling(slot, method):
             with self._guarded(slot):
                 result = function(*args, **kwargs)
-            return self._await(slot, result, self.call_budget)
+            return self._run.wait(slot, result, self.call_budget)
+
+    async def acall(self, extension: str, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        """`call` for hosts that are themselves async: awaits without blocking the caller's event loop."""
+        slot = self._slot(extension)
+        function = self._method(slot, method)
+        assert slot.tier is not None  # it is active
+        return await slot.tier.acall(slot, extension, method, function, args, kwargs)
+
+    @contextmanager
+    def _calling(self, slot: _Slot, method: str) -> Iterator[None]:
+        """Report what a call of the extension's ``method`` raised as about it, as `call` promises."""
+        interrupts = _interrupts.received()
+        try:
+            yield
         except SymphonyError as exc:
             blamed(exc, slot.key)  # what its code raised is about it (its worker's errors say so already)
             raise
@@ -604,53 +552,7 @@ class Host:
         except (SystemExit, KeyboardInterrupt) as exc:
             if isinstance(exc, KeyboardInterrupt) and not _interrupts.raised_by_code(interrupts):
                 raise  # a Ctrl-C: the person stops the host
-            raise self._escaped(slot, f"'{method}'", exc) from exc
-
-    async def acall(self, extension: str, method: str, /, *args: Any, **kwargs: Any) -> Any:
-        """`call` for hosts that are themselves async: awaits without blocking the caller's event loop."""
-        slot = self._slot(extension)
-        function = self._method(slot, method)
-        if slot.pool is not None:  # isolated: none of the extension's own code runs in this process
-            import asyncio
-
-            if not inspect.iscoroutinefunction(function):  # run in a worker: awaited in a thread
-                return await asyncio.to_thread(self.call, extension, method, *args, **kwargs)
-            # Answered here by its kit's front (an instrument's pipeline), on the caller's own loop: kit
-            # code that never blocks needs no loop of its own, and no hop to one (see _sandbox._fronts).
-            if self.call_budget is None:
-                return await function(*args, **kwargs)
-            try:
-                return await asyncio.wait_for(function(*args, **kwargs), self.call_budget)
-            except TimeoutError as exc:
-                if isinstance(exc, SymphonyError):  # the front's own: DeadlineExceeded
-                    raise
-                raise self._overran(slot, self.call_budget) from None
-        interrupts = _interrupts.received()
-        try:
-            with self._guarded(slot):
-                result = function(*args, **kwargs)
-            if not isinstance(result, Awaitable):
-                return result
-            from asyncio import wrap_future
-
-            future = self._submit(slot, result, self.call_budget)
-            try:
-                return await wrap_future(future)
-            except TimeoutError as exc:
-                if isinstance(exc, SymphonyError) or self.call_budget is None:  # its own: DeadlineExceeded
-                    raise
-                raise self._overran(slot, self.call_budget) from None
-        except SymphonyError as exc:
-            blamed(exc, slot.key)
-            raise
-        except Exception as exc:
-            raise ExtensionFailed(
-                f"'{method}' raised {type(exc).__name__}: {exc}", extension=slot.key
-            ) from exc
-        except (SystemExit, KeyboardInterrupt) as exc:
-            if isinstance(exc, KeyboardInterrupt) and not _interrupts.raised_by_code(interrupts):
-                raise  # a Ctrl-C: the person stops the host
-            raise self._escaped(slot, f"'{method}'", exc) from exc
+            raise escaped(slot, f"'{method}'", exc) from exc
 
     def _method(self, slot: _Slot, method: str) -> Callable[..., Any]:
         instance = self._running(slot)
@@ -670,11 +572,11 @@ class Host:
             slot.instance = None
             assert instance is not None
             try:
-                self._within(
+                self._run.within(
                     self.activate_budget,
                     "deactivate",
                     slot,
-                    lambda: self._await(slot, instance.deactivate(), None),
+                    lambda: self._run.wait(slot, instance.deactivate(), None),
                 )
             except SymphonyError as exc:
                 self._fail(slot, "deactivate", exc)
@@ -691,7 +593,7 @@ class Host:
                 raise LifecycleError(f"cannot unload from state '{slot.state}'", extension=extension)
             slot.target = None
             slot.config = None
-            self._stop_loop(slot)
+            self._run.stop_loop(slot)
             _forget_modules(slot.record.entry_point)
             self._move(slot, State.UNLOADED)
 
@@ -717,7 +619,7 @@ class Host:
         with self._lock:
             slots = list(self._slots.values())
         for slot in slots:
-            self._stop_loop(slot)
+            self._run.stop_loop(slot)
         self.state.close()
 
     def __enter__(self) -> Host:
@@ -770,51 +672,19 @@ class Host:
         manifest = slot.record.manifest
         if not (manifest and manifest.get("permissions")):
             return  # asks for nothing: there is nothing to consent to (nor for a policy to deny)
-        from ._grants import describe
+        from ._grants import settle
 
-        consent = self.consent(slot.key)
-        if not consent.satisfied:
-            asks = [describe(atom) for atom in consent.new]
-            denied = [f"{describe(atom)} (denied by policy rule {rule})" for atom, rule in consent.denied]
-            denied += [f"{describe(atom)} (refused: {note.message})" for atom, note in consent.refused]
-            since = f" (new since version {consent.previous.version})" if consent.previous else ""
-            if consent.replaced is not None:  # the same version, installed from other files
-                since = f" (its installed files differ from those version {consent.version} was granted to)"
-            raise ConsentRequired(
-                f"needs consent before it can run{since}: " + "; ".join(denied + asks),
-                extension=slot.key,
-                hint=f"review with `symphony permissions {slot.key}`, then `symphony grant {slot.key}`",
-            )
-        if consent.granted is None and consent.requested:
-            source = (
-                "policy"
-                if consent.by_policy
-                else f"carried over from {consent.previous.version}"
-                if consent.previous
-                else "host"
-            )
-            permissions = [dict(permission) for permission in consent.requested]
-            self.state.grant(
-                slot.key,
-                consent.version,
-                permissions,
-                actor=source,
-                distribution=consent.distribution,
-                sha256=consent.sha256,
-            )
+        settle(self.consent(slot.key), self.state)
         slot.guard = None  # rebuilt from the grant that now holds
 
     def _guarded(self, slot: _Slot) -> AbstractContextManager[object]:
-        """Run the enclosed extension code under the in-process guard (which is not a sandbox)."""
-        from ._guard import acting_as, learn
-
+        """What the enclosed extension code runs under: the recorder while learning, else what its tier
+        says (the in-process guard, which is not a sandbox, unless the host runs it unguarded or in workers)."""
         if slot.recorder is not None:
+            from ._guard import learn
+
             return learn(slot.recorder.policy, slot.recorder)
-        if self.isolation == "none" or slot.pool is not None:  # isolated: the kernel restricts its workers
-            return nullcontext()
-        if slot.guard is None:
-            slot.guard = self._policy(slot)
-        return acting_as(slot.guard)
+        return (slot.tier or self._here).guarded(slot)
 
     def _granted(self, slot: _Slot) -> tuple[Permission, ...]:
         from ._grants import current_grant
@@ -830,105 +700,6 @@ class Host:
         from ._permissions import Permission
 
         return TypeAdapter(tuple[Permission, ...]).validate_python(grant.permissions)
-
-    def _policy(self, slot: _Slot) -> Policy:
-        from ._guard import Policy
-
-        permissions = self._granted(slot)
-
-        def on_event(event: PermissionEvent) -> None:
-            detail = {"permission": event.permission, "resource": event.resource}
-            self.state.record("permission_denied", ext_id=slot.key, actor="guard", detail=detail)
-            self._notify("symphony_permission_event", event)
-
-        return Policy.for_extension(slot.key, permissions, self.home, on_event=on_event)
-
-    def _activate_isolated(self, slot: _Slot, context: Context) -> None:
-        """Start the extension's worker pool (its workers restrict themselves, import and activate it), then
-        what answers for it here: its kit's front, or a `RemoteExtension`."""
-        from ._sandbox._pool import Pool
-
-        spec = self._worker_spec(slot)
-        budget = self.call_budget if self.call_budget is not None else DEFAULT_ISOLATED_CALL_BUDGET
-        pool = Pool(
-            spec,
-            call_timeout=budget,
-            start_timeout=self.import_budget + self.activate_budget,
-            on_event=lambda event: self._pool_event(slot, pool, event),
-            on_publish=functools.partial(self._publish, slot.key),
-        )
-        try:
-            pool.start()
-        except SymphonyError as exc:
-            self._fail(slot, "activate", exc)
-            raise
-        slot.pool = pool
-        try:
-            slot.instance = self._front(slot, pool, context)
-        except Exception as exc:
-            slot.pool = None
-            try:
-                pool.close()
-            except SymphonyError as closing:
-                log.info("%s", closing)
-            if isinstance(exc, SymphonyError):
-                self._fail(slot, "activate", exc)
-                raise
-            from ._kinds import KINDS
-
-            failure = ExtensionFailed(
-                f"its kit's front in the host failed: {type(exc).__name__}: {exc}",
-                extension=slot.key,
-                hint=f"reinstall {KINDS[slot.record.kind].package}; if it persists, report it to its authors",
-            )
-            self._fail(slot, "activate", failure)
-            raise failure from exc
-        self._move(slot, State.ACTIVE)
-
-    def _front(self, slot: _Slot, pool: Pool, context: Context) -> Extension:
-        """The isolated extension's stand-in here: its kit's front, activated on the extension's own loop
-        in this process (kit code, never the extension's: see ``_sandbox._fronts``), or a `RemoteExtension`."""
-        from ._sandbox._fronts import Workers, front_for
-        from ._sandbox._remote import RemoteExtension
-
-        front = front_for(slot.record.kind)
-        if front is None:
-            return RemoteExtension(pool, context)
-        instance = front(Workers(pool), context)
-        self._await(slot, instance.activate(context), self.activate_budget)
-        return instance
-
-    def _worker_spec(self, slot: _Slot) -> WorkerSpec:
-        from ._grants import read_policy
-        from ._sandbox._profile import WorkerSpec
-
-        record = slot.record
-        return WorkerSpec(
-            extension=record.id,
-            entry_point=record.entry_point,
-            home=self.home,
-            version=record.distribution_version,
-            permissions=self._granted(slot),
-            manifest=record.manifest or {},
-            path=tuple(self.path or ()),
-            config_overrides=self.state.config_overrides(slot.key),
-            limits=read_policy(self.policy_file).limits.for_workers(),
-        )
-
-    def _pool_event(self, slot: _Slot, pool: Pool, event: PoolEvent) -> None:
-        """Audit worker failures; a quarantined pool fails its extension, with the reason, and is stopped."""
-        self._write_audit([(f"worker_{event.action}", slot.key, "supervisor", {"reason": event.reason})])
-        if event.action == "quarantined" and slot.pool is pool and slot.state is State.ACTIVE:
-            slot.pool = None
-            reason = event.reason or "its workers kept failing"
-            # Remembered in the state file: every host sharing it, and `symphony list`, see the quarantine.
-            self.state.quarantine(slot.key, slot.record.distribution_version, reason, actor="supervisor")
-            front = slot.instance
-            self._fail(slot, "quarantine", SymphonyError(f"quarantined: {reason}", hint=_lift_hint(slot.key)))
-            pool.close()
-            stopping = None if front is None else front.deactivate()
-            if isinstance(stopping, Awaitable):  # a kit's front stops its own part here too (a pipeline)
-                self._submit(slot, stopping, None)  # not awaited: this thread may be one of the front's
 
     def _permission_event(self, extension: str, action: str, permission: str, actor: str) -> None:
         self._notify("symphony_permission_event", PermissionEvent(extension, action, permission, actor=actor))
@@ -985,141 +756,12 @@ class Host:
         slot.instance = None
         self._move(slot, State.FAILED, Problem(step, message, hint))
 
-    def _within(self, budget: float, step: str, slot: _Slot, work: Callable[[], T]) -> T:
-        """Run extension code in its own thread, cut off (and reported) after ``budget`` seconds."""
-        outcome: list[Any] = []
-
-        def runner() -> None:
-            try:
-                with self._guarded(slot):
-                    outcome.append((True, work()))
-            except BaseException as exc:  # noqa: BLE001 - SystemExit from an extension must not end the host
-                outcome.append((False, exc))
-
-        thread = threading.Thread(target=runner, name=f"symphony-{step}-{slot.record.id}", daemon=True)
-        thread.start()
-        thread.join(budget)
-        if not outcome:
-            raise BudgetExceeded(
-                f"{step} did not finish within {budget:g} s; its thread is left behind",
-                extension=slot.record.id,
-                hint="fix the extension, raise the host's budget, or run it in the isolated tier",
-            )
-        ok, value = outcome[0]
-        if ok:
-            return value  # type: ignore[no-any-return]
-        if isinstance(value, SymphonyError):
-            raise value
-        if isinstance(value, (SystemExit, KeyboardInterrupt)):  # no Ctrl-C: this thread is not the main one
-            raise self._escaped(slot, step, value) from value
-        raise ExtensionFailed(
-            f"{step} raised {type(value).__name__}: {value}",
-            extension=slot.record.id,
-            hint=f"the fault is in the extension's own code: report it to the authors of "
-            f"'{slot.record.distribution}', or stop loading it with `symphony disable {slot.key}`",
-        ) from value
-
-    def _escaped(self, slot: _Slot, what: str, exc: BaseException) -> ExtensionFailed:
-        """A ``SystemExit`` or ``KeyboardInterrupt`` that extension code raised, as its failure: it may
-        not end the host."""
-        return ExtensionFailed(
-            f"{what} raised {exc!r}, which would have ended the host; the host goes on",
-            extension=slot.key,
-            hint=f"an extension reports a failure by raising an exception, never by exiting: report it to "
-            f"the authors of '{slot.record.distribution}', or stop loading it with `symphony disable {slot.key}`",
-        )
-
-    def _await(self, slot: _Slot, result: Awaitable[T] | T, budget: float | None) -> T:
-        """Run a coroutine result on the extension's own event loop, awaiting at most ``budget`` seconds.
-
-        Each extension gets its own loop (and thread), so one that blocks its loop stalls nobody else.
-        """
-        if not isinstance(result, Awaitable):
-            return result
-        future: Future[T] = self._submit(slot, result, budget)
-        try:
-            return future.result(None if budget is None else budget + 1.0)
-        except TimeoutError as exc:
-            if isinstance(exc, SymphonyError) or budget is None:  # the extension's own: DeadlineExceeded
-                raise
-            future.cancel()
-            raise self._overran(slot, budget) from None
-
-    def _submit(self, slot: _Slot, result: Awaitable[T], budget: float | None) -> Future[T]:
-        """Start a coroutine on the extension's own loop, under its identity, bounded by ``budget``."""
-
-        import asyncio  # only hosts of async extensions pay for it
-
-        async def contained() -> T:
-            try:
-                return await result
-            except (SystemExit, KeyboardInterrupt) as exc:  # on its loop they would stop the loop itself
-                raise self._escaped(slot, "a coroutine", exc) from exc
-
-        async def bounded() -> T:
-            with self._guarded(slot):
-                return await asyncio.wait_for(contained(), budget) if budget else await contained()
-
-        return asyncio.run_coroutine_threadsafe(bounded(), self._event_loop(slot))
-
-    def _overran(self, slot: _Slot, budget: float | None) -> BudgetExceeded:
-        return BudgetExceeded(
-            f"did not finish within {budget:g} s and was cancelled",
-            extension=slot.key,
-            hint="fix the extension (an async method must not block its event loop) or raise the budget",
-        )
-
-    def _event_loop(self, slot: _Slot) -> asyncio.AbstractEventLoop:
-        with self._lock:  # not slot.lock: activate holds that while its worker thread gets here
-            if slot.loop is None:
-                import asyncio
-
-                loop = asyncio.new_event_loop()
-                name = f"symphony-loop-{slot.key}"
-                thread = threading.Thread(target=_run_loop, args=(loop, slot.key), name=name, daemon=True)
-                thread.start()
-                slot.loop, slot.loop_thread = loop, thread
-            return slot.loop
-
-    def _stop_loop(self, slot: _Slot) -> None:
-        """Stop the extension's loop, let its thread cancel what is left and close it, and wait for that."""
-        loop, thread = slot.loop, slot.loop_thread
-        slot.loop = slot.loop_thread = None
-        if loop is None or thread is None:
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        if thread is threading.current_thread():
-            return  # the extension stops itself from its own loop: the thread finishes after this call
-        thread.join(LOOP_STOP_TIMEOUT)
-        if thread.is_alive():
-            log.warning(
-                "%s: its event loop did not stop within %g s (a call blocks it); the thread is left to "
-                "finish on its own",
-                slot.key,
-                LOOP_STOP_TIMEOUT,
-            )
-
-    def _config_model(self, slot: _Slot) -> type[Config] | None:
-        reference = self._config_reference(slot)
-        if reference is None:
-            return None
-        from ._config import Config
-
-        model = _resolve(reference, slot.key)
-        if not (isinstance(model, type) and issubclass(model, Config)):
-            raise ConfigError(
-                f"the manifest's config '{reference}' is not a Config class",
-                extension=slot.key,
-                hint=f"derive it from the Config class that the {slot.record.kind} package exports",
-            )
-        return model
-
-    def _decide_isolation(self, slot: _Slot) -> bool:
-        """Whether the extension about to be loaded runs in workers (True) or in this process."""
+    def _choose_tier(self, slot: _Slot) -> Tier:
+        """Where the extension about to be loaded runs: in workers or in this process."""
         if self.isolation != "auto":
-            return self.isolation == "isolated"
+            return self._workers if self.isolation == "isolated" else self._here
         if slot.recorder is not None:  # learning mode watches it here, on its author's say-so
-            return False
+            return self._here
         from ._grants import read_policy
 
         record = slot.record
@@ -1129,7 +771,7 @@ class Host:
             log.info(
                 "%s: trusted by entry %d of %s: it runs in this process", slot.key, entry, self.policy_file
             )
-            return False
+            return self._here
         if sys.platform != "linux":
             log.warning(
                 "%s is not trusted, but this platform (%s) has no isolated tier: it runs in this process "
@@ -1137,13 +779,12 @@ class Host:
                 slot.key,
                 sys.platform,
             )
-            return False
-        return True
+            return self._here
+        return self._workers
 
     def _info(self, slot: _Slot, enabled: bool) -> ExtensionInfo:
         record = slot.record
         manifest = record.manifest
-        here = "none" if self.isolation == "none" else "guard"
         return ExtensionInfo(
             id=record.id,
             kind=record.kind,
@@ -1157,72 +798,9 @@ class Host:
             manifest_file=record.manifest_file,
             entry_point=record.entry_point,
             problem=slot.problem,
-            tier=None if slot.isolated is None else "isolated" if slot.isolated else here,
+            tier=None if slot.tier is None else slot.tier.name,
             distribution_sha256=record.distribution_sha256,
         )
-
-
-def _import_target(record: Record) -> type[Extension]:
-    target = _resolve(record.entry_point, record.id)
-    if not (isinstance(target, type) and issubclass(target, Extension)):
-        raise ExtensionFailed(
-            f"entry point '{record.entry_point}' names {target!r}, which is not an extension class",
-            extension=record.id,
-            hint=f"point the entry point at a subclass of the {record.kind} base class",
-        )
-    return target
-
-
-def _resolve(reference: str, extension: str) -> Any:
-    module_name, _, attribute = reference.partition(":")
-    try:
-        module = importlib.import_module(module_name.strip())
-    except ImportError as exc:
-        raise ExtensionFailed(
-            f"importing '{module_name}' failed: {exc}",
-            extension=extension,
-            hint="check that the distribution and its dependencies are installed",
-        ) from exc
-    value: Any = module
-    for part in attribute.strip().split("."):
-        try:
-            value = getattr(value, part)
-        except AttributeError:
-            raise ExtensionFailed(
-                f"'{reference}' names '{part}', which module '{module_name}' does not define",
-                extension=extension,
-                hint="fix the entry point or the manifest reference",
-            ) from None
-    return value
-
-
-def _lift_hint(extension: str) -> str:
-    return f"fix or update the extension, then lift the quarantine with `symphony enable {extension}`"
-
-
-def _run_loop(loop: asyncio.AbstractEventLoop, extension: str) -> None:
-    """Run an extension's event loop until stopped, then cancel what it left running and close it."""
-    import asyncio
-
-    asyncio.set_event_loop(loop)
-    try:
-        while True:
-            try:
-                loop.run_forever()
-                break
-            except (SystemExit, KeyboardInterrupt) as exc:  # from a task the extension started on its own
-                log.warning("%s: a task raised %r on its event loop, which goes on", extension, exc)
-        leftover = asyncio.all_tasks(loop)
-        for task in leftover:
-            task.cancel()
-        if leftover:
-            # A task that swallows its cancellation must not keep the host from closing.
-            _, stuck = loop.run_until_complete(asyncio.wait(leftover, timeout=LOOP_STOP_TIMEOUT))
-            if stuck:
-                log.warning("%s: %d task(s) ignored cancellation at stop", extension, len(stuck))
-        loop.run_until_complete(loop.shutdown_asyncgens())
-    finally:
-        loop.close()
 
 
 def _forget_modules(entry_point: str) -> None:
