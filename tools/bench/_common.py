@@ -141,7 +141,7 @@ class Report:
             )
             for b in self.budgets
         ]
-        self.table("Budgets (DESIGN.md)", ("budget", "measured", "limit", "verdict"), rows)
+        self.table("Budgets (docs/architecture.md)", ("budget", "measured", "limit", "verdict"), rows)
         print(f"\n{self.benchmark}: {'quick' if self.args.quick else 'full'} run in {elapsed:.1f} s")
         violated = [b for b in self.budgets if not b["ok"]]
         if self.args.json is not None:

@@ -15,7 +15,7 @@ Every figure stands beside a baseline from the same run:
     onnxruntime    an MLP (3 Gemm layers) at batch 128: inside the worker vs in this process, input and
                    output crossing as arrays
 
-Budgets (DESIGN.md): warm-pool ready <= 50 ms, control round trip median <= 50 us; and, from the issue,
+Budgets (docs/architecture.md): warm-pool ready <= 50 ms, control round trip median <= 50 us; and, from the issue,
 shared memory >= 5x the pipe for 100 MB, polars and onnxruntime inside the worker within 10 % of
 in-process. Run as ``hatch run bench:run sandbox.py [--quick] [--json FILE] [--check]``.
 """
