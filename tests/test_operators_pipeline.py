@@ -2,13 +2,15 @@
 
 ``examples/route-delays`` is installed (editable) in this cell: the host finds it through its
 ``symphony.operators`` entry point, reads its declared schema from its manifest, and runs its code.
-The hosts run it in this process (``isolation="guard"``): `load_pipeline` composes the operator objects
-themselves, which a host that isolates them does not hold.
+Every test runs in both tiers with the same assertions: in this process under the guard, and isolated,
+where the operator's query is built and run only in its workers and the host's plan reads its rows
+from them (see ``symphony_operators._isolated``).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pandas
@@ -17,8 +19,11 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from symphony_core import Host
+from symphony_core._sandbox._probe import probe
 from symphony_operators import BadData, SchemaMismatch, load_pipeline
 
+ROUTES = "examples.route-delays"
+MODULE = "symphony_example_route_delays"
 SPEC = """
 [pipeline]
 name = "routes"
@@ -61,6 +66,14 @@ def by_hand(flights: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+TIERS = [
+    "guard",
+    pytest.param(
+        "isolated", marks=pytest.mark.skipif(not probe().supported, reason="the isolated tier needs Linux")
+    ),
+]
+
+
 def write_months(flights: pl.DataFrame, folder: Path, suffix: str) -> None:
     folder.mkdir(parents=True)
     for (month,), part in flights.partition_by("month", as_dict=True).items():
@@ -73,27 +86,39 @@ def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.sort("mean_arr_delay", "origin", "dest", descending=[True, False, False], nulls_last=True)
 
 
+@pytest.mark.parametrize("isolation", TIERS)
 @pytest.mark.parametrize(("suffix", "engine"), [("parquet", "streaming"), ("csv", "in-memory")])
-def test_a_spec_runs_the_installed_example_through_the_host(tmp_path: Path, flights, suffix, engine):
+def test_a_spec_runs_the_installed_example_through_the_host(
+    tmp_path: Path, flights, suffix, engine, isolation, monkeypatch
+):
     write_months(flights, tmp_path / "data", suffix)
     spec = tmp_path / "routes.toml"
     spec.write_text(SPEC.format(engine=engine, policy="fail", suffix=suffix))
 
-    with Host(tmp_path / "home", isolation="guard") as host:
+    for name in [name for name in sys.modules if name.startswith(MODULE)]:
+        monkeypatch.delitem(sys.modules, name)  # another test may have run it in this process
+    with Host(tmp_path / "home", isolation=isolation) as host:
         pipeline = load_pipeline(spec, host)
         assert pipeline.steps[0].operator.contract.input[0].name == "origin"
-        run = pipeline.run()
+        plan = pipeline.build()
+        if isolation == "isolated":  # its rows come from its workers, its code never ran here
+            assert f"PYTHON[{ROUTES}] SCAN" in plan.explain()
+            assert MODULE not in sys.modules
+        run = plan.run()
 
     assert run.outputs == (tmp_path / "out" / "routes.parquet",)
     assert_frame_equal(_sorted(pl.read_parquet(run.outputs[0])), by_hand(flights))
 
 
-def test_a_spec_whose_source_lacks_a_declared_column_names_the_example_and_column(tmp_path: Path, flights):
+@pytest.mark.parametrize("isolation", TIERS)
+def test_a_spec_whose_source_lacks_a_declared_column_names_the_example_and_column(
+    tmp_path: Path, flights, isolation
+):
     write_months(flights.drop("arr_delay"), tmp_path / "data", "parquet")
     spec = tmp_path / "routes.toml"
     spec.write_text(SPEC.format(engine="auto", policy="fail", suffix="parquet"))
 
-    with Host(tmp_path / "home", isolation="guard") as host, pytest.raises(SchemaMismatch) as caught:
+    with Host(tmp_path / "home", isolation=isolation) as host, pytest.raises(SchemaMismatch) as caught:
         load_pipeline(spec, host).build()
 
     (mismatch,) = caught.value.mismatches
@@ -104,8 +129,11 @@ def test_a_spec_whose_source_lacks_a_declared_column_names_the_example_and_colum
     )
 
 
+@pytest.mark.parametrize("isolation", TIERS)
 @pytest.mark.parametrize("policy", ["fail", "quarantine"])
-def test_a_broken_value_in_real_flights_fails_clearly_or_is_set_aside(tmp_path: Path, flights, policy):
+def test_a_broken_value_in_real_flights_fails_clearly_or_is_set_aside(
+    tmp_path: Path, flights, policy, isolation
+):
     broken = flights.with_columns(pl.col("dep_delay").cast(pl.String)).with_columns(
         pl.when((pl.col("month") == 7) & (pl.col("flight") == 1) & (pl.col("day") == 4))
         .then(pl.lit("delayed"))
@@ -118,7 +146,7 @@ def test_a_broken_value_in_real_flights_fails_clearly_or_is_set_aside(tmp_path: 
     spec = tmp_path / "routes.toml"
     spec.write_text(SPEC.format(engine="streaming", policy=policy, suffix="csv"))
 
-    with Host(tmp_path / "home", isolation="guard") as host:
+    with Host(tmp_path / "home", isolation=isolation) as host:
         pipeline = load_pipeline(spec, host)
         if policy == "fail":
             with pytest.raises(BadData) as caught:

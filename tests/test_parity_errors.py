@@ -10,11 +10,9 @@ works wherever the extension runs.
 
 from __future__ import annotations
 
-import base64
 import gc
 import hashlib
 import sys
-import textwrap
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -77,32 +75,16 @@ pytestmark = pytest.mark.parametrize(
 )
 
 
-def _install_checked(site: Path) -> None:
-    """Install ``acme.checked`` into ``site`` in the layout an installer leaves."""
-    info = "acme_checked-1.0.0.dist-info"
-    content = {
-        "acme_checked/__init__.py": CHECKED_CODE,
-        "acme_checked/symphony.toml": CHECKED_MANIFEST,
-        f"{info}/METADATA": "Metadata-Version: 2.1\nName: acme-checked\nVersion: 1.0.0\n"
-        "Requires-Dist: symphony-operators>=0.1,<0.2\n\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        f"{info}/entry_points.txt": f"[symphony.operators]\n{CHECKED} = acme_checked:Checked\n",
-    }
-    record = []
-    for relative, text in content.items():
-        data = textwrap.dedent(text).lstrip().encode()
-        (site / relative).parent.mkdir(parents=True, exist_ok=True)
-        (site / relative).write_bytes(data)
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{relative},sha256={digest},{len(data)}")
-    (site / info / "RECORD").write_text("\n".join([*record, f"{info}/RECORD,,"]) + "\n", encoding="utf-8")
-
-
 @pytest.fixture
-def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, isolation: str) -> Iterator[Host]:
+def host(
+    tmp_path: Path, site: Path, installed: Any, monkeypatch: pytest.MonkeyPatch, isolation: str
+) -> Iterator[Host]:
     """A host of the given tier, with the examples and ``acme.checked`` discovered and granted."""
-    site = tmp_path / "site"
-    _install_checked(site)
+    installed(
+        "acme-checked",
+        {"acme_checked/__init__.py": CHECKED_CODE, "acme_checked/symphony.toml": CHECKED_MANIFEST},
+        {"symphony.operators": f"{CHECKED} = acme_checked:Checked"},
+    )
     monkeypatch.syspath_prepend(str(site))
     with Host(tmp_path / "home", isolation=isolation, path=[str(site), *sys.path]) as running:
         running.discover()

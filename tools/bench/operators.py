@@ -11,6 +11,18 @@ after one warm-up round:
                    check of every step (``collect_schema``), then one ``collect``
     eager          the same operators, collecting after every step (what the package never does)
     idle           imports only: the memory every child starts from
+    isolated       the pipeline with the eight operators installed as a distribution and run by a
+                   ``Host(isolation="isolated")``: the host's plan stays lazy, each step's rows are made
+                   in its own extension's worker (eight workers), which is sent only the columns it reads
+    isolated-eager the isolated operators collected after every step: what a host did before pipelines
+                   ran isolated (every step's whole frame crosses)
+    isolated-idle  the isolated host with its eight operators started and no query run
+
+For the isolated ways, CPU time is the host's (``time.process_time``) plus every worker's (the sum of
+``/proc/<pid>/task/*/schedstat`` over the host's descendants, read before and after each run), and peak
+memory is the host's ``ru_maxrss`` plus every worker's ``VmHWM``: the memory of the whole tier. Each
+worker is a Python process with polars loaded, so the budget on memory is judged above each side's idle
+process(es), and the whole figure is printed beside it.
 
 Each child runs its query once to warm up, then ``--runs`` more times, timed by wall clock and by CPU
 time (``time.process_time``: every thread of the process); its peak memory is
@@ -29,9 +41,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import Report, Stat, child_environment, options, ratio, run_child
+from _common import Report, Stat, child_environment, options, ratio, run_child, write_distribution
 
 BUDGET = 1.05
+ISOLATED_CPU = 1.3
+ISOLATED_MEMORY = 1.5
 OPERATORS = 8
 
 # Shared by every child: the transformations, and the operators that wrap them.
@@ -76,6 +90,152 @@ def hand_written(frame):
     for transform in TRANSFORMS:
         frame = transform(frame)
     return frame
+"""
+
+STEPS = r"""
+import polars as pl
+from symphony_operators import Operator
+
+TRANSFORMS = [
+    lambda f: f.filter(pl.col("dep_delay").is_not_null()),
+    lambda f: f.with_columns((pl.col("arr_delay") - pl.col("dep_delay")).alias("gained")),
+    lambda f: f.with_columns((pl.col("distance") / 100).alias("hundreds")),
+    lambda f: f.filter(pl.col("distance") > 50),
+    lambda f: f.with_columns(pl.col("origin").str.to_lowercase()),
+    lambda f: f.with_columns((pl.col("arr_delay") > 15).alias("late")),
+    lambda f: f.group_by("carrier_code", "origin").agg(
+        pl.len().alias("flights"), pl.col("gained").mean(), pl.col("late").mean().alias("late_share")
+    ),
+    lambda f: f.sort("carrier_code", "origin"),
+]
+
+
+def step(n):
+    return type(f"Step{n}", (Operator,), {"apply": lambda self, frame: TRANSFORMS[n](frame)})
+"""
+"""The installed distribution's module: the same transformations as ``DEFINITIONS``, one class each."""
+
+
+def install_steps(site: Path) -> None:
+    """The eight operators as one installed distribution: a module per entry point, its manifest beside it."""
+    reads = _reads()
+    files = {"bench_steps/__init__.py": STEPS}
+    for n, columns in enumerate(reads):
+        inputs = "".join(
+            f'[[contributes.input]]\nname = "{name}"\ndtype = "{dtype}"\n\n' for name, dtype in columns
+        )
+        files[f"bench_steps/step{n}/__init__.py"] = f"from bench_steps import step\n\nStep = step({n})\n"
+        files[f"bench_steps/step{n}/symphony.toml"] = (
+            f'id = "bench.step-{n}"\nkind = "operator"\nname = "Step {n}"\nsummary = "A benchmark step."\n'
+            f'targets = "symphony-operators>=0.1,<0.2"\n\n{inputs}'
+        )
+    write_distribution(
+        site,
+        "bench-steps",
+        "1.0.0",
+        files=files,
+        entry_points={
+            "symphony.operators": {f"bench.step-{n}": f"bench_steps.step{n}:Step" for n in range(OPERATORS)}
+        },
+        requires=("symphony-operators>=0.1,<0.2",),
+    )
+
+
+def _reads() -> list[list[tuple[str, str]]]:
+    scope: dict[str, object] = {}
+    exec(
+        DEFINITIONS.split("def operators")[0].replace(
+            "from symphony_operators import Operator, Pipeline", ""
+        ),
+        scope,
+    )
+    return scope["READS"]  # type: ignore[return-value]
+
+
+# argv: parquet path, site, home, variant, engine, timed runs
+ISOLATED = r"""
+import json, os, resource, sys, time
+from pathlib import Path
+
+import polars as pl
+from symphony_core import Host
+from symphony_operators import Pipeline
+
+path, site, home, variant, engine, runs = sys.argv[1:6] + [int(sys.argv[6])]
+
+
+def descendants():
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [os.getpid()]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def workers_cpu_ns(pids):
+    total = 0
+    for pid in pids:
+        try:
+            for task in os.listdir(f"/proc/{pid}/task"):
+                total += int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[0])
+        except OSError:
+            pass
+    return total
+
+
+def workers_peak_kib(pids):
+    total = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+ids = [f"bench.step-{n}" for n in range(8)]
+builds, totals, cpu, result = [], [], [], None
+with Host(home, isolation="isolated", path=[site, *sys.path]) as host:
+    host.discover()
+    ops = [host.start(ext) for ext in ids]
+    pids = descendants()
+    for n in range(runs + 1 if variant != "isolated-idle" else 0):
+        t0, c0, w0 = time.perf_counter_ns(), time.process_time_ns(), workers_cpu_ns(pids)
+        if variant == "isolated":
+            plan = Pipeline.chain(path, *ops, engine=engine).build()
+            t1 = time.perf_counter_ns()
+            result = plan.collect()
+        elif variant == "isolated-eager":
+            frame = pl.scan_parquet(path)
+            t1 = time.perf_counter_ns()
+            for op in ops:
+                result = op.query(frame).collect(engine=engine)
+                frame = result.lazy()
+        else:
+            raise SystemExit(f"unknown variant {variant}")
+        t2, c2, w2 = time.perf_counter_ns(), time.process_time_ns(), workers_cpu_ns(pids)
+        if n:
+            builds.append(t1 - t0)
+            totals.append(t2 - t0)
+            cpu.append(c2 - c0 + w2 - w0)
+    worker_kib = workers_peak_kib(pids)
+    host_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+digest = None
+if result is not None:
+    digest = int(result.with_columns(pl.col(pl.Float64).round(9)).hash_rows(seed=0).sum())
+print(json.dumps({"build": builds, "total": totals, "cpu": cpu, "rss_kib": host_kib + worker_kib, "host_kib": host_kib, "rows": None if result is None else result.height, "digest": digest}))
 """
 
 # argv: parquet path, variant, engine, timed runs
@@ -181,22 +341,29 @@ pl.LazyFrame().select(
 print("{}")
 """
 
-VARIANTS = ("hand", "pipeline", "eager", "idle")
+VARIANTS = ("hand", "pipeline", "eager", "idle", "isolated", "isolated-eager", "isolated-idle")
+IDLE = ("idle", "isolated-idle")
 
 
 def measure(
-    path: Path, repeat: int, runs: int, engine: str, env: dict[str, str]
+    path: Path, site: Path, repeat: int, runs: int, engine: str, env: dict[str, str]
 ) -> dict[str, dict[str, list[int]]]:
     """Samples of every variant (ns and KiB), interleaved in rotating order, after one warm-up round."""
     samples: dict[str, dict[str, list[int]]] = {
         v: {"build": [], "total": [], "cpu": [], "rss_kib": []} for v in VARIANTS
     }
-    digests: dict[str, set[int]] = {v: set() for v in VARIANTS if v != "idle"}
+    digests: dict[str, set[int]] = {v: set() for v in VARIANTS if v not in IDLE}
     for round_ in range(repeat + 1):
         turn = round_ % len(VARIANTS)  # each round starts with another variant: no one always goes first
         for variant in VARIANTS[turn:] + VARIANTS[:turn]:
-            child = run_child(QUERY, str(path), variant, engine, str(runs), env=env)
-            if variant != "idle":
+            if variant.startswith("isolated"):
+                home = path.parent / f"home-{round_}-{variant}"
+                child = run_child(
+                    ISOLATED, str(path), str(site), str(home), variant, engine, str(runs), env=env
+                )
+            else:
+                child = run_child(QUERY, str(path), variant, engine, str(runs), env=env)
+            if variant not in IDLE:
                 digests[variant].add(child["digest"])
             if not round_:
                 continue
@@ -206,7 +373,7 @@ def measure(
             samples[variant]["rss_kib"].append(child["rss_kib"])
     found = {digest for values in digests.values() for digest in values}
     if len(found) != 1:
-        raise RuntimeError(f"the three ways gave different results: {digests}")
+        raise RuntimeError(f"the ways gave different results: {digests}")
     return samples
 
 
@@ -237,15 +404,17 @@ def main() -> int:
         path = Path(tmp, "flights.parquet")
         run_child(GENERATE, str(path), str(rows), env=env)
         report.figure("parquet_bytes", path.stat().st_size)
-        samples = measure(path, repeat, runs, args.engine, env)
+        site = Path(tmp, "site")
+        install_steps(site)
+        samples = measure(path, site, repeat, runs, args.engine, env)
         compose = run_child(COMPOSE, str(path), str(iterations), env=env)
     same_plan = compose.pop("same_plan")
     report.figure("same_optimized_plan", same_plan)
 
-    ways = ("hand", "pipeline", "eager")
+    ways = ("hand", "pipeline", "eager", "isolated", "isolated-eager")
     total = {v: Stat.of_ns(samples[v]["total"]) for v in ways}
     cpu = {v: Stat.of_ns(samples[v]["cpu"]) for v in ways}
-    build = {v: Stat.of_ns(samples[v]["build"]) for v in ("hand", "pipeline")}
+    build = {v: Stat.of_ns(samples[v]["build"]) for v in ("hand", "pipeline", "isolated")}
     rss = {v: Stat(tuple(kib / 1024 for kib in samples[v]["rss_kib"])) for v in VARIANTS}
     for v in ways:
         report.figure(f"{v}.total_ms", total[v])
@@ -269,6 +438,8 @@ def main() -> int:
         "hand": "hand-written lazy query, one collect",
         "pipeline": "pipeline of 8 operators, one collect",
         "eager": "same operators, collect after each step",
+        "isolated": "pipeline, isolated (host + 8 workers)",
+        "isolated-eager": "isolated, collect after each step",
     }
     report.table(
         f"One query over {rows:,} rows, fresh process per sample, ms median (min); ratios = / hand-written",
@@ -286,21 +457,55 @@ def main() -> int:
             for v in ways
         ],
     )
-    idle = rss["idle"].median
     memory_rows = []
+    above: dict[str, float] = {}
     for v, label in (
         ("hand", "hand-written"),
         ("pipeline", "pipeline"),
         ("eager", "eager"),
         ("idle", "idle (imports only)"),
+        ("isolated", "isolated pipeline (host + workers)"),
+        ("isolated-eager", "isolated, eager"),
+        ("isolated-idle", "isolated idle (8 operators started)"),
     ):
-        above = rss[v].median - idle
-        report.figure(f"{v}.peak_rss_above_idle_mib", above)
-        memory_rows.append((label, rss[v], f"{above:.0f}", ratio(rss[v], rss["hand"])))
+        idle = rss["isolated-idle" if v.startswith("isolated") else "idle"].median
+        above[v] = rss[v].median - idle
+        report.figure(f"{v}.peak_rss_above_idle_mib", above[v])
+        memory_rows.append((label, rss[v], f"{above[v]:.0f}", ratio(rss[v], rss["hand"])))
     report.table(
-        "Peak memory (ru_maxrss) of each fresh process, MiB median (min); ratio = / hand-written",
+        "Peak memory of each fresh process (isolated: host + every worker), MiB median (min); "
+        "above its own idle; ratio = / hand-written",
         ("way", "peak RSS", "above idle", "ratio"),
         memory_rows,
+    )
+    isolated = {
+        "cpu_median": cpu["isolated"].median / cpu["pipeline"].median,
+        "wall_median": total["isolated"].median / total["pipeline"].median,
+        "peak_above_idle": above["isolated"] / above["pipeline"],
+        "peak_whole": rss["isolated"].median / rss["pipeline"].median,
+        "eager_cpu_median": cpu["isolated-eager"].median / cpu["pipeline"].median,
+        "eager_peak_above_idle": above["isolated-eager"] / above["pipeline"],
+    }
+    report.figure("ratios_isolated_over_pipeline", isolated)
+    report.table(
+        "The isolated tier / the in-process pipeline, same run",
+        ("way", "CPU time", "wall", "peak above idle", "peak, whole tier"),
+        [
+            (
+                "isolated pipeline",
+                f"{isolated['cpu_median']:.2f}x",
+                f"{isolated['wall_median']:.2f}x",
+                f"{isolated['peak_above_idle']:.2f}x",
+                f"{isolated['peak_whole']:.2f}x",
+            ),
+            (
+                "isolated, eager (the old workaround)",
+                f"{isolated['eager_cpu_median']:.2f}x",
+                f"{total['isolated-eager'].median / total['pipeline'].median:.2f}x",
+                f"{isolated['eager_peak_above_idle']:.2f}x",
+                f"{rss['isolated-eager'].median / rss['pipeline'].median:.2f}x",
+            ),
+        ],
     )
 
     per_op = {key: Stat(tuple(ns / OPERATORS / 1e3 for ns in values)) for key, values in compose.items()}
@@ -330,6 +535,9 @@ def main() -> int:
     )
     name = "8 composed operators / hand-written lazy query"
     report.budget(f"{name}, CPU time (median)", ratios["pipeline"]["cpu_median"], BUDGET, "x")
+    name = "isolated pipeline / in-process pipeline"
+    report.budget(f"{name}, CPU time (median)", isolated["cpu_median"], ISOLATED_CPU, "x")
+    report.budget(f"{name}, peak memory above idle", isolated["peak_above_idle"], ISOLATED_MEMORY, "x")
     return report.finish()
 
 

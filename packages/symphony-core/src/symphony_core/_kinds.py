@@ -33,7 +33,12 @@ KINDS: dict[str, Kind] = {
             "symphony-instruments",
             front="symphony_instruments._isolated:IsolatedInstrument",
         ),
-        Kind("operator", "symphony.operators", "symphony-operators"),
+        Kind(
+            "operator",
+            "symphony.operators",
+            "symphony-operators",
+            front="symphony_operators._isolated:IsolatedOperator",
+        ),
         Kind("motif", "symphony.motifs", "symphony-motifs"),
     )
 }

@@ -9,11 +9,12 @@ import logging
 import re
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import polars as pl
+from polars.io.plugins import register_io_source
 from pydantic import BaseModel, ValidationError
 
 from symphony_core import ConfigError, Context, ErrorDetail, Extension, read_manifest
@@ -87,6 +88,68 @@ class Operator(Extension):
                 hint="build a lazy query and return it; never collect inside an operator",
             )
         return result
+
+    def query_schema(self, frame: pl.DataFrame, config: Mapping[str, Any] | None = None) -> pl.DataFrame:
+        """An empty frame with the columns `query` makes from a frame shaped like ``frame``, from the plan
+        alone (nothing is collected).
+
+        With `query_reads` and `query_run`, this is what a host calls in an isolated operator's worker
+        to run it as a pipeline step: frames cross, never queries.
+        """
+        return pl.DataFrame(schema=self.query(frame.lazy(), config).collect_schema())
+
+    def query_reads(
+        self,
+        frame: pl.DataFrame,
+        config: Mapping[str, Any] | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> list[str]:
+        """The columns of a frame shaped like ``frame`` that `query` reads to make ``columns`` (all it
+        makes when None), as polars' optimizer prunes them; every column when that cannot be found."""
+        asked: list[list[str] | None] = []
+
+        def nothing(
+            with_columns: list[str] | None,
+            predicate: pl.Expr | None,
+            n_rows: int | None,
+            batch_size: int | None,
+        ) -> Iterator[pl.DataFrame]:
+            asked.append(with_columns)
+            if predicate is not None:  # a filter pushed down to the frame reads its columns too
+                asked.append(predicate.meta.root_names())
+            yield from ()
+
+        source = register_io_source(io_source=nothing, schema=frame.schema)
+        query = self.query(source, config)
+        try:
+            (query if columns is None else query.select(columns)).collect()
+        except Exception:  # noqa: BLE001 - its query does not run on no rows (a function of its own): all columns
+            return list(frame.columns)
+        read: set[str] = set()
+        for names in asked:
+            read.update(frame.columns if names is None else names)
+        return [name for name in frame.columns if name in read]
+
+    def query_run(
+        self,
+        frame: pl.DataFrame,
+        config: Mapping[str, Any] | None = None,
+        columns: Sequence[str] | None = None,
+        schema: pl.DataFrame | None = None,
+    ) -> pl.DataFrame:
+        """Run `query` on ``frame`` and collect ``columns`` of its result (all when None).
+
+        ``schema`` (an empty frame) is the whole input's schema when ``frame`` holds only the columns
+        `query_reads` named: the others are there for the plan to resolve, as nulls nothing reads.
+        """
+        given = frame.lazy()
+        if schema is not None:
+            given = given.select(
+                pl.col(name) if name in frame.columns else pl.lit(None, dtype).alias(name)
+                for name, dtype in schema.schema.items()
+            )
+        query = self.query(given, config)
+        return (query if columns is None else query.select(columns)).collect()
 
     def configured(self: OperatorT, values: Mapping[str, Any]) -> OperatorT:
         """A copy of this operator whose config has ``values`` merged over its own, validated.

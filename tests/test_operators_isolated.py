@@ -1,0 +1,214 @@
+"""Pipelines of isolated operators: lazy in the host, each step's rows made in its own extension's workers.
+
+Operators installed here into a folder of their own, run through a real `Host` in both tiers with the
+same assertions: ``acme.widen`` (derives a column, and notes which columns its worker is sent),
+``acme.scale`` (a config model, set per step), ``acme.trim`` (filters on a column it then drops),
+``acme.peek`` (reads a table from its own data folder, granted) and ``acme.snoop`` (tries to read that same table, not granted), and, isolated only,
+``acme.liar``, whose worker answers with other columns than its query was built to make.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import sys
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from symphony_core import Host, SymphonyError
+from symphony_core._sandbox._probe import probe
+from symphony_operators import Pipeline, PipelineError
+
+MANIFEST = """
+id = "acme.{name}"
+kind = "operator"
+name = "{name}"
+summary = "A pipeline step of the isolated-pipeline tests."
+targets = "symphony-operators>=0.1,<0.2"
+{extra}
+"""
+CODE = """
+import json
+
+import polars as pl
+
+from symphony_operators import Config, Operator, scan_csv
+
+
+class ScaleConfig(Config):
+    factor: float = 1.0
+
+
+class Widen(Operator):
+    def apply(self, frame):
+        return frame.with_columns((pl.col("arr") - pl.col("dep")).alias("gained"))
+
+    def query_run(self, frame, *args):  # what an isolated step's worker is sent
+        (self.context.data_dir / "given.json").write_text(json.dumps(frame.columns))
+        return super().query_run(frame, *args)
+
+
+class Scale(Operator):
+    def apply(self, frame):
+        return frame.with_columns(pl.col("gained") * self.config.factor)
+
+
+class Peek(Operator):
+    def apply(self, frame):
+        table = scan_csv(self.context.data_dir / "codes.csv")
+        return frame.join(table, on="carrier", how="left", maintain_order="left")
+
+
+class Snoop(Operator):
+    def apply(self, frame):
+        table = scan_csv(self.context.data_dir.parent.parent / "acme.peek" / "data" / "codes.csv")
+        return frame.join(table, on="carrier", how="left", maintain_order="left")
+
+
+class Trim(Operator):
+    def apply(self, frame):
+        return frame.filter(pl.col("notes") != "c").drop("notes")
+
+
+class Liar(Operator):
+    def apply(self, frame):
+        return frame
+
+    def query_run(self, frame, config=None, columns=None, schema=None):
+        return frame.with_columns(pl.lit("forged").alias("forged"))
+"""
+OPERATORS = {
+    "widen": (
+        "Widen",
+        '[[permissions]]\ntype = "fs.write"\npaths = ["{data}"]\nreason = "Notes what it was given."',
+    ),
+    "scale": ("Scale", 'config = "acme_steps:ScaleConfig"'),
+    "peek": (
+        "Peek",
+        '[[permissions]]\ntype = "fs.read"\npaths = ["{data}/codes.csv"]\nreason = "Its carrier table."',
+    ),
+    "snoop": ("Snoop", ""),
+    "trim": ("Trim", ""),
+    "liar": ("Liar", ""),
+}
+FLIGHTS = pl.DataFrame(
+    {
+        "carrier": ["AA", "UA", "AA", "DL", "UA", "AA"],
+        "dep": [1.0, 5.0, -2.0, 0.0, 12.0, 3.0],
+        "arr": [4.0, 2.0, -6.0, 1.0, 30.0, 3.0],
+        "tail": ["N1", "N2", "N3", "N4", "N5", "N6"],
+        "notes": ["a", "b", "c", "d", "e", "f"],
+    }
+)
+
+pytestmark = pytest.mark.parametrize(
+    "isolation",
+    [
+        "guard",
+        pytest.param(
+            "isolated",
+            marks=pytest.mark.skipif(not probe().supported, reason="the isolated tier needs Linux"),
+        ),
+    ],
+)
+
+
+@pytest.fixture
+def host(
+    tmp_path: Path, site: Path, installed: Any, monkeypatch: pytest.MonkeyPatch, isolation: str
+) -> Iterator[Host]:
+    """A host of the given tier with the ``acme`` operators discovered and granted what they ask."""
+    files = {"acme_steps/__init__.py": CODE}
+    lines = []
+    for name, (cls, extra) in OPERATORS.items():  # each entry point's module, its manifest beside it
+        files[f"acme_steps/{name}/__init__.py"] = f"from acme_steps import {cls}\n"
+        files[f"acme_steps/{name}/symphony.toml"] = MANIFEST.format(name=name, extra=extra)
+        lines.append(f"acme.{name} = acme_steps.{name}:{cls}")
+    installed("acme-steps", files, {"symphony.operators": "\n".join(lines)})
+    monkeypatch.syspath_prepend(str(site))
+    with Host(tmp_path / "home", isolation=isolation, path=[str(site), *sys.path]) as running:
+        running.discover()
+        for name in OPERATORS:
+            running.grant(f"acme.{name}")
+        yield running
+    for name in [name for name in sys.modules if name.startswith("acme_steps")]:
+        del sys.modules[name]
+    with warnings.catch_warnings():  # the in-process extensions' event loops, closed by the host
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+
+
+def test_a_chain_of_operators_gives_the_frame_of_the_same_query_written_by_hand(host: Host) -> None:
+    widen, scale = host.start("acme.widen"), host.start("acme.scale")
+    pipeline = (
+        Pipeline.chain(FLIGHTS)
+        .step(widen, host=host)
+        .step(scale, host=host, config={"factor": 10.0})
+        .step(scale, name="again", host=host, config={"factor": 0.5})
+    )
+
+    result = pipeline.build().frame().filter(pl.col("gained") > 0).select("carrier", "gained").collect()
+
+    expected = FLIGHTS.filter((pl.col("arr") - pl.col("dep")) > 0).select(
+        "carrier", ((pl.col("arr") - pl.col("dep")) * 5.0).alias("gained")
+    )
+    assert_frame_equal(result, expected)
+
+
+def test_a_step_is_given_only_the_columns_the_rest_of_the_pipeline_needs(host: Host, isolation: str) -> None:
+    widen = host.start("acme.widen")
+    plan = Pipeline.chain(FLIGHTS).step(widen, host=host).build()
+
+    assert plan.schema().names() == ["carrier", "dep", "arr", "tail", "notes", "gained"]
+    result = plan.frame().select("carrier", "gained").collect()
+
+    assert result.columns == ["carrier", "gained"]
+    # In this process the optimizer prunes the columns inside one query and nothing crosses; isolated,
+    # the worker is sent only the columns its query reads to make what was asked for.
+    sent = host.home.data_dir("acme.widen") / "given.json"
+    if isolation == "guard":
+        assert not sent.exists()
+    else:
+        assert json.loads(sent.read_text(encoding="utf-8")) == ["carrier", "dep", "arr"]
+
+
+def test_a_step_is_given_the_columns_its_filters_read_even_when_it_drops_them(host: Host) -> None:
+    trim = host.start("acme.trim")
+
+    result = Pipeline.chain(FLIGHTS).step(trim, host=host).build().frame().select("carrier").collect()
+
+    assert result["carrier"].to_list() == ["AA", "UA", "DL", "UA", "AA"]
+
+
+def test_each_step_reads_files_only_under_its_own_extensions_grant(host: Host) -> None:
+    codes = host.home.data_dir("acme.peek") / "codes.csv"
+    codes.parent.mkdir(parents=True, exist_ok=True)
+    codes.write_text("carrier,airline\nAA,American\nUA,United\nDL,Delta\n", encoding="utf-8")
+    peek, snoop = host.start("acme.peek"), host.start("acme.snoop")
+
+    named = Pipeline.chain(FLIGHTS).step(peek, host=host).collect()
+    assert named["airline"].to_list() == ["American", "United", "American", "Delta", "United", "American"]
+
+    with pytest.raises(SymphonyError) as caught:
+        Pipeline.chain(FLIGHTS).step(peek, host=host).step(snoop, host=host).collect()
+    assert caught.value.extension == "acme.snoop"
+    assert "codes.csv" in str(caught.value)
+
+
+def test_a_worker_answering_other_columns_than_its_query_makes_is_refused(host: Host, isolation: str) -> None:
+    if isolation == "guard":
+        pytest.skip("in this process the host runs the operator's query itself: no worker answers")
+    liar = host.start("acme.liar")
+    pipeline = Pipeline.chain(FLIGHTS).step(liar, host=host)
+
+    with pytest.raises(PipelineError) as caught:
+        pipeline.collect()
+
+    assert caught.value.extension == "acme.liar"
+    assert "forged" in str(caught.value)
