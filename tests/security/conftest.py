@@ -2,7 +2,9 @@
 
 Every distribution under ``extensions/`` (one folder each: its files as they go into the wheel, and a
 ``dist.toml`` with its name, version and entry points) is built into a real wheel here, once per
-session, and installed with the workspace's core and ``symphony-operators`` into one fresh environment.
+session, and installed with the workspace's core, ``symphony-operators`` and ``symphony-motifs`` (without
+its window's dependencies) into one fresh environment. The extensions are motifs: that kit puts no front
+of its own in the host for an isolated extension, so what an attack meets is the core's alone.
 Placeholders ``@NAME@`` in their files are filled in at build time (the port a grant names, the folders
 the ``.pth`` attack writes to and reads).
 
@@ -41,6 +43,7 @@ HERE = Path(__file__).resolve().parent
 WORKSPACE = HERE.parents[1]
 CORE = WORKSPACE / "packages" / "symphony-core"
 OPERATORS = WORKSPACE / "packages" / "symphony-operators"
+MOTIFS = WORKSPACE / "packages" / "symphony-motifs"
 EXTENSIONS = HERE / "extensions"
 DRIVER = HERE / "driver.py"
 CANARY = "canary.echo"
@@ -207,6 +210,7 @@ def arena(tmp_path_factory: pytest.TempPathFactory) -> Arena:
     python = venv / "bin" / "python"
     shared = [wheel for name, wheel in built.items() if name not in IMPOSTORS]
     _install(uv, python, env, "--compile-bytecode", "-e", CORE, OPERATORS, *shared)
+    _install(uv, python, env, "--no-deps", MOTIFS)  # what the hostile motifs are built on; no window here
     impostors = root / "impostors"
     _install(uv, python, env, "--no-deps", "--target", impostors, *(built[name] for name in IMPOSTORS))
     return Arena(

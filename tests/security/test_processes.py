@@ -81,18 +81,19 @@ def test_a_double_forked_daemon_does_not_outlive_a_host_killed_with_sigkill(scen
     )
 
     running.kill()
-    time.sleep(3)
     beats = scene.cache(ext) / "daemon.beats"
-    size = beats.stat().st_size
-    time.sleep(1)
-    grew = beats.stat().st_size - size
+    deadline = time.monotonic() + 10
     survivors = processes_in(scene.home)
+    while survivors and time.monotonic() < deadline:  # the kernel ends them as the host's death reaches them
+        time.sleep(0.05)
+        survivors = processes_in(scene.home)
+    size = beats.stat().st_size
     end(survivors, scene.home)
 
     assert not survivors, (
-        f"{len(survivors)} process(es) of the host's workers still run 3 s after the host was killed with "
+        f"{len(survivors)} process(es) of the host's workers still run 10 s after the host was killed with "
         f"SIGKILL (pids {survivors}; the daemon says it is {spawned['value']} in its own view); its "
-        f"heartbeat file grew by {grew} bytes in the last second"
+        f"heartbeat file holds {size} bytes"
     )
 
 

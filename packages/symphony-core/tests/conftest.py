@@ -3,8 +3,11 @@ the host driven from a separate process inside that environment.
 
 No mocks: a test writes a distribution's source tree, builds it with hatchling or setuptools (through
 ``uv build``), installs it with ``uv pip``, then asks the ``symphony`` command or a host process what it
-sees. The environment holds the core (editable, from this workspace) and ``symphony-operators`` installed
-with ``--no-deps``, so polars never comes in; the test extensions subclass ``symphony_core.Extension``.
+sees. The environment holds the core (editable, from this workspace) and ``symphony-motifs`` and
+``symphony-operators`` installed with ``--no-deps``, so neither pywebview nor polars comes in. The test
+extensions subclass ``symphony_core.Extension`` and are motifs unless a test says otherwise: the motifs
+kit puts no front of its own in the host for an isolated extension (the host stands in for it with a
+`RemoteExtension`), so what these tests check is the core's alone.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ import pytest
 WORKSPACE = Path(__file__).resolve().parents[3]
 CORE = WORKSPACE / "packages" / "symphony-core"
 OPERATORS = WORKSPACE / "packages" / "symphony-operators"
-TARGETS = "symphony-operators>=0.1,<0.2"
+MOTIFS = WORKSPACE / "packages" / "symphony-motifs"
+TARGETS = "symphony-motifs>=0.1,<0.2"
+GROUP = "symphony.motifs"
 OPERATORS_GROUP = "symphony.operators"
 COMMAND_TIMEOUT = 120.0
 REPLY_TIMEOUT = 60.0
@@ -94,6 +99,8 @@ def answer(op, args):
         return sorted(t.name for t in threading.enumerate() if t.name.startswith("symphony-loop-"))
     if op == "audit":
         return [[r.event, r.detail] for r in host.state.audit_log(args[0])]
+    if op == "rescan":
+        return jsonable(host.discover(rescan=True))
     return jsonable(getattr(host, op)(*args))
 
 
@@ -154,7 +161,7 @@ class Project:
     files: Mapping[str, str]
     entry_points: Mapping[str, str]
     version: str = "1.0.0"
-    group: str = OPERATORS_GROUP
+    group: str = GROUP
     backend: str = "hatchling"
     package_data: bool = True
 
@@ -194,10 +201,10 @@ class Project:
 
 
 def manifest(ext_id: str, *, extra: str = "", **fields: str) -> str:
-    """The text of a valid operator manifest for ``ext_id``; ``fields`` replace or add string fields."""
+    """The text of a valid motif manifest for ``ext_id``; ``fields`` replace or add string fields."""
     values = {
         "id": ext_id,
-        "kind": "operator",
+        "kind": "motif",
         "name": f"Test extension {ext_id}",
         "summary": f"Exists to test the host with {ext_id}.",
         "targets": TARGETS,
@@ -209,7 +216,7 @@ def manifest(ext_id: str, *, extra: str = "", **fields: str) -> str:
 def extension(
     ext_id: str, *, code: str, name: str | None = None, cls: str = "Ext", manifest_text: str | None = None
 ) -> Project:
-    """A one-package distribution declaring operator ``ext_id``, whose ``__init__`` holds ``code``."""
+    """A one-package distribution declaring motif ``ext_id``, whose ``__init__`` holds ``code``."""
     dist = name or ext_id.replace(".", "-").replace("_", "-")
     module = dist.replace("-", "_")
     return Project(
@@ -289,6 +296,29 @@ class HostProcess:
     def closed(self) -> bool:
         return self._process.returncode is not None
 
+    @property
+    def pid(self) -> int:
+        return self._process.pid
+
+    def descendants(self) -> list[int]:
+        """Every process this host process started that still runs (its workers, theirs), from /proc."""
+        parents: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                fields = stat.rpartition(")")[2].split()
+                if fields[0] != "Z":
+                    parents[int(entry.name)] = int(fields[1])
+        found, frontier = [], [self.pid]
+        while frontier:
+            children = [pid for pid, parent in parents.items() if parent in frontier]
+            found += children
+            frontier = children
+        return sorted(found)
+
     def close(self) -> str:
         """Let the host close down, check it exited cleanly, and return what it wrote on stderr."""
         assert self._process.stdin is not None
@@ -339,13 +369,16 @@ class Venv:
     def python(self) -> Path:
         return self.root / "bin" / "python"
 
-    def run(self, *args: str | Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run a command with the session's clean environment and return it (stdout and stderr captured)."""
+    def run(
+        self, *args: str | Path, check: bool = True, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run a command with the session's clean environment (and ``env`` over it) and return it, stdout
+        and stderr captured."""
         result = subprocess.run(
             [str(arg) for arg in args],
             capture_output=True,
             text=True,
-            env=self.env,
+            env={**self.env, **(env or {})},
             timeout=COMMAND_TIMEOUT,
             check=False,
         )
@@ -353,9 +386,11 @@ class Venv:
             raise AssertionError(f"{' '.join(map(str, args))} exited {result.returncode}:\n{result.stderr}")
         return result
 
-    def symphony(self, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-        """Run the ``symphony`` command of the environment against ``home``."""
-        return self.run(self.root / "bin" / "symphony", "--home", home, *args, check=False)
+    def symphony(
+        self, home: Path, *args: str, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the ``symphony`` command of the environment against ``home`` (``env`` over the session's)."""
+        return self.run(self.root / "bin" / "symphony", "--home", home, *args, check=False, env=env)
 
     def symphony_json(self, home: Path, *args: str) -> Any:
         """Run a ``symphony ... --json`` command that must succeed and return its parsed output."""
@@ -402,6 +437,13 @@ class Venv:
     def uninstall(self, *names: str) -> None:
         self.run(self.uv, "pip", "uninstall", "--python", self.python, *names)
 
+    def install_kits(self) -> None:
+        """Install the workspace's motifs and operators kits without their dependencies (again, after a
+        test put a stand-in in their place)."""
+        self.run(
+            self.uv, "pip", "install", "--quiet", "--python", self.python, "--no-deps", OPERATORS, MOTIFS
+        )
+
     def installed(self) -> set[str]:
         """The names of the distributions installed in the environment."""
         result = self.run(self.uv, "pip", "list", "--python", self.python, "--format", "json")
@@ -414,7 +456,8 @@ class Venv:
 
 @pytest.fixture(scope="session")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
-    """A real virtual environment with the core and ``symphony-operators`` (without polars) installed."""
+    """A real virtual environment with the core, and ``symphony-motifs`` and ``symphony-operators``
+    without their dependencies."""
     uv = _uv_binary()
     env = _clean_env()
     root = tmp_path_factory.mktemp("venvs")
@@ -425,7 +468,7 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
         uv, "pip", "install", "--quiet", "--python", environment.build_python, "hatchling", "setuptools>=64"
     )
     environment.run(uv, "venv", "--quiet", "--python", sys.executable, environment.root)
-    environment.run(uv, "pip", "install", "--quiet", "--python", environment.python, "--no-deps", OPERATORS)
+    environment.install_kits()
     environment.run(
         uv, "pip", "install", "--quiet", "--compile-bytecode", "--python", environment.python, "-e", CORE
     )
@@ -433,7 +476,9 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
         environment.python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"
     )
     environment.site_packages = Path(purelib.stdout.strip())
-    assert "polars" not in environment.installed(), "symphony-operators must come in without its dependencies"
+    installed = environment.installed()
+    assert "polars" not in installed, "symphony-operators must come in without its dependencies"
+    assert "pywebview" not in installed, "symphony-motifs must come in without its dependencies"
     return environment
 
 
@@ -506,6 +551,8 @@ class Helpers:
     manifest = staticmethod(manifest)
     normalize = staticmethod(normalize)
     TARGETS = TARGETS
+    GROUP = GROUP
+    OPERATORS_GROUP = OPERATORS_GROUP
     GREETER = GREETER
     by_id = staticmethod(by_id)
 

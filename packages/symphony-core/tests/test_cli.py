@@ -21,7 +21,9 @@ LIST_KEYS = {
     "manifest",
     "tier",
     "distribution_sha256",
+    "environment",
     "problem",
+    "schema",
 }
 
 
@@ -51,7 +53,7 @@ def test_list_json_describes_every_extension_with_a_stable_shape(venv, home, mak
     assert {
         key: healthy[key] for key in ("kind", "state", "enabled", "distribution", "version", "entry_point")
     } == {
-        "kind": "operator",
+        "kind": "motif",
         "state": "validated",
         "enabled": True,
         "distribution": "acme-cli",
@@ -64,7 +66,7 @@ def test_list_json_describes_every_extension_with_a_stable_shape(venv, home, mak
     assert set(broken["problem"]) == {"code", "message", "hint"}
     assert broken["problem"]["code"] == "manifest"
     assert (
-        "kind is 'instrument' but the entry point is in group 'symphony.operators'"
+        "kind is 'instrument' but the entry point is in group 'symphony.motifs'"
         in broken["problem"]["message"]
     )
 
@@ -102,7 +104,13 @@ def test_doctor_json_says_the_guard_is_not_a_sandbox(venv, home):
 
     assert "not a sandbox" in report["enforcement"]["guard"]
     assert "native code" in report["enforcement"]["guard"]
-    assert report["packages"]["symphony-sdk-core"] == report["packages"]["symphony-operators"] == "0.1.0"
+    packages = report["packages"]
+    assert (
+        packages["symphony-sdk-core"]
+        == packages["symphony-motifs"]
+        == packages["symphony-operators"]
+        == "0.1.0"
+    )
     assert report["home"] == str(home)
     assert report["extensions"]["total"] >= 3
     assert report["extensions"]["failed"] >= 1

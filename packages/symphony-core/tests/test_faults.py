@@ -66,7 +66,7 @@ FAILS_AT_DISCOVERY = {
     "acme.bad-field": ("manifest", "summary: String should have at least 1 character"),
     "acme.incompatible": (
         "incompatible",
-        "was built for symphony-operators>=9, but symphony-operators 0.1.0 is installed",
+        "was built for symphony-motifs>=9, but symphony-motifs 0.1.0 is installed",
     ),
     TWIN: ("conflict", f"the id '{TWIN}' is declared by 2 extensions"),
     "acme.bad-entry": ("entry-point", "entry point 'acme.bad-entry = acme_bad_entry' of distribution"),
@@ -90,7 +90,7 @@ def broken_world(venv, make, tmp_path_factory):
         make.greeter("acme.bad-field", manifest_text=make.manifest("acme.bad-field", summary="")),
         make.greeter(
             "acme.incompatible",
-            manifest_text=make.manifest("acme.incompatible", targets="symphony-operators>=9"),
+            manifest_text=make.manifest("acme.incompatible", targets="symphony-motifs>=9"),
         ),
         make.greeter(TWIN, name="acme-twin-one"),
         make.greeter(TWIN, name="acme-twin-two"),
@@ -124,7 +124,10 @@ def test_every_broken_extension_fails_alone_with_a_reason_and_what_to_do(venv, h
     host("start", HEALTHY)
     for ext_id, (code, reason) in BROKEN.items():
         refused = host.refuses("start", ext_id)
-        assert refused["error"] in ("ExtensionFailed", "BudgetExceeded", "ConflictError"), refused
+        expected = {"incompatible": "CompatibilityError", "conflict": "ConflictError"}.get(code)
+        assert refused["error"] in ((expected,) if expected else ("ExtensionFailed", "BudgetExceeded")), (
+            refused
+        )
         info = host.info(ext_id)
         assert info["state"] == "failed", info
         assert info["problem"]["code"] == code, info["problem"]
@@ -171,11 +174,13 @@ def test_an_extension_built_for_another_release_is_refused_before_import(venv, h
 
     assert info["state"] == "failed"
     assert info["problem"]["hint"] == (
-        "install a release of 'acme-incompatible' made for symphony-operators 0.1.0, "
-        "or pip install 'symphony-operators>=9'"
+        "install a release of 'acme-incompatible' made for symphony-motifs 0.1.0, "
+        "or pip install 'symphony-motifs>=9'"
     )
     host = hosts(home)
-    assert "it failed: was built for" in host.refuses("start", "acme.incompatible")["message"]
+    refused = host.refuses("start", "acme.incompatible")
+    assert refused["error"] == "CompatibilityError"
+    assert "it failed: was built for" in refused["message"]
     assert host("modules", "acme_incompatible") == []
 
 
@@ -186,8 +191,8 @@ def test_two_distributions_claiming_one_id_are_both_refused_naming_each_other(ve
     for info in twins:
         assert info["state"] == "failed"
         assert info["problem"]["code"] == "conflict"
-        assert "'acme-twin-one' (symphony.operators)" in info["problem"]["message"]
-        assert "'acme-twin-two' (symphony.operators)" in info["problem"]["message"]
+        assert "'acme-twin-one' (symphony.motifs)" in info["problem"]["message"]
+        assert "'acme-twin-two' (symphony.motifs)" in info["problem"]["message"]
         assert info["problem"]["hint"] == "uninstall all but one of these distributions"
     host = hosts(home)
     assert "is declared by 2 extensions" in host.refuses("start", TWIN)["message"]

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 
 from symphony_core._errors import PermissionDenied
 from symphony_core._guard import Policy, acting_as, check_access, learn
@@ -448,7 +448,10 @@ def test_learning_mode_proposes_the_permissions_a_real_run_needs(
         {"type": "subprocess", "commands": [os.path.basename(sys.executable)], "reason": "TODO: say why"},
     ]
     assert tomllib.loads(recorder.toml())["permissions"] == proposal
-    permissions = tuple(TypeAdapter(list[Permission]).validate_python(proposal))
+    with pytest.raises(ValidationError, match="the reason 'TODO: say why' is a placeholder"):
+        TypeAdapter(list[Permission]).validate_python(proposal)  # the author must say why
+    written = [{**item, "reason": f"Needs it for the test ({item['type']})."} for item in proposal]
+    permissions = tuple(TypeAdapter(list[Permission]).validate_python(written))
     with acting_as(Policy.for_extension(EXTENSION, permissions, home)):
         run()  # granted as proposed, the same run passes the guard
 

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
+import pytest
+
+from symphony_core._sandbox._probe import probe
+
 SYNC = """
 from symphony_core import Extension
 
@@ -160,6 +166,79 @@ def test_reload_picks_up_the_changed_code_of_an_editable_extension(install, make
     info = host.info("acme.live")
     assert (info["state"], info["name"]) == ("active", "Live, renamed")
     assert journal.read_text() == "imported\ndeactivated\nimported\n"
+
+
+def test_a_rescan_that_finds_a_running_extension_changed_stops_it_first(install, make, home, hosts, tmp_path):
+    journal = tmp_path / "journal.txt"
+    (tree,) = install(
+        make.extension("acme.edited", code=JOURNALED.format(journal=str(journal), answer="first")),
+        editable=True,
+    )
+    host = hosts(home, isolation="none")  # unguarded: its journal file lies outside any grant
+    host("start", "acme.edited")
+    (tree / "src" / "acme_edited" / "symphony.toml").write_text(make.manifest("acme.edited", name="Edited"))
+
+    host("rescan")
+
+    assert journal.read_text() == "imported\ndeactivated\n", "its deactivate ran before it was replaced"
+    info = host.info("acme.edited")
+    assert (info["state"], info["name"]) == ("validated", "Edited")
+    assert host("modules", "acme_edited") == []
+    assert transitions(host("events"), "acme.edited")[-3:] == [STOP[0], STOP[1], ("discovered", "validated")]
+    host("start", "acme.edited")  # the new installation starts afresh
+    assert host("call", "acme.edited", "answer") == "first"
+    assert journal.read_text() == "imported\ndeactivated\nimported\n"
+
+
+# Asks for its own data folder and writes there when it stops: that works in a worker too.
+DATA_JOURNALED = """
+from symphony_core import Extension
+
+
+class Ext(Extension):
+    def activate(self, context):
+        self.journal = context.data_dir / "journal.txt"
+
+    def deactivate(self):
+        with self.journal.open("a") as journal:
+            journal.write("deactivated\\n")
+
+    def answer(self):
+        return 42
+"""
+WRITES_DATA = """
+[[permissions]]
+type = "fs.write"
+paths = ["{data}"]
+reason = "Keeps a journal of when it stops."
+"""
+
+
+@pytest.mark.skipif(
+    sys.platform != "linux" or not probe().has("landlock"),
+    reason="the isolated tier needs Linux and Landlock",
+)
+def test_a_rescan_stops_the_workers_of_an_isolated_extension_whose_installation_changed(
+    install, make, home, hosts
+):
+    project = make.extension(
+        "acme.reworked", code=DATA_JOURNALED, manifest_text=make.manifest("acme.reworked", extra=WRITES_DATA)
+    )
+    (tree,) = install(project, editable=True)
+    host = hosts(home, isolation="isolated")
+    host("grant", "acme.reworked")
+    assert host("start", "acme.reworked") == "RemoteExtension"
+    assert host("call", "acme.reworked", "answer") == 42
+    assert host.descendants(), "its workers run"
+    manifest = make.manifest("acme.reworked", name="Reworked", extra=WRITES_DATA)
+    (tree / "src" / "acme_reworked" / "symphony.toml").write_text(manifest)
+
+    host("rescan")
+
+    assert host.descendants() == [], "no worker of the replaced extension is left running"
+    journal = home / "extensions" / "acme.reworked" / "data" / "journal.txt"
+    assert journal.read_text() == "deactivated\n", "its workers ran its deactivate before they stopped"
+    assert host.info("acme.reworked")["state"] == "validated"
 
 
 def test_a_disabled_extension_is_refused_until_it_is_enabled_again(install, make, home, hosts):

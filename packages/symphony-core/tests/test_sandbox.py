@@ -372,7 +372,11 @@ def test_a_worker_started_from_a_thread_that_has_ended_keeps_running(start) -> N
     thread = threading.Thread(target=lambda: started.append(start()))
     thread.start()
     thread.join()
-    time.sleep(0.2)  # the kernel's parent-death signal would have arrived by now
+    task = Path(f"/proc/self/task/{thread.native_id}")
+    deadline = time.monotonic() + 10
+    while task.exists():  # the thread has returned; its exit, which sends a parent-death signal, ends here
+        assert time.monotonic() < deadline, "the thread never ended"
+        time.sleep(0.01)
 
     assert started[0].call("echo", ("alive",)) == [["alive"], {}]
 

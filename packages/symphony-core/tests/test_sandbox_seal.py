@@ -302,8 +302,12 @@ daemon = textwrap.dedent('''
             while True:
                 time.sleep(0.05)
         os._exit(0)
-    time.sleep(0.5)
-    result = (context.cache_dir / "daemon.pid").read_text()
+    told = context.cache_dir / "daemon.pid"
+    for _ in range(1000):  # until the daemon has written its number
+        if told.exists() and told.read_text():
+            break
+        time.sleep(0.01)
+    result = told.read_text()
 ''')
 print(worker.call("attempt", (daemon,)), flush=True)
 import time

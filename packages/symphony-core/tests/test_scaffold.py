@@ -1,8 +1,9 @@
 """``symphony new``: a kit's template rendered into a project, and what goes wrong said plainly.
 
-The core knows no kit, so these tests install a stand-in ``symphony-motifs`` that registers a small
-template in ``symphony.scaffolds``, as the real kits do (the real templates are tested at the root,
-with their kits). symphony-instruments is not installed here: that is the missing kit.
+The core knows no kit, so these tests install a stand-in ``symphony-motifs`` in the place of the real
+one, which registers a small template in ``symphony.scaffolds``, as the real kits do (the real
+templates are tested at the root, with their kits). symphony-instruments is not installed here: that is
+the missing kit.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def stand_in_kit(venv, make, tmp_path_factory):
     venv.install(tmp_path_factory.mktemp("kit"), kit)
     yield
     venv.uninstall(kit.name)
+    venv.install_kits()  # the real one, which the other tests' extensions are built on
 
 
 def symphony(venv, *args):

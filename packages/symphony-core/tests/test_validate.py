@@ -310,3 +310,55 @@ def test_a_folder_without_a_project_table_is_a_bad_target(tmp_path):
 
     with pytest.raises(BadTarget, match=r"has no \[project\] table"):
         validate(tmp_path)
+
+
+# One rule set: what `symphony validate` refuses in a permission, discovery refuses too.
+PERMISSION_CASES = {
+    "acme.perm-ok": (
+        'type = "fs.read"\npaths = ["{data}", "/usr/share/dict"]\nreason = "Reads its word lists."',
+        None,
+    ),
+    "acme.perm-todo": ('type = "fs.read"\npaths = ["{data}"]\nreason = "TODO: say why"', "is a placeholder"),
+    "acme.perm-dots": ('type = "env"\nnames = ["HOME"]\nreason = "..."', "is a placeholder"),
+    "acme.perm-port": (
+        'type = "net.connect"\nhosts = ["example.com"]\nreason = "Fetches rates."',
+        "host:port",
+    ),
+    "acme.perm-var": (
+        'type = "fs.write"\npaths = ["{tmp}/x"]\nreason = "Keeps results."',
+        "unknown variable",
+    ),
+    "acme.perm-rel": ('type = "fs.read"\npaths = ["data/x"]\nreason = "Reads its input."', "is not absolute"),
+    "acme.perm-up": ('type = "fs.write"\npaths = ["{data}/.."]\nreason = "Keeps results."', "'..' part"),
+}
+
+
+def test_discovery_refuses_every_permission_that_validate_refuses_and_no_other(venv, make, tmp_path):
+    code = "from symphony_core import Extension\n\n\nclass Ext(Extension):\n    pass\n"
+    files, entry_points = {}, {}
+    for ext_id, (permission, _) in PERMISSION_CASES.items():
+        module = ext_id.replace(".", "_").replace("-", "_")
+        files[f"{module}/__init__.py"] = code
+        files[f"{module}/symphony.toml"] = make.manifest(ext_id, extra=f"\n[[permissions]]\n{permission}\n")
+        entry_points[ext_id] = f"{module}:Ext"
+    project = make.Project("acme-permission-cases", files, entry_points)
+
+    report = validate(project.write(tmp_path))
+    venv.install(tmp_path / "built", project)
+    try:
+        listed = make.by_id(venv.symphony_json(tmp_path / "home", "list"))
+    finally:
+        venv.uninstall(project.name)
+
+    for ext_id, (_, refused) in PERMISSION_CASES.items():
+        module = ext_id.replace(".", "_").replace("-", "_")
+        said = [f.message for f in report.findings if f.check == "permissions" and module in (f.file or "")]
+        problem = listed[ext_id]["problem"]
+        if refused is None:
+            assert said == [], ext_id
+            assert problem is None, (ext_id, problem)
+            continue
+        assert len(said) == 1, (ext_id, said)
+        assert refused in said[0], (ext_id, said)
+        assert listed[ext_id]["state"] == "failed", ext_id
+        assert refused in problem["message"], (ext_id, problem)

@@ -79,7 +79,7 @@ def test_bad_requests_fail_alone_before_joining_a_batch_and_the_good_ones_all_su
             calls.append(instrument.infer({"x": good * number}))
             calls.extend(instrument.infer(inputs) for inputs, _ in bad.values())
         tasks = [asyncio.ensure_future(call) for call in calls]
-        await asyncio.sleep(0.05)
+        await _until(lambda: instrument.metrics().submitted + instrument.metrics().invalid == len(calls))
         instrument.gate.set()
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)
         metrics = instrument.metrics()
@@ -112,7 +112,7 @@ def test_a_batch_the_model_fails_on_is_retried_request_by_request_so_only_the_cu
         await _until(instrument.entered.is_set)
         values = [[float(n), 0.0] for n in (1, 2, -3, 4)]  # -3 makes the model raise
         rest = [asyncio.ensure_future(instrument.infer({"x": value})) for value in values]
-        await asyncio.sleep(0.01)
+        await _until(lambda: instrument.metrics().queue_depth == len(values))
         instrument.gate.set()
         outcomes = await asyncio.gather(first, *rest, return_exceptions=True)
         metrics = instrument.metrics()
@@ -292,8 +292,9 @@ def test_metrics_report_queue_depth_batch_sizes_latency_and_outcomes(context, ki
         first = asyncio.ensure_future(instrument.infer({"x": [0.0, 0.0]}))
         await _until(instrument.entered.is_set)
         rest = [asyncio.ensure_future(instrument.infer({"x": [1.0, 0.0]})) for _ in range(12)]
-        await asyncio.sleep(0.02)
+        await _until(lambda: instrument.metrics().queue_depth == 12)
         busy = instrument.metrics()
+        await asyncio.sleep(0.02)  # the model stays busy 20 ms more: every request waits at least that
         instrument.gate.set()
         await asyncio.gather(first, *rest)
         done = instrument.metrics()
@@ -384,3 +385,43 @@ def test_callers_on_two_event_loops_share_a_batch_and_each_is_answered_on_its_ow
     assert [len(batch) for batch in instrument.batches] == [1, 4], "one batch for both loops' requests"
     assert (metrics.submitted, metrics.completed, metrics.queue_depth) == (5, 5, 0)
     assert len(metrics.latency_ms) == 4
+
+
+def test_a_request_larger_than_a_batch_is_split_across_batches_and_reassembled(models, context, kit):
+    config = ModelConfig(path=str(models / "mlp.onnx"), batching=BatchingConfig(max_batch_size=64))
+    rows = np.random.default_rng(3).standard_normal((150, 256)).astype(np.float32)
+
+    async def scenario():
+        instrument = OnnxInstrument()
+        await instrument.activate(context(kit.MLP_MANIFEST, config))
+        whole = await instrument.infer({"input": rows})
+        metrics = instrument.metrics()
+        await instrument.deactivate()
+        return whole, metrics
+
+    whole, metrics = asyncio.run(scenario())
+
+    session = ort.InferenceSession(str(models / "mlp.onnx"), providers=["CPUExecutionProvider"])
+    (expected,) = session.run(None, {"input": rows})
+    assert whole["output"].shape == (150, 10)
+    np.testing.assert_allclose(whole["output"], expected, rtol=1e-4, atol=1e-5)
+    assert metrics.batch_sizes == {64: 2, 22: 1}
+    assert metrics.completed == 3, "each part counts as a request"
+
+
+def test_a_split_request_fails_whole_with_the_error_of_its_failing_part_and_others_go_on(context, kit):
+    instrument = kit.Gate()
+
+    async def scenario():
+        await instrument.activate(context(kit.GATE_MANIFEST, _gate_config(max_batch_size=2)))
+        values = np.array([[1.0, 0.0], [2.0, 0.0], [-3.0, 0.0], [4.0, 0.0], [5.0, 0.0]], np.float32)
+        failed = await asyncio.gather(instrument.infer({"x": values}), return_exceptions=True)
+        fine = await instrument.infer({"x": values[:2]})
+        await instrument.deactivate()
+        return failed[0], fine
+
+    failed, fine = asyncio.run(scenario())
+
+    assert isinstance(failed, ExtensionFailed)
+    assert "ValueError: negative values are not supported" in str(failed)
+    np.testing.assert_array_equal(fine["y"], [[2.0, 0.0], [4.0, 0.0]])

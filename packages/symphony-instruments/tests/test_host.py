@@ -167,3 +167,72 @@ def test_a_model_path_outside_the_granted_folders_is_refused_although_onnxruntim
     info = host.inspect(EXTENSION)
     assert info.state.value == "failed"
     assert "fs.read" in info.problem.message
+
+
+# Runs in a fresh Python, as a host application starts: nothing of onnxruntime is imported before the host
+# starts the instrument under the guard.
+FRESH_HOST = """
+import json, shutil, sys
+from pathlib import Path
+
+site, home, model = sys.argv[1:4]
+sys.path.insert(0, site)
+from symphony_core import Host
+
+assert "onnxruntime" not in sys.modules
+with Host(home, path=sys.path, isolation="guard") as host:
+    host.discover()
+    data = host.home.data_dir("acme.digits")
+    data.mkdir(parents=True)
+    shutil.copy(model, data / "digits.onnx")
+    host.grant("acme.digits")
+    host.start("acme.digits")
+    label = host.call("acme.digits", "infer", {"input": [0.0] * 64})["label"]
+    denied = [record.detail for record in host.state.audit_log() if record.event == "permission_denied"]
+print(json.dumps({"label": int(label), "denied": denied, "onnxruntime": "onnxruntime" in sys.modules}))
+"""
+
+
+def _fresh_env(site: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SYMPHONY_", "PYTEST_"))}
+    env["PYTHONPATH"] = str(site)
+    return env
+
+
+def test_a_fresh_guarded_host_charges_none_of_the_kits_own_first_import_to_the_instrument(
+    site, digits, tmp_path
+):
+    ran = subprocess.run(
+        [sys.executable, "-c", FRESH_HOST, str(site), str(tmp_path / "home"), str(digits.path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_fresh_env(site),
+        check=False,
+    )
+
+    assert ran.returncode == 0, ran.stderr
+    outcome = json.loads(ran.stdout)
+    assert outcome["onnxruntime"], "the instrument ran on onnxruntime, imported in this process"
+    assert outcome["denied"] == [], "onnxruntime's own reads (/etc/os-release) are not the instrument's"
+
+
+def test_learning_proposes_only_what_the_instrument_itself_reads(site, digits, tmp_path):
+    home = tmp_path / "home"
+    data = home / "extensions" / EXTENSION / "data"
+    data.mkdir(parents=True)
+    shutil.copy(digits.path, data / "digits.onnx")
+    symphony = Path(sys.executable).parent / "symphony"
+
+    ran = subprocess.run(
+        [str(symphony), "--home", str(home), "learn", EXTENSION, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_fresh_env(site),
+        check=False,
+    )
+
+    assert ran.returncode == 0, ran.stderr
+    proposal = json.loads(ran.stdout)
+    assert [(item["type"], item["paths"]) for item in proposal] == [("fs.read", ["{data}"])]

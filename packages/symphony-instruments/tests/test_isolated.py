@@ -336,3 +336,35 @@ def test_a_worker_that_dies_under_a_batch_fails_that_batch_alone_and_its_replace
     assert metrics.failed == 3, "the batch ran once: its requests were not retried one by one"
     assert after["y"].tolist() == [8.0, 0.0]
     assert host.inspect("acme.held").state.value == "active"
+
+
+@pytest.mark.parametrize("isolation", TIERS)
+def test_a_request_larger_than_a_batch_runs_in_parts_and_is_answered_whole_in_order(hosts, isolation):
+    host = hosts(isolation)
+    host.set_config("acme.held", "batching.max_batch_size", "4")
+    host.start("acme.held")
+    x = np.stack([np.arange(10, dtype=np.float32), np.zeros(10, dtype=np.float32)], axis=1)
+
+    answer = host.call("acme.held", "infer", {"x": x})
+    with pytest.raises(InvalidInput):  # checked whole, before any part is queued
+        host.call("acme.held", "infer", {"x": np.ones((9, 3), dtype=np.float32)})
+    metrics = host.call("acme.held", "metrics")
+
+    np.testing.assert_array_equal(answer["y"], x * 2)
+    assert answer["drawn"].shape == (10,)
+    assert metrics.batch_sizes == {4: 2, 2: 1}, "parts of at most max_batch_size items"
+    assert (metrics.completed, metrics.invalid) == (3, 1)
+
+
+@ISOLATED
+def test_a_large_request_fails_whole_when_the_worker_under_one_of_its_parts_dies(hosts):
+    host = hosts("isolated")
+    host.set_config("acme.held", "batching.max_batch_size", "2")
+    host.start("acme.held")
+    x = np.array([[1.0, 0.0], [2.0, 0.0], [-1.0, 0.0], [3.0, 0.0]], dtype=np.float32)
+
+    with pytest.raises(WorkerCrashed):
+        host.call("acme.held", "infer", {"x": x})
+    after = host.call("acme.held", "infer", {"x": x[:2]})
+
+    np.testing.assert_array_equal(after["y"], x[:2] * 2)

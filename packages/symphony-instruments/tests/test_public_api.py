@@ -12,9 +12,23 @@ import symphony_instruments
 from symphony_instruments import Batch, Instrument, SymphonyError
 
 
-def test_every_exported_name_resolves():
+def test_every_exported_name_is_the_cores_own_object_or_defined_in_this_package():
+    import symphony_core
+
+    assert len(set(symphony_instruments.__all__)) == len(symphony_instruments.__all__)
+    own = []
     for name in symphony_instruments.__all__:
-        assert getattr(symphony_instruments, name) is not None, name
+        value = getattr(symphony_instruments, name)
+        if name == "__version__":
+            assert isinstance(value, str), value
+            assert value[0].isdigit(), value
+        elif name in symphony_core.__all__:
+            assert value is getattr(symphony_core, name), f"{name} shadows the core's {name}"
+        elif callable(value) and name != "Batch":  # Batch is a type alias of a collections.abc type
+            assert value.__module__.startswith("symphony_instruments."), name
+            assert value.__doc__, f"{name} has no docstring"
+            own.append(name)
+    assert {"Instrument", "OnnxInstrument", "Metrics", "ModelConfig", "Overloaded"} <= set(own)
 
 
 def test_the_request_errors_belong_to_the_symphony_error_family():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import selectors
 import signal
 import subprocess
 import sys
@@ -79,6 +80,36 @@ def test_symphony_ui_names_a_motif_that_is_not_installed(tmp_path: Path) -> None
     assert "symphony list" in failed.stderr
 
 
+@pytest.mark.parametrize(
+    ("display", "says"),
+    [
+        ({}, "there is no display (DISPLAY and WAYLAND_DISPLAY are unset)"),
+        ({"DISPLAY": ":4242"}, "cannot open a window: "),  # a display nobody serves: no backend can start
+    ],
+    ids=["no display", "unusable display"],
+)
+def test_symphony_ui_without_a_usable_display_says_so_in_one_line_and_exits_1(
+    tmp_path: Path, display: dict[str, str], says: str
+) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")},
+        "SYMPHONY_HOME": str(tmp_path),
+        **display,
+    }
+    failed = subprocess.run(
+        [str(SYMPHONY), "ui"], capture_output=True, text=True, env=env, timeout=180, check=False
+    )
+
+    assert failed.returncode == 1
+    lines = failed.stderr.strip().splitlines()
+    assert len(lines) == 1, failed.stderr
+    assert lines[0].startswith("error: symphony.marketplace: cannot open a window: ")
+    assert says in lines[0]
+    assert "symphony ui --serve" in lines[0]
+    assert 'pip install "symphony-motifs[qt]"' in lines[0]
+    assert window_processes(os.getpid()) == []
+
+
 def window_processes(parent: int) -> list[int]:
     """The window processes started by ``parent`` (read from /proc)."""
     found = []
@@ -112,13 +143,19 @@ def test_symphony_ui_opens_a_window_process_and_stops_cleanly_on_sigterm(tmp_pat
         env=env,
     )
     try:
-        deadline = time.monotonic() + 60
-        windows: list[int] = []
-        while not windows and time.monotonic() < deadline and process.poll() is None:
-            time.sleep(0.2)
-            windows = window_processes(process.pid)
+        assert process.stderr is not None
+        said = ""
+        with selectors.DefaultSelector() as selector:  # until it says its window shows the page
+            selector.register(process.stderr, selectors.EVENT_READ)
+            deadline = time.monotonic() + 120
+            while "in a window" not in said and selector.select(max(0.0, deadline - time.monotonic())):
+                line = process.stderr.readline()
+                if not line:
+                    break
+                said += line
+        assert "Showing Marketplace in a window" in said, said
+        windows = window_processes(process.pid)
         assert windows, "no window process was started"
-        time.sleep(2)  # let the window load its page
         process.send_signal(signal.SIGTERM)
         _, errors = process.communicate(timeout=30)
     finally:

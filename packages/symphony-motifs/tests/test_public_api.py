@@ -4,9 +4,24 @@ import symphony_motifs
 from symphony_motifs import Motif, MotifError, MotifSpec
 
 
-def test_every_exported_name_resolves() -> None:
+def test_every_exported_name_is_the_cores_own_object_or_defined_in_this_package() -> None:
+    import symphony_core
+
+    assert len(set(symphony_motifs.__all__)) == len(symphony_motifs.__all__)
+    own = []
     for name in symphony_motifs.__all__:
-        assert getattr(symphony_motifs, name) is not None, name
+        value = getattr(symphony_motifs, name)
+        if name == "__version__":
+            assert isinstance(value, str), value
+            assert value[0].isdigit(), value
+        elif name in symphony_core.__all__:
+            assert value is getattr(symphony_core, name), f"{name} shadows the core's {name}"
+        elif isinstance(value, type) or (callable(value) and hasattr(value, "__code__")):
+            assert value.__module__.startswith("symphony_motifs."), name
+            assert value.__doc__, f"{name} has no docstring"
+            own.append(name)
+    assert {"Motif", "MotifSpec", "MotifServer", "serve", "open_window", "MotifError"} <= set(own)
+    assert symphony_motifs.MARKETPLACE == "symphony.marketplace"
 
 
 def test_a_motif_exposes_only_what_its_manifest_lists() -> None:

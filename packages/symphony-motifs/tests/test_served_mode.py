@@ -389,9 +389,10 @@ def test_a_call_that_never_returns_does_not_keep_the_server_from_closing(
         files={
             "acme_stuck/__init__.py": (
                 "import threading\n\nfrom symphony_motifs import Motif\n\n"
-                "RELEASE = threading.Event()\n\n"
+                "RELEASE = threading.Event()\nENTERED = threading.Event()\n\n"
                 "class Stuck(Motif):\n"
                 "    def wait(self) -> str:\n"
+                "        ENTERED.set()\n"
                 "        RELEASE.wait()\n"
                 "        return 'released'\n"
             ),
@@ -405,7 +406,7 @@ def test_a_call_that_never_returns_does_not_keep_the_server_from_closing(
     server = serve(host, "acme.stuck")
     caller = threading.Thread(target=call, args=(server, "wait", {}), daemon=True)
     caller.start()
-    time.sleep(0.5)  # the call is in the motif now
+    assert sys.modules["acme_stuck"].ENTERED.wait(30), "the call never reached the motif"
     started = time.monotonic()
     server.close()
     assert time.monotonic() - started < 15

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from ._guard import check_access
     from ._hooks import LifecycleEvent, PermissionEvent, hookimpl
     from ._host import ExtensionInfo, Host, Isolation
+    from ._install import Installation, InstallError, InstallPlan
     from ._lifecycle import State
     from ._manifest import Manifest, read_manifest
     from ._permissions import EnvVars, FileRead, FileWrite, Gpu, NetConnect, NetListen, Permission, Subprocess
@@ -75,6 +76,9 @@ _LAZY = {
     "ExtensionInfo": "._host",
     "Host": "._host",
     "Isolation": "._host",
+    "InstallError": "._install",
+    "InstallPlan": "._install",
+    "Installation": "._install",
     "State": "._lifecycle",
     "Manifest": "._manifest",
     "read_manifest": "._manifest",
@@ -112,6 +116,9 @@ __all__ = [
     "GuardDenied",
     "Harness",
     "Host",
+    "InstallError",
+    "InstallPlan",
+    "Installation",
     "Isolation",
     "LifecycleError",
     "LifecycleEvent",

@@ -10,27 +10,22 @@ Exit codes of ``symphony validate``: 0 valid (warnings allowed unless ``--strict
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
+
+from ._output import console, print_json
 
 KINDS = ("instrument", "operator", "motif")
 
 
-def _print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True))
-
-
 def _fail(message: str, hint: str | None = None, *, code: int = 1) -> None:
-    console = Console(stderr=True)
-    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+    out = console(stderr=True)
+    out.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     if hint:
-        console.print(f"[bold]what to do:[/] {escape(hint)}", highlight=False)
+        out.print(f"[bold]what to do:[/] {escape(hint)}", highlight=False)
     sys.exit(code)
 
 
@@ -75,24 +70,24 @@ def new(kind: str, name: str, folder: Path | None, ext_id: str | None, as_json: 
     except ScaffoldError as exc:
         _fail(exc.message, exc.hint)
     if as_json:
-        _print_json(created.as_json())
+        print_json(created.as_json())
         return
     names = created.names
-    console = Console()
-    console.print(
+    out = console()
+    out.print(
         f"[bold green]created[/] the {kind} [bold]{escape(names.id)}[/] in {escape(str(created.folder))}",
         highlight=False,
     )
     for path in created.files:
-        console.print(f"  {escape(str(path.relative_to(created.folder)))}", highlight=False)
-    console.print("\n[bold]next:[/]")
+        out.print(f"  {escape(str(path.relative_to(created.folder)))}", highlight=False)
+    out.print("\n[bold]next:[/]")
     for step in (
         f"cd {created.folder}",
         'python -m pip install -e ".[test]"',
         "python -m pytest",
         "symphony validate .",
     ):
-        console.print(f"  {escape(step)}", highlight=False)
+        out.print(f"  {escape(step)}", highlight=False)
 
 
 SEVERITY_STYLES = {"error": "bold red", "warning": "yellow"}
@@ -132,26 +127,26 @@ def validate(target: Path, strict: bool, as_json: bool) -> None:
         _fail(exc.message, exc.hint, code=2)
     failed = bool(report.errors) or (strict and bool(report.warnings))
     if as_json:
-        _print_json(report.as_json())
+        print_json(report.as_json())
         sys.exit(1 if failed else 0)
-    console = Console()
+    out = console()
     label = f"{report.distribution or '?'} {report.version or ''}".strip()
-    console.print(f"[bold]{escape(label)}[/] ({report.type} {escape(report.target)})", highlight=False)
+    out.print(f"[bold]{escape(label)}[/] ({report.type} {escape(report.target)})", highlight=False)
     if report.extensions:
-        console.print(f"extensions: {escape(', '.join(report.extensions))}", highlight=False)
-    console.print("  ".join(f"{check}: {OUTCOME_MARKS[report.outcome(check)]}" for check in CHECKS))
+        out.print(f"extensions: {escape(', '.join(report.extensions))}", highlight=False)
+    out.print("  ".join(f"{check}: {OUTCOME_MARKS[report.outcome(check)]}" for check in CHECKS))
     for finding in report.findings:
         style = SEVERITY_STYLES[finding.severity]
         where = f"{finding.where}: " if finding.where else ""
         field = f"{finding.field}: " if finding.field else ""
-        console.print(
+        out.print(
             f"[{style}]{finding.severity}[/] {escape(f'[{finding.check}] ' + where + field + finding.message)}",
             highlight=False,
         )
         if finding.hint:
-            console.print(f"    [bold]what to do:[/] {escape(finding.hint)}", highlight=False)
+            out.print(f"    [bold]what to do:[/] {escape(finding.hint)}", highlight=False)
     errors, warnings = len(report.errors), len(report.warnings)
     if failed:
-        console.print(f"[bold red]invalid:[/] {errors} error(s), {warnings} warning(s)")
+        out.print(f"[bold red]invalid:[/] {errors} error(s), {warnings} warning(s)")
         sys.exit(1)
-    console.print(f"[bold green]valid[/] ({warnings} warning(s))" if warnings else "[bold green]valid[/]")
+    out.print(f"[bold green]valid[/] ({warnings} warning(s))" if warnings else "[bold green]valid[/]")

@@ -1,8 +1,11 @@
-"""The ``symphony`` command: list, inspect, enable and disable extensions, check this host, and (for
-authors) generate and validate extension projects.
+"""The ``symphony`` command: list, inspect, enable and disable extensions, check this host, read its
+audit log, and (for authors) generate and validate extension projects.
 
 Exit codes: 0 success; 1 the command could not do what was asked (unknown id, unreadable state, a
-doctor check that failed); 2 the command line itself was wrong.
+doctor verdict of broken); 2 the command line itself was wrong; 130 stopped by Ctrl-C.
+
+What it prints for people is plain text when standard output is not a terminal, never wrapped; what
+``--json`` prints carries the version of its shape (see ``_output``).
 """
 
 from __future__ import annotations
@@ -12,18 +15,23 @@ import platform
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
 from ._author_cli import new, validate
-from ._errors import SymphonyError
+from ._cli_install import install, uninstall, upgrade
+from ._errors import StateError, SymphonyError
+from ._output import console, print_json, print_table
 
 STATE_STYLES = {"failed": "bold red", "active": "green", "validated": "cyan"}
+INTERRUPTED = 130
+"""The exit status of a command stopped by Ctrl-C, as shells report a process SIGINT ended."""
 
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print JSON for machines instead of a table."
@@ -76,6 +84,21 @@ class _Commands(click.Group):
             )
         return loaded
 
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            _interrupted()
+        except click.Abort as exc:
+            if isinstance(exc.__context__, KeyboardInterrupt):  # Ctrl-C at a prompt
+                _interrupted()
+            raise
+
+
+def _interrupted() -> NoReturn:
+    click.echo("stopped (Ctrl-C)", err=True)
+    sys.exit(INTERRUPTED)
+
 
 def _added_commands() -> dict[str, list[Any]]:
     from importlib_metadata import entry_points
@@ -124,7 +147,8 @@ def main(ctx: click.Context, home: Path | None) -> None:
       symphony permissions acme.digits   what it asks for, why, and what was granted
       symphony grant acme.digits    consent to what it asks for (shows the summary first)
       symphony revoke acme.digits   withdraw every grant
-      symphony doctor               what this host can and cannot do here
+      symphony doctor               what this host can and cannot do here, and a verdict
+      symphony audit acme.digits    what happened to an extension, oldest first
       symphony new operator acme-totals   a complete extension project (for authors)
       symphony validate .           check a project or a wheel before publishing it
 
@@ -139,7 +163,8 @@ def _host(ctx: click.Context) -> Iterator[Any]:
     from ._host import Host
 
     try:
-        host = Host(ctx.obj, isolation="auto")  # extension code runs in workers unless trusted
+        # Extension code runs in workers unless trusted; what is done here is audited as the person's.
+        host = Host(ctx.obj, isolation="auto", actor=_person())
     except SymphonyError as exc:
         _fail(str(exc))
     try:
@@ -150,13 +175,9 @@ def _host(ctx: click.Context) -> Iterator[Any]:
         host.close()
 
 
-def _fail(message: str) -> None:
-    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
+def _fail(message: str) -> NoReturn:
+    console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     sys.exit(1)
-
-
-def _print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True))
 
 
 @main.command("list")
@@ -174,28 +195,25 @@ def list_(ctx: click.Context, rescan: bool, as_json: bool) -> None:
     with _host(ctx) as host:
         infos = host.discover(rescan=rescan)
     if as_json:
-        _print_json([info.as_json() for info in infos])
+        print_json([info.as_json() for info in infos])
         return
-    console = Console()
+    out = console()
     if not infos:
-        console.print("No extensions installed. Install one with pip, e.g. `pip install <extension>`.")
+        out.print("No extensions installed. Install one with pip, e.g. `pip install <extension>`.")
         return
-    table = Table(title=f"{len(infos)} extension(s)", title_justify="left")
-    for column in ("id", "kind", "version", "state", "distribution", "problem"):
-        table.add_column(column, overflow="fold")
+    rows = []
     for info in infos:
         state = info.state.value if info.enabled else f"{info.state.value} (disabled)"
         problem = "" if info.problem is None else info.problem.message
         style = STATE_STYLES.get(info.state.value, "")
-        table.add_row(
-            escape(info.id),
-            info.kind,
-            escape(info.version),
-            f"[{style}]{state}[/]" if style else state,
-            escape(info.distribution),
-            escape(problem),
-        )
-    console.print(table)
+        where = info.distribution if info.environment is None else f"{info.distribution} (own env)"
+        rows.append([info.id, info.kind, info.version, Text(state, style), where, problem])
+    print_table(
+        out,
+        ("id", "kind", "version", "state", "distribution", "problem"),
+        rows,
+        title=f"{len(infos)} extension(s)",
+    )
 
 
 @main.command()
@@ -212,30 +230,45 @@ def inspect(ctx: click.Context, extension: str, as_json: bool) -> None:
     with _host(ctx) as host:
         info = host.inspect(extension)
         consent = host.consent(extension) if info.manifest is not None else None
+        tier = host.tier(extension) if info.manifest is not None else None
     if as_json:
         data = info.as_json()
         data["consent"] = None if consent is None else consent.as_json()
-        _print_json(data)
+        data["enforced_by"] = tier
+        print_json(data)
         return
-    console = Console()
-    console.print(
+    out = console()
+    out.print(
         f"[bold]{escape(info.name or info.id)}[/] ({escape(info.id)}) {info.kind} {escape(info.version)}"
     )
     if info.summary:
-        console.print(escape(info.summary))
-    console.print(f"distribution: {escape(info.distribution)}   entry point: {escape(info.entry_point)}")
-    console.print(f"manifest: {escape(info.manifest_file or '-')}")
-    console.print(f"state: {info.state.value}{'' if info.enabled else ' (disabled)'}")
+        out.print(escape(info.summary))
+    out.print(f"distribution: {escape(info.distribution)}   entry point: {escape(info.entry_point)}")
+    out.print(f"manifest: {escape(info.manifest_file or '-')}")
+    out.print(f"state: {info.state.value}{'' if info.enabled else ' (disabled)'}")
     if info.problem is not None:
-        console.print(f"[bold red]problem:[/] {escape(info.problem.message)}", highlight=False)
+        out.print(f"[bold red]problem:[/] {escape(info.problem.message)}", highlight=False)
         if info.problem.hint:
-            console.print(f"[bold]what to do:[/] {escape(info.problem.hint)}", highlight=False)
+            out.print(f"[bold]what to do:[/] {escape(info.problem.hint)}", highlight=False)
     if consent is not None:
-        _print_consent(console, consent)
+        assert tier is not None
+        _print_consent(out, consent, tier)
 
 
-def _print_consent(console: Console, consent: Any) -> None:
-    """The consent summary a person reads before granting: each request, its reason and its status."""
+ENFORCED_BY = {
+    "isolated": "enforced by the kernel: it runs in isolated worker processes (Landlock, namespaces, "
+    "seccomp); `symphony doctor` shows what this machine enforces",
+    "guard": "enforced in the host's own process by the guard (in-process audit hooks), which is not a "
+    "sandbox: native code bypasses it; it runs there because the policy file trusts it, or this "
+    "platform has no isolated tier",
+    "none": "not enforced: the host runs it in its own process without the guard",
+}
+"""What enforces a grant, by the tier the extension runs in (`Host.tier`)."""
+
+
+def _print_consent(console: Console, consent: Any, tier: str) -> None:
+    """The consent summary a person reads before granting: each request, its reason, its status, and
+    what will enforce the grant."""
     from ._grants import atoms, describe
 
     granted = atoms(consent.granted.permissions) if consent.granted else set()
@@ -281,10 +314,7 @@ def _print_consent(console: Console, consent: Any) -> None:
         console.print(
             f"[yellow]it will not run until consent is given:[/] symphony grant {consent.extension}"
         )
-    console.print(
-        "enforced here by the guard (in-process audit hooks); not a sandbox: native code bypasses it",
-        style="dim",
-    )
+    console.print(ENFORCED_BY[tier], style="dim", highlight=False)
 
 
 _NOTE_STYLES = {"refused": "bold red", "danger": "red", "warning": "yellow", "info": "dim"}
@@ -314,10 +344,11 @@ def permissions(ctx: click.Context, extension: str, as_json: bool) -> None:
     """
     with _host(ctx) as host:
         consent = host.consent(extension)
+        tier = host.tier(extension)
     if as_json:
-        _print_json(consent.as_json())
+        print_json({**consent.as_json(), "enforced_by": tier})
         return
-    _print_consent(Console(), consent)
+    _print_consent(console(), consent, tier)
 
 
 @main.command()
@@ -337,17 +368,19 @@ def grant(ctx: click.Context, extension: str, permission: tuple[str, ...], yes: 
       symphony grant acme.digits fs.read net.connect --yes
     """
     with _host(ctx) as host:
+        tier = host.tier(extension)
         if not yes:
-            _print_consent(Console(), host.consent(extension))
+            _print_consent(console(), host.consent(extension), tier)
             if not sys.stdin.isatty():
                 _fail("not granted: no terminal to ask on; pass --yes to grant from a script")
             click.confirm("Grant these permissions?", abort=True)
         consent = host.grant(extension, permission, actor=_person())
     if as_json:
-        _print_json(consent.as_json())
+        print_json({**consent.as_json(), "enforced_by": tier})
         return
-    Console().print(
-        f"granted {', '.join(permission) or 'all requested permissions'} to {extension} {consent.version}"
+    console().print(
+        f"granted {', '.join(permission) or 'all requested permissions'} to {extension} {consent.version}",
+        highlight=False,
     )
 
 
@@ -363,7 +396,7 @@ def revoke(ctx: click.Context, extension: str) -> None:
     """
     with _host(ctx) as host:
         host.revoke(extension, actor=_person())
-    Console().print(f"revoked every grant of {extension}")
+    console().print(f"revoked every grant of {escape(extension)}", highlight=False)
 
 
 @main.command()
@@ -391,18 +424,21 @@ def learn(ctx: click.Context, extension: str, calls: tuple[str, ...], as_json: b
             host.call(extension, method)
         host.deactivate(extension)
     if as_json:
-        _print_json(recorder.proposal())
+        print_json(recorder.proposal(), versioned=False)  # manifest data: each item a permission request
         return
     click.echo(recorder.toml())
 
 
 @main.group()
 def config() -> None:
-    """Show, set and describe an extension's config.
+    """Show, set, unset and describe an extension's config.
 
     Values are layered: the model's defaults < the config file
-    $SYMPHONY_HOME/config/ID.toml < environment variables SYMPHONY_<ID>__<FIELD> < values set here.
-    These commands import the extension's config model (not the rest of its code).
+    $SYMPHONY_HOME/config/ID.toml < environment variables SYMPHONY_<ID>__<FIELD> < values set here
+    (which outrank the file and the environment until `symphony config unset` removes them).
+
+    These commands import the module of the extension's config model, and so run its package's
+    __init__: for an extension the host isolates, only in a short-lived restricted worker.
     """
 
 
@@ -425,19 +461,25 @@ def config_show(ctx: click.Context, extension: str, as_json: bool) -> None:
     if resolved is None:
         _fail(f"{extension}: has no config (its manifest names no `config` model)")
     if as_json:
-        _print_json(resolved.as_json())
+        print_json({**resolved.as_json(), "layers": list(LAYERS)})
         return
     values = _flatten(public_dump(resolved.config))
-    table = Table(title=f"config of {extension}", title_justify="left")
-    for column in ("key", "value", "from"):
-        table.add_column(column, overflow="fold")
-    for key, source in resolved.sources.items():
-        table.add_row(key, json.dumps(values.get(key)), str(source))
-    console = Console()
-    console.print(table)
-    console.print(
+    out = console()
+    rows = [[key, json.dumps(values.get(key)), str(source)] for key, source in resolved.sources.items()]
+    print_table(out, ("key", "value", "from"), rows, title=f"config of {extension}")
+    out.print(
         f"file: {config_file(home, extension)}   environment: {env_prefix(extension)}<FIELD>", highlight=False
     )
+    out.print(
+        "each layer outranks the one before: "
+        + " < ".join(LAYERS)
+        + f"; `symphony config unset {extension} KEY` removes a value set here (an override)",
+        highlight=False,
+    )
+
+
+LAYERS = ("default", "file", "env", "override")
+"""The config layers, lowest first, as ``from`` names them."""
 
 
 @config.command("set")
@@ -457,7 +499,31 @@ def config_set(ctx: click.Context, extension: str, key: str, value: str) -> None
     """
     with _host(ctx) as host:
         host.set_config(extension, key, value, actor=_person())
-    Console().print(f"set {key} of {extension}")
+    console().print(f"set {escape(key)} of {escape(extension)}", highlight=False)
+
+
+@config.command("unset")
+@click.argument("extension")
+@click.argument("key", required=False)
+@click.option("--all", "everything", is_flag=True, help="Remove every value set here for the extension.")
+@click.pass_context
+def config_unset(ctx: click.Context, extension: str, key: str | None, everything: bool) -> None:
+    """Remove a value set with `symphony config set`, so the file, the environment or the default
+    applies again; --all removes every one of the extension's.
+
+    
+    Examples:
+      symphony config unset acme.digits threshold
+      symphony config unset acme.digits --all
+    """
+    if (key is None) != everything:
+        raise click.UsageError("give either KEY or --all")
+    with _host(ctx) as host:
+        removed = host.unset_config(extension, key, actor=_person())
+    if not removed:
+        console().print(f"{escape(extension)} had no value set here", highlight=False)
+        return
+    console().print(f"unset {escape(', '.join(removed))} of {escape(extension)}", highlight=False)
 
 
 @config.command("schema")
@@ -474,7 +540,7 @@ def config_schema(ctx: click.Context, extension: str) -> None:
         schema = host.config_schema(extension)
     if schema is None:
         _fail(f"{extension}: has no config (its manifest names no `config` model)")
-    _print_json(schema)
+    print_json(schema, versioned=False)  # a JSON Schema document, as editors read it
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -510,7 +576,9 @@ def enable(ctx: click.Context, extension: str) -> None:
     """
     with _host(ctx) as host:
         lifted = host.enable(extension)
-    Console().print(f"enabled {extension}" + (" (quarantine lifted)" if lifted else ""))
+    console().print(
+        f"enabled {escape(extension)}" + (" (quarantine lifted)" if lifted else ""), highlight=False
+    )
 
 
 @main.command()
@@ -525,79 +593,219 @@ def disable(ctx: click.Context, extension: str) -> None:
     """
     with _host(ctx) as host:
         host.disable(extension)
-    Console().print(f"disabled {extension}")
+    console().print(f"disabled {escape(extension)}", highlight=False)
 
 
 @main.command()
 @json_option
 @click.pass_context
 def doctor(ctx: click.Context, as_json: bool) -> None:
-    """Check this host: Python, Symphony's packages, the state database, and what is enforced here.
+    """Check this host: Python, Symphony's packages, the state database, the policy file and what is
+    enforced here, and end with a verdict: ok, warnings, or broken when something every host needs
+    here does not work (then the exit status is 1). A damaged state database is reported, with how to
+    recover, not tripped over.
 
     \b
     Example:
       symphony doctor --json
     """
+    from ._discovery import discover
     from ._grants import read_policy
+    from ._home import Home
+    from ._host import Host
+    from ._limits import ResourceLimits
     from ._sandbox._probe import probe
     from ._sandbox._quota import report as disk_report
 
     sandbox = probe()
-    with _host(ctx) as host:
-        infos = host.discover()
-        catalog = host.catalog
-        assert catalog is not None
-        limits = read_policy(host.policy_file).limits.for_workers()
-        report: dict[str, Any] = {
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "home": str(host.home.root),
-            "state_file": str(host.home.state_file),
-            "packages": dict(sorted(catalog.packages.items())),
-            "extensions": {
-                "total": len(infos),
-                "failed": sum(1 for info in infos if info.state.value == "failed"),
-            },
-            "enforcement": {
-                "guard": (
-                    "in-process audit hooks see Python-level file, socket and subprocess use; they are not a "
-                    "sandbox: native code (polars, onnxruntime, ctypes) bypasses them"
-                ),
-                "isolated": sandbox.summary(),
-            },
-            "sandbox": sandbox.as_json(),
-            "limits": {name: getattr(limits, name) for name in limits.__struct_fields__},
-            "disk": disk_report(host.home, sorted({info.id for info in infos}), limits),
-        }
-    if as_json:
-        _print_json(report)
-        return
-    console = Console()
-    console.print(f"Python {report['python']} on {report['platform']}")
-    console.print(f"home: {report['home']}")
-    for name, version in report["packages"].items():
-        console.print(f"  {name} {version}")
-    failed = report["extensions"]["failed"]
-    console.print(
-        f"extensions: {report['extensions']['total']} installed, "
-        + (f"[bold red]{failed} failed[/] (see `symphony list`)" if failed else "none failed")
+    home = Home.resolve(ctx.obj)
+    checks: list[dict[str, Any]] = []
+    host: Host | None = None
+    try:
+        host = Host(ctx.obj, isolation="auto")
+    except StateError as exc:
+        checks.append(_check("state", "broken", exc.message, exc.hint))
+    except SymphonyError as exc:
+        _fail(str(exc))
+    try:
+        if host is not None:
+            checks.append(_state_check(host))
+            infos = host.discover()
+            assert host.catalog is not None
+            catalog = host.catalog
+            ids = [info.id for info in infos]
+            failed = sum(1 for info in infos if info.state.value == "failed")
+        else:  # no state to read: what discovery finds alone
+            catalog = discover(home.cache_dir)
+            ids = [record.id for record in catalog.records]
+            failed = sum(1 for record in catalog.records if record.problem is not None)
+    except SymphonyError as exc:
+        _fail(str(exc))
+    finally:
+        if host is not None:
+            host.close()
+    try:
+        policy = read_policy(home.policy_file)
+    except SymphonyError as exc:
+        checks.append(_check("policy", "broken", exc.message, exc.hint))
+        limits = ResourceLimits().for_workers()
+    else:
+        trusted = len(policy.trust)
+        checks.append(
+            _check(
+                "policy",
+                "ok",
+                f"{home.policy_file}: {len(policy.rules)} rule(s), {trusted} trust entr{'y' if trusted == 1 else 'ies'}"
+                if home.policy_file.exists()
+                else f"no policy file ({home.policy_file}): every extension asks for consent, none is trusted",
+            )
+        )
+        limits = policy.limits.for_workers()
+    checks += [_packages_check(catalog), _isolated_check(sandbox)]
+    total = len(ids)
+    checks.append(
+        _check(
+            "extensions",
+            "warning",
+            f"{failed} of {total} installed extension(s) failed",
+            "see `symphony list`",
+        )
+        if failed
+        else _check("extensions", "ok", f"{total} installed, none failed")
     )
-    console.print("[bold]enforcement[/]")
+    verdict = next(
+        (status for status in ("broken", "warning") if any(check["status"] == status for check in checks)),
+        "ok",
+    )
+    report: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "home": str(home.root),
+        "state_file": str(home.state_file),
+        "packages": dict(sorted(catalog.packages.items())),
+        "extensions": {"total": total, "failed": failed},
+        "enforcement": {
+            "guard": (
+                "in-process audit hooks see Python-level file, socket and subprocess use; they are not a "
+                "sandbox: native code (polars, onnxruntime, ctypes) bypasses them"
+            ),
+            "isolated": sandbox.summary(),
+        },
+        "sandbox": sandbox.as_json(),
+        "limits": {name: getattr(limits, name) for name in limits.__struct_fields__},
+        "disk": disk_report(home, sorted(set(ids)), limits),
+        "checks": checks,
+        "verdict": {"warning": "warnings"}.get(verdict, verdict),
+    }
+    if as_json:
+        print_json(report)
+    else:
+        _print_doctor(report, sandbox)
+    if verdict == "broken":
+        sys.exit(1)
+
+
+def _check(name: str, status: str, message: str, hint: str | None = None) -> dict[str, Any]:
+    """One of doctor's checks: ``status`` is ok, warning or broken."""
+    return {"name": name, "status": status, "message": message, "hint": hint}
+
+
+def _state_check(host: Any) -> dict[str, Any]:
+    state = host.state
+    if state.read_only is not None:
+        return _check(
+            "state",
+            "warning",
+            f"{state.path} is read-only ({state.read_only}): hosts read it, but cannot change enablement, "
+            "grants, config or quarantines, nor keep an audit log",
+            "make it writable, or give hosts a SYMPHONY_HOME they can write to",
+        )
+    return _check("state", "ok", f"{state.path}: readable and writable")
+
+
+def _packages_check(catalog: Any) -> dict[str, Any]:
+    """Each installed kit sits on a core it admits (a --no-deps install can break that)."""
+    from ._compat import _check_core
+    from ._kinds import CORE_DISTRIBUTION, KINDS
+
+    for kind in KINDS.values():
+        if kind.package in catalog.packages:
+            problem = _check_core(kind.package, catalog)
+            if problem is not None:
+                return _check("packages", "broken", problem.message, problem.hint)
+    found = ", ".join(f"{name} {version}" for name, version in sorted(catalog.packages.items()))
+    if CORE_DISTRIBUTION not in catalog.packages:
+        return _check("packages", "warning", f"{CORE_DISTRIBUTION} is not installed here as a distribution")
+    return _check("packages", "ok", found)
+
+
+def _isolated_check(sandbox: Any) -> dict[str, Any]:
+    if not sandbox.supported:
+        return _check(
+            "isolated",
+            "warning",
+            f"this platform ({sandbox.platform}) has no isolated tier: hosts run every extension in their "
+            "own process, under the in-process guard, which is not a sandbox",
+            "run untrusted extensions on Linux",
+        )
+    if not sandbox.has("landlock"):
+        return _check(
+            "isolated",
+            "warning",
+            f"Landlock is not available ({sandbox.mechanisms['landlock'].detail}): isolated workers cannot "
+            "keep extensions to the files they were granted",
+            "use a kernel with Landlock enabled (5.13 or later, lsm=landlock)",
+        )
+    return _check("isolated", "ok", sandbox.summary())
+
+
+_STATUS_STYLES = {"ok": "green", "warning": "yellow", "broken": "bold red"}
+
+
+def _print_doctor(report: dict[str, Any], sandbox: Any) -> None:
+    out = console()
+    out.print(f"Python {report['python']} on {report['platform']}", highlight=False)
+    out.print(f"home: {escape(report['home'])}", highlight=False)
+    for name, version in report["packages"].items():
+        out.print(f"  {name} {version}", highlight=False)
+    failed = report["extensions"]["failed"]
+    out.print(
+        f"extensions: {report['extensions']['total']} installed, "
+        + (f"[bold red]{failed} failed[/] (see `symphony list`)" if failed else "none failed"),
+        highlight=False,
+    )
+    out.print("[bold]enforcement[/]")
     for tier, text in report["enforcement"].items():
-        console.print(f"  {tier}: {escape(text)}", highlight=False)
-    console.print(
+        out.print(f"  {tier}: {escape(text)}", highlight=False)
+    out.print(
         f"[bold]isolated tier on this machine[/] (probed: {escape(sandbox.kernel or sandbox.platform)})"
     )
     for name, mechanism in sandbox.mechanisms.items():
         mark = "[green]yes[/]" if mechanism.available else "[bold red]no[/]"
-        console.print(f"  {name}: {mark} - {escape(mechanism.detail)}", highlight=False)
-    console.print("  enforced in a worker:")
+        out.print(f"  {name}: {mark} - {escape(mechanism.detail)}", highlight=False)
+    out.print("  enforced in a worker:")
     for concern, text in sandbox.enforced().items():
-        console.print(f"    {concern}: {escape(text)}", highlight=False)
-    console.print("  [bold]not enforced:[/]")
+        out.print(f"    {concern}: {escape(text)}", highlight=False)
+    out.print("  [bold]not enforced:[/]")
     for text in sandbox.not_enforced():
-        console.print(f"    - {escape(text)}", highlight=False)
-    _print_limits(console, report["limits"], report["disk"])
+        out.print(f"    - {escape(text)}", highlight=False)
+    _print_limits(out, report["limits"], report["disk"])
+    out.print("[bold]checks[/]")
+    for check in report["checks"]:
+        style = _STATUS_STYLES[check["status"]]
+        out.print(
+            f"  [{style}]{check['status']}[/] {check['name']}: {escape(check['message'])}", highlight=False
+        )
+        if check["hint"] and check["status"] != "ok":
+            out.print(f"    what to do: {escape(check['hint'])}", highlight=False)
+    verdict = report["verdict"]
+    style = _STATUS_STYLES.get(verdict, "yellow")
+    explained = {
+        "ok": "this host can run extensions",
+        "warnings": "this host runs, with the warnings above",
+        "broken": "something every host here needs does not work: see the checks above",
+    }[verdict]
+    out.print(f"[bold]verdict:[/] [{style}]{verdict}[/]: {explained}", highlight=False)
 
 
 def _print_limits(console: Console, limits: dict[str, int | None], disk: dict[str, dict[str, Any]]) -> None:
@@ -636,5 +844,101 @@ def _print_limits(console: Console, limits: dict[str, int | None], disk: dict[st
         )
 
 
+@main.command()
+@click.argument("extension", required=False)
+@click.option(
+    "--since",
+    metavar="WHEN",
+    help="Only what happened since WHEN: a date or time (2025-03-01, 2025-03-01T14:30, UTC unless it "
+    "says otherwise) or a span back from now (90m, 12h, 7d).",
+)
+@json_option
+@click.pass_context
+def audit(ctx: click.Context, extension: str | None, since: str | None, as_json: bool) -> None:
+    """Show the host's audit log, oldest first: what happened to each extension (its lifecycle, grants,
+    enablement, config changes, quarantines, denials) and who did it. With EXTENSION, only its records;
+    it need not be installed any more.
+
+    \b
+    Examples:
+      symphony audit
+      symphony audit acme.digits --since 7d
+      symphony audit --since 2025-03-01 --json | jq '.records[] | select(.event == "granted")'
+    """
+    from ._home import Home
+    from ._kinds import canonical_id
+    from ._state import HostState
+
+    start = None if since is None else _since(since)
+    try:
+        state = HostState(Home.resolve(ctx.obj).state_file)
+    except SymphonyError as exc:
+        _fail(str(exc))
+    try:
+        records = state.audit_log(None if extension is None else canonical_id(extension), since=start)
+    except SymphonyError as exc:
+        _fail(str(exc))
+    finally:
+        state.close()
+    if as_json:
+        print_json(
+            {
+                "extension": extension,
+                "since": None if start is None else start.isoformat(),
+                "records": [
+                    {
+                        "seq": record.seq,
+                        "at": record.at.isoformat(),
+                        "extension": record.ext_id,
+                        "event": record.event,
+                        "actor": record.actor,
+                        "detail": record.detail,
+                    }
+                    for record in records
+                ],
+            }
+        )
+        return
+    out = console()
+    if not records:
+        out.print(
+            "no audit records"
+            + (f" for {escape(extension)}" if extension else "")
+            + (f" since {since}" if since else ""),
+            highlight=False,
+        )
+        return
+    rows = [
+        [
+            str(record.seq),
+            record.at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S"),
+            record.ext_id or "-",
+            record.event,
+            record.actor,
+            json.dumps(record.detail, sort_keys=True) if record.detail else "",
+        ]
+        for record in records
+    ]
+    print_table(out, ("seq", "at (UTC)", "extension", "event", "actor", "detail"), rows, title="audit log")
+
+
+def _since(text: str) -> datetime:
+    """The moment ``--since`` names: an ISO date or time (UTC unless it says), or a span back from now."""
+    spans = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+    unit = text[-1:].lower()
+    if unit in spans and text[:-1].isdigit():
+        return datetime.now(timezone.utc) - timedelta(**{spans[unit]: int(text[:-1])})
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is neither a date or time (2025-03-01, 2025-03-01T14:30) nor a span (90m, 12h, 7d)",
+            param_hint="--since",
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+
+
 main.add_command(new)  # the author's commands, from their own module
 main.add_command(validate)
+for _command in (install, upgrade, uninstall):  # managed environments, from their own module
+    main.add_command(_command)

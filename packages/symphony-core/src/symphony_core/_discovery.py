@@ -59,6 +59,8 @@ class Record(msgspec.Struct, frozen=True):
     problem: Problem | None = None
     distribution_sha256: str | None = None
     """SHA-256 of the distribution's ``RECORD`` file; None when the installer wrote none (an egg-info)."""
+    environment: str | None = None
+    """The managed environment it is installed in (``symphony install``), or None for the host's own."""
 
     @property
     def manifest(self) -> dict[str, Any] | None:

@@ -107,6 +107,21 @@ class SymphonyError(Exception):
         text = f"{self.extension}: {self.message}" if self.extension else self.message
         return f"{text}\n  hint: {self.hint}" if self.hint else text
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its class, its text and its attributes, never by calling its ``__init__`` again (a
+        subclass's own arguments are not its ``args``): it crosses process pools and pytest-xdist as itself."""
+        state = dict(vars(self))
+        if isinstance(self, OSError):  # an OSError keeps errno in a slot of its own, outside __dict__
+            state["errno"] = self.errno
+        return (_unpickled, (type(self), self.args), state)
+
+
+def _unpickled(cls: type[ErrorT], args: tuple[Any, ...]) -> ErrorT:
+    """An error of ``cls`` with ``args``, made without its ``__init__``; pickle then restores its attributes."""
+    error = cls.__new__(cls, *args)
+    Exception.__init__(error, *args)  # an OSError's __new__ leaves args to the __init__ skipped here
+    return error
+
 
 def blamed(error: ErrorT, extension: str) -> ErrorT:
     """``error``, naming ``extension`` if it names none: an error raised by an extension's call is about
@@ -159,7 +174,9 @@ class EntryPointError(ManifestError):
 
 
 class CompatibilityError(SymphonyError):
-    """Raised when an extension does not fit the installed packages, Python or other extensions."""
+    """Raised when starting an extension that does not fit what is installed: a Python it does not
+    support, its kit missing or in a version it was not built for (discovery found it: its ``problem``
+    says which), or another distribution keeping its id (`ConflictError`)."""
 
 
 class ConflictError(CompatibilityError):

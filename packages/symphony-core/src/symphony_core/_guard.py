@@ -223,10 +223,11 @@ class Recorder:
         self.accesses: set[Access] = set()
 
     def proposal(self) -> list[dict[str, Any]]:
-        """The permissions to ask for, as data valid for the manifest's permission models.
+        """The permissions to ask for, as manifest data.
 
         Files are grouped by folder, and the extension's own folders become ``{data}``, ``{cache}`` and
-        ``{home}``; each reason is a placeholder for the author to replace.
+        ``{home}``; each reason is a placeholder the manifest's permission models refuse until the author
+        writes why the extension needs the access.
         """
         roots = {"{" + name + "}" for name, _ in self.policy._variables}
         wanted: dict[str, set[str]] = {kind: set() for kind in _FIELDS}

@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 import pluggy
 
 from . import _interrupts
-from ._discovery import Catalog, Problem, Record, contested, discover, record_key
+from ._discovery import Catalog, Problem, Record, contested, record_key
+from ._environments import discover_all
 from ._errors import (
+    CompatibilityError,
     ConfigError,
     ConflictError,
     ConsentRequired,
@@ -46,6 +48,7 @@ if TYPE_CHECKING:  # imported on first use: listing and starting most extensions
     from ._config import Resolved
     from ._grants import Consent
     from ._guard import Policy, Recorder
+    from ._install import Installation, InstallPlan
     from ._permissions import Permission
     from ._sandbox._pool import Pool
 
@@ -63,6 +66,15 @@ in-process guard; ``"isolated"`` every extension in workers; ``"guard"`` every e
 process under the guard (which is not a sandbox); ``"none"`` every extension in the host's process with
 no guard at all, for code as trusted as the host's own (tests, benchmarks)."""
 ISOLATION: tuple[Isolation, ...] = get_args(Isolation)
+# The states in which an extension holds something that must be stopped: its code, a loop, workers.
+_RUNNING = frozenset({State.LOADED, State.CONFIGURED, State.ACTIVE, State.DEACTIVATED})
+# What starting an extension that discovery failed raises, by its problem's code (see ``_compat``).
+_FAILURES: dict[str, type[SymphonyError]] = {
+    "conflict": ConflictError,
+    "python": CompatibilityError,
+    "missing-package": CompatibilityError,
+    "incompatible": CompatibilityError,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +100,8 @@ class ExtensionInfo:
     distribution_sha256: str | None = None
     """SHA-256 of the installed distribution's ``RECORD`` file, which a policy's trust entry may pin;
     None when its installer wrote none."""
+    environment: str | None = None
+    """The environment of its own it was installed in (`Host.install`), or None for the host's own."""
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready dict for ``--json`` output."""
@@ -105,6 +119,7 @@ class ExtensionInfo:
             "manifest": self.manifest,
             "tier": self.tier,
             "distribution_sha256": self.distribution_sha256,
+            "environment": self.environment,
             "problem": None
             if self.problem is None
             else {"code": self.problem.code, "message": self.problem.message, "hint": self.problem.hint},
@@ -202,21 +217,41 @@ class Host:
     # Discovery and inspection
 
     def discover(self, *, rescan: bool = False) -> list[ExtensionInfo]:
-        """Find the installed extensions and validate each one, importing none of them."""
-        catalog = discover(self.home.cache_dir, path=self.path, rescan=rescan)
+        """Find the installed extensions and validate each one, importing none of them.
+
+        An extension that was loaded and whose installation changed since (upgraded, its manifest
+        edited, uninstalled) is stopped first, as `unload` stops it: its ``deactivate`` runs, and an
+        isolated one's workers stop. Its new installation is then validated like any other.
+        """
+        catalog = discover_all(self.home, self.state, path=self.path, rescan=rescan)
         quarantined = self.state.quarantined()
         claims: dict[str, tuple[str, Problem | None]] = {}
         if contested(catalog):  # rare: only then are the policy and the grants read
             from ._grants import read_policy, settle_claims
 
             claims = settle_claims(catalog, self.state, lambda: read_policy(self.policy_file))
+        found = {
+            key: (record, problem)
+            for record in catalog.records
+            for key, problem in [claims.get(record_key(record), (canonical_id(record.id), record.problem))]
+        }
+        with self._lock:
+            changed = [
+                slot
+                for key, slot in self._slots.items()
+                if _holds(slot) and (key not in found or not _kept(slot, *found[key]))
+            ]
+        for slot in changed:  # outside the host's lock: its deactivate may need the extension's loop
+            self._stop_replaced(slot)
         with self._lock:
             self.catalog = catalog
             slots: dict[str, _Slot] = {}
             for record in catalog.records:
                 key, problem = claims.get(record_key(record), (canonical_id(record.id), record.problem))
                 old = self._slots.get(key)
-                if old is not None and old.record == record and old.state is not State.FAILED and not problem:
+                if old is not None and (_kept(old, record, problem) or old.state in _RUNNING):
+                    # unchanged; or started again while it was being stopped: then kept, so that `close`
+                    # stops it, and replaced by a later discover
                     slots[key] = old
                     continue
                 slot = _Slot(key, record, State.DISCOVERED)
@@ -225,8 +260,26 @@ class Host:
                 if reason is not None:
                     problem = Problem("quarantine", f"quarantined: {reason}", lift_hint(key))
                 self._move(slot, State.FAILED if problem else State.VALIDATED, problem)
+            for key, old in self._slots.items():  # uninstalled while it was being stopped: kept likewise
+                if key not in slots and old.state in _RUNNING:
+                    slots[key] = old
             self._slots = slots
         return self.extensions()
+
+    def _stop_replaced(self, slot: _Slot) -> None:
+        """Stop an extension whose installation changed under it, so nothing of the old one runs on."""
+        with slot.lock:
+            if slot.state is State.ACTIVE:
+                log.info("%s: its installation changed: it is stopped", slot.key)
+                try:
+                    self.deactivate(slot.key)
+                except SymphonyError as exc:  # it stopped all the same, failed with the reason
+                    log.warning("%s", exc)
+            if slot.state in (State.LOADED, State.CONFIGURED, State.DEACTIVATED):
+                self.unload(slot.key)
+            else:  # it failed on the way: what it still holds goes all the same
+                slot.instance = slot.target = None
+                self._run.stop_loop(slot)
 
     def extensions(self) -> list[ExtensionInfo]:
         """Every discovered extension, failed ones included, sorted by id."""
@@ -239,6 +292,13 @@ class Host:
         """Everything known about one extension, without importing it."""
         slot = self._slot(extension)
         return self._info(slot, self.state.is_enabled(slot.key))
+
+    def tier(self, extension: str) -> Literal["isolated", "guard", "none"]:
+        """Where the extension's code runs, and so what enforces its grant: ``"isolated"`` (workers the
+        kernel restricts), ``"guard"`` (this process, under the in-process guard, which is not a sandbox)
+        or ``"none"`` (this process, unguarded). As chosen when it was loaded, else as this host would
+        choose it now (from its isolation and the policy file's trust list), importing nothing."""
+        return self._tier_of(self._slot(extension)).name
 
     def enable(self, extension: str) -> bool:
         """Allow the extension to be loaded (remembered across restarts), lifting a quarantine.
@@ -351,6 +411,69 @@ class Host:
         finally:
             slot.recorder = None
 
+    # Managed environments (see _install)
+
+    def install(
+        self,
+        requirement: str | None = None,
+        *,
+        wheel: str | Path | None = None,
+        grant: bool | Sequence[str] = True,
+        allow_outside_files: bool = False,
+        confirm: Callable[[InstallPlan], bool] | None = None,
+        actor: str | None = None,
+    ) -> Installation:
+        """Install a distribution (``"name"``, ``"name==1.2"``) from the host's index, or a local ``wheel``,
+        into an environment of its own under ``home``; its extensions then run only in isolated workers.
+
+        Wheels only, read without running anything; ``confirm`` gets the `InstallPlan` (the consent summary
+        of each extension) before anything is created, and a false answer installs nothing. On success the
+        extensions are granted what they request (``grant``: True, False, or only some types). Any failure
+        raises `InstallError` and leaves no environment, no grant, and an installed version as it was."""
+        from ._install import install
+
+        return install(
+            self,
+            requirement,
+            wheel=wheel,
+            grant=grant,
+            allow_outside_files=allow_outside_files,
+            confirm=confirm,
+            actor=actor,
+        )
+
+    def upgrade(
+        self,
+        extension: str,
+        *,
+        wheel: str | Path | None = None,
+        grant: bool | Sequence[str] = True,
+        allow_outside_files: bool = False,
+        confirm: Callable[[InstallPlan], bool] | None = None,
+        actor: str | None = None,
+    ) -> Installation:
+        """Install the newest release (or ``wheel``) of a managed distribution, named by itself or by an
+        extension it ships, beside the installed one, which it replaces on success. The plan's ``changes``
+        say what each extension asks for that is new, widened or dropped."""
+        from ._install import upgrade
+
+        return upgrade(
+            self,
+            extension,
+            wheel=wheel,
+            grant=grant,
+            allow_outside_files=allow_outside_files,
+            confirm=confirm,
+            actor=actor,
+        )
+
+    def uninstall(self, extension: str, *, purge: bool = False, actor: str | None = None) -> Installation:
+        """Remove a managed distribution's environment and its extensions' grants (stopping them first);
+        with ``purge`` also their ``{data}``, ``{cache}`` and config file."""
+        from ._install import uninstall
+
+        return uninstall(self, extension, purge=purge, actor=actor)
+
     # Running
 
     def start(self, extension: str) -> Extension:
@@ -418,10 +541,21 @@ class Host:
 
     def set_config(self, extension: str, key: str, value: str, *, actor: str | None = None) -> Resolved[Any]:
         """Set one config value as a host override, after validating the whole resulting config (in a
-        restricted worker for an extension this host isolates)."""
+        restricted worker for an extension this host isolates).
+
+        ``value`` is text, as a person types it: JSON objects, arrays and ``null`` are parsed, anything
+        else is left to the model to convert. `unset_config` removes a value set here.
+        """
         from ._config import store_override
 
         slot = self._slot(extension)
+        if not isinstance(value, str):
+            raise ConfigError(
+                f"cannot set '{key}': its value is given as {type(value).__name__}, not as text",
+                extension=slot.key,
+                hint="pass the text a person would type ('null' for None, JSON for lists and tables); "
+                f"to remove the value set here, call Host.unset_config({slot.key!r}, {key!r})",
+            )
 
         def resolve(overrides: Mapping[str, Any]) -> Resolved[Any]:
             resolved = self._resolve_config(slot, overrides)
@@ -432,6 +566,25 @@ class Host:
             return resolved
 
         return store_override(resolve, slot.key, key, value, state=self.state, actor=actor or self.actor)
+
+    def unset_config(self, extension: str, key: str | None = None, *, actor: str | None = None) -> list[str]:
+        """Remove the config value set for ``key`` with `set_config` (every one, when ``key`` is None), so
+        the layers below apply again; returns the keys removed.
+
+        Nothing is validated: an override is undone whatever the layers below hold, and an extension
+        whose config is then invalid fails when it is next configured, naming each bad value.
+        """
+        slot = self._slot(extension)
+        stored = self.state.config_overrides(slot.key)
+        if key is not None and key not in stored:
+            where = f"values set here: {', '.join(sorted(stored))}" if stored else "no value is set here"
+            raise ConfigError(
+                f"no value of '{key}' is set here to remove ({where})",
+                extension=slot.key,
+                hint=f"`symphony config show {slot.key}` shows where each value comes from",
+            )
+        keys = sorted(stored) if key is None else [key]
+        return self.state.clear_config_overrides(slot.key, keys, actor=actor or self.actor)
 
     def _tier_of(self, slot: _Slot) -> Tier:
         """The extension's tier: as chosen at its load, else as it would be."""
@@ -661,7 +814,7 @@ class Host:
     def _not_in(self, slot: _Slot, wanted: str, action: str | None = None) -> SymphonyError:
         doing = f"cannot {action}: " if action else ""
         if slot.state is State.FAILED and slot.problem is not None:
-            failed = ConflictError if slot.problem.code == "conflict" else ExtensionFailed
+            failed = _FAILURES.get(slot.problem.code, ExtensionFailed)
             return failed(
                 f"{doing}it failed: {slot.problem.message}", extension=slot.record.id, hint=slot.problem.hint
             )
@@ -760,6 +913,8 @@ class Host:
         """Where the extension about to be loaded runs: in workers or in this process."""
         if self.isolation != "auto":
             return self._workers if self.isolation == "isolated" else self._here
+        if slot.record.environment is not None:  # installed in an environment of its own: never here
+            return self._workers
         if slot.recorder is not None:  # learning mode watches it here, on its author's say-so
             return self._here
         from ._grants import read_policy
@@ -800,7 +955,20 @@ class Host:
             problem=slot.problem,
             tier=None if slot.tier is None else slot.tier.name,
             distribution_sha256=record.distribution_sha256,
+            environment=record.environment,
         )
+
+
+def _kept(slot: _Slot, record: Record, problem: Problem | None) -> bool:
+    """Whether discovery keeps the extension's slot as it is: same installation, and no failure to
+    work out again."""
+    return slot.record == record and slot.state is not State.FAILED and not problem
+
+
+def _holds(slot: _Slot) -> bool:
+    """Whether the extension holds something that must be stopped before its slot goes: its code, its
+    event loop, its workers."""
+    return slot.state in _RUNNING or slot.loop is not None or slot.pool is not None
 
 
 def _forget_modules(entry_point: str) -> None:

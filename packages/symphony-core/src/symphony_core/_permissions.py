@@ -1,7 +1,8 @@
 """The permission vocabulary an extension uses to ask for access, one model per kind of resource.
 
 Everything is denied unless a permission in this vocabulary is requested in the manifest and granted by
-the host. Every request carries a reason, shown to the person asked to consent.
+the host. Every request carries a reason, shown to the person asked to consent: words of its own, not a
+placeholder (``TODO``, ``...``).
 
 A path names its place plainly, so the person asked sees where it leads: it starts with a variable
 (``{data}``, ``{cache}``, ``{home}``) or ``/``, and has no ``.`` or ``..`` part (``{data}/../..`` would be
@@ -23,6 +24,9 @@ from ._spoofing import refused_character
 PATH_VARIABLES = ("data", "cache", "home")
 """The variables a path may start with: the extension's own folders and the user's home folder."""
 _LEADING_VARIABLE = re.compile(r"\{(?:data|cache|home)\}(?=/|\Z)")
+PLACEHOLDER_REASON = re.compile(r"^\s*(?:(?:todo|tbd|fixme|xxx|reason)\b|\.\.\.|\u2026)", re.IGNORECASE)
+"""A reason that only holds its place (``TODO: say why``, as learning mode proposes it): no one can
+consent to it."""
 
 
 def plain_text(text: str) -> str:
@@ -31,6 +35,12 @@ def plain_text(text: str) -> str:
     if found is not None:
         raise ValueError(f"holds the character {found}, which can hide or reorder text: write plain text")
     return text
+
+
+def _real_reason(reason: str) -> str:
+    if PLACEHOLDER_REASON.match(reason):
+        raise ValueError(f"the reason '{reason}' is a placeholder")
+    return reason
 
 
 def _plain_scope(item: str) -> str:
@@ -83,7 +93,7 @@ HostPort = Annotated[Scope, AfterValidator(_host_port)]
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    reason: Annotated[str, AfterValidator(plain_text)] = Field(
+    reason: Annotated[str, AfterValidator(plain_text), AfterValidator(_real_reason)] = Field(
         min_length=3,
         max_length=MAX_REASON_LENGTH,
         description="Why the extension needs this access, in words shown to the person asked to consent.",

@@ -11,6 +11,7 @@ config-override records name the key but not the value.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sqlite3
@@ -101,22 +102,37 @@ class HostState:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self.read_only: str | None = None
+        """Why the state cannot be changed (its file or folder is read-only), or None when it can.
+
+        Such a state is read from a copy taken when it was opened: enablement, grants, config overrides
+        and the audit log as they were then (all empty when there was no file). Every change raises a
+        `StateError` that says the state is read-only."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StateError(
-                f"Cannot create the folder of the host state file {self.path} ({exc}). Check that it can be "
-                "created and written to, or point the host at another place."
-            ) from exc
-        with _translated(self.path):
-            self._conn = sqlite3.connect(
-                self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
+            if not _unwritable(exc):
+                raise StateError(
+                    f"Cannot create the folder of the host state file {self.path} ({exc}). Check that it can "
+                    "be created and written to, or point the host at another place."
+                ) from exc
+            self._open_read_only(exc)
+            return
         try:
-            self._prepare()
-        except BaseException:
-            self._conn.close()
-            raise
+            with _translated(self.path):
+                self._conn = sqlite3.connect(
+                    self.path, timeout=_BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+                )
+            try:
+                self._prepare()
+            except BaseException:
+                self._conn.close()
+                raise
+        except StateError as exc:
+            cause = exc.__cause__
+            if not (isinstance(cause, (OSError, sqlite3.OperationalError)) and _unwritable(cause)):
+                raise
+            self._open_read_only(cause)
 
     def is_enabled(self, ext_id: str) -> bool:
         """Whether the extension may load; an extension nobody has disabled is enabled."""
@@ -220,6 +236,20 @@ class HostState:
             conn.execute("DELETE FROM config_overrides WHERE ext_id = ? AND key = ?", (ext_id, key))
             _append(conn, _now(), "config_cleared", ext_id, actor, {"key": key})
 
+    def clear_config_overrides(self, ext_id: str, keys: Sequence[str], *, actor: str) -> list[str]:
+        """Drop the extension's overrides of ``keys`` in one change; returns those that were stored."""
+        with self._transaction() as conn:
+            removed = [
+                key
+                for key in keys
+                if conn.execute(
+                    "DELETE FROM config_overrides WHERE ext_id = ? AND key = ?", (ext_id, key)
+                ).rowcount
+            ]
+            if removed:
+                _append(conn, _now(), "config_cleared", ext_id, actor, {"keys": removed})
+        return removed
+
     def replace_config_overrides(self, ext_id: str, overrides: Mapping[str, Any], *, actor: str) -> None:
         """Make ``overrides`` the extension's whole set of config overrides."""
         with self._transaction() as conn:
@@ -270,14 +300,23 @@ class HostState:
                 _append(conn, at, event, ext_id, actor, detail)
 
     def audit_log(
-        self, ext_id: str | None = None, *, since_seq: int = 0, limit: int | None = None
+        self,
+        ext_id: str | None = None,
+        *,
+        since_seq: int = 0,
+        since: datetime | None = None,
+        limit: int | None = None,
     ) -> list[AuditRecord]:
-        """The audit records after ``since_seq``, oldest first, for one extension or (``None``) for all."""
+        """The audit records after ``since_seq`` (and at or after ``since``, an aware datetime), oldest
+        first, for one extension or (``None``) for all."""
         query = "SELECT seq, at, ext_id, event, actor, detail FROM audit WHERE seq > ?"
         params: list[object] = [since_seq]
         if ext_id is not None:
             query += " AND ext_id = ?"
             params.append(ext_id)
+        if since is not None:  # stored as UTC ISO text, which sorts as time does
+            query += " AND at >= ?"
+            params.append(since.astimezone(timezone.utc).isoformat())
         params.append(-1 if limit is None else limit)  # SQLite reads a negative LIMIT as "no limit"
         with self._using() as conn:
             rows = conn.execute(query + " ORDER BY seq LIMIT ?", params).fetchall()
@@ -299,10 +338,25 @@ class HostState:
     ) -> None:
         self.close()
 
-    def _prepare(self) -> None:
+    def _open_read_only(self, why: BaseException) -> None:
+        """Read the state from a copy in memory: its file (or folder) cannot be written."""
+        self.read_only = _why_read_only(self.path, why)
+        memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        try:
+            if self.path.exists():
+                with _translated(self.path):
+                    _copy_read_only(self.path, memory)
+            self._conn = memory
+            self._prepare(in_place=False)
+        except BaseException:
+            memory.close()
+            raise
+
+    def _prepare(self, *, in_place: bool = True) -> None:
         with self._using() as conn:
-            _switch_to_wal(conn)
-            conn.execute("PRAGMA synchronous = FULL")
+            if in_place:
+                _switch_to_wal(conn)
+                conn.execute("PRAGMA synchronous = FULL")
             version = _user_version(conn)
         if version > _SCHEMA_VERSION:
             raise StateError(
@@ -311,7 +365,7 @@ class HostState:
                 "to start over with a new one."
             )
         if version < _SCHEMA_VERSION:
-            with self._transaction() as conn:
+            with self._transaction(changing=False) as conn:  # in a read-only state, its copy is migrated
                 version = _user_version(conn)  # another host may have done it while we waited for the lock
                 if version == 0:
                     for statement in _SCHEMA:
@@ -328,7 +382,13 @@ class HostState:
             yield self._conn
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, changing: bool = True) -> Iterator[sqlite3.Connection]:
+        if changing and self.read_only is not None:
+            raise StateError(
+                f"Cannot change the host state {self.path}: it is read-only ({self.read_only}). Reading "
+                "it works; to change enablement, grants, config or quarantines, make it writable or run "
+                "with a SYMPHONY_HOME that can be written to."
+            )
         with self._using() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -359,6 +419,45 @@ def _translated(path: Path) -> Iterator[None]:
             "aside; the host will create a new one, with every extension enabled and no permission grants "
             "or config overrides."
         ) from exc
+
+
+def _unwritable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the state file or its folder cannot be written (but may still be read)."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+    text = str(exc).lower()
+    return "readonly" in text or "read-only" in text or "unable to open database file" in text
+
+
+def _why_read_only(path: Path, exc: BaseException) -> str:
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not os.access(folder, os.W_OK):
+        return f"{folder} cannot be written"
+    if path.exists() and not os.access(path, os.W_OK):
+        return f"{path.name} cannot be written"
+    return str(exc) or type(exc).__name__
+
+
+def _copy_read_only(path: Path, into: sqlite3.Connection) -> None:
+    """Copy the database at ``path`` into ``into`` without writing anything next to it.
+
+    Read-only, SQLite still needs the WAL index file beside the database; when it cannot make one in a
+    read-only folder, the file is read as immutable (a host that crashed may have left changes in the
+    WAL file that this copy then misses)."""
+    uri = path.resolve().as_uri()
+    for mode in ("mode=ro", "mode=ro&immutable=1"):
+        source = sqlite3.connect(f"{uri}?{mode}", uri=True, check_same_thread=False)
+        try:
+            source.execute("PRAGMA user_version").fetchone()
+            source.backup(into)
+            return
+        except sqlite3.OperationalError:
+            if mode.endswith("immutable=1"):
+                raise
+        finally:
+            source.close()
 
 
 def _append(

@@ -88,8 +88,17 @@ class InProcess(Tier):
 
     def load(self, slot: _Slot) -> None:
         host = self.host
+        if slot.record.environment is not None:
+            refused = _needs_isolation(slot, self.name)
+            host._fail(slot, "load", refused)
+            raise refused
+
+        def load() -> type[Extension]:
+            _import_kit(slot)
+            return _import_target(slot)
+
         try:
-            target = host._run.within(host.import_budget, "import", slot, lambda: _import_target(slot))
+            target = host._run.within(host.import_budget, "import", slot, load)
         except SymphonyError as exc:
             host._fail(slot, "import", exc)
             raise
@@ -166,7 +175,11 @@ class InProcess(Tier):
             return None
         from ._config import Config
 
-        model = _resolve(reference, slot.key)
+        # Importing it runs its package's __init__ too: extension code, so as the extension, in budget.
+        host = self.host
+        model = host._run.within(
+            host.import_budget, "importing its config model", slot, lambda: _resolve(reference, slot.key)
+        )
         if not (isinstance(model, type) and issubclass(model, Config)):
             raise ConfigError(
                 f"the manifest's config '{reference}' is not a Config class",
@@ -325,6 +338,7 @@ class Workers(Tier):
             permissions=host._granted(slot),
             manifest=record.manifest or {},
             path=tuple(host.path or ()),
+            environment=record.environment,
             config_overrides=host.state.config_overrides(slot.key),
             limits=read_policy(host.policy_file).limits.for_workers(),
         )
@@ -368,10 +382,43 @@ def _policy(host: Host, slot: _Slot) -> Policy:
     return Policy.for_extension(slot.key, permissions, host.home, on_event=on_event)
 
 
+def _needs_isolation(slot: _Slot, tier: str) -> SymphonyError:
+    """Why an extension of a managed environment cannot run in the host's process."""
+    from ._errors import CompatibilityError
+
+    return CompatibilityError(
+        f"it is installed in an environment of its own ({slot.record.environment}), so it runs only in "
+        f"isolated workers, never in the host's process (this host runs extensions there: isolation='{tier}')",
+        extension=slot.key,
+        hint="run it from a host made with isolation='auto' or 'isolated'; to run it in the host's "
+        "process, install it into the host's own environment instead",
+    )
+
+
 def _config_reference(slot: _Slot) -> str | None:
     manifest = slot.record.manifest
     reference = None if manifest is None else manifest.get("config")
     return reference if isinstance(reference, str) else None
+
+
+def _import_kit(slot: _Slot) -> None:
+    """Import the kit the extension is built on as the host, not as the extension: what the kit and its
+    own dependencies touch when they are first imported (onnxruntime reads /etc/os-release) is not the
+    extension's doing, so the guard neither denies nor records it. A kit that fails to import is left to
+    the extension's own import to report."""
+    from ._guard import acting_as
+    from ._kinds import KINDS
+
+    kind = KINDS.get(slot.record.kind)
+    if kind is None:
+        return
+    import importlib
+
+    with acting_as(None):
+        try:
+            importlib.import_module(kind.module)
+        except Exception:
+            log.debug("%s: its kit %s did not import", slot.key, kind.module, exc_info=True)
 
 
 def _import_target(slot: _Slot) -> type[Extension]:

@@ -50,7 +50,6 @@ _SCOPE_HINTS = {  # what to do about a permission field the manifest's models re
     "paths": "start each path with {data}, {cache}, {home} or /, and name folders without '.' or '..'",
     "hosts": "write host:port, e.g. api.example.com:443 (`*` for any host or port)",
 }
-PLACEHOLDER_REASON = re.compile(r"^\s*(todo|tbd|fixme|xxx|\.\.\.|reason)\b", re.IGNORECASE)
 # File names under [contributes] with these suffixes are assets the build must ship beside the manifest.
 ASSET_SUFFIXES = frozenset(
     {
@@ -466,7 +465,6 @@ def _check_manifest(
             Finding("manifest", "error", f"not valid TOML: {exc}", shown, line, None, "fix the TOML syntax")
         )
         return None
-    _check_permissions(data, shown, text, report)
     _check_assets(source, path, data, shown, text, report)
     try:
         manifest = validate_manifest(data, file=shown, distribution_version=source.version)
@@ -548,25 +546,6 @@ def _hint_for(loc: tuple[str | int, ...], hint: str | None) -> str | None:
     if len(loc) > 3 and loc[0] == "permissions" and isinstance(loc[-1], int):  # one path or host
         return _SCOPE_HINTS.get(str(loc[-2]), hint)
     return hint
-
-
-def _check_permissions(data: dict[str, Any], shown: str, text: str, report: Report) -> None:
-    for index, permission in enumerate(data.get("permissions") or []):
-        if not isinstance(permission, dict):
-            continue
-        reason = str(permission.get("reason", ""))
-        if PLACEHOLDER_REASON.match(reason):
-            report.findings.append(
-                Finding(
-                    "permissions",
-                    "error",
-                    f"the reason '{reason}' is a placeholder",
-                    shown,
-                    _line_of_key(text, ("permissions", index, "reason")),
-                    f"permissions[{index}].reason",
-                    "say why the extension needs this access, in words shown to the person asked to consent",
-                )
-            )
 
 
 def _check_assets(

@@ -4,7 +4,9 @@ How a request travels:
 
 1. On the caller's event loop, ``submit`` checks the inputs (a bad request fails alone, before it is
    queued), refuses it at once when the queue is full or the work already queued cannot finish before
-   its deadline (`Overloaded`), and appends it to a queue shared with the pipeline's threads. Callers
+   its deadline (`Overloaded`), and appends it to a queue shared with the pipeline's threads; a request
+   of more items than a batch may hold is appended as parts that fill successive batches, and its
+   outputs are joined again. Callers
    may be on any loops (a host's own, an extension's): each request is timed and answered on its
    caller's loop, so no request hops between loops.
 2. A dedicated thread per batch the model may run at once (``in_flight`` in this process, one per
@@ -310,12 +312,6 @@ class Pipeline:
         side = self._sides.get(loop) or self._side_for(loop)
         try:
             arrays, items, bare = self._checker.check(inputs)
-            if items > self.max_batch_size:
-                raise InvalidInput(
-                    f"the request holds {items} items, more than a batch may ({self.max_batch_size})",
-                    extension=self._extension,
-                    hint="split it into several requests, or raise batching.max_batch_size",
-                )
         except InvalidInput:
             side.counts["invalid"] += 1
             raise
@@ -323,17 +319,62 @@ class Pipeline:
         limit = self._timeout if timeout is None else timeout
         deadline = now + limit if limit is not None else math.inf
         self._admit(side, items, now, deadline)
+        if items > self.max_batch_size:
+            return await self._split(loop, side, arrays, items, now, deadline, watched=limit is not None)
         future: asyncio.Future[dict[str, Array]] = loop.create_future()
         request = _Request(arrays, items, bare, future, deadline, now, side)
         if limit is not None:
             self._watch(side, request, in_order=timeout is None)
-        self._queue.append(request)
-        side.enqueued += 1
-        side.enqueued_items += items
+        self._enqueue(side, [request])
+        return await future
+
+    def _enqueue(self, side: _Side, requests: list[_Request]) -> None:
+        self._queue.extend(requests)
+        side.enqueued += len(requests)
+        side.enqueued_items += sum(request.items for request in requests)
         if self._idle:
             with self._wake:
-                self._wake.notify()
-        return await future
+                self._wake.notify(len(requests))
+
+    async def _split(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        side: _Side,
+        arrays: dict[str, Array],
+        items: int,
+        now: float,
+        deadline: float,
+        *,
+        watched: bool,
+    ) -> dict[str, Array]:
+        """A request larger than a batch: queued as parts of ``max_batch_size`` items (one after the other,
+        so they fill successive batches, on several workers at once when there are), its outputs joined
+        in order. It succeeds or fails whole: the first part to fail fails it, and the parts not yet run
+        are dropped. Each part counts as a request in the metrics."""
+        size = self.max_batch_size
+        parts = [
+            _Request(
+                {name: array[start : start + size] for name, array in arrays.items()},
+                min(size, items - start),
+                False,
+                loop.create_future(),
+                deadline,
+                now,
+                side,
+            )
+            for start in range(0, items, size)
+        ]
+        for part in parts:
+            if watched:
+                self._watch(side, part, in_order=False)
+        self._enqueue(side, parts)
+        try:
+            outputs = await asyncio.gather(*(part.future for part in parts))
+        except BaseException:
+            for part in parts:  # skipped by the pipeline's threads, answered by nobody
+                part.future.cancel()
+            raise
+        return {name: np.concatenate([output[name] for output in outputs]) for name in outputs[0]}
 
     def _side_for(self, loop: asyncio.AbstractEventLoop) -> _Side:
         """The side of a loop that calls for the first time; the sides of loops that closed are retired."""

@@ -27,7 +27,10 @@ class BatchingConfig(Config):
     """How requests are gathered into batches, how many may wait, and how long they may take."""
 
     max_batch_size: int = Field(
-        default=64, ge=1, le=1_000_000, description="The most items run together in one batch."
+        default=64,
+        ge=1,
+        le=1_000_000,
+        description="The most items run together in one batch; a larger request runs in parts of this size.",
     )
     max_queue: int = Field(
         default=1024,

@@ -91,7 +91,9 @@ class Instrument(Extension, Generic[ConfigT]):
         """Predict for one request (await it): its inputs by name, batch axis first, or one item without it.
 
         The request is checked against the declared inputs, queued, batched with others and answered
-        with the declared outputs (without the batch axis if it was one bare item). ``timeout`` is its
+        with the declared outputs (without the batch axis if it was one bare item). A request of more
+        items than ``batching.max_batch_size`` runs in parts of that size, in successive batches, and is
+        answered whole, or fails whole with the first part that fails. ``timeout`` is its
         deadline in seconds (default: the config's ``batching.timeout_ms``). Raises `InvalidInput`,
         `Overloaded`, `DeadlineExceeded`, `PipelineClosed`, or `ExtensionFailed` when the model fails.
         """

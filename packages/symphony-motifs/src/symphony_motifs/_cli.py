@@ -19,6 +19,9 @@ from symphony_core import Host, Isolation, SymphonyError
 
 from ._hosting import MARKETPLACE, open_window, serve
 
+WINDOW_TIMEOUT = 120.0
+"""How long the window may take to load its page (Qt WebEngine's first start is slow)."""
+
 
 @click.command()
 @click.option(
@@ -67,11 +70,21 @@ def ui(
             else:
                 window = open_window(host, motif, gui=gui)
                 try:
+                    window.wait_loaded(WINDOW_TIMEOUT)
+                    click.echo(
+                        f"Showing {window.server.assets.title} in a window; closing it or Ctrl-C stops it.",
+                        err=True,
+                    )
                     window.wait()
                 except KeyboardInterrupt:
                     window.close()
+                except SymphonyError:
+                    window.close()
+                    raise
     except SymphonyError as exc:
-        click.echo(f"error: {exc}", err=True)
+        # One line: what went wrong, then what to do.
+        about = f"{exc.extension}: " if exc.extension else ""
+        click.echo(f"error: {about}{exc.message}" + (f"; {exc.hint}" if exc.hint else ""), err=True)
         sys.exit(1)
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -9,8 +9,11 @@ The child is `symphony_motifs._window_process`; this module is the parent's side
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import json
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -20,6 +23,7 @@ from ._errors import MotifError
 from ._server import MotifServer
 
 log = logging.getLogger("symphony.motifs.window")
+_KEPT_LINES = 40  # of what the window process wrote on stderr, to say why it failed
 
 
 class MotifWindow:
@@ -32,8 +36,11 @@ class MotifWindow:
         self._changed = threading.Condition()
         self._next = 0
         self._loaded = False
+        self._said: collections.deque[str] = collections.deque(maxlen=_KEPT_LINES)
         self._reader = threading.Thread(target=self._read, name="symphony-window-reader", daemon=True)
         self._reader.start()
+        self._listener = threading.Thread(target=self._listen, name="symphony-window-stderr", daemon=True)
+        self._listener.start()
 
     @classmethod
     def launch(
@@ -45,24 +52,48 @@ class MotifWindow:
         if gui is not None:
             command += ["--gui", gui]
         process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8", bufsize=1
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,  # what GUI libraries say goes to the log, and into the error if it fails
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+            bufsize=1,
         )
         return cls(server, process)
 
     def wait_loaded(self, timeout: float = 60.0) -> None:
-        """Wait until the page has loaded; `MotifError` if the window process ended or took too long."""
+        """Wait until the page has loaded; `MotifError` if the window process ended or took too long,
+        saying why in one line (no display, no GUI backend) and what to do instead."""
         with self._changed:
             done = self._changed.wait_for(lambda: self._loaded or self.process.poll() is not None, timeout)
-        if not self._loaded:
-            reason = (
-                f"did not load within {timeout:g} s" if not done else f"exited with {self.process.poll()}"
-            )
-            raise MotifError(
-                f"its window {reason}",
-                extension=self.server.assets.extension,
-                hint='window mode needs pywebview with a GUI backend (`pip install "symphony-motifs[qt]"`); '
-                "`symphony ui --serve` shows the same page in any browser",
-            )
+        if self._loaded:
+            return
+        if done:
+            self.process.wait()
+            self._listener.join(5)  # all it said, to tell why
+        reason = f"its page did not load within {timeout:g} s" if not done else self._why_not()
+        raise MotifError(
+            f"cannot open a window: {reason}",
+            extension=self.server.assets.extension,
+            hint='run `symphony ui --serve` and open the URL it prints in a browser, or install a GUI backend: pip install "symphony-motifs[qt]"',
+        )
+
+    def _why_not(self) -> str:
+        """Why the window process ended before its page loaded, from what it said."""
+        said = "\n".join(self._said)
+        if sys.platform == "linux" and not any(
+            os.environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+        ):
+            return "there is no display (DISPLAY and WAYLAND_DISPLAY are unset)"
+        if "No module named" in said or "cannot be loaded" in said or "could not be" in said:
+            return "no GUI backend of pywebview could start here"
+        last = next((line.strip() for line in reversed(self._said) if line.strip()), "")
+        code = self.process.returncode
+        return f"its process ended ({'signal ' + str(-code) if code < 0 else 'status ' + str(code)})" + (
+            f": {last}" if last else ""
+        )
 
     def evaluate(self, expression: str, timeout: float = 30.0) -> Any:
         """Evaluate a JavaScript expression in the window's page and return its value, through JSON.
@@ -118,6 +149,9 @@ class MotifWindow:
             if stream is not None:
                 stream.close()
         self._reader.join(5)
+        self._listener.join(5)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
         self.server.close()
 
     def _send(self, message: dict[str, Any]) -> None:
@@ -126,6 +160,18 @@ class MotifWindow:
             raise MotifError("its window is closed", extension=self.server.assets.extension)
         stdin.write(json.dumps(message) + "\n")
         stdin.flush()
+
+    def _listen(self) -> None:
+        """Keep the last lines the window process writes on stderr, and log them."""
+        stderr = self.process.stderr
+        if stderr is None:
+            return
+        try:
+            for line in stderr:
+                self._said.append(line.rstrip())
+                log.debug("window: %s", line.rstrip())
+        except ValueError:
+            pass  # the stream was closed by _finish
 
     def _read(self) -> None:
         stdout = self.process.stdout
@@ -144,5 +190,7 @@ class MotifWindow:
                     self._changed.notify_all()
         except ValueError:
             pass  # the stream was closed by _finish
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(5)  # its output ends as it exits: let waiters see it has
         with self._changed:
             self._changed.notify_all()

@@ -83,10 +83,18 @@ class Workers:
 
 
 def front_for(kind: str) -> Front | None:
-    """The front the kit of ``kind`` gives its isolated extensions, or None when it names none."""
+    """The front the kit of ``kind`` gives its isolated extensions, or None when it names none or the kit
+    is not installed beside the host (its workers have it in their own environment): a
+    `RemoteExtension` then answers, calling every method in a worker."""
     known = KINDS.get(kind)
     if known is None or known.front is None:
         return None
     module, _, name = known.front.partition(":")
-    front: Front = getattr(importlib.import_module(module), name)
+    try:
+        loaded = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != known.module:
+            raise  # the kit is there, and broken: say so
+        return None
+    front: Front = getattr(loaded, name)
     return front

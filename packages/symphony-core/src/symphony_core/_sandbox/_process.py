@@ -596,10 +596,13 @@ def _remote(failure: Failure, extension: str, kit: str | None = None) -> Symphon
     ]
     name = _printable(failure.symphony or "", _TYPE_KEPT)
     cls = error_class(name, kit) if name else None
+    kind = _printable(failure.type, _TYPE_KEPT)
     if cls is not None:
         data = {key: _bounded(value) for key, value in failure.data.items() if isinstance(key, str)}
-        return cls.from_data(message, extension=extension, hint=hint, problems=problems, data=data)
-    kind = _printable(failure.type, _TYPE_KEPT)
+        try:
+            return cls.from_data(message, extension=extension, hint=hint, problems=problems, data=data)
+        except Exception:  # noqa: BLE001 - data no such error holds: the worker's, never the host's fault
+            kind = f"{kind} (as {name}, with data the host cannot rebuild it from)"
     builtin = getattr(builtins, failure.builtin or "", None)
     return RemoteError(
         f"raised {kind.removeprefix('builtins.')}: {message}",

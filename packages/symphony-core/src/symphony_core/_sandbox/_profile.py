@@ -55,6 +55,9 @@ class WorkerSpec:
     limits: Limits = field(default_factory=Limits)
     inline_limit: int = DEFAULT_INLINE_LIMIT
     """Bulk values under this many bytes travel inside messages instead of shared memory."""
+    environment: str | None = None
+    """The managed environment the extension is installed in: its workers import from that environment's
+    ``site-packages`` only, never from the host's (``path`` is then ignored)."""
 
     @property
     def data_dir(self) -> Path:
@@ -96,9 +99,13 @@ def profile_for(spec: WorkerSpec, exchange: str) -> Profile:
     planted = inside_any(writable)
     write = [resolve(path, planted) for path in write]
     read = [resolve(_beneath(policy._expand(entry), notes), planted) for entry in found["fs.read"]]
-    import_path = [*site_folders(), *spec.path]
-    packages = _packages(spec, import_path)
-    read += [*interpreter_folders(), *import_path, *packages.values()]
+    if spec.environment is None:
+        import_path = [*site_folders(), *spec.path]
+        packages = _packages(spec, import_path)
+        read += [*interpreter_folders(), *import_path, *packages.values()]
+    else:  # the core it booted from stays readable: it goes on importing its own modules
+        import_path, packages = managed_folders(spec.environment), {}
+        read += [*interpreter_folders(managed=True), *import_path, *_boot_packages()]
     read += [resolve(str(config_file(spec.home, spec.extension)), planted), own[1]]
     write.append(own[1])
     connect, bind = _ports(found["net.connect"]), _ports(found["net.listen"])
@@ -116,6 +123,7 @@ def profile_for(spec: WorkerSpec, exchange: str) -> Profile:
         import_path=import_path,
         packages=packages,
         notes=notes,
+        only_import_path=spec.environment is not None,
     )
 
 
@@ -162,10 +170,31 @@ def site_folders() -> list[str]:
     return _unique(folder for folder in site.getsitepackages() if os.path.isdir(folder))
 
 
-def interpreter_folders() -> list[str]:
-    """The interpreter's own folders (standard library, extension modules, shared library)."""
-    found = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}
+def interpreter_folders(*, managed: bool = False) -> list[str]:
+    """The interpreter's own folders (standard library, extension modules, shared library); with
+    ``managed``, those of the base interpreter only, not the host's virtual environment (whose
+    ``site-packages`` a worker of a managed extension never reads)."""
+    found = {sys.base_prefix, sys.base_exec_prefix}
+    if not managed:
+        found |= {sys.prefix, sys.exec_prefix}
     return _unique(path for path in found if path and os.path.isabs(path))
+
+
+def managed_folders(environment: str) -> list[str]:
+    """The import path of a worker of an extension installed in a managed environment: that
+    environment's ``site-packages`` alone."""
+    from symphony_core._environments import site_packages
+
+    return [str(site_packages(Path(environment)))]
+
+
+def _boot_packages() -> list[str]:
+    """The folders of the packages a worker imports before it is restricted (the host's core and msgspec)."""
+    import msgspec
+
+    import symphony_core
+
+    return [os.path.dirname(os.path.realpath(module.__file__ or "")) for module in (symphony_core, msgspec)]
 
 
 _WORKER_PACKAGES = (

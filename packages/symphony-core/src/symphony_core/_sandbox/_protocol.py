@@ -88,6 +88,9 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     """Top-level name: folder (or module file) of the packages it needs from outside ``import_path``."""
     notes: list[str] = []
     """What the kernel enforces more broadly than the grant says (globs widened to their folder)."""
+    only_import_path: bool = False
+    """Import from ``import_path`` only once restricted: the folders the worker booted from (the host's
+    ``site-packages``, which hold the core) leave its path. For an extension in a managed environment."""
 
 
 class _Message(msgspec.Struct, tag_field="t", kw_only=True):

@@ -312,6 +312,8 @@ def main(argv: list[str]) -> int:
     except OSError as exc:  # a restriction that cannot be applied: refuse to run rather than run without it
         channel.send(_failure(0, exc, None))
         return 3
+    if setup.profile.only_import_path:  # what it booted from stays imported, and leaves the path
+        sys.path[:] = [folder for folder in sys.path if folder not in sys.argv[4:]]
     sys.path += [folder for folder in setup.profile.import_path if folder not in sys.path]
     sys.meta_path.insert(0, _Packages(dict(setup.profile.packages)))
     if setup.profile.pycache:  # only modules imported from now on, restricted, read or write it
