@@ -1,17 +1,18 @@
-"""The `release` command line: fragments, plan, apply, api, artifacts, bounds, matrix.
+"""The `release` command line: fragments, plan, apply, api, artifacts, bounds, readme, matrix.
 
-Run from the repository root through hatch, e.g. `hatch run release:plan --json`.
+Run from the repository root through hatch, e.g. `hatch run release:plan --json`. The compatibility cells
+run under tox (`tox run -m compat`); `matrix` lists them, or runs them through tox and sums them up.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import tempfile
 import time
 from contextlib import nullcontext
-from dataclasses import asdict
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
@@ -20,11 +21,16 @@ from . import api, fragments
 from .apply import apply_plan
 from .artifacts import check_artifacts
 from .bounds import find_unbounded
-from .commands import find_root
+from .cells import REPORT, plan_cells
+from .commands import clean_env, find_root, find_uv
 from .errors import ReleaseError
-from .matrix import plan_cells, run_matrix
 from .plan import format_plan, format_rows, make_plan
+from .readme import check_readmes
 from .workspace import load_packages
+
+# The tox `matrix` runs the cells with, through `uv tool run` (the same floor as tox.toml's `requires`).
+TOX = "tox>=4.67"
+TOX_UV = "tox-uv>=1.37"
 
 
 def run_fragments(root: Path, args: argparse.Namespace) -> int:
@@ -80,6 +86,17 @@ def run_artifacts(root: Path, args: argparse.Namespace) -> int:
     return 1 if report.problems else 0
 
 
+def run_readme(root: Path, args: argparse.Namespace) -> int:
+    """Check each package as PyPI shows it: twine check --strict, and its README rendered."""
+    with tempfile.TemporaryDirectory(prefix="symphony-readme-") as tmp:
+        report = check_readmes(root, Path(tmp))
+    print("\n".join(f"rendered the README of {name}" for name in report.checked))
+    for problem in report.problems:
+        print(f"FAIL: {problem}")
+    print("readme: " + ("FAIL" if report.problems else "PASS (twine check --strict, rendered as on PyPI)"))
+    return 1 if report.problems else 0
+
+
 def run_bounds(root: Path, args: argparse.Namespace) -> int:
     """Fail when a declared dependency has no lower bound."""
     problems = find_unbounded(root)
@@ -88,7 +105,7 @@ def run_bounds(root: Path, args: argparse.Namespace) -> int:
 
 
 def run_matrix_command(root: Path, args: argparse.Namespace) -> int:
-    """Run the compatibility matrix, or the cells named with --cell."""
+    """List the compatibility cells, or run them (all, or those named with --cell) with tox."""
     packages = load_packages(root)
     cells = plan_cells(root, packages)
     unknown = set(args.cell) - {c.name for c in cells}
@@ -106,29 +123,40 @@ def run_matrix_command(root: Path, args: argparse.Namespace) -> int:
         print("\n".join(f"FAIL: {p}" for p in problems))
         return 1
     started = time.perf_counter()
-    with choose_workdir(args.keep, "symphony-matrix-") as tmp:
-        results = run_matrix(root, packages, cells, Path(tmp))
-    header = ("cell", "package", "core", "resolution", "result", "s", "resolved")
-    rows = [
-        (
-            r.name,
-            r.package,
-            r.core,
-            r.resolution,
-            r.verdict,
-            f"{r.seconds:.1f}",
-            r.detail.splitlines()[0] if r.detail else "",
+    workdir = root / ".tox"
+    with tempfile.TemporaryDirectory(prefix="symphony-matrix-") as tmp:
+        results_file = Path(tmp) / "tox.json"
+        tox = [*find_uv(), "tool", "run", "--from", TOX, "--with", TOX_UV, "tox"]
+        names = ",".join(c.name for c in cells)
+        command = [*tox, "run", "--workdir", str(workdir), "--result-json", str(results_file), "-e", names]
+        subprocess.run(command, cwd=root, env=clean_env(), check=False)
+        if not results_file.exists():
+            raise ReleaseError(f"tox wrote no results: `{' '.join(command)}` failed before running a cell")
+        envs = json.loads(results_file.read_text())["testenvs"]
+    rows = []
+    for cell in cells:
+        outcome = envs.get(cell.name, {}).get("result", {})
+        report = workdir / cell.name / REPORT
+        resolved = json.loads(report.read_text())["resolved"] if report.exists() and not cell.skip else ""
+        verdict = "SKIP" if outcome.get("skipped") else "PASS" if outcome.get("success") else "FAIL"
+        seconds = f"{outcome.get('duration', 0.0):.1f}"
+        rows.append(
+            (
+                cell.name,
+                cell.package_label,
+                cell.core_label,
+                cell.resolution,
+                verdict,
+                seconds,
+                cell.skip or resolved,
+            )
         )
-        for r in results
-    ]
+    header = ("cell", "package", "core", "resolution", "result", "s", "resolved")
     print("\n".join(format_rows([header, *rows])))
-    for result in results:
-        if result.verdict == "FAIL":
-            print(f"\n--- {result.name}\n{result.detail}")
-    failed = any(r.verdict == "FAIL" for r in results)
+    failed = any(r[4] == "FAIL" for r in rows)
     print(f"matrix: {'FAIL' if failed else 'PASS'} in {time.perf_counter() - started:.0f} s")
     if args.json:
-        args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+        args.json.write_text(json.dumps([dict(zip(header, r, strict=True)) for r in rows], indent=2) + "\n")
     return 1 if failed else 0
 
 
@@ -190,11 +218,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     cmd.add_argument("--keep", type=Path, metavar="DIR", help="keep the built files in DIR")
     cmd.set_defaults(handler=run_artifacts)
 
-    cmd = commands.add_parser("matrix", help="test packages against the oldest and newest core they admit")
+    commands.add_parser(
+        "readme", help="twine check --strict; each README rendered as on PyPI, with no relative link"
+    ).set_defaults(handler=run_readme)
+
+    cmd = commands.add_parser(
+        "matrix", help="test packages against the oldest and newest core they admit (tox's `compat` cells)"
+    )
     cmd.add_argument("--cell", action="append", default=[], help="run only this cell (repeatable)")
-    cmd.add_argument("--list", action="store_true", help="list the cells without running them")
+    cmd.add_argument("--list", action="store_true", help="list the cells and the core each names")
     cmd.add_argument("--json", type=Path, metavar="FILE", help="write the results to FILE")
-    cmd.add_argument("--keep", type=Path, metavar="DIR", help="keep the wheels and venvs in DIR")
     cmd.set_defaults(handler=run_matrix_command)
     return parser.parse_args(argv)
 
