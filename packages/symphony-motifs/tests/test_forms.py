@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import enum
-from typing import Literal
+from typing import Any, Literal
 
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from pydantic import Field, SecretStr
 
 from symphony_core import Host
-from symphony_motifs import Config, ConfigEditor, build_form
+from symphony_motifs import Config, ConfigEditor, MotifError, build_form
 
 
 class Limits(Config):
@@ -192,3 +194,79 @@ def test_an_invalid_config_in_force_is_shown_by_field(host: Host, tiles: str, mo
     state = ConfigEditor(host, tiles).state()
     assert state["values"] is None
     assert "valid integer" in state["errors"]["columns"]
+
+
+# Fuzzed: what a page posts to the editor, and the schemas workers answer with (an isolated extension's
+# config schema comes from its worker). ``--fuzz`` runs 100 times as many examples.
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=10,
+)
+form_keys = st.sampled_from(
+    ["columns", "feed.timeout", "feed.host", "theme", "title", "tags", "animate", "nope", ""]
+)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=100)
+@given(changes=st.dictionaries(form_keys | st.text(max_size=12), json_values, max_size=4))
+def test_whatever_a_page_posts_is_saved_valid_or_refused_by_field(
+    host: Host, tiles: str, changes: dict[str, Any]
+) -> None:
+    editor = ConfigEditor(host, tiles)
+    before = host.state.config_overrides(tiles)
+
+    result = editor.save(changes)
+
+    assert set(result.saved) | set(result.errors) == set(changes)
+    stored = host.state.config_overrides(tiles)
+    assert set(stored) - set(before) <= set(result.saved)
+    editor.state()  # the editor still shows the config in force
+    host.unset_config(tiles)
+
+
+schema_nodes = st.recursive(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "type": st.sampled_from(
+                ["string", "integer", "number", "boolean", "array", "object", "null", "x"]
+            )
+            | json_values,
+            "title": json_values,
+            "default": json_values,
+            "enum": json_values,
+            "minimum": json_values,
+            "format": st.sampled_from(["password", "uri"]) | json_values,
+            "$ref": st.sampled_from(["#/$defs/A", "#/$defs/B", "#/nowhere", "http://x/y"]) | json_values,
+        },
+    ),
+    lambda inner: st.fixed_dictionaries(
+        {},
+        optional={
+            "properties": st.dictionaries(st.text(max_size=8), inner, max_size=4) | json_values,
+            "items": inner | json_values,
+            "anyOf": st.lists(inner, max_size=3) | json_values,
+            "allOf": st.lists(inner, max_size=3),
+            "required": st.lists(st.text(max_size=8), max_size=3) | json_values,
+            "$defs": st.dictionaries(st.sampled_from(["A", "B"]), inner, max_size=2),
+            "type": st.just("object"),
+        },
+    ),
+    max_leaves=12,
+)
+
+
+@given(schema=schema_nodes)
+@example(schema={"properties": None})  # each of these raised a TypeError or AttributeError before
+@example(schema={"properties": [False]})
+@example(schema={"properties": "0"})
+@example(schema={"required": None})
+def test_a_config_schema_of_any_shape_gives_a_form_or_a_motif_error(schema: dict[str, Any]) -> None:
+    try:
+        form = build_form(schema)
+    except MotifError:
+        return
+    form.as_json()
+    form.field_keys()

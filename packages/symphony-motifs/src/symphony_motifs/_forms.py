@@ -109,7 +109,24 @@ class ConfigForm:
 
 
 def build_form(schema: Mapping[str, Any]) -> ConfigForm:
-    """Build the form for a config model's JSON Schema (as ``Host.config_schema`` returns it)."""
+    """Build the form for a config model's JSON Schema (as ``Host.config_schema`` returns it).
+
+    An isolated extension's schema comes from its worker: one that is not shaped as pydantic makes
+    them raises `MotifError` saying so, never an error from inside this function.
+    """
+    try:
+        return _build_form(schema)
+    except (AttributeError, KeyError, TypeError, ValueError, RecursionError) as exc:
+        raise MotifError(
+            f"its config schema cannot be shown as a form: {type(exc).__name__}: {str(exc)[:200]}",
+            hint="the schema is not one a pydantic Config model makes: fix the model, or report it to "
+            "the extension's authors",
+        ) from None
+
+
+def _build_form(schema: Mapping[str, Any]) -> ConfigForm:
+    if not isinstance(schema, Mapping):
+        raise TypeError(f"a schema is an object, not {type(schema).__name__}")
     definitions = schema.get("$defs", {})
     root = _resolve(schema, definitions)
     reference = _reference(schema)
@@ -263,7 +280,10 @@ class ConfigEditor:
                 extension=self.extension,
                 hint="its manifest names no `config` model",
             )
-        return build_form(schema)
+        try:
+            return build_form(schema)
+        except MotifError as exc:
+            raise MotifError(exc.message, extension=self.extension, hint=exc.hint) from None
 
     def state(self) -> dict[str, Any]:
         """The form, the values in force (secrets masked), where each came from, and any current error."""
