@@ -34,6 +34,7 @@ from ._kinds import CORE_DISTRIBUTION, KIND_BY_GROUP, KINDS, MANIFEST_FILE, cano
 
 INDEX_FORMAT = 3
 _WATCHED = frozenset({CORE_DISTRIBUTION, *(kind.package for kind in KINDS.values())})
+_MANIFEST_DECODER = msgspec.msgpack.Decoder()  # reused: a host decodes every manifest on each discover
 
 
 class Problem(msgspec.Struct, frozen=True):
@@ -65,7 +66,7 @@ class Record(msgspec.Struct, frozen=True):
     @property
     def manifest(self) -> dict[str, Any] | None:
         """The validated manifest as JSON-ready data (decoded from the index on each access)."""
-        data: dict[str, Any] | None = msgspec.msgpack.decode(self.manifest_data)
+        data: dict[str, Any] | None = _MANIFEST_DECODER.decode(self.manifest_data)
         return data
 
 
@@ -84,10 +85,21 @@ class Catalog(msgspec.Struct, frozen=True):
 
 def contested(catalog: Catalog) -> dict[str, list[Record]]:
     """The records of every id that several distributions declare, by canonical id."""
+    seen: set[str] = set()
+    shared: set[str] = set()
+    for record in catalog.records:
+        key = canonical_id(record.id)
+        if key in seen:
+            shared.add(key)
+        seen.add(key)
+    if not shared:  # as almost always: no list is built
+        return {}
     claims: dict[str, list[Record]] = {}
     for record in catalog.records:
-        claims.setdefault(canonical_id(record.id), []).append(record)
-    return {key: records for key, records in claims.items() if len(records) > 1}
+        key = canonical_id(record.id)
+        if key in shared:
+            claims.setdefault(key, []).append(record)
+    return claims
 
 
 def own_problem(record: Record, catalog: Catalog) -> Problem | None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -181,6 +180,8 @@ def forget_install(state: HostState, entry: Installed, *, actor: str, purged: bo
 
 def remove_environment(environment: Path) -> None:
     """Delete a managed environment's folder; what cannot be deleted is logged, never raised."""
+    import shutil
+
     shutil.rmtree(environment, onerror=lambda *args: log.warning("cannot remove %s: %s", args[1], args[2][1]))
 
 

@@ -3,6 +3,7 @@ the extension's own event loop, so that one that blocks or hangs stalls nobody e
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Awaitable, Callable
@@ -113,11 +114,18 @@ class Executor:
             return slot.loop
 
     def stop_loop(self, slot: _Slot) -> None:
-        """Stop the extension's loop, let its thread cancel what is left and close it, and wait for that."""
+        """Stop the extension's loop, let its thread cancel what is left and close it, and wait for that.
+
+        A front's ``deactivate`` started on the loop when its pool was quarantined finishes first (within
+        ``LOOP_STOP_TIMEOUT``): stopped half-way, it would leave its threads running."""
         loop, thread = slot.loop, slot.loop_thread
+        stopping, slot.stopping = slot.stopping, None
         slot.loop = slot.loop_thread = None
         if loop is None or thread is None:
             return
+        if stopping is not None and thread is not threading.current_thread():
+            with contextlib.suppress(Exception):
+                stopping.result(LOOP_STOP_TIMEOUT)
         loop.call_soon_threadsafe(loop.stop)
         if thread is threading.current_thread():
             return  # the extension stops itself from its own loop: the thread finishes after this call

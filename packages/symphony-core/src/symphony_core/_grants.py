@@ -31,6 +31,8 @@ from ._limits import ResourceLimits
 from ._reach import Note, Reach, Roots, reach
 from ._spoofing import Suspicion, manifest_suspicions
 from ._state import Grant, HostState
+from ._state import binds as _binds
+from ._state import same_distribution as _same
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -322,26 +324,6 @@ def evaluate(
         reach=reaches,
         warnings=manifest_suspicions(name, requested),
     )
-
-
-def current_grant(
-    state: HostState, extension: str, version: str, distribution: str, sha256: str | None
-) -> Grant | None:
-    """The grant this installed version holds: made to its version, distribution and installed files."""
-    return next((g for g in state.grants(extension) if _binds(g, version, distribution, sha256)), None)
-
-
-def _binds(grant: Grant, version: str, distribution: str, sha256: str | None) -> bool:
-    return (
-        grant.version == version
-        and grant.distribution is not None
-        and _same(grant.distribution, distribution)
-        and grant.sha256 == sha256
-    )
-
-
-def _same(a: str, b: str) -> bool:
-    return canonicalize_name(a) == canonicalize_name(b)
 
 
 def select(requested: Sequence[Mapping[str, Any]], kinds: Sequence[str]) -> list[dict[str, Any]]:

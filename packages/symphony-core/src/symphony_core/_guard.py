@@ -450,28 +450,55 @@ def _interpreter_needs(
     interpreter = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix, *path} - {""}
     caches = [f"{folder}/**/__pycache__{tail}" for folder in interpreter for tail in ("", "/*")]
     bytecode = [pycache_prefix or "", "/dev/null"]
+    resolved: dict[str, str] = {}  # both lists name the same folders: each is resolved once
     return {
-        "fs.read": _compile([*interpreter, *bytecode, "/dev/urandom"], writable),
-        "fs.write": _compile([*caches, *bytecode], writable),
+        "fs.read": _compile([*interpreter, *bytecode, "/dev/urandom"], writable, resolved),
+        "fs.write": _compile([*caches, *bytecode], writable, resolved),
     }
 
 
-def _compile(entries: Iterable[str], writable: tuple[str, ...]) -> re.Pattern[str]:
+def _compile(
+    entries: Iterable[str], writable: tuple[str, ...], resolved: dict[str, str] | None = None
+) -> re.Pattern[str]:
     """One regex for granted paths: a plain path grants itself and everything below it; in a glob, ``*``
     and ``?`` stay within one folder and ``**`` crosses folders.
 
     The folder before the first wildcard is resolved, except for symlinks inside the ``writable``
-    folders: the extension could have planted those, and a grant must not grow with them."""
+    folders: the extension could have planted those, and a grant must not grow with them. ``resolved``
+    keeps the folders resolved so far, for calls with the same ``writable``.
+
+    Entries with the same pattern after their folder share one alternative, and a folder beneath another
+    that already grants everything below it is left out: the regex stays short, and compiling it (once
+    per extension, on its first start) cheap."""
     planted = inside_any(writable)
-    alternatives = []
+    known: dict[str, str] = {} if resolved is None else resolved
+    heads: dict[str, list[str]] = {}  # pattern after the folder: the resolved folders it follows
     for entry in filter(None, entries):
         star = min((entry.find(c) for c in "*?" if c in entry), default=len(entry))
         cut = entry.rfind("/", 0, star) if star < len(entry) else len(entry)
         head, tail = (entry[:cut], entry[cut:]) if cut >= 0 else (".", "/" + entry)
         tokens = re.split(r"(\*\*/|\*\*|\*|\?)", tail) if tail else []
         pattern = "".join(_GLOBS.get(token, re.escape(token)) for token in tokens) or "(?:/.*)?"
-        alternatives.append(f"(?:{re.escape(resolve(head or '/', planted).rstrip('/'))}{pattern})")
+        folder = head or "/"
+        if folder not in known:
+            known[folder] = resolve(folder, planted).rstrip("/")
+        heads.setdefault(pattern, []).append(known[folder])
+    alternatives = []
+    for pattern, folders in heads.items():
+        # "(?:/.*)?" and "/(?:.*/)?..." match below a folder whatever lies between: its subfolders add nothing
+        nested = pattern == "(?:/.*)?" or pattern.startswith("/(?:.*/)?")
+        kept = _outermost(folders) if nested else list(dict.fromkeys(folders))
+        alternatives.append(f"(?:(?:{'|'.join(map(re.escape, kept))}){pattern})")
     return re.compile("|".join(alternatives) or "(?!)")
+
+
+def _outermost(folders: Iterable[str]) -> list[str]:
+    """The folders that are not beneath (or equal to) another of them; ``""`` is the root."""
+    kept: list[str] = []
+    for folder in sorted(set(folders), key=len):
+        if not any(folder == outer or folder.startswith(outer + "/") for outer in kept):
+            kept.append(folder)
+    return kept
 
 
 def _runs(commands: tuple[str, ...], executable: str) -> bool:

@@ -39,11 +39,12 @@ from ._home import Home
 from ._hooks import PROJECT, HostHooks, LifecycleEvent, PermissionEvent
 from ._kinds import canonical_id
 from ._lifecycle import State, can_move
-from ._state import HostState
+from ._state import HostState, current_grant
 from ._tiers import InProcess, Tier, Workers, lift_hint
 
 if TYPE_CHECKING:  # imported on first use: listing and starting most extensions need none of them
     import asyncio
+    from concurrent.futures import Future
 
     from ._config import Resolved
     from ._grants import Consent
@@ -137,6 +138,7 @@ class _Slot:
     config: Any = None
     loop: asyncio.AbstractEventLoop | None = None
     loop_thread: threading.Thread | None = None
+    stopping: Future[Any] | None = None  # a front's deactivate started on its loop, not awaited
     guard: Policy | None = None
     recorder: Recorder | None = None
     audit: list[tuple[str, str | None, str, dict[str, Any]]] | None = None
@@ -230,11 +232,12 @@ class Host:
             from ._grants import read_policy, settle_claims
 
             claims = settle_claims(catalog, self.state, lambda: read_policy(self.policy_file))
-        found = {
-            key: (record, problem)
-            for record in catalog.records
-            for key, problem in [claims.get(record_key(record), (canonical_id(record.id), record.problem))]
-        }
+        settled: list[tuple[Record, str, Problem | None]] = []  # each record's key and problem
+        for record in catalog.records:
+            claim = claims.get(record_key(record)) if claims else None
+            key, problem = claim if claim is not None else (canonical_id(record.id), record.problem)
+            settled.append((record, key, problem))
+        found = {key: (record, problem) for record, key, problem in settled}
         with self._lock:
             changed = [
                 slot
@@ -246,8 +249,7 @@ class Host:
         with self._lock:
             self.catalog = catalog
             slots: dict[str, _Slot] = {}
-            for record in catalog.records:
-                key, problem = claims.get(record_key(record), (canonical_id(record.id), record.problem))
+            for record, key, problem in settled:
                 old = self._slots.get(key)
                 if old is not None and (_kept(old, record, problem) or old.state in _RUNNING):
                     # unchanged; or started again while it was being stopped: then kept, so that `close`
@@ -840,8 +842,6 @@ class Host:
         return (slot.tier or self._here).guarded(slot)
 
     def _granted(self, slot: _Slot) -> tuple[Permission, ...]:
-        from ._grants import current_grant
-
         record = slot.record
         grant = current_grant(
             self.state, slot.key, record.distribution_version, record.distribution, record.distribution_sha256
@@ -882,7 +882,10 @@ class Host:
                 slot.audit.append(("lifecycle", slot.key, self.actor, detail))
             else:
                 self._write_audit([("lifecycle", slot.key, self.actor, detail)])
-        self._notify("symphony_lifecycle_event", LifecycleEvent(slot.record.id, old.value, new.value, reason))
+        if self.hooks.hook.symphony_lifecycle_event.get_hookimpls():  # discovery moves each extension
+            self._notify(
+                "symphony_lifecycle_event", LifecycleEvent(slot.record.id, old.value, new.value, reason)
+            )
 
     @contextmanager
     def _audit_batch(self, slot: _Slot) -> Iterator[None]:

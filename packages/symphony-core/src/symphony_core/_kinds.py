@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -52,9 +53,12 @@ def canonical_name(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+@functools.lru_cache(maxsize=8192)
 def canonical_id(extension: str) -> str:
     """An extension id compared the way PEP 503 compares names: case and runs of ``-``/``_`` do not count.
 
     Dots stay: they separate the publisher from the name.
     """
+    if "_" not in extension and "--" not in extension and extension == extension.lower():
+        return extension  # already canonical, as most ids are
     return ".".join(re.sub(r"[-_]+", "-", part).lower() for part in extension.split("."))

@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import Any
 
 from ._errors import StateError
+from ._kinds import canonical_name
 
 __all__ = ["AuditRecord", "Grant", "HostState"]
 
@@ -76,6 +77,31 @@ class Grant:
     """None for a grant made before grants named their distribution."""
     sha256: str | None = None
     """SHA-256 of the distribution's ``RECORD`` file when granted; None when unknown."""
+
+
+def current_grant(
+    state: HostState, extension: str, version: str, distribution: str, sha256: str | None
+) -> Grant | None:
+    """The grant this installed version holds: made to its version, distribution and installed files.
+
+    Here rather than in ``_grants`` so that starting an extension reads its grant without building the
+    policy models."""
+    return next((g for g in state.grants(extension) if binds(g, version, distribution, sha256)), None)
+
+
+def binds(grant: Grant, version: str, distribution: str, sha256: str | None) -> bool:
+    """Whether ``grant`` was made to this version, distribution and set of installed files."""
+    return (
+        grant.version == version
+        and grant.distribution is not None
+        and same_distribution(grant.distribution, distribution)
+        and grant.sha256 == sha256
+    )
+
+
+def same_distribution(a: str, b: str) -> bool:
+    """Whether two distribution names are one (compared as PEP 503 normalises them)."""
+    return canonical_name(a) == canonical_name(b)
 
 
 @dataclass(frozen=True, slots=True)

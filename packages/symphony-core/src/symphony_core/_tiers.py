@@ -357,7 +357,8 @@ class Workers(Tier):
             pool.close()
             stopping = None if front is None else front.deactivate()
             if isinstance(stopping, Awaitable):  # a kit's front stops its own part here too (a pipeline)
-                host._run.submit(slot, stopping, None)  # not awaited: this thread may be one of the front's
+                # not awaited: this thread may be one of the front's; its loop waits for it before stopping
+                slot.stopping = host._run.submit(slot, stopping, None)
 
 
 def _guard(host: Host, slot: _Slot) -> AbstractContextManager[object]:
