@@ -262,6 +262,7 @@ schema_nodes = st.recursive(
 @example(schema={"properties": None})  # each of these raised a TypeError or AttributeError before
 @example(schema={"properties": [False]})
 @example(schema={"properties": "0"})
+@example(schema={"properties": [True]})
 @example(schema={"required": None})
 def test_a_config_schema_of_any_shape_gives_a_form_or_a_motif_error(schema: dict[str, Any]) -> None:
     try:

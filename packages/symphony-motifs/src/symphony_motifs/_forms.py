@@ -116,7 +116,7 @@ def build_form(schema: Mapping[str, Any]) -> ConfigForm:
     """
     try:
         return _build_form(schema)
-    except (AttributeError, KeyError, TypeError, ValueError, RecursionError) as exc:
+    except Exception as exc:  # noqa: BLE001 - any schema that breaks the walk is the schema's fault
         raise MotifError(
             f"its config schema cannot be shown as a form: {type(exc).__name__}: {str(exc)[:200]}",
             hint="the schema is not one a pydantic Config model makes: fix the model, or report it to "
