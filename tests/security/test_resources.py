@@ -5,10 +5,13 @@ from __future__ import annotations
 import pytest
 
 GIB = 1 << 30
-TOTAL = 5 * GIB // 2
+TOTAL = 8 * GIB
+"""Four times the default quota (2 GiB): the host counts the folders every 0.5 s, and a worker writing to
+the page cache can put a few GiB on disk between two counts, so a smaller goal can be reached before the
+count that stops it (the guide says so: the quota is checked from outside, not at each write)."""
 
 
-@pytest.mark.parametrize("files", [1, 5], ids=["one file", "five files"])
+@pytest.mark.parametrize("files", [1, 8], ids=["one file", "eight files"])
 def test_filling_the_disk_through_the_cache_folder_is_stopped(scene, steps, files) -> None:
     ext = "hostile.disk"
 
