@@ -92,27 +92,13 @@ def hand_written(frame):
     return frame
 """
 
-STEPS = r"""
-import polars as pl
-from symphony_operators import Operator
-
-TRANSFORMS = [
-    lambda f: f.filter(pl.col("dep_delay").is_not_null()),
-    lambda f: f.with_columns((pl.col("arr_delay") - pl.col("dep_delay")).alias("gained")),
-    lambda f: f.with_columns((pl.col("distance") / 100).alias("hundreds")),
-    lambda f: f.filter(pl.col("distance") > 50),
-    lambda f: f.with_columns(pl.col("origin").str.to_lowercase()),
-    lambda f: f.with_columns((pl.col("arr_delay") > 15).alias("late")),
-    lambda f: f.group_by("carrier_code", "origin").agg(
-        pl.len().alias("flights"), pl.col("gained").mean(), pl.col("late").mean().alias("late_share")
-    ),
-    lambda f: f.sort("carrier_code", "origin"),
-]
-
-
+STEPS = (
+    DEFINITIONS.split("\ndef operators")[0]
+    + r"""
 def step(n):
     return type(f"Step{n}", (Operator,), {"apply": lambda self, frame: TRANSFORMS[n](frame)})
 """
+)
 """The installed distribution's module: the same transformations as ``DEFINITIONS``, one class each."""
 
 
