@@ -24,10 +24,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from symphony_core import SymphonyError
-from symphony_core._crossing import ERRORS_FROM_WORKERS
-from symphony_core._sandbox._bulk import ARRAY, FRAME, INLINE, Codec
-from symphony_core._sandbox._process import _remote
-from symphony_core._sandbox._protocol import REPLY_FRAME, Channel, Failure, ProtocolViolation, Reply
+from symphony_core._model._crossing import ERRORS_FROM_WORKERS
+from symphony_core._security._sandbox._bulk import ARRAY, FRAME, INLINE, Codec
+from symphony_core._security._sandbox._process import _remote
+from symphony_core._security._sandbox._protocol import REPLY_FRAME, Channel, Failure, ProtocolViolation, Reply
 
 KITS = ["symphony_instruments", "symphony_operators", "symphony_motifs"]
 SAMPLE = pl.DataFrame(

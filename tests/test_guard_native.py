@@ -2,7 +2,7 @@
 
 The guard's documentation says it is not a sandbox because native libraries do their own file I/O. If
 one of these tests fails, a library started going through Python's ``open``: update the documentation in
-``symphony_core/_guard.py`` (and the docs that repeat it) rather than the test.
+``symphony_core/_security/_guard.py`` (and the docs that repeat it) rather than the test.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from symphony_core import PermissionDenied
-from symphony_core._guard import Policy, acting_as
+from symphony_core._security._guard import Policy, acting_as
 
 
 def nothing_granted(tmp_path: Path) -> Policy:

@@ -22,12 +22,12 @@ import pytest
 from onnx import TensorProto, helper
 
 from symphony_core import Host
-from symphony_core._errors import RemoteError
-from symphony_core._home import Home
-from symphony_core._permissions import FileRead, Permission
-from symphony_core._sandbox._probe import probe
-from symphony_core._sandbox._process import WorkerProcess
-from symphony_core._sandbox._profile import WorkerSpec
+from symphony_core._model._errors import RemoteError
+from symphony_core._model._permissions import FileRead, Permission
+from symphony_core._security._sandbox._probe import probe
+from symphony_core._security._sandbox._process import WorkerProcess
+from symphony_core._security._sandbox._profile import WorkerSpec
+from symphony_core._store._home import Home
 from symphony_operators._isolated import IsolatedOperator
 
 CAPABILITIES = probe()

@@ -20,12 +20,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from symphony_core._errors import WorkerCrashed
-from symphony_core._home import Home
-from symphony_core._sandbox._arrow import check_ipc
-from symphony_core._sandbox._probe import probe
-from symphony_core._sandbox._process import WorkerProcess
-from symphony_core._sandbox._profile import DEFAULT_INLINE_LIMIT, WorkerSpec
+from symphony_core._model._errors import WorkerCrashed
+from symphony_core._security._sandbox._arrow import check_ipc
+from symphony_core._security._sandbox._probe import probe
+from symphony_core._security._sandbox._process import WorkerProcess
+from symphony_core._security._sandbox._profile import DEFAULT_INLINE_LIMIT, WorkerSpec
+from symphony_core._store._home import Home
 
 CAPABILITIES = probe()
 pytestmark = pytest.mark.skipif(
@@ -41,7 +41,7 @@ import msgspec
 import numpy
 
 from symphony_core import Extension
-from symphony_core._sandbox._bulk import ARRAY, FRAME, INLINE, MEMFD
+from symphony_core._security._sandbox._bulk import ARRAY, FRAME, INLINE, MEMFD
 
 SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
 

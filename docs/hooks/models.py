@@ -2,8 +2,8 @@
 
 A page asks for a model with a marker on a line of its own:
 
-    <!-- symphony-model: symphony_core._manifest:Manifest -->
-    <!-- symphony-schema: symphony_core._manifest:Manifest -->
+    <!-- symphony-model: symphony_core._model._manifest:Manifest -->
+    <!-- symphony-schema: symphony_core._model._manifest:Manifest -->
 
 The first becomes the model's docstring and a table of its fields (name as written in a file, type,
 default, description); the second becomes the model's JSON Schema in a collapsed block.

@@ -58,7 +58,7 @@ NEEDED = ("landlock", "user_namespace", "network_namespace", "seccomp")
 @pytest.fixture(scope="session", autouse=True)
 def isolated_tier() -> None:
     """Fail (under CI) or skip loudly when this machine cannot run the isolated tier."""
-    from symphony_core._sandbox._probe import probe
+    from symphony_core._security._sandbox._probe import probe
 
     found = probe()
     missing = [

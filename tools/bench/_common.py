@@ -241,6 +241,6 @@ def write_symphony_packages(site: Path) -> None:
         "symphony-sdk-core",
         "0.1.0",
         files={},
-        entry_points={"console_scripts": {"symphony": "symphony_core._cli:main"}},
+        entry_points={"console_scripts": {"symphony": "symphony_core._cli._commands:main"}},
         requires=("msgspec>=0.18", "pydantic>=2.7"),
     )

@@ -94,7 +94,7 @@ path, cache, rescan = sys.argv[1].split(os.pathsep), sys.argv[2], sys.argv[3] ==
 if sys.argv[4] == "preload":
     import pathlib
     import importlib_metadata
-    import symphony_core._discovery, symphony_core._manifest
+    import symphony_core._catalog._discovery, symphony_core._model._manifest
 before = index_stamps(cache)
 start = time.perf_counter_ns()
 from pathlib import Path

@@ -1,7 +1,7 @@
 """What the in-process guard costs: Python ``open()`` with and without it, and a polars read it cannot see.
 
 Each ``open()`` sample runs in a fresh interpreter (an audit hook, once added, stays for the process's life),
-the three modes interleaved so drift hits them alike; every child imports ``symphony_core._guard``:
+the three modes interleaved so drift hits them alike; every child imports ``symphony_core._security._guard``:
     no hook    the baseline: the guard's audit hook is not installed
     idle       the hook is installed, no extension code is running (no policy active)
     guarded    inside ``acting_as(policy)``, opening a file the policy grants
@@ -32,8 +32,8 @@ MODES = ("no hook", "idle", "guarded")
 OPENS = """
 import json, os, statistics, sys, time
 from pathlib import Path
-from symphony_core._guard import Policy, acting_as, install
-from symphony_core._permissions import FileRead
+from symphony_core._security._guard import Policy, acting_as, install
+from symphony_core._model._permissions import FileRead
 
 mode, folder, opens = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
 target = str(folder / "small.txt")
@@ -73,7 +73,7 @@ POLARS = """
 import json, sys, time
 from pathlib import Path
 import polars
-from symphony_core._guard import Policy, acting_as
+from symphony_core._security._guard import Policy, acting_as
 
 csv, rounds = sys.argv[1], int(sys.argv[2])
 folder = Path(csv).parent

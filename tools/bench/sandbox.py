@@ -39,12 +39,12 @@ import polars as pl
 from _common import Report, Stat, options, ratio
 from onnx import TensorProto, helper, numpy_helper
 
-from symphony_core._home import Home
-from symphony_core._permissions import FileRead
-from symphony_core._sandbox._pool import Pool
-from symphony_core._sandbox._probe import probe
-from symphony_core._sandbox._process import WorkerProcess
-from symphony_core._sandbox._profile import WorkerSpec
+from symphony_core._model._permissions import FileRead
+from symphony_core._security._sandbox._pool import Pool
+from symphony_core._security._sandbox._probe import probe
+from symphony_core._security._sandbox._process import WorkerProcess
+from symphony_core._security._sandbox._profile import WorkerSpec
+from symphony_core._store._home import Home
 
 FEATURES, HIDDEN, BATCH = 256, 1024, 128
 

@@ -10,7 +10,8 @@ from typing import Annotated
 import pytest
 from pydantic import Field, SecretStr
 
-from symphony_core._config import (
+from symphony_core._model._errors import ConfigError
+from symphony_core._store._config import (
     Config,
     Resolved,
     Source,
@@ -22,9 +23,8 @@ from symphony_core._config import (
     public_dump,
     set_value,
 )
-from symphony_core._errors import ConfigError
-from symphony_core._home import Home
-from symphony_core._state import HostState
+from symphony_core._store._home import Home
+from symphony_core._store._state import HostState
 
 ID = "acme.digits"
 PREFIX = "SYMPHONY_ACME_DIGITS__"

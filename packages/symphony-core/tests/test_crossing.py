@@ -17,8 +17,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from symphony_core import ErrorDetail, _crossing, register_error, register_result
-from symphony_core._errors import (
+from symphony_core import ErrorDetail, register_error, register_result
+from symphony_core._model import _crossing
+from symphony_core._model._errors import (
     ConfigError,
     ConsentRequired,
     ExtensionFailed,
@@ -28,12 +29,12 @@ from symphony_core._errors import (
     SymphonyError,
     WorkerCrashed,
 )
-from symphony_core._home import Home
-from symphony_core._sandbox._bulk import RESULT, Codec
-from symphony_core._sandbox._probe import probe
-from symphony_core._sandbox._process import WorkerProcess, _remote
-from symphony_core._sandbox._profile import WorkerSpec
-from symphony_core._sandbox._protocol import Failure
+from symphony_core._security._sandbox._bulk import RESULT, Codec
+from symphony_core._security._sandbox._probe import probe
+from symphony_core._security._sandbox._process import WorkerProcess, _remote
+from symphony_core._security._sandbox._profile import WorkerSpec
+from symphony_core._security._sandbox._protocol import Failure
+from symphony_core._store._home import Home
 
 SHAPES = """
 from dataclasses import dataclass, field
@@ -56,7 +57,7 @@ EXTENSION = '''
 import msgspec
 
 from symphony_core import ConfigError, ErrorDetail, Extension, ManifestError
-from symphony_core._sandbox._bulk import RESULT
+from symphony_core._security._sandbox._bulk import RESULT
 from acme_shapes import Box, Loose
 
 
@@ -212,7 +213,7 @@ def test_a_name_the_host_did_not_register_arrives_as_a_remote_error_with_its_pro
     for name in (
         "ConsentRequired",
         "symphony_core.ConsentRequired",
-        "symphony_core._errors.ConfigError",
+        "symphony_core._model._errors.ConfigError",
         "builtins.ValueError",
         "acme_nowhere.Oops",
     ):

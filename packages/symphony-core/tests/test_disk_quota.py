@@ -16,14 +16,14 @@ from typing import Any
 
 import pytest
 
-from symphony_core._errors import ConfigError, RemoteError, SandboxError, WorkerCrashed
-from symphony_core._grants import read_policy
-from symphony_core._home import Home
-from symphony_core._sandbox import _quota
-from symphony_core._sandbox._process import WorkerProcess
-from symphony_core._sandbox._profile import WorkerSpec
-from symphony_core._sandbox._protocol import Limits
-from symphony_core._sandbox._quota import measure
+from symphony_core._model._errors import ConfigError, RemoteError, SandboxError, WorkerCrashed
+from symphony_core._security._grants import read_policy
+from symphony_core._security._sandbox import _quota
+from symphony_core._security._sandbox._process import WorkerProcess
+from symphony_core._security._sandbox._profile import WorkerSpec
+from symphony_core._security._sandbox._protocol import Limits
+from symphony_core._security._sandbox._quota import measure
+from symphony_core._store._home import Home
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="isolated workers need Linux")
 

@@ -9,10 +9,10 @@ from contextlib import nullcontext
 
 import msgspec
 
-from symphony_core._discovery import Record
-from symphony_core._executor import Executor
-from symphony_core._host import _Slot
-from symphony_core._lifecycle import State
+from symphony_core._catalog._records import Record
+from symphony_core._model._lifecycle import State
+from symphony_core._runtime._executor import Executor
+from symphony_core._runtime._host import _Slot
 
 
 def test_a_fronts_deactivate_started_on_its_loop_finishes_before_the_loop_stops() -> None:

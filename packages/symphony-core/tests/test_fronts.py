@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from symphony_core._kinds import KINDS
-from symphony_core._sandbox._fronts import front_for
+from symphony_core._model._kinds import KINDS
+from symphony_core._security._sandbox._fronts import front_for
 
 
 @pytest.mark.parametrize("kind", ["instrument", "operator"])

@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from symphony_core import ConfigError, Host, ManifestError, SymphonyError
-from symphony_core._discovery import locate_manifest, scan
-from symphony_core._manifest import Manifest, read_manifest, validate_manifest
+from symphony_core._catalog._discovery import locate_manifest, scan
+from symphony_core._model._manifest import Manifest, read_manifest, validate_manifest
 
 FIXTURES = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
 VALID: dict[str, Any] = {

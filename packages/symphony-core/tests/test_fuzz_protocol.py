@@ -22,9 +22,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from symphony_core import SymphonyError
-from symphony_core._sandbox._bulk import Codec
-from symphony_core._sandbox._process import _remote
-from symphony_core._sandbox._protocol import REPLY_FRAME, Channel, Failure, ProtocolViolation
+from symphony_core._security._sandbox._bulk import Codec
+from symphony_core._security._sandbox._process import _remote
+from symphony_core._security._sandbox._protocol import REPLY_FRAME, Channel, Failure, ProtocolViolation
 
 TAGS = ["setup", "hello", "load", "call", "ping", "stop", "config", "event", "reply", "failure", "other"]
 LIMIT = 1 << 16

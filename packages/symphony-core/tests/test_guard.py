@@ -21,11 +21,18 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from symphony_core._errors import PermissionDenied
-from symphony_core._guard import Policy, acting_as, check_access, learn
-from symphony_core._home import Home
-from symphony_core._hooks import PermissionEvent
-from symphony_core._permissions import FileRead, FileWrite, NetConnect, NetListen, Permission, Subprocess
+from symphony_core._model._errors import PermissionDenied
+from symphony_core._model._hooks import PermissionEvent
+from symphony_core._model._permissions import (
+    FileRead,
+    FileWrite,
+    NetConnect,
+    NetListen,
+    Permission,
+    Subprocess,
+)
+from symphony_core._security._guard import Policy, acting_as, check_access, learn
+from symphony_core._store._home import Home
 
 EXTENSION = "acme.guarded"
 

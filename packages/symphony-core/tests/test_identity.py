@@ -17,10 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from symphony_core._config import config_variables, env_prefix, sharing_prefix
-from symphony_core._errors import ConfigError
-from symphony_core._grants import Policy, evaluate, read_policy
-from symphony_core._state import HostState
+from symphony_core._model._errors import ConfigError
+from symphony_core._security._grants import Policy, evaluate, read_policy
+from symphony_core._store._config import config_variables, env_prefix, sharing_prefix
+from symphony_core._store._state import HostState
 
 READS_DATA = """
 [[permissions]]

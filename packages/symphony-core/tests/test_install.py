@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from symphony_core._install import DEFAULT_INDEX, InstallError, _index_files, read_wheel
+from symphony_core._runtime._install import DEFAULT_INDEX, InstallError, _index_files, read_wheel
 
 WORKSPACE = Path(__file__).resolve().parents[3]
 CORE = WORKSPACE / "packages" / "symphony-core"
@@ -104,7 +104,7 @@ def test_a_valid_wheel_is_read_with_its_manifest_and_nothing_is_imported(tmp_pat
         ({"acme_evil.pth": "import os\n"}, "a .pth file", True),
         ({"requests/__init__.py": ""}, "outside the extension's own packages", True),
         ({"acme_evil-1.0.data/scripts/run": "#!/bin/sh\n"}, "'scripts' folder", True),
-        ({"symphony_core/_sandbox/_worker.py": ""}, "a package of Symphony's own", False),
+        ({"symphony_core/_security/_sandbox/_worker.py": ""}, "a package of Symphony's own", False),
     ],
     ids=["pth", "other-package", "scripts", "symphony-core"],
 )
@@ -463,7 +463,7 @@ def test_upgrade_shows_what_is_new_and_uninstall_removes_everything(
         assert [event for event, _ in host("audit", "acme.one")][-2:] == ["uninstalled", "revoked"]
     finally:
         host.close()
-    check = "import sys; from symphony_core._state import HostState; print(len(HostState(sys.argv[1]).grants('acme.one')))"
+    check = "import sys; from symphony_core._store._state import HostState; print(len(HostState(sys.argv[1]).grants('acme.one')))"
     assert venv.run(venv.python, "-c", check, managed_home / "state.sqlite").stdout.strip() == "0"
 
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from symphony_core._sandbox._probe import probe
+from symphony_core._security._sandbox._probe import probe
 
 SYNC = """
 from symphony_core import Extension

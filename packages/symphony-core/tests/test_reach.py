@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from symphony_core._errors import ManifestError
-from symphony_core._grants import Consent, evaluate
-from symphony_core._grants import Policy as HostPolicy
-from symphony_core._home import Home
-from symphony_core._manifest import validate_manifest
-from symphony_core._reach import Roots, own_folder
-from symphony_core._sizes import MAX_REASON_LENGTH, MAX_SCOPES
-from symphony_core._state import HostState
+from symphony_core._model._errors import ManifestError
+from symphony_core._model._manifest import validate_manifest
+from symphony_core._model._sizes import MAX_REASON_LENGTH, MAX_SCOPES
+from symphony_core._security._grants import Consent, evaluate
+from symphony_core._security._grants import Policy as HostPolicy
+from symphony_core._security._reach import Roots, own_folder
+from symphony_core._store._home import Home
+from symphony_core._store._state import HostState
 
 EXTENSION = "acme.reach"
 FILE = "src/acme_reach/symphony.toml"

@@ -23,17 +23,25 @@ from typing import Any
 
 import pytest
 
-from symphony_core._errors import ConfigError, Quarantined, RemoteError, WorkerCrashed, WorkerTimeout
-from symphony_core._home import Home
-from symphony_core._permissions import EnvVars, FileRead, FileWrite, NetConnect, Permission, Subprocess
-from symphony_core._sandbox import _landlock
-from symphony_core._sandbox._bulk import ARRAY, FILE, MEMFD, Codec
-from symphony_core._sandbox._cgroups import Cgroups, places
-from symphony_core._sandbox._pool import Pool, PoolEvent, PoolState, Supervisor
-from symphony_core._sandbox._probe import probe
-from symphony_core._sandbox._process import WorkerProcess
-from symphony_core._sandbox._profile import WorkerSpec
-from symphony_core._sandbox._protocol import PROTOCOL, Channel, Failure, Limits, Profile, Reply, Setup
+from symphony_core._model._errors import ConfigError, Quarantined, RemoteError, WorkerCrashed, WorkerTimeout
+from symphony_core._model._permissions import EnvVars, FileRead, FileWrite, NetConnect, Permission, Subprocess
+from symphony_core._security._sandbox import _landlock
+from symphony_core._security._sandbox._bulk import ARRAY, FILE, MEMFD, Codec
+from symphony_core._security._sandbox._cgroups import Cgroups, places
+from symphony_core._security._sandbox._pool import Pool, PoolEvent, PoolState, Supervisor
+from symphony_core._security._sandbox._probe import probe
+from symphony_core._security._sandbox._process import WorkerProcess
+from symphony_core._security._sandbox._profile import WorkerSpec
+from symphony_core._security._sandbox._protocol import (
+    PROTOCOL,
+    Channel,
+    Failure,
+    Limits,
+    Profile,
+    Reply,
+    Setup,
+)
+from symphony_core._store._home import Home
 
 LINUX = sys.platform.startswith("linux")
 CAPABILITIES = probe()
@@ -142,7 +150,7 @@ PROBE_EXTENSION = r"""
 import ctypes, errno, os, signal, socket, subprocess, time
 
 from symphony_core import Extension
-from symphony_core._errors import ConfigError
+from symphony_core._model._errors import ConfigError
 
 
 def _errno_of(call):
@@ -639,7 +647,7 @@ def test_a_worker_refuses_a_host_that_speaks_another_protocol_version(tmp_path) 
         "-I",
         "-B",
         "-m",
-        "symphony_core._sandbox._worker",
+        "symphony_core._security._sandbox._worker",
         str(from_host),
         str(to_host),
     ]
@@ -1139,7 +1147,7 @@ def test_an_isolated_hosts_config_commands_import_the_config_model_only_in_a_res
 
 def test_a_trust_entry_that_selects_nothing_is_refused_with_its_place_in_the_policy_file(tmp_path) -> None:
     from symphony_core import ConfigError
-    from symphony_core._grants import read_policy
+    from symphony_core._security._grants import read_policy
 
     policy = tmp_path / "policy.toml"
     policy.write_text('[[trust]]\npublisher = "acme"\n\n[[trust]]\n', encoding="utf-8")
@@ -1197,9 +1205,9 @@ def test_an_isolated_extension_that_keeps_crashing_stays_quarantined_until_enabl
 
 LEAVES = """
 import os, sys
-from symphony_core._home import Home
-from symphony_core._sandbox._profile import WorkerSpec
-from symphony_core._sandbox._process import WorkerProcess
+from symphony_core._store._home import Home
+from symphony_core._security._sandbox._profile import WorkerSpec
+from symphony_core._security._sandbox._process import WorkerProcess
 
 spec = WorkerSpec(extension="acme.probe", entry_point="acme_probe:Probe", home=Home.resolve(sys.argv[1]), path=(sys.argv[2],))
 worker = WorkerProcess.start(spec)

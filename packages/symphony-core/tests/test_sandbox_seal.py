@@ -21,11 +21,11 @@ from typing import Any
 
 import pytest
 
-from symphony_core._home import Home
-from symphony_core._permissions import FileRead, NetConnect, Permission, Subprocess
-from symphony_core._sandbox._probe import probe
-from symphony_core._sandbox._process import WorkerProcess
-from symphony_core._sandbox._profile import WorkerSpec
+from symphony_core._model._permissions import FileRead, NetConnect, Permission, Subprocess
+from symphony_core._security._sandbox._probe import probe
+from symphony_core._security._sandbox._process import WorkerProcess
+from symphony_core._security._sandbox._profile import WorkerSpec
+from symphony_core._store._home import Home
 
 CAPABILITIES = probe()
 pytestmark = pytest.mark.skipif(
@@ -284,9 +284,9 @@ def _limits() -> tuple[Any, ...]:
 
 DAEMON_HOST = """
 import os, sys, textwrap
-from symphony_core._home import Home
-from symphony_core._sandbox._profile import WorkerSpec
-from symphony_core._sandbox._process import WorkerProcess
+from symphony_core._store._home import Home
+from symphony_core._security._sandbox._profile import WorkerSpec
+from symphony_core._security._sandbox._process import WorkerProcess
 
 spec = WorkerSpec(
     extension="acme.attacker", entry_point="acme_attacker:Attacker", home=Home.resolve(sys.argv[1]), path=(sys.argv[2],)

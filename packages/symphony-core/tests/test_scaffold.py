@@ -14,7 +14,7 @@ import sys
 import pytest
 from packaging.version import Version
 
-from symphony_core._scaffold import ScaffoldError, kit_requirement, project_names, render
+from symphony_core._authoring._scaffold import ScaffoldError, kit_requirement, project_names, render
 
 if sys.version_info >= (3, 11):
     import tomllib

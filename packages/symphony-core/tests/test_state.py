@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 
 import symphony_core
-from symphony_core._state import Grant, HostState, StateError
+from symphony_core._store._state import Grant, HostState, StateError
 
 # Children import the same symphony_core as this test, whether or not it is installed.
 _SRC = Path(symphony_core.__file__).resolve().parent.parent
 
 _CONCURRENT_WRITER = """
 import sys
-from symphony_core._state import HostState
+from symphony_core._store._state import HostState
 
 path, writer, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 print("ready", flush=True)
@@ -36,7 +36,7 @@ with HostState(path) as state:
 
 _ENDLESS_WRITER = """
 import sys
-from symphony_core._state import HostState
+from symphony_core._store._state import HostState
 
 state = HostState(sys.argv[1])
 i = 0

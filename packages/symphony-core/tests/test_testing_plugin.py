@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from symphony_core._sandbox._probe import probe
+from symphony_core._security._sandbox._probe import probe
 
 EXT = "acme.plugged"
 LANDLOCK = probe().has("landlock")
@@ -245,7 +245,7 @@ def test_the_plugin_is_cheap_to_load_and_leaves_other_tests_alone(pytest_in_venv
     imported = pytest_in_venv.run(
         pytest_in_venv.python,
         "-c",
-        "import sys, symphony_core._testing; "
+        "import sys, symphony_core._authoring._testing; "
         "print(sorted(m for m in sys.modules if m.startswith(('symphony_core.', 'pydantic', 'msgspec'))))",
     )
     plain = run_pytest(pytest_in_venv, tmp_path / "plain", "def test_plain(tmp_path):\n    assert tmp_path\n")
@@ -254,7 +254,15 @@ def test_the_plugin_is_cheap_to_load_and_leaves_other_tests_alone(pytest_in_venv
         pytest_in_venv.python, "-m", "pytest", "-p", "no:symphony", "--fixtures", tmp_path / "plain"
     )
 
-    assert imported.stdout.strip() == "['symphony_core._errors', 'symphony_core._testing']"
+    # The plugin and the errors module, with their layers' packages (each a docstring only).
+    assert imported.stdout.strip() == str(
+        [
+            "symphony_core._authoring",
+            "symphony_core._authoring._testing",
+            "symphony_core._model",
+            "symphony_core._model._errors",
+        ]
+    )
     assert plain.returncode == 0, plain.stdout + plain.stderr
     assert "symphony_host" in fixtures.stdout
     assert "symphony_home" in fixtures.stdout

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from symphony_core._validate import BadTarget, validate
+from symphony_core._authoring._validate import BadTarget, validate
 
 PYPROJECT = """\
 [build-system]

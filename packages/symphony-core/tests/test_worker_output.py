@@ -25,7 +25,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from symphony_core._errors import (
+from symphony_core._model._errors import (
     ConfigError,
     ConsentRequired,
     PermissionDenied,
@@ -33,12 +33,11 @@ from symphony_core._errors import (
     SandboxError,
     WorkerCrashed,
 )
-from symphony_core._home import Home
-from symphony_core._sandbox._observe import verify_claims
-from symphony_core._sandbox._probe import probe
-from symphony_core._sandbox._process import WorkerProcess
-from symphony_core._sandbox._profile import DEFAULT_INLINE_LIMIT, WorkerSpec
-from symphony_core._sandbox._protocol import (
+from symphony_core._security._sandbox._observe import verify_claims
+from symphony_core._security._sandbox._probe import probe
+from symphony_core._security._sandbox._process import WorkerProcess
+from symphony_core._security._sandbox._profile import DEFAULT_INLINE_LIMIT, WorkerSpec
+from symphony_core._security._sandbox._protocol import (
     EVENT_FRAME,
     MAX_FRAME,
     REPLY_FRAME,
@@ -47,6 +46,7 @@ from symphony_core._sandbox._protocol import (
     Reply,
     reply_limit,
 )
+from symphony_core._store._home import Home
 
 CAPABILITIES = probe()
 pytestmark = pytest.mark.skipif(
@@ -59,9 +59,9 @@ import gc, os, struct, time
 import msgspec
 
 from symphony_core import Extension
-from symphony_core._errors import ConfigError, ConsentRequired, GuardDenied, WorkerCrashed
-from symphony_core._sandbox._bulk import ARRAY, MEMFD
-from symphony_core._sandbox._protocol import Failure
+from symphony_core._model._errors import ConfigError, ConsentRequired, GuardDenied, WorkerCrashed
+from symphony_core._security._sandbox._bulk import ARRAY, MEMFD
+from symphony_core._security._sandbox._protocol import Failure
 
 FORGED = {"ConfigError": ConfigError, "ConsentRequired": ConsentRequired, "GuardDenied": GuardDenied,
           "WorkerCrashed": WorkerCrashed}

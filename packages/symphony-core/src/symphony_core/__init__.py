@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._errors import (
+from ._model._errors import (
     BudgetExceeded,
     CompatibilityError,
     ConfigError,
@@ -39,59 +39,69 @@ from ._errors import (
 )
 
 if TYPE_CHECKING:
-    from ._config import Config, Resolved, config_schema, env_prefix, public_dump
-    from ._crossing import register_error, register_result
-    from ._discovery import Catalog, Problem, Record, discover
-    from ._extension import Context, Extension
-    from ._guard import check_access
-    from ._hooks import LifecycleEvent, PermissionEvent, hookimpl
-    from ._host import ExtensionInfo, Host, Isolation
-    from ._install import Installation, InstallError, InstallPlan
-    from ._lifecycle import State
-    from ._manifest import Manifest, read_manifest
-    from ._permissions import EnvVars, FileRead, FileWrite, Gpu, NetConnect, NetListen, Permission, Subprocess
-    from ._sandbox._fronts import Workers
-    from ._testing import Harness
+    from ._authoring._testing import Harness
+    from ._catalog._discovery import discover
+    from ._catalog._records import Catalog, Problem, Record
+    from ._model._crossing import register_error, register_result
+    from ._model._extension import Context, Extension
+    from ._model._hooks import LifecycleEvent, PermissionEvent, hookimpl
+    from ._model._lifecycle import State
+    from ._model._manifest import Manifest, read_manifest
+    from ._model._permissions import (
+        EnvVars,
+        FileRead,
+        FileWrite,
+        Gpu,
+        NetConnect,
+        NetListen,
+        Permission,
+        Subprocess,
+    )
+    from ._runtime._host import ExtensionInfo, Host, Isolation
+    from ._runtime._install import Installation, InstallError, InstallPlan
+    from ._security._guard import check_access
+    from ._security._sandbox._fronts import Workers
+    from ._store._config import Config, Resolved, config_schema, env_prefix, public_dump
 
 __version__ = "0.1.0"
 
 _LAZY = {
-    "Config": "._config",
-    "Resolved": "._config",
-    "config_schema": "._config",
-    "env_prefix": "._config",
-    "public_dump": "._config",
-    "register_error": "._crossing",
-    "register_result": "._crossing",
-    "Catalog": "._discovery",
-    "Problem": "._discovery",
-    "Record": "._discovery",
-    "discover": "._discovery",
-    "Context": "._extension",
-    "check_access": "._guard",
-    "Extension": "._extension",
-    "LifecycleEvent": "._hooks",
-    "PermissionEvent": "._hooks",
-    "hookimpl": "._hooks",
-    "ExtensionInfo": "._host",
-    "Host": "._host",
-    "Isolation": "._host",
-    "InstallError": "._install",
-    "InstallPlan": "._install",
-    "Installation": "._install",
-    "State": "._lifecycle",
-    "Manifest": "._manifest",
-    "read_manifest": "._manifest",
-    "EnvVars": "._permissions",
-    "FileRead": "._permissions",
-    "FileWrite": "._permissions",
-    "Gpu": "._permissions",
-    "NetConnect": "._permissions",
-    "NetListen": "._permissions",
-    "Permission": "._permissions",
-    "Subprocess": "._permissions",
-    "Harness": "._testing",
-    "Workers": "._sandbox._fronts",
+    "Config": "._store._config",
+    "Resolved": "._store._config",
+    "config_schema": "._store._config",
+    "env_prefix": "._store._config",
+    "public_dump": "._store._config",
+    "register_error": "._model._crossing",
+    "register_result": "._model._crossing",
+    "Catalog": "._catalog._records",
+    "Problem": "._catalog._records",
+    "Record": "._catalog._records",
+    "discover": "._catalog._discovery",
+    "Context": "._model._extension",
+    "check_access": "._security._guard",
+    "Extension": "._model._extension",
+    "LifecycleEvent": "._model._hooks",
+    "PermissionEvent": "._model._hooks",
+    "hookimpl": "._model._hooks",
+    "ExtensionInfo": "._runtime._host",
+    "Host": "._runtime._host",
+    "Isolation": "._runtime._host",
+    "InstallError": "._runtime._install",
+    "InstallPlan": "._runtime._install",
+    "Installation": "._runtime._install",
+    "State": "._model._lifecycle",
+    "Manifest": "._model._manifest",
+    "read_manifest": "._model._manifest",
+    "EnvVars": "._model._permissions",
+    "FileRead": "._model._permissions",
+    "FileWrite": "._model._permissions",
+    "Gpu": "._model._permissions",
+    "NetConnect": "._model._permissions",
+    "NetListen": "._model._permissions",
+    "Permission": "._model._permissions",
+    "Subprocess": "._model._permissions",
+    "Harness": "._authoring._testing",
+    "Workers": "._security._sandbox._fronts",
 }
 
 __all__ = [

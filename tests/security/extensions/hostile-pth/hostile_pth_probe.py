@@ -26,7 +26,7 @@ def _probe() -> None:
             "pid": os.getpid(),
             "command": command,
             "cwd": os.getcwd(),
-            "worker": "symphony_core._sandbox._worker" in command,
+            "worker": "symphony_core._security._sandbox._worker" in command,
             "restricted": status.get("NoNewPrivs") == "1" or status.get("Seccomp", "0") != "0",
             "secret": secret,
         }

@@ -38,11 +38,11 @@ def pipes() -> dict[str, int]:
     """The worker's protocol pipes: ``reply`` (where its answers go), ``request`` and ``events``.
 
     Found as the worker's own channel objects, else from its command line
-    (``-m symphony_core._sandbox._worker READ_FD WRITE_FD EVENT_FD``).
+    (``-m symphony_core._security._sandbox._worker READ_FD WRITE_FD EVENT_FD``).
     """
     found: dict[str, int] = {}
     try:
-        from symphony_core._sandbox._protocol import Channel
+        from symphony_core._security._sandbox._protocol import Channel
 
         for thing in gc.get_objects():
             if isinstance(thing, Channel):

@@ -21,7 +21,7 @@ PTRACE_SEIZE, PTRACE_DETACH = 0x4206, 17
 
 def _number(name: str) -> int:
     try:
-        from symphony_core._sandbox._syscalls import NUMBERS
+        from symphony_core._security._sandbox._syscalls import NUMBERS
 
         return NUMBERS[name]
     except (ImportError, KeyError):

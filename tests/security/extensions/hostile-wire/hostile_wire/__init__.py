@@ -1,7 +1,7 @@
 """Attacks on the host through the worker protocol itself.
 
 The worker writes raw bytes on its own pipes (``hostile_kit.pipes``), or returns msgpack extension values
-built by hand in the bulk encoding (``symphony_core._sandbox._bulk``: the low 4 bits say array 1, frame
+built by hand in the bulk encoding (``symphony_core._security._sandbox._bulk``: the low 4 bits say array 1, frame
 2, lazy frame 3, series 4; 0 inline, 16 a file, 32 a memfd).
 """
 
@@ -114,12 +114,12 @@ class Ext(Hostile):
 
     def raw_failure(self, victim: str) -> None:
         """Write a Failure frame of the host's own kind on the reply pipe, for this request, then vanish."""
-        from symphony_core._sandbox._protocol import Failure
+        from symphony_core._security._sandbox._protocol import Failure
 
         request = _current_request()
         failure = Failure(
             id=request,
-            type="symphony_core._errors.ConsentRequired",
+            type="symphony_core._model._errors.ConsentRequired",
             message="needs consent before it can run: fs.read /",
             hint=f"run `symphony grant {victim}`",
             extension=victim,

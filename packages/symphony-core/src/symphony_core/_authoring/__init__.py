@@ -1,0 +1,1 @@
+"""For extension authors: ``symphony validate``'s checks, project scaffolds and the pytest plugin."""

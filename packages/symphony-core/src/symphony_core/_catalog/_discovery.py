@@ -1,0 +1,352 @@
+"""Find installed extensions through their entry points and static manifests, importing none of them.
+
+A cold scan lists the distributions on ``sys.path`` itself rather than through
+``importlib.metadata.entry_points()``: it reads each ``entry_points.txt`` once and parses only those
+that mention a Symphony group; for a distribution that is no extension that costs less than the
+standard library's scan. An extension costs more: its manifest is read, validated and checked for
+compatibility (the results go into the index, so a warm discovery redoes none of it).
+
+The result is cached in an index keyed by the interpreter and ``sys.path``. The index is valid while
+every ``sys.path`` folder keeps its modification time (installing, upgrading or removing a distribution
+changes it) and every manifest outside its distribution's folder keeps its own (an author editing an
+editable install). Manifests stay encoded in the index until someone asks for one.
+
+Each record also carries the SHA-256 of its distribution's ``RECORD`` file, the installer's list of every
+file it wrote with their hashes: it tells one installed artifact from another with the same name and
+version, so trust and grants can be bound to what is really installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import importlib.util
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import msgspec
+
+from symphony_core._model._errors import EntryPointError, ManifestError
+from symphony_core._model._kinds import CORE_DISTRIBUTION, KIND_BY_GROUP, KINDS, MANIFEST_FILE, canonical_name
+
+from ._records import Catalog, Problem, Record, record_key
+
+INDEX_FORMAT = 3
+_WATCHED = frozenset({CORE_DISTRIBUTION, *(kind.package for kind in KINDS.values())})
+
+
+class _Stamp(msgspec.Struct, frozen=True, array_like=True):
+    path: str
+    mtime_ns: int
+    inode: int
+
+
+class _Index(msgspec.Struct, frozen=True):
+    format: int
+    python: str
+    path_stamps: tuple[_Stamp | None, ...]
+    manifest_stamps: tuple[_Stamp, ...]
+    catalog: Catalog
+
+
+def discover(
+    cache_dir: Path | None = None, *, path: Sequence[str] | None = None, rescan: bool = False
+) -> Catalog:
+    """Return the installed extensions, from the index when it is still valid, else by a full scan."""
+    entries = sys.path if path is None else list(path)
+    index_file = _index_file(cache_dir, entries) if cache_dir is not None else None
+    if index_file is not None and not rescan:
+        catalog = _load_index(index_file, entries)
+        if catalog is not None:
+            return catalog
+    path_stamps = tuple(_stamp(entry) for entry in entries)
+    catalog, manifest_stamps = _scan(entries)
+    if index_file is not None:
+        _save_index(index_file, path_stamps, manifest_stamps, catalog)
+    return catalog
+
+
+def scan(path: Sequence[str]) -> Catalog:
+    """Scan ``path`` for distributions that declare Symphony entry points and read their manifests."""
+    return _scan(path)[0]
+
+
+def _scan(path: Sequence[str]) -> tuple[Catalog, tuple[_Stamp, ...]]:
+    """The catalog, and each manifest's stamp taken before it was read (so an edit during the scan shows)."""
+    import importlib_metadata
+
+    from ._compat import check_compat
+
+    stamps: list[_Stamp] = []
+    records: list[Record] = []
+    packages: dict[str, str] = {}
+    package_requires: dict[str, tuple[str, ...]] = {}
+    for name, version, info in _distributions(path):
+        if name in _WATCHED:
+            packages[name] = version
+            requires = importlib_metadata.PathDistribution(info).requires or []
+            package_requires[name] = tuple(requires)
+        try:
+            text = (info / "entry_points.txt").read_text(encoding="utf-8")
+        except OSError:
+            continue
+        if "[symphony." not in text:
+            continue
+        requires_python = _requires_python(info)
+        sha256 = _record_sha256(info)
+        for group, ep_name, value in _symphony_entry_points(text):
+            found = _record(group, ep_name, value, name, version, requires_python, sha256, path)
+            manifest = found.record.manifest_file
+            # Stamped before reading (an edit during the scan shows). A manifest inside the folder that
+            # holds its distribution's metadata changes only with a reinstall, which that folder's own
+            # stamp sees, so only editable installs' manifests need stamps of their own.
+            if found.stamp is not None and manifest and not manifest.startswith(str(info.parent) + os.sep):
+                stamps.append(found.stamp)
+            records.append(found.record)
+    catalog = Catalog(records=tuple(records), packages=packages, package_requires=package_requires)
+    problems = check_compat(catalog)
+    checked = tuple(
+        msgspec.structs.replace(record, problem=problems[record_key(record)])
+        if record.problem is None and record_key(record) in problems
+        else record
+        for record in catalog.records
+    )
+    return msgspec.structs.replace(catalog, records=checked), tuple(stamps)
+
+
+def _distributions(path: Sequence[str]) -> Iterator[tuple[str, str, Path]]:
+    """Yield (canonical name, version, metadata folder) per distribution; the first on the path wins."""
+    seen: set[str] = set()
+    for entry in path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for folder in names:
+            if folder.endswith(".dist-info"):
+                stem = folder[: -len(".dist-info")]
+            elif folder.endswith(".egg-info"):
+                stem = folder[: -len(".egg-info")]
+            else:
+                continue
+            raw_name, _, rest = stem.partition("-")
+            name = canonical_name(raw_name)
+            if name in seen:
+                continue
+            seen.add(name)
+            info = Path(entry or ".", folder)
+            version = rest.split("-", 1)[0] if rest else _version_from_metadata(info)
+            yield name, version, info
+
+
+def _requires_python(info: Path) -> str | None:
+    """The Requires-Python header, read without parsing the whole metadata file."""
+    for name in ("METADATA", "PKG-INFO"):
+        try:
+            with open(info / name, encoding="utf-8") as metadata:
+                for line in metadata:
+                    if not line.strip():
+                        return None  # the headers end at the first blank line
+                    key, _, value = line.partition(":")
+                    if key.lower() == "requires-python":
+                        return value.strip() or None
+        except OSError:
+            continue
+    return None
+
+
+def _record_sha256(info: Path) -> str | None:
+    try:
+        return hashlib.sha256((info / "RECORD").read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
+def _version_from_metadata(info: Path) -> str:
+    import importlib_metadata
+
+    return importlib_metadata.PathDistribution(info).version or "0"
+
+
+def _symphony_entry_points(text: str) -> Iterator[tuple[str, str, str]]:
+    group: str | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            group = line[1:-1].strip()
+            continue
+        if group in KIND_BY_GROUP:
+            name, sep, value = line.partition("=")
+            yield group, name.strip(), value.strip() if sep else ""
+
+
+class _Found(msgspec.Struct, frozen=True):
+    record: Record
+    stamp: _Stamp | None = None
+
+
+def _record(
+    group: str,
+    ep_name: str,
+    value: str,
+    dist: str,
+    version: str,
+    requires_python: str | None,
+    sha256: str | None,
+    path: Sequence[str],
+) -> _Found:
+    kind = KIND_BY_GROUP[group].name
+    stamp = None
+
+    def record(file: Path | None, manifest: dict[str, object] | None, problem: Problem | None) -> _Found:
+        found = Record(
+            id=ep_name,
+            kind=kind,
+            group=group,
+            entry_point=value,
+            distribution=dist,
+            distribution_version=version,
+            requires_python=requires_python,
+            manifest_file=None if file is None else str(file),
+            manifest_data=msgspec.Raw(msgspec.msgpack.encode(manifest)),
+            problem=problem,
+            distribution_sha256=sha256,
+        )
+        return _Found(found, stamp)
+
+    try:
+        manifest_file = locate_manifest(ep_name, value, dist, path=None if path is sys.path else path)
+    except EntryPointError as exc:
+        return record(None, None, _problem("entry-point", exc))
+    from symphony_core._model._manifest import read_manifest
+
+    stamp = _stamp(str(manifest_file))
+    try:
+        manifest = read_manifest(manifest_file, distribution_version=version)
+    except ManifestError as exc:
+        return record(manifest_file, None, _problem("manifest", exc))
+    problem = None
+    if manifest.kind != kind:
+        problem = Problem(
+            "manifest",
+            f"{manifest_file}: kind is '{manifest.kind}' but the entry point is in group '{group}'",
+            f"register it under [{KINDS[manifest.kind].group}] or fix `kind`",
+        )
+    elif manifest.id != ep_name:
+        problem = Problem(
+            "manifest",
+            f"{manifest_file}: id '{manifest.id}' differs from the entry point's name '{ep_name}'",
+            "use the manifest id as the entry point's name",
+        )
+    return record(manifest_file, manifest.model_dump(mode="json", by_alias=True), problem)
+
+
+def _problem(code: str, exc: ManifestError) -> Problem:
+    return Problem(code, exc.message, exc.hint)
+
+
+def locate_manifest(ep_name: str, value: str, dist: str, *, path: Sequence[str] | None = None) -> Path:
+    """Find the manifest of an entry point's module on disk, without importing anything of it.
+
+    The manifest is the ``symphony.toml`` nearest to the module, searching from the module's own
+    package up to its top-level package. With ``path`` the package is looked for in those folders
+    only; without it, through the full import machinery (which sees editable installs).
+    """
+    module, sep, attr = value.partition(":")
+    module = module.strip()
+    parts = module.split(".")
+    if not sep or not attr.strip() or not all(part.isidentifier() for part in parts):
+        raise EntryPointError(
+            f"entry point '{ep_name} = {value}' of distribution '{dist}' is malformed",
+            extension=ep_name,
+            hint="write it as 'package.module:ClassName'",
+        )
+    try:
+        if path is None:
+            spec = importlib.util.find_spec(parts[0])
+        else:
+            spec = importlib.machinery.PathFinder.find_spec(parts[0], list(path))
+    except (ImportError, ValueError):
+        spec = None
+    if spec is None:
+        raise EntryPointError(
+            f"entry point '{ep_name}' of distribution '{dist}' names module '{module}', which is not installed",
+            extension=ep_name,
+            hint=f"reinstall '{dist}'; if it is yours, check the package is included in its wheel",
+        )
+    if not spec.submodule_search_locations:
+        raise EntryPointError(
+            f"entry point '{ep_name}' names '{parts[0]}', a single-file module; an extension must be a package",
+            extension=ep_name,
+            hint=f"move the code into a folder '{parts[0]}/' with __init__.py and {MANIFEST_FILE}",
+        )
+    for root in spec.submodule_search_locations:
+        folder = Path(root)
+        for part in parts[1:]:
+            if not (folder / part).is_dir():
+                break
+            folder = folder / part
+        top = Path(root)
+        while True:
+            candidate = folder / MANIFEST_FILE
+            if candidate.is_file():
+                return candidate
+            if folder == top:
+                break
+            folder = folder.parent
+    raise EntryPointError(
+        f"extension '{ep_name}' of distribution '{dist}' ships no {MANIFEST_FILE} next to module '{module}'",
+        extension=ep_name,
+        hint=f"put {MANIFEST_FILE} in the package folder and make sure the build includes it",
+    )
+
+
+def _stamp(entry: str) -> _Stamp | None:
+    try:
+        st = os.stat(entry or ".")
+    except OSError:
+        return None
+    return _Stamp(entry, st.st_mtime_ns, st.st_ino)
+
+
+def _index_file(cache_dir: Path, entries: Sequence[str]) -> Path:
+    key = hashlib.sha256("\0".join([sys.executable, *entries]).encode()).hexdigest()[:16]
+    return cache_dir / f"discovery-{key}.msgpack"
+
+
+def _load_index(index_file: Path, entries: Sequence[str]) -> Catalog | None:
+    try:
+        index = msgspec.msgpack.decode(index_file.read_bytes(), type=_Index)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    if index.format != INDEX_FORMAT or index.python != sys.version:
+        return None
+    if len(index.path_stamps) != len(entries):
+        return None
+    for entry, stamp in zip(entries, index.path_stamps, strict=False):
+        if _stamp(entry) != stamp:
+            return None
+    for stamp in index.manifest_stamps:
+        if _stamp(stamp.path) != stamp:
+            return None
+    return index.catalog
+
+
+def _save_index(
+    index_file: Path,
+    path_stamps: tuple[_Stamp | None, ...],
+    manifest_stamps: tuple[_Stamp, ...],
+    catalog: Catalog,
+) -> None:
+    index = _Index(INDEX_FORMAT, sys.version, path_stamps, manifest_stamps, catalog)
+    try:
+        index_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = index_file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(msgspec.msgpack.encode(index))
+        os.replace(tmp, index_file)
+    except OSError:
+        pass  # the index is only a cache: without it the next discovery scans again

@@ -1,0 +1,77 @@
+"""What discovery finds, as data: a record per extension, the problem that keeps one from being used, and
+the catalog of them all. Plain structs that the index stores and every other layer reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from symphony_core._model._kinds import canonical_id
+
+_MANIFEST_DECODER = msgspec.msgpack.Decoder()  # reused: a host decodes every manifest on each discover
+
+
+class Problem(msgspec.Struct, frozen=True):
+    """Why a discovered extension cannot be used, in words a person can act on."""
+
+    code: str
+    message: str
+    hint: str | None = None
+
+
+class Record(msgspec.Struct, frozen=True):
+    """One extension found through its entry point, with its problem if it cannot be used here."""
+
+    id: str
+    kind: str
+    group: str
+    entry_point: str
+    distribution: str
+    distribution_version: str
+    requires_python: str | None
+    manifest_file: str | None
+    manifest_data: msgspec.Raw
+    problem: Problem | None = None
+    distribution_sha256: str | None = None
+    """SHA-256 of the distribution's ``RECORD`` file; None when the installer wrote none (an egg-info)."""
+    environment: str | None = None
+    """The managed environment it is installed in (``symphony install``), or None for the host's own."""
+
+    @property
+    def manifest(self) -> dict[str, Any] | None:
+        """The validated manifest as JSON-ready data (decoded from the index on each access)."""
+        data: dict[str, Any] | None = _MANIFEST_DECODER.decode(self.manifest_data)
+        return data
+
+
+def record_key(record: Record) -> str:
+    """The key that tells apart two records claiming the same id."""
+    return f"{record.distribution}:{record.id}"
+
+
+class Catalog(msgspec.Struct, frozen=True):
+    """Everything discovery found: the extensions and the versions of Symphony's own distributions."""
+
+    records: tuple[Record, ...]
+    packages: dict[str, str]
+    package_requires: dict[str, tuple[str, ...]]
+
+
+def contested(catalog: Catalog) -> dict[str, list[Record]]:
+    """The records of every id that several distributions declare, by canonical id."""
+    seen: set[str] = set()
+    shared: set[str] = set()
+    for record in catalog.records:
+        key = canonical_id(record.id)
+        if key in seen:
+            shared.add(key)
+        seen.add(key)
+    if not shared:  # as almost always: no list is built
+        return {}
+    claims: dict[str, list[Record]] = {}
+    for record in catalog.records:
+        key = canonical_id(record.id)
+        if key in shared:
+            claims.setdefault(key, []).append(record)
+    return claims

@@ -1,0 +1,100 @@
+"""What stands in the host for an isolated extension: its kind's front, and the `Workers` it reaches it by.
+
+By default the host stands in for an isolated extension with a `RemoteExtension`, which runs every method
+in a worker. A kit may name a front of its own for its kind (``Kind.front``) that answers some methods in
+the host, working on data only, and runs everything the extension defines in its workers through
+`Workers`: the instruments kit batches concurrent ``infer`` requests in the host and sends each batch to
+a worker as one call. The front is the kit's code, named by the core, never by a worker or an installed
+distribution, and it never imports the extension's code.
+
+The host makes a front as ``front(workers, context)`` and runs its ``activate(context)`` and
+``deactivate()``; either may be a coroutine, run on the extension's event loop in the host. A front's
+coroutine methods must never block: ``Host.acall`` awaits them on the caller's own loop (no hop to
+another loop, which would cost more than the work), ``Host.call`` on the extension's loop, so they
+serve callers on several loops. Its other methods are taken to wait for a worker: ``Host.acall``
+awaits them in a thread.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+from symphony_core._model._extension import Context, Extension
+from symphony_core._model._kinds import KINDS
+
+from ._pool import Pool
+
+Front = Callable[["Workers", Context], Extension]
+"""Makes a kind's front: ``front(workers, context)``."""
+
+
+class Workers:
+    """An isolated extension's worker pool, as its front uses it: call a method in a worker, read the
+    config the workers run with, keep more workers, stop them.
+
+    Each call takes a ready worker for itself, so calls from several threads run at the same time on up to
+    `size` workers; more callers wait for one to be free.
+    """
+
+    def __init__(self, pool: Pool) -> None:
+        self._pool = pool
+
+    @property
+    def extension(self) -> str:
+        return self._pool.spec.extension
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The extension's public methods, as its first worker found them."""
+        return self._pool.methods
+
+    @property
+    def size(self) -> int:
+        """How many workers the pool keeps: how many calls can run at the same time."""
+        return self._pool.size
+
+    def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        """Run ``method`` of the extension in a ready worker and return its result, within the pool's call
+        time-out (a worker that overruns it is killed). It blocks: call it from a thread, not a loop."""
+        limit = self._pool.call_timeout
+        with self._pool.worker(limit) as worker:
+            return worker.call(method, args, kwargs, timeout=limit)
+
+    def grow(self, size: int) -> None:
+        """Keep at least ``size`` workers from now on; the missing ones start in the background."""
+        self._pool.grow(size)
+
+    def config(self) -> Any:
+        """The extension's config as a worker resolves it (the one its workers run with): plain data,
+        secrets masked; None when its manifest names no config model. It comes from a worker: check it."""
+        reference = self._pool.spec.manifest.get("config")
+        if not isinstance(reference, str):
+            return None
+        limit = self._pool.call_timeout
+        with self._pool.worker(limit) as worker:
+            answer = worker.config(reference, timeout=30.0 if limit is None else limit)
+        return answer.get("config") if isinstance(answer, dict) else None
+
+    def close(self) -> None:
+        """Stop every worker; each runs the extension's ``deactivate`` first."""
+        self._pool.close()
+
+
+def front_for(kind: str) -> Front | None:
+    """The front the kit of ``kind`` gives its isolated extensions, or None when it names none or the kit
+    is not installed beside the host (its workers have it in their own environment): a
+    `RemoteExtension` then answers, calling every method in a worker."""
+    known = KINDS.get(kind)
+    if known is None or known.front is None:
+        return None
+    module, _, name = known.front.partition(":")
+    try:
+        loaded = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != known.module:
+            raise  # the kit is there, and broken: say so
+        return None
+    front: Front = getattr(loaded, name)
+    return front
