@@ -10,11 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime
 import polars
 import pytest
-from onnx import TensorProto, helper
+from _models import write_identity
 
 from symphony_core import PermissionDenied
 from symphony_core._security._guard import Policy, acting_as
@@ -40,13 +39,7 @@ def test_native_code_bypasses_the_guard_polars(tmp_path: Path) -> None:
 
 def test_native_code_bypasses_the_guard_onnxruntime(tmp_path: Path) -> None:
     model = tmp_path / "identity.onnx"
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])],
-        "identity",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
-    )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), model)
+    write_identity(model)
 
     with acting_as(nothing_granted(tmp_path)):
         with pytest.raises(PermissionDenied):

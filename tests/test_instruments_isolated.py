@@ -19,7 +19,7 @@ import pytest
 from sklearn.datasets import load_digits
 
 from symphony_core import Host
-from symphony_core._sandbox._probe import probe
+from symphony_core._security._sandbox._probe import probe
 from symphony_instruments import InvalidInput, Metrics
 
 DIGITS = "examples.digits"

@@ -22,7 +22,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from symphony_core import Host, SymphonyError
-from symphony_core._sandbox._probe import probe
+from symphony_core._security._sandbox._probe import probe
 from symphony_operators import Pipeline, PipelineError
 
 MANIFEST = """
@@ -125,12 +125,12 @@ def host(
 ) -> Iterator[Host]:
     """A host of the given tier with the ``acme`` operators discovered and granted what they ask."""
     files = {"acme_steps/__init__.py": CODE}
-    lines = []
+    points = {}
     for name, (cls, extra) in OPERATORS.items():  # each entry point's module, its manifest beside it
         files[f"acme_steps/{name}/__init__.py"] = f"from acme_steps import {cls}\n"
         files[f"acme_steps/{name}/symphony.toml"] = MANIFEST.format(name=name, extra=extra)
-        lines.append(f"acme.{name} = acme_steps.{name}:{cls}")
-    installed("acme-steps", files, {"symphony.operators": "\n".join(lines)})
+        points[f"acme.{name}"] = f"acme_steps.{name}:{cls}"
+    installed("acme-steps", files, {"symphony.operators": points})
     monkeypatch.syspath_prepend(str(site))
     with Host(tmp_path / "home", isolation=isolation, path=[str(site), *sys.path]) as running:
         running.discover()

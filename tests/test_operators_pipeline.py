@@ -19,7 +19,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from symphony_core import Host
-from symphony_core._sandbox._probe import probe
+from symphony_core._security._sandbox._probe import probe
 from symphony_operators import BadData, SchemaMismatch, load_pipeline
 
 ROUTES = "examples.route-delays"
@@ -99,7 +99,7 @@ def test_a_spec_runs_the_installed_example_through_the_host(
         monkeypatch.delitem(sys.modules, name)  # another test may have run it in this process
     with Host(tmp_path / "home", isolation=isolation) as host:
         pipeline = load_pipeline(spec, host)
-        assert pipeline.steps[0].operator.contract.input[0].name == "origin"
+        assert pipeline.steps[0].operator.contributions.input[0].name == "origin"
         plan = pipeline.build()
         if isolation == "isolated":  # its rows come from its workers, its code never ran here
             assert f"PYTHON[{ROUTES}] SCAN" in plan.explain()

@@ -23,7 +23,7 @@ import polars as pl
 import pytest
 
 from symphony_core import ConfigError, ErrorDetail, Host, SymphonyError
-from symphony_core._sandbox._probe import probe
+from symphony_core._security._sandbox._probe import probe
 from symphony_instruments import DeadlineExceeded, InvalidInput, Metrics, ModelHashMismatch, Overloaded
 from symphony_motifs import CallRefused, InvalidArguments, MotifError
 from symphony_operators import BadData, Mismatch, SchemaMismatch
@@ -83,7 +83,7 @@ def host(
     installed(
         "acme-checked",
         {"acme_checked/__init__.py": CHECKED_CODE, "acme_checked/symphony.toml": CHECKED_MANIFEST},
-        {"symphony.operators": f"{CHECKED} = acme_checked:Checked"},
+        {"symphony.operators": {CHECKED: "acme_checked:Checked"}},
     )
     monkeypatch.syspath_prepend(str(site))
     with Host(tmp_path / "home", isolation=isolation, path=[str(site), *sys.path]) as running:

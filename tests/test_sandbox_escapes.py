@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import polars as pl
 import pytest
-from onnx import TensorProto, helper
+from _models import write_identity
 
 from symphony_core import Host
 from symphony_core._model._errors import RemoteError
@@ -87,17 +86,10 @@ def code(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def place(tmp_path: Path) -> Path:
     """``forbidden/`` and ``granted/``, each with the same CSV table and the same ONNX model."""
-    graph = helper.make_graph(
-        [helper.make_node("Identity", ["x"], ["y"])],
-        "identity",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
     for name in ("forbidden", "granted"):
         (tmp_path / name).mkdir()
         (tmp_path / name / "table.csv").write_text("a,b\n1,2\n3,4\n", encoding="utf-8")
-        onnx.save(model, tmp_path / name / "identity.onnx")
+        write_identity(tmp_path / name / "identity.onnx")
     return tmp_path
 
 

@@ -8,6 +8,9 @@ A page asks for a model with a marker on a line of its own:
 The first becomes the model's docstring and a table of its fields (name as written in a file, type,
 default, description); the second becomes the model's JSON Schema in a collapsed block.
 
+After the build, the manifest's JSON Schema is written to ``schema/symphony.json`` in the site, the URL
+scaffolded manifests name in their ``#:schema`` line.
+
 The models are imported from the workspace's source folders, so the docs environment does not install
 the workspace. A kit's package is registered without running its ``__init__`` (which imports
 onnxruntime or pywebview): only the module holding the model runs, with what it imports itself
@@ -139,3 +142,12 @@ def _limits(spec: dict[str, Any]) -> str:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
+
+
+def on_post_build(config: Any) -> None:
+    """Publish the manifest's JSON Schema beside the pages, where scaffolded manifests point editors."""
+    from symphony_core._authoring._schema import manifest_schema
+
+    target = Path(config["site_dir"]) / "schema" / "symphony.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(manifest_schema(), indent=2) + "\n", encoding="utf-8")

@@ -20,8 +20,6 @@ loudly, elsewhere.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 import shutil
@@ -30,7 +28,6 @@ import socket
 import subprocess
 import sys
 import time
-import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +35,8 @@ from typing import Any
 
 import pytest
 import tomllib
+
+from symphony_core import write_distribution
 
 HERE = Path(__file__).resolve().parent
 WORKSPACE = HERE.parents[1]
@@ -84,8 +83,6 @@ def _wheel(source: Path, out: Path, values: Mapping[str, str]) -> tuple[str, Pat
     """Write ``source`` (a folder under ``extensions/``) as a wheel into ``out``; return its name and path."""
     meta = tomllib.loads((source / "dist.toml").read_text(encoding="utf-8"))
     name, version = meta["name"], meta["version"]
-    stem = f"{name.replace('-', '_')}-{version}"
-    info = f"{stem}.dist-info"
     files: dict[str, bytes] = {}
     for path in sorted(source.rglob("*")):
         if path.is_dir() or "__pycache__" in path.parts or path.name == "dist.toml":
@@ -94,27 +91,15 @@ def _wheel(source: Path, out: Path, values: Mapping[str, str]) -> tuple[str, Pat
         for key, value in values.items():
             data = data.replace(f"@{key}@".encode(), value.encode())
         files[path.relative_to(source).as_posix()] = data
-    files[f"{info}/METADATA"] = (
-        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nRequires-Python: >=3.10\n".encode()
+    wheel = write_distribution(
+        out,
+        name,
+        version,
+        files=files,
+        entry_points=meta.get("entry-points"),
+        requires_python=">=3.10",
+        wheel=True,
     )
-    files[f"{info}/WHEEL"] = (
-        b"Wheel-Version: 1.0\nGenerator: symphony-security-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-    )
-    points = meta.get("entry-points", {})
-    if points:
-        files[f"{info}/entry_points.txt"] = "".join(
-            f"[{group}]\n" + "".join(f"{key} = {value}\n" for key, value in entries.items()) + "\n"
-            for group, entries in points.items()
-        ).encode()
-    record = [
-        f"{path},sha256={base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()},{len(data)}"
-        for path, data in files.items()
-    ]
-    files[f"{info}/RECORD"] = ("\n".join([*record, f"{info}/RECORD,,"]) + "\n").encode()
-    wheel = out / f"{stem}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path, data in files.items():
-            archive.writestr(path, data)
     return name, wheel
 
 

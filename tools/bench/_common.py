@@ -7,8 +7,6 @@ because the machine is slow: a budget only turns into a non-zero exit status whe
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
 import json
 import os
 import statistics
@@ -20,6 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import symphony_core
 
 
 def options(description: str) -> argparse.ArgumentParser:
@@ -124,10 +124,23 @@ class Report:
     def note(self, text: str) -> None:
         print(text)
 
-    def budget(self, name: str, value: float, limit: float, unit: str, *, ok: bool | None = None) -> None:
-        """Record a budget verdict: ``value`` must be at most ``limit`` unless ``ok`` says otherwise."""
-        passed = value <= limit if ok is None else ok
-        self.budgets.append({"budget": name, "value": value, "limit": limit, "unit": unit, "ok": passed})
+    def budget(
+        self,
+        name: str,
+        value: float,
+        limit: float,
+        unit: str,
+        *,
+        at_least: bool = False,
+        ok: bool | None = None,
+    ) -> None:
+        """Record a budget verdict: ``value`` must be at most ``limit`` (at least, with ``at_least``),
+        unless ``ok`` says otherwise."""
+        if ok is None:
+            ok = value >= limit if at_least else value <= limit
+        self.budgets.append(
+            {"budget": name, "value": value, "limit": limit, "unit": unit, "at_least": at_least, "ok": ok}
+        )
 
     def finish(self) -> int:
         """Print the budget verdicts, write the JSON file, and return the exit status."""
@@ -148,9 +161,7 @@ class Report:
             document = {
                 "benchmark": self.benchmark,
                 "mode": "quick" if self.args.quick else "full",
-                "python": sys.version,
-                "platform": sys.platform,
-                "cpus": os.cpu_count(),
+                **run_context(),
                 "elapsed_s": elapsed,
                 "figures": self.figures,
                 "tables": self.tables,
@@ -163,6 +174,40 @@ class Report:
             print(f"{len(violated)} budget(s) violated", file=sys.stderr)
             return 1
         return 0
+
+
+def run_context() -> dict[str, Any]:
+    """Where and when a run was made: the machine, its load, the date and the commit measured."""
+    import platform
+    from datetime import datetime, timezone
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            cpu = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    root = Path(__file__).resolve().parents[2]
+    git = ["git", "-C", str(root)]
+    commit = subprocess.run(
+        [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    )
+    dirty = subprocess.run(
+        [*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    )
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "commit": commit.stdout.strip() + ("+changes" if dirty.stdout.strip() else "") or None,
+        "python": sys.version,
+        "platform": sys.platform,
+        "machine": {
+            "cpu": cpu,
+            "cpus": os.cpu_count(),
+            "kernel": platform.release(),
+            "load_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        },
+        "cpus": os.cpu_count(),
+    }
 
 
 def run_child(code: str, *args: str, env: dict[str, str] | None = None) -> Any:
@@ -182,48 +227,10 @@ def stdlib_path() -> list[str]:
     return list(dict.fromkeys([zipped, *folders]))
 
 
-def write_distribution(
-    site: Path,
-    name: str,
-    version: str,
-    *,
-    files: dict[str, str],
-    entry_points: dict[str, dict[str, str]],
-    requires: Sequence[str] = (),
-    requires_python: str = ">=3.10",
-) -> None:
-    """Install a distribution into ``site`` the way an installer lays out a wheel: files + dist-info."""
-    normalized = name.replace("-", "_")
-    info = f"{normalized}-{version}.dist-info"
-    metadata = [
-        "Metadata-Version: 2.1",
-        f"Name: {name}",
-        f"Version: {version}",
-        f"Summary: {name}, generated for a Symphony benchmark",
-        f"Requires-Python: {requires_python}",
-        *(f"Requires-Dist: {requirement}" for requirement in requires),
-    ]
-    sections = []
-    for group, points in entry_points.items():
-        sections.append(f"[{group}]\n" + "".join(f"{ep} = {value}\n" for ep, value in points.items()))
-    content = {
-        **files,
-        f"{info}/METADATA": "\n".join(metadata) + "\n\n",
-        f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: symphony-bench\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-        f"{info}/INSTALLER": "uv\n",
-    }
-    if sections:
-        content[f"{info}/entry_points.txt"] = "\n".join(sections)
-    record = []
-    for relative, text in content.items():
-        target = site / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        data = text.encode()
-        target.write_bytes(data)
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record.append(f"{relative},sha256={digest},{len(data)}")
-    record.append(f"{info}/RECORD,,")
-    (site / info / "RECORD").write_text("\n".join(record) + "\n", encoding="utf-8")
+def write_distribution(site: Path, name: str, version: str, **layout: Any) -> Path:
+    """`symphony_core.write_distribution`, declaring the ``Requires-Python`` real distributions declare
+    (discovery reads it)."""
+    return symphony_core.write_distribution(site, name, version, requires_python=">=3.10", **layout)
 
 
 def write_symphony_packages(site: Path) -> None:

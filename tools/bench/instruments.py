@@ -1,16 +1,16 @@
-"""Instrument pipeline: an `OnnxInstrument` under load against raw onnxruntime on the same model.
+"""Instrument batcher: an `OnnxInstrument` under load against raw onnxruntime on the same model.
 
 The model is a compute-bound ReLU MLP (256 -> 2048 -> 2048 -> 10, 4.7M parameters, random weights)
 built with ``onnx.helper``. Every figure is measured beside its baseline in the same run, in
 interleaved rounds, on sessions with the same settings (max batch, intra-op threads, providers):
 
     raw ceiling      ``session.run`` back to back on full batches (max batch) from one thread
-    pipeline         1,000 concurrent clients, each awaiting single-item ``infer`` calls in turn
+    batcher          1,000 concurrent clients, each awaiting single-item ``infer`` calls in turn
     naive            the same clients, each request ``await asyncio.to_thread(session.run, ...)``
-    loop CPU         ``time.thread_time()`` of the event-loop thread during the pipeline run, per
+    loop CPU         ``time.thread_time()`` of the event-loop thread during the batcher run, per
                      request. It counts everything that thread does: the clients' own coroutines, the
-                     pipeline's checks, queueing and answers, and asyncio itself. "clients alone" runs
-                     the same clients on futures answered at once, so the difference is the pipeline's
+                     batcher's checks, queueing and answers, and asyncio itself. "clients alone" runs
+                     the same clients on futures answered at once, so the difference is the batcher's
                      share. The executor's thread (the model) is not counted.
     latency          one client, one single-item request at a time: p50 of ``infer`` against p50 of
                      ``session.run`` on one item, both in the same process
@@ -18,10 +18,10 @@ interleaved rounds, on sessions with the same settings (max batch, intra-op thre
                      (results per second) against the raw ceiling, p99 latency of the accepted ones,
                      and whether every request was answered (result or explicit error)
     isolated         the same model as an installed instrument in a ``Host(isolation="isolated")``: the
-                     host's pipeline batches ``await host.acall(id, "infer", row)`` and runs each batch
+                     host's batcher gathers ``await host.acall(id, "infer", row)`` and runs each batch
                      as one call in a kernel-restricted worker (same config, so one worker per
-                     ``in_flight``). Throughput with 1,000 clients against the in-process pipeline and
-                     the raw ceiling, single-client p50 against the in-process pipeline's, and the
+                     ``in_flight``). Throughput with 1,000 clients against the in-process batcher and
+                     the raw ceiling, single-client p50 against the in-process batcher's, and the
                      same overload, through the host
 
     python tools/bench/instruments.py [--quick] [--json FILE] [--check] [--repeat N] [--threads 1,2]
@@ -30,7 +30,6 @@ interleaved rounds, on sessions with the same settings (max batch, intra-op thre
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import shutil
 import statistics
@@ -42,10 +41,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import onnxruntime as ort
+import tomli_w
 from _common import Report, Stat, options, ratio, write_distribution
-from onnx import TensorProto, helper, numpy_helper
+from _models import write_mlp
 
 from symphony_core import Host
 from symphony_instruments import (
@@ -98,36 +97,6 @@ reason = "Load the benchmark model."
 inputs = [{{name = "input", dtype = "float32", shape = ["batch", {FEATURES}]}}]
 outputs = [{{name = "output", dtype = "float32", shape = ["batch", 10]}}]
 """
-
-
-def build_mlp(path: Path) -> int:
-    """Write the benchmark MLP with seeded random weights; return its parameter count."""
-    rng = np.random.default_rng(0)
-    nodes, weights = [], []
-    previous, width = "input", FEATURES
-    sizes = [HIDDEN, HIDDEN, 10]
-    for layer, out in enumerate(sizes):
-        w = (rng.standard_normal((width, out)) / np.sqrt(width)).astype(np.float32)
-        b = np.zeros(out, np.float32)
-        weights += [numpy_helper.from_array(w, f"w{layer}"), numpy_helper.from_array(b, f"b{layer}")]
-        last = layer == len(sizes) - 1
-        name = "output" if last else f"g{layer}"
-        nodes.append(helper.make_node("Gemm", [previous, f"w{layer}", f"b{layer}"], [name]))
-        if not last:
-            nodes.append(helper.make_node("Relu", [name], [f"r{layer}"]))
-            previous = f"r{layer}"
-        width = out
-    graph = helper.make_graph(
-        nodes,
-        "mlp",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", FEATURES])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 10])],
-        weights,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, path)
-    return int(sum(np.prod(w.dims) for w in weights))
 
 
 def raw_session(path: Path, threads: int) -> Any:
@@ -238,7 +207,7 @@ def start_isolated(home: Path, site: Path, model: Path, config: ModelConfig) -> 
     """A host that runs the benchmark MLP in isolated workers with ``config``; the seconds its start took."""
     settings = config.model_dump(mode="json", exclude={"path"}, exclude_defaults=True)
     (home / "config").mkdir(parents=True)
-    (home / "config" / f"{ISOLATED}.toml").write_text(_toml(settings), encoding="utf-8")
+    (home / "config" / f"{ISOLATED}.toml").write_text(tomli_w.dumps(settings), encoding="utf-8")
     host = Host(home, path=[str(site), *sys.path], isolation="isolated")
     host.discover()
     data = host.home.data_dir(ISOLATED)
@@ -250,20 +219,10 @@ def start_isolated(home: Path, site: Path, model: Path, config: ModelConfig) -> 
     return host, time.perf_counter() - started
 
 
-def _toml(settings: dict[str, Any], table: str = "") -> str:
-    """A config file's text for ``settings``: plain values first, then one table per nested section."""
-    plain = [f"{key} = {json.dumps(value)}" for key, value in settings.items() if not isinstance(value, dict)]
-    text = (f"[{table}]\n" if table else "") + "".join(line + "\n" for line in plain)
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            text += "\n" + _toml(value, f"{table}.{key}" if table else key)
-    return text
-
-
 async def with_batches(
     infer: Infer, metrics: Callable[[], Any], rows: np.ndarray[Any, Any], rate: float, seconds: float
 ) -> dict[str, Any]:
-    """`overload`, with the batches the pipeline ran meanwhile (from its metrics)."""
+    """`overload`, with the batches the batcher ran meanwhile (from its metrics)."""
     before = metrics()
     result = await overload(infer, rows, rate, seconds)
     after = metrics()
@@ -366,7 +325,7 @@ async def run_setting(path: Path, threads: int, args: Any, report: Report, folde
 
     key = f"threads{threads}"
     report.figure(f"{key}.raw_items_per_s", {"median": raw, "samples": raw_rates})
-    report.figure(f"{key}.pipeline_items_per_s", {"median": pipe, "samples": pipe_rates})
+    report.figure(f"{key}.batcher_items_per_s", {"median": pipe, "samples": pipe_rates})
     report.figure(f"{key}.naive_items_per_s", {"median": slow, "samples": naive_rates})
     report.figure(f"{key}.loop_cpu_us_per_request", {"median": cpu_total, "samples": loop_us})
     report.figure(f"{key}.clients_alone_cpu_us_per_request", {"median": cpu_bare, "samples": bare_us})
@@ -383,7 +342,7 @@ async def run_setting(path: Path, threads: int, args: Any, report: Report, folde
     title = f"MLP 4.7M params, max batch {MAX_BATCH}, intra-op threads {threads}, {rounds} rounds (medians)"
     report.table(
         title,
-        ("figure", "pipeline", "baseline", "ratio", "target"),
+        ("figure", "batcher", "baseline", "ratio", "target"),
         [
             (
                 "throughput, 1,000 clients (items/s)",
@@ -403,7 +362,7 @@ async def run_setting(path: Path, threads: int, args: Any, report: Report, folde
                 "event-loop CPU per request (us)",
                 f"{cpu_total:.2f}",
                 f"clients alone {cpu_bare:.2f}",
-                f"pipeline's share {cpu_total - cpu_bare:.2f}",
+                f"batcher's share {cpu_total - cpu_bare:.2f}",
                 "<= 10",
             ),
             (
@@ -422,7 +381,7 @@ async def run_setting(path: Path, threads: int, args: Any, report: Report, folde
             (
                 "throughput, 1,000 clients (items/s)",
                 f"{iso:,.0f}",
-                f"in-process pipeline {pipe:,.0f}",
+                f"in-process batcher {pipe:,.0f}",
                 ratio(iso, pipe),
                 ">= 0.85x",
             ),
@@ -436,7 +395,7 @@ async def run_setting(path: Path, threads: int, args: Any, report: Report, folde
             (
                 "single client p50 latency (ms)",
                 f"{lat_iso:.3f}",
-                f"in-process pipeline {lat_pipe:.3f}",
+                f"in-process batcher {lat_pipe:.3f}",
                 f"{lat_iso - lat_pipe:+.3f} ms",
                 "<= in-process + 0.3",
             ),
@@ -491,16 +450,16 @@ async def run_setting(path: Path, threads: int, args: Any, report: Report, folde
             + ", ".join(f"{s}: {c}" for s, c in common)
         )
 
-    report.budget(f"{key}: pipeline / raw ceiling", pipe / raw, 0.90, "x", ok=pipe / raw >= 0.90)
-    report.budget(f"{key}: pipeline / naive to_thread", pipe / slow, 5.0, "x", ok=pipe / slow >= 5.0)
+    report.budget(f"{key}: batcher / raw ceiling", pipe / raw, 0.90, "x", at_least=True)
+    report.budget(f"{key}: batcher / naive to_thread", pipe / slow, 5.0, "x", at_least=True)
     report.budget(f"{key}: event-loop CPU per request", cpu_total, 10.0, "us")
     report.budget(f"{key}: single client p50 - raw p50", lat_pipe - lat_raw, 0.2, "ms")
-    report.budget(f"{key}: isolated / in-process pipeline", iso / pipe, 0.85, "x", ok=iso / pipe >= 0.85)
-    report.budget(f"{key}: isolated / raw ceiling", iso / raw, 0.75, "x", ok=iso / raw >= 0.75)
+    report.budget(f"{key}: isolated / in-process batcher", iso / pipe, 0.85, "x", at_least=True)
+    report.budget(f"{key}: isolated / raw ceiling", iso / raw, 0.75, "x", at_least=True)
     report.budget(f"{key}: isolated p50 - in-process p50", lat_iso - lat_pipe, 0.3, "ms")
     for tier, result in (("", overloaded), ("isolated ", iso_overloaded)):
         good = result["goodput_per_s"] / raw
-        report.budget(f"{key}: {tier}overload goodput / raw ceiling", good, 0.5, "x", ok=good >= 0.5)
+        report.budget(f"{key}: {tier}overload goodput / raw ceiling", good, 0.5, "x", at_least=True)
         report.budget(f"{key}: {tier}overload p99 of accepted", result["p99_ms"], DEADLINE_MS, "ms")
         unanswered = result["sent"] - result["answered"]
         report.budget(f"{key}: {tier}overload requests unanswered", unanswered, 0, "requests")
@@ -519,7 +478,7 @@ def main() -> int:
     settings = [int(t) for t in args.threads.split(",")] if args.threads else ([1] if args.quick else [1, 2])
     with tempfile.TemporaryDirectory() as temporary:
         folder = Path(temporary)
-        parameters = build_mlp(folder / "mlp.onnx")
+        parameters = write_mlp(folder / "mlp.onnx", FEATURES, [HIDDEN, HIDDEN, 10])
         install_isolated(folder / "site")
         report.figure("model_parameters", parameters)
         report.note(f"model: {parameters:,} parameters; onnxruntime {ort.__version__}; {CLIENTS} clients")

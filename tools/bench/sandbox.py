@@ -34,10 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import polars as pl
 from _common import Report, Stat, options, ratio
-from onnx import TensorProto, helper, numpy_helper
+from _models import write_mlp
 
 from symphony_core._model._permissions import FileRead
 from symphony_core._security._sandbox._pool import Pool
@@ -173,7 +172,7 @@ def main() -> int:
         (code / "bench_work.py").write_text(textwrap.dedent(WORK), encoding="utf-8")
         model = folder / "models" / "mlp.onnx"
         model.parent.mkdir()
-        build_mlp(model)
+        write_mlp(model, FEATURES, [HIDDEN, HIDDEN, 10])
         home = Home(folder / "home")
 
         def spec(name: str, entry: str, **options: Any) -> WorkerSpec:
@@ -456,36 +455,6 @@ def work(report: Report, spec: WorkerSpec, model: Path, rows: int, quick: bool) 
         "  per host call adds the round trip and the batch crossing the pipe (128 KB in, 5 KB out) to the"
         " model's own time"
     )
-
-
-def build_mlp(path: Path) -> None:
-    """An MLP of three Gemm layers with seeded weights (about 1.3M parameters)."""
-    rng = np.random.default_rng(0)
-    nodes, weights = [], []
-    previous, width = "input", FEATURES
-    sizes = [HIDDEN, HIDDEN, 10]
-    for layer, out in enumerate(sizes):
-        w = (rng.standard_normal((width, out)) / np.sqrt(width)).astype(np.float32)
-        weights += [
-            numpy_helper.from_array(w, f"w{layer}"),
-            numpy_helper.from_array(np.zeros(out, np.float32), f"b{layer}"),
-        ]
-        name = "output" if layer == len(sizes) - 1 else f"g{layer}"
-        nodes.append(helper.make_node("Gemm", [previous, f"w{layer}", f"b{layer}"], [name]))
-        if name != "output":
-            nodes.append(helper.make_node("Relu", [name], [f"r{layer}"]))
-            previous = f"r{layer}"
-        width = out
-    graph = helper.make_graph(
-        nodes,
-        "mlp",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", FEATURES])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 10])],
-        weights,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.save(model, path)
 
 
 if __name__ == "__main__":

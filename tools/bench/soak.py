@@ -10,7 +10,7 @@ While the soak runs (``--duration`` seconds, the first ``--warmup`` of them a wa
 
     callers      ``--threads`` threads, each calling a random extension in turn: an operator's ``query``
                  collected (its rows made in a worker) or its ``total`` (a frame to a worker and back),
-                 an instrument's ``infer`` (one row, through the host's batching pipeline) or ``metrics``,
+                 an instrument's ``infer`` (one row, through the host's batcher) or ``metrics``,
                  a motif's ``invoke("echo", ...)`` or ``echo``
     async        one thread running an event loop with ``--tasks`` tasks, each awaiting
                  ``host.acall(instrument, "infer", row)`` in turn
@@ -55,8 +55,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 from _common import Report, options, write_distribution
-from onnx import TensorProto, helper, numpy_helper
-from onnx import save as save_model
+from _models import write_mlp
 from polars.io.plugins import register_io_source
 
 import symphony_instruments  # noqa: F401 - imported before the first count of file descriptors
@@ -179,35 +178,6 @@ KINDS = {
     ),
     "motif": ("symphony.motifs", MOTIF_CODE, MOTIF_MANIFEST, "Echo", "symphony-motifs"),
 }
-
-
-def build_mlp(path: Path) -> None:
-    """A small ReLU MLP (32 -> 64 -> 64 -> 4) with seeded random weights, as instruments.py builds its own."""
-    rng = np.random.default_rng(0)
-    nodes, weights = [], []
-    previous, width = "input", FEATURES
-    sizes = [64, 64, 4]
-    for layer, out in enumerate(sizes):
-        w = (rng.standard_normal((width, out)) / np.sqrt(width)).astype(np.float32)
-        weights += [
-            numpy_helper.from_array(w, f"w{layer}"),
-            numpy_helper.from_array(np.zeros(out, np.float32), f"b{layer}"),
-        ]
-        last = layer == len(sizes) - 1
-        name = "output" if last else f"g{layer}"
-        nodes.append(helper.make_node("Gemm", [previous, f"w{layer}", f"b{layer}"], [name]))
-        if not last:
-            nodes.append(helper.make_node("Relu", [name], [f"r{layer}"]))
-            previous = f"r{layer}"
-        width = out
-    graph = helper.make_graph(
-        nodes,
-        "mlp",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", FEATURES])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", 4])],
-        weights,
-    )
-    save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
 
 
 class Site:
@@ -492,7 +462,7 @@ class Soak:
             self.heal()
             couriers = [t.name for t in threading.enumerate() if t.name.endswith("-courier")]
             if len(couriers) > INSTRUMENTS and len(self.extra_threads) < 5:  # a hint of what leaves one
-                self.extra_threads.append(f"after {action} of {extension}: {len(couriers)} pipeline couriers")
+                self.extra_threads.append(f"after {action} of {extension}: {len(couriers)} batcher couriers")
             if action == "upgrade":
                 running = self.host.inspect(extension)
                 wanted = f"1.0.{self.site.versions[extension]}"
@@ -548,7 +518,7 @@ def run(args: Any, report: Report, folder: Path) -> None:
     site = Site(folder / "site")
     site.install_all()
     model = folder / "mlp.onnx"
-    build_mlp(model)
+    write_mlp(model, FEATURES, [64, 64, 4])
     home = folder / "home"
 
     prime()
@@ -732,7 +702,7 @@ def run(args: Any, report: Report, folder: Path) -> None:
     for name, text in {**calls.tracebacks, **chaos_tally.tracebacks}.items():
         report.note(f"\nfirst {name} raised:\n{text}")
     if soak.extra_threads:
-        report.note("\nmore instrument pipeline threads than instruments: " + "; ".join(soak.extra_threads))
+        report.note("\nmore instrument batcher threads than instruments: " + "; ".join(soak.extra_threads))
     if stuck:
         report.note(f"threads still running after the grace period: {', '.join(stuck)}")
 

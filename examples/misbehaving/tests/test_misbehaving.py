@@ -11,6 +11,6 @@ def test_the_greedy_operator_counts_rows_as_its_manifest_declares():
     result = operator.query(pl.LazyFrame({"a": [1, 2, 3]})).collect()
 
     assert result.to_dicts() == [{"rows": 3}]
-    assert [column.name for column in operator.contract.output] == ["rows"]
+    assert [column.name for column in operator.contributions.output] == ["rows"]
     asked = {permission["type"] for permission in operator.context.manifest["permissions"]}
     assert asked == {"fs.read", "net.connect", "env"}

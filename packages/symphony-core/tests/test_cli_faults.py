@@ -146,7 +146,7 @@ def test_read_only_commands_work_on_a_read_only_home_and_changes_say_it_is_read_
     assert report["verdict"] == "warnings"
     assert enable.returncode == 1
     said = make.normalize(enable.stderr)
-    assert "Cannot change the host state" in said
+    assert "cannot change the host state" in said
     assert "it is read-only" in said
     for result in (listed, inspected, shown, audit, doctor, enable):
         assert "unable to open database file" not in result.stderr
@@ -163,9 +163,9 @@ def test_doctor_reports_a_damaged_state_database_with_how_to_recover_and_exits_1
     assert people.returncode == machines.returncode == 1
     assert "Traceback" not in people.stderr + machines.stderr
     text = make.normalize(people.stdout)
-    assert "broken state: The host state file" in text
+    assert "broken state: the host state file" in text
     assert "is damaged or is not a Symphony state database" in text
-    assert "Move it aside; the host will create a new one" in text
+    assert "what to do: move it aside; the host will create a new one" in text
     assert "verdict: broken" in text
     report = json.loads(machines.stdout)
     assert report["verdict"] == "broken"

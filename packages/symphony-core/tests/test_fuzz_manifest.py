@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tomli_w
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from symphony_core import ConfigError, Host, ManifestError, SymphonyError
+from symphony_core import ConfigError, Host, ManifestError, SymphonyError, write_distribution
 from symphony_core._catalog._discovery import locate_manifest, scan
 from symphony_core._model._manifest import Manifest, read_manifest, validate_manifest
 
@@ -197,20 +198,15 @@ def configured(tmp_path_factory: pytest.TempPathFactory) -> Host:
     """An in-process host with one extension whose config has a model (nothing of it runs but the model)."""
     root = tmp_path_factory.mktemp("configured")
     site = root / "site"
-    package = site / "acme_configured"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text(CONFIGURED, encoding="utf-8")
-    manifest = "\n".join(f'{key} = "{value}"' for key, value in {**VALID, "id": "acme.configured"}.items())
-    (package / "symphony.toml").write_text(
-        f'{manifest}\nconfig = "acme_configured:Settings"\n', encoding="utf-8"
-    )
-    info = site / "acme_configured-1.0.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: acme-configured\nVersion: 1.0.0\n\n", encoding="utf-8"
-    )
-    (info / "entry_points.txt").write_text(
-        "[symphony.motifs]\nacme.configured = acme_configured:Configured\n", encoding="utf-8"
+    manifest = {**VALID, "id": "acme.configured", "config": "acme_configured:Settings"}
+    write_distribution(
+        site,
+        "acme-configured",
+        files={
+            "acme_configured/__init__.py": CONFIGURED,
+            "acme_configured/symphony.toml": tomli_w.dumps(manifest),
+        },
+        entry_points={"symphony.motifs": {"acme.configured": "acme_configured:Configured"}},
     )
     sys.path.insert(0, str(site))
     host = Host(root / "home", isolation="none", path=[str(site), *sys.path])

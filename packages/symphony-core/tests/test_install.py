@@ -8,7 +8,6 @@ and run by a host process in isolated workers.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import http.server
 import json
@@ -28,12 +27,14 @@ from typing import Any
 
 import pytest
 
+from symphony_core import write_distribution
 from symphony_core._runtime._install import DEFAULT_INDEX, InstallError, _index_files, read_wheel
 
 WORKSPACE = Path(__file__).resolve().parents[3]
 CORE = WORKSPACE / "packages" / "symphony-core"
 MOTIFS = WORKSPACE / "packages" / "symphony-motifs"
 Venv = Any  # the session's test environment (conftest's `venv` fixture)
+EntryPoints = dict[str, dict[str, str]]
 
 
 def manifest(ext_id: str, *, extra: str = "") -> str:
@@ -47,28 +48,11 @@ def manifest(ext_id: str, *, extra: str = "") -> str:
 # Wheels written by hand, read without running anything
 
 
-def write_wheel(folder: Path, name: str, version: str, files: dict[str, str], points: str = "") -> Path:
+def write_wheel(
+    folder: Path, name: str, version: str, files: dict[str, str], points: EntryPoints | None = None
+) -> Path:
     """A wheel with ``files``, entry points ``points`` and a RECORD that lists every file with its hash."""
-    stem = f"{name.replace('-', '_')}-{version}"
-    info = f"{stem}.dist-info"
-    contents = dict(files)
-    contents[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\n"
-    contents[f"{info}/WHEEL"] = (
-        "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
-    )
-    if points:
-        contents[f"{info}/entry_points.txt"] = points
-    rows = []
-    for path, text in contents.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-        rows.append(f"{path},sha256={digest},{len(text.encode())}")
-    rows.append(f"{info}/RECORD,,")
-    contents[f"{info}/RECORD"] = "\n".join(rows) + "\n"
-    wheel = folder / f"{stem}-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as archive:
-        for path, text in contents.items():
-            archive.writestr(path, text)
-    return wheel
+    return write_distribution(folder, name, version, files=files, entry_points=points, wheel=True)
 
 
 def motif_files(module: str, ext_id: str) -> dict[str, str]:
@@ -78,8 +62,8 @@ def motif_files(module: str, ext_id: str) -> dict[str, str]:
     }
 
 
-def points(ext_id: str, module: str) -> str:
-    return f"[symphony.motifs]\n{ext_id} = {module}:Ext\n"
+def points(ext_id: str, module: str) -> EntryPoints:
+    return {"symphony.motifs": {ext_id: f"{module}:Ext"}}
 
 
 def test_a_valid_wheel_is_read_with_its_manifest_and_nothing_is_imported(tmp_path: Path) -> None:

@@ -254,13 +254,15 @@ def test_the_plugin_is_cheap_to_load_and_leaves_other_tests_alone(pytest_in_venv
         pytest_in_venv.python, "-m", "pytest", "-p", "no:symphony", "--fixtures", tmp_path / "plain"
     )
 
-    # The plugin and the errors module, with their layers' packages (each a docstring only).
+    # The plugin, the errors module and what makes exported names public, with their layers' packages
+    # (each a docstring only).
     assert imported.stdout.strip() == str(
         [
             "symphony_core._authoring",
             "symphony_core._authoring._testing",
             "symphony_core._model",
             "symphony_core._model._errors",
+            "symphony_core._model._public",
         ]
     )
     assert plain.returncode == 0, plain.stdout + plain.stderr

@@ -1,6 +1,6 @@
 """Real models for the instrument tests, made offline: an MLP built with ``onnx.helper`` from random
 weights, scikit-learn models trained on its bundled datasets and converted with skl2onnx, and small test
-instruments whose ``predict`` can be held, to drive the pipeline into the states a test needs.
+instruments whose ``predict`` can be held, to drive the batcher into the states a test needs.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The inference pipeline: micro-batching, bad requests, overload, deadlines, cancellation, metrics."""
+"""The batcher: micro-batching, bad requests, overload, deadlines, cancellation, metrics."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import onnxruntime as ort
 import pytest
 
 from symphony_instruments import (
+    BatcherClosed,
     BatchingConfig,
     DeadlineExceeded,
     ExtensionFailed,
@@ -19,7 +20,6 @@ from symphony_instruments import (
     ModelConfig,
     OnnxInstrument,
     Overloaded,
-    PipelineClosed,
 )
 
 
@@ -30,7 +30,7 @@ def _gate_config(**batching):
 async def _until(condition, seconds=10.0):
     deadline = time.monotonic() + seconds
     while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for the pipeline"
+        assert time.monotonic() < deadline, "timed out waiting for the batcher"
         await asyncio.sleep(0.001)
 
 
@@ -152,7 +152,7 @@ def test_a_full_queue_refuses_at_once_with_overloaded_and_every_request_is_answe
 
     refused_in, depth, answers, metrics = asyncio.run(scenario())
 
-    assert refused_in < 0.1, "an overloaded pipeline refuses at once, it does not make the caller wait"
+    assert refused_in < 0.1, "an overloaded batcher refuses at once, it does not make the caller wait"
     assert depth == 5
     assert len(answers) == 6
     assert (metrics.completed, metrics.overloaded, metrics.queue_depth) == (6, 1, 0)
@@ -321,7 +321,7 @@ def test_closing_answers_every_pending_request_and_refuses_new_ones(context, kit
         await asyncio.sleep(0)
         await instrument.deactivate()
         outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-        with pytest.raises(PipelineClosed, match="not active"):
+        with pytest.raises(BatcherClosed, match="not active"):
             await instrument.infer({"x": [1.0, 0.0]})
         return outcomes
 

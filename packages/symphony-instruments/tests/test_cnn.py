@@ -1,6 +1,6 @@
 """CNNs the ``onnx`` wheel ships (SqueezeNet, ResNet50 with constant weights), served by `OnnxInstrument`.
 
-Their batch axis is fixed to 1, so the pipeline runs one item per batch; the answers must equal the
+Their batch axis is fixed to 1, so the batcher runs one item per batch; the answers must equal the
 reference outputs shipped beside each model.
 """
 

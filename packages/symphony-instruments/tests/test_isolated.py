@@ -1,4 +1,4 @@
-"""An isolated instrument is batched by the host's own pipeline, as an in-process one is.
+"""An isolated instrument is batched by the host's own batcher, as an in-process one is.
 
 Two instruments are installed into a site folder of their own, with their entry points and manifests:
 a scikit-learn digits classifier served by `OnnxInstrument`, and ``acme.held``, whose ``predict``
@@ -167,7 +167,7 @@ def _numerals(host: Host, model: Path) -> None:
 async def _until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for the pipeline"
+        assert time.monotonic() < deadline, "timed out waiting for the batcher"
         await asyncio.sleep(0.005)
 
 
@@ -266,7 +266,7 @@ def test_a_full_queue_refuses_at_once_with_overloaded_and_every_queued_request_i
 
     answers, refused_in, metrics = asyncio.run(scenario())
 
-    assert refused_in < 0.3, "an overloaded pipeline refuses at once"
+    assert refused_in < 0.3, "an overloaded batcher refuses at once"
     assert [answer["y"][0] for answer in answers] == [2.0, 4.0, 6.0]
     assert (metrics.completed, metrics.overloaded, metrics.queue_depth) == (3, 1, 0)
     assert metrics.batch_sizes == {1: 1, 2: 1}, "the two that waited ran together"

@@ -1,7 +1,7 @@
 import pytest
 
 import symphony_motifs
-from symphony_motifs import Motif, MotifError, MotifSpec
+from symphony_motifs import Motif, MotifError, read_contributions
 
 
 def test_every_exported_name_is_the_cores_own_object_or_defined_in_this_package() -> None:
@@ -17,17 +17,25 @@ def test_every_exported_name_is_the_cores_own_object_or_defined_in_this_package(
         elif name in symphony_core.__all__:
             assert value is getattr(symphony_core, name), f"{name} shadows the core's {name}"
         elif isinstance(value, type) or (callable(value) and hasattr(value, "__code__")):
-            assert value.__module__.startswith("symphony_motifs."), name
+            assert value.__module__ == "symphony_motifs", name
             assert value.__doc__, f"{name} has no docstring"
             own.append(name)
-    assert {"Motif", "MotifSpec", "MotifServer", "serve", "open_window", "MotifError"} <= set(own)
+    assert {
+        "Motif",
+        "Contributions",
+        "read_contributions",
+        "MotifServer",
+        "serve",
+        "open_window",
+        "MotifError",
+    } <= set(own)
     assert symphony_motifs.MARKETPLACE == "symphony.marketplace"
 
 
 def test_a_motif_exposes_only_what_its_manifest_lists() -> None:
-    spec = MotifSpec.from_manifest({"contributes": {"page": "web/index.html"}}, extension="acme.plain")
+    spec = read_contributions({"contributes": {"page": "web/index.html"}}, extension="acme.plain")
     assert (spec.exposed, spec.events) == ((), ())
-    spec = MotifSpec.from_manifest(
+    spec = read_contributions(
         {"contributes": {"page": "web/app.html", "exposed": ["refresh"], "events": ["tick"]}},
         extension="acme.c",
     )
@@ -55,9 +63,7 @@ def test_a_motif_exposes_only_what_its_manifest_lists() -> None:
 )
 def test_a_bad_contributes_table_names_the_file_and_the_field(contributes: dict, complaint: str) -> None:
     with pytest.raises(MotifError) as caught:
-        MotifSpec.from_manifest(
-            {"contributes": contributes}, extension="acme.bad", file="src/acme/symphony.toml"
-        )
+        read_contributions({"contributes": contributes}, extension="acme.bad", file="src/acme/symphony.toml")
     assert caught.value.extension == "acme.bad"
     assert "src/acme/symphony.toml: contributes." in str(caught.value)
     assert complaint in str(caught.value)
@@ -68,6 +74,7 @@ def test_a_motif_that_is_not_active_says_how_to_start_it() -> None:
     class Chart(Motif):
         pass
 
-    with pytest.raises(MotifError, match="is not active") as caught:
+    with pytest.raises(MotifError, match="Chart is not active") as caught:
         Chart().invoke("refresh", {})
-    assert caught.value.extension == "Chart"
+    assert caught.value.hint is not None
+    assert "Chart.create(" in caught.value.hint

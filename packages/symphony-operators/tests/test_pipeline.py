@@ -10,7 +10,15 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from symphony_operators import Config, ConfigError, Operator, Pipeline, PipelineError, SchemaMismatch
+from symphony_operators import (
+    Config,
+    ConfigError,
+    ContractError,
+    Operator,
+    Pipeline,
+    PipelineError,
+    SchemaMismatch,
+)
 
 FLOAT = "Float64"
 
@@ -278,7 +286,7 @@ def test_an_operator_that_collects_is_refused():
         def apply(self, frame: pl.LazyFrame) -> pl.LazyFrame:
             return frame.collect()  # type: ignore[return-value]
 
-    with pytest.raises(PipelineError, match="apply\\(\\) returned DataFrame, not a LazyFrame"):
+    with pytest.raises(ContractError, match="apply\\(\\) returned DataFrame, not a LazyFrame"):
         Pipeline.chain(pl.LazyFrame({"x": [1]}), Eager.create()).build()
 
 

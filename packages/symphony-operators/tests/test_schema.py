@@ -5,7 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
-from symphony_operators import Column, Contract, ContractError, Operator, parse_dtype
+from symphony_operators import Column, ContractError, Contributions, Operator, parse_dtype
 
 
 @pytest.mark.parametrize(
@@ -57,7 +57,9 @@ def test_a_bad_contract_fails_activation_naming_each_field():
 
 def test_a_column_declared_twice_is_refused():
     with pytest.raises(ValueError, match="input: column\\(s\\) x declared more than once"):
-        Contract.model_validate({"input": [{"name": "x", "dtype": "Int64"}, {"name": "x", "dtype": "Int32"}]})
+        Contributions.model_validate(
+            {"input": [{"name": "x", "dtype": "Int64"}, {"name": "x", "dtype": "Int32"}]}
+        )
 
 
 def test_an_operator_created_from_its_package_reads_the_manifest_beside_it(site):
@@ -81,4 +83,4 @@ def test_an_operator_created_from_its_package_reads_the_manifest_beside_it(site)
     operator = Pass.create()
 
     assert operator.id == "acme.pass"
-    assert [(c.name, c.dtype, c.required) for c in operator.contract.input] == [("x", "Int64", True)]
+    assert [(c.name, c.dtype, c.required) for c in operator.contributions.input] == [("x", "Int64", True)]

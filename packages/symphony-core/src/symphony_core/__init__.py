@@ -24,6 +24,7 @@ from ._model._errors import (
     ExtensionFailed,
     ExtensionNotFound,
     GuardDenied,
+    InstallError,
     LifecycleError,
     ManifestError,
     PermissionDenied,
@@ -39,12 +40,13 @@ from ._model._errors import (
 )
 
 if TYPE_CHECKING:
+    from ._authoring._distributions import write_distribution
     from ._authoring._testing import Harness
     from ._catalog._discovery import discover
     from ._catalog._records import Catalog, Problem, Record
     from ._model._crossing import register_error, register_result
     from ._model._extension import Context, Extension
-    from ._model._hooks import LifecycleEvent, PermissionEvent, hookimpl
+    from ._model._hooks import HostHooks, LifecycleEvent, PermissionEvent, hookimpl
     from ._model._lifecycle import State
     from ._model._manifest import Manifest, read_manifest
     from ._model._permissions import (
@@ -58,7 +60,8 @@ if TYPE_CHECKING:
         Subprocess,
     )
     from ._runtime._host import ExtensionInfo, Host, Isolation
-    from ._runtime._install import Installation, InstallError, InstallPlan
+    from ._runtime._install import Installation, InstallPlan
+    from ._security._grants import Consent
     from ._security._guard import check_access
     from ._security._sandbox._fronts import Workers
     from ._store._config import Config, Resolved, config_schema, env_prefix, public_dump
@@ -79,14 +82,15 @@ _LAZY = {
     "discover": "._catalog._discovery",
     "Context": "._model._extension",
     "check_access": "._security._guard",
+    "Consent": "._security._grants",
     "Extension": "._model._extension",
+    "HostHooks": "._model._hooks",
     "LifecycleEvent": "._model._hooks",
     "PermissionEvent": "._model._hooks",
     "hookimpl": "._model._hooks",
     "ExtensionInfo": "._runtime._host",
     "Host": "._runtime._host",
     "Isolation": "._runtime._host",
-    "InstallError": "._runtime._install",
     "InstallPlan": "._runtime._install",
     "Installation": "._runtime._install",
     "State": "._model._lifecycle",
@@ -101,6 +105,7 @@ _LAZY = {
     "Permission": "._model._permissions",
     "Subprocess": "._model._permissions",
     "Harness": "._authoring._testing",
+    "write_distribution": "._authoring._distributions",
     "Workers": "._security._sandbox._fronts",
 }
 
@@ -111,6 +116,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "ConflictError",
+    "Consent",
     "ConsentRequired",
     "Context",
     "EntryPointError",
@@ -126,6 +132,7 @@ __all__ = [
     "GuardDenied",
     "Harness",
     "Host",
+    "HostHooks",
     "InstallError",
     "InstallPlan",
     "Installation",
@@ -164,6 +171,7 @@ __all__ = [
     "read_manifest",
     "register_error",
     "register_result",
+    "write_distribution",
 ]
 
 

@@ -1,7 +1,13 @@
 """Symphony instruments: publish an ML model on onnxruntime as a Symphony extension.
 
-Extension authors import from this package only; it re-exports what they need from the core.
+Extension authors import from this package only; it re-exports what they need from the core, the same
+names as ``symphony_operators`` and ``symphony_motifs`` do.
 """
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING, Any
 
 from symphony_core import (
     Config,
@@ -29,6 +35,7 @@ from ._batching import Metrics
 from ._config import BatchingConfig, InstrumentConfig, ModelConfig
 from ._contributions import Contributions, TensorSpec, read_contributions
 from ._errors import (
+    BatcherClosed,
     DeadlineExceeded,
     InstrumentError,
     InvalidInput,
@@ -36,10 +43,12 @@ from ._errors import (
     ModelHashMismatch,
     ModelMismatch,
     Overloaded,
-    PipelineClosed,
 )
 from ._instrument import Batch, Instrument
 from ._onnx import OnnxInstrument
+
+if TYPE_CHECKING:
+    PipelineClosed = BatcherClosed  # the old name, until it is removed
 
 __version__ = "0.1.0"
 __all__ = [
@@ -83,6 +92,24 @@ __all__ = [
     "InvalidInput",
     "Overloaded",
     "DeadlineExceeded",
-    "PipelineClosed",
+    "BatcherClosed",
     "__version__",
 ]
+
+_RENAMED = {"PipelineClosed": "BatcherClosed"}
+"""Old names still answered, with a `DeprecationWarning`, until the next minor release."""
+
+
+def __getattr__(name: str) -> Any:
+    new = _RENAMED.get(name)
+    if new is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(f"{__name__}.{name} is deprecated: use {__name__}.{new}", DeprecationWarning, stacklevel=2)
+    return globals()[new]
+
+
+for _name in __all__:  # reprs, tracebacks and the API reference show the public path
+    _value = globals()[_name]
+    if hasattr(_value, "__qualname__") and _value.__module__.startswith(f"{__name__}."):
+        _value.__module__ = __name__
+del _name, _value

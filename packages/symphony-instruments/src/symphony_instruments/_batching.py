@@ -1,10 +1,10 @@
-"""The inference pipeline in front of every instrument: checked requests, micro-batches, deadlines, metrics.
+"""The batcher in front of every instrument: checked requests, micro-batches, deadlines, metrics.
 
 How a request travels:
 
 1. On the caller's event loop, ``submit`` checks the inputs (a bad request fails alone, before it is
    queued), refuses it at once when the queue is full or the work already queued cannot finish before
-   its deadline (`Overloaded`), and appends it to a queue shared with the pipeline's threads; a request
+   its deadline (`Overloaded`), and appends it to a queue shared with the batcher's threads; a request
    of more items than a batch may hold is appended as parts that fill successive batches, and its
    outputs are joined again. Callers
    may be on any loops (a host's own, an extension's): each request is timed and answered on its
@@ -46,7 +46,7 @@ from symphony_core import ExtensionFailed, register_result
 
 from ._config import BatchingConfig, InstrumentConfig
 from ._contributions import Array, Contributions, InputChecker
-from ._errors import DeadlineExceeded, InvalidInput, Overloaded, PipelineClosed
+from ._errors import BatcherClosed, DeadlineExceeded, InvalidInput, Overloaded
 from ._executors import Executor
 
 LATENCY_WINDOW = 8192  # the percentiles cover the most recent completed requests
@@ -82,9 +82,9 @@ class _Request:
 
 
 class _Side:
-    """What one event loop holds of a pipeline: its requests' deadlines and timer, its counts, its latencies.
+    """What one event loop holds of a batcher: its requests' deadlines and timer, its counts, its latencies.
 
-    Written on that loop only. A side whose loop closed is folded into the pipeline's retired side, so its
+    Written on that loop only. A side whose loop closed is folded into the batcher's retired side, so its
     counts stay in the metrics.
     """
 
@@ -135,7 +135,7 @@ class _Side:
 @register_result
 @dataclass(frozen=True)
 class Metrics:
-    """A snapshot of one instrument's pipeline: load, outcomes, batch sizes and latency.
+    """A snapshot of one instrument's batcher: load, outcomes, batch sizes and latency.
 
     Counts start at activation (warm-up excluded). ``dropped`` adds up the requests answered with an
     error because of load or their caller: overloaded, past their deadline, or cancelled. It is a
@@ -178,8 +178,8 @@ class Metrics:
         return data
 
 
-class Pipeline:
-    """Batches the requests of one instrument onto its model, which ``executor`` runs from the pipeline's
+class Batcher:
+    """Batches the requests of one instrument onto its model, which ``executor`` runs from the batcher's
     own threads."""
 
     def __init__(
@@ -232,7 +232,7 @@ class Pipeline:
     # Lifecycle
 
     async def start(self) -> None:
-        """Start the pipeline's threads; it then takes requests from callers on any event loop."""
+        """Start the batcher's threads; it then takes requests from callers on any event loop."""
         if self._workers:
             return
         for number in range(self._threads):
@@ -254,7 +254,7 @@ class Pipeline:
     async def close(self, drain: float = 10.0) -> None:
         """Refuse new requests, let queued ones finish for up to ``drain`` seconds, then stop.
 
-        Requests still waiting after that get `PipelineClosed`; every request is answered.
+        Requests still waiting after that get `BatcherClosed`; every request is answered.
         """
         if self._closed:
             return
@@ -268,7 +268,7 @@ class Pipeline:
         self._courier_queue.put(None)
         await asyncio.to_thread(self._courier.join, max(0.0, deadline - time.monotonic()))
         await asyncio.sleep(0)  # run the deliveries posted before the threads stopped
-        closed = PipelineClosed(
+        closed = BatcherClosed(
             "the instrument stopped before this request was answered", extension=self._extension
         )
         leftovers = list(self._queue)
@@ -286,7 +286,7 @@ class Pipeline:
                 with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits there
                     loop.call_soon_threadsafe(self._shut, side, mine, closed)
 
-    def _shut(self, side: _Side, leftovers: list[_Request], closed: PipelineClosed) -> None:
+    def _shut(self, side: _Side, leftovers: list[_Request], closed: BatcherClosed) -> None:
         for request in leftovers:
             if not request.future.done():
                 request.future.set_exception(closed)
@@ -302,12 +302,12 @@ class Pipeline:
 
         ``timeout`` (seconds) overrides the configured deadline. Raises `InvalidInput` before queueing
         a bad request, `Overloaded` when it is refused at once, `DeadlineExceeded` when its deadline
-        passes, `PipelineClosed` after `close`.
+        passes, `BatcherClosed` after `close`.
         """
         if not self._workers:
-            raise PipelineClosed("the pipeline was not started", extension=self._extension)
+            raise BatcherClosed("the batcher was not started", extension=self._extension)
         if self._closed:
-            raise PipelineClosed("the instrument has stopped", extension=self._extension)
+            raise BatcherClosed("the instrument has stopped", extension=self._extension)
         loop = asyncio.get_running_loop()
         side = self._sides.get(loop) or self._side_for(loop)
         try:
@@ -371,7 +371,7 @@ class Pipeline:
         try:
             outputs = await asyncio.gather(*(part.future for part in parts))
         except BaseException:
-            for part in parts:  # skipped by the pipeline's threads, answered by nobody
+            for part in parts:  # skipped by the batcher's threads, answered by nobody
                 part.future.cancel()
             raise
         return {name: np.concatenate([output[name] for output in outputs]) for name in outputs[0]}
@@ -523,7 +523,7 @@ class Pipeline:
     # The executor
 
     def _serve(self) -> None:
-        """A pipeline thread: take a batch the moment the model is free, run it, hand results back."""
+        """A batcher thread: take a batch the moment the model is free, run it, hand results back."""
         ident = threading.get_ident()
         while True:
             batch, dropped = self._next_batch()
@@ -548,7 +548,7 @@ class Pipeline:
         courier while more work waits.
 
         Waking a loop writes to its self-pipe, which releases the GIL; the woken loop then answers a
-        whole batch of callers, which can take a millisecond or two. Between two runs the pipeline's
+        whole batch of callers, which can take a millisecond or two. Between two runs the batcher's
         thread needs the GIL to form the next batch, so under load it leaves the wake-up to the courier
         thread, which can only take the GIL once the thread has released it by entering the next run.
         """
@@ -566,7 +566,7 @@ class Pipeline:
             side.loop.call_soon_threadsafe(callback, side, part)
 
     def _carry(self) -> None:
-        """The courier thread: wake the loops with what the pipeline's threads handed over."""
+        """The courier thread: wake the loops with what the batcher's threads handed over."""
         while True:
             item = self._courier_queue.get()
             if item is None:
@@ -730,7 +730,7 @@ class Pipeline:
             await asyncio.to_thread(work)  # in this context, so under the extension's identity too
 
     def metrics(self) -> Metrics:
-        """A snapshot of the pipeline's counters, batch sizes and latency percentiles."""
+        """A snapshot of the batcher's counters, batch sizes and latency percentiles."""
         worker = dict(self._worker_counts)
         sizes = dict(self._batch_sizes)
         dequeued = self._dequeued
@@ -770,13 +770,13 @@ def _by_side(answers: list[tuple[_Request, Any]]) -> list[tuple[_Side, list[tupl
     return list(groups.items())
 
 
-async def start_pipeline(
+async def start_batcher(
     executor: Executor, contributions: Contributions, config: InstrumentConfig, *, extension: str
-) -> Pipeline:
-    """Start the pipeline of an instrument with the declared ``contributions`` and ``config``, on the
+) -> Batcher:
+    """Start the batcher of an instrument with the declared ``contributions`` and ``config``, on the
     running loop: the same in both tiers, only ``executor`` differs."""
     inputs = contributions.inputs
-    pipeline = Pipeline(
+    batcher = Batcher(
         executor,
         InputChecker(inputs, reject_nan=config.reject_nan, extension=extension),
         config.batching,
@@ -784,5 +784,5 @@ async def start_pipeline(
         extension=extension,
         batch_limit=1 if any(spec.shape[0] == 1 for spec in inputs) else None,
     )
-    await pipeline.start()
-    return pipeline
+    await batcher.start()
+    return batcher

@@ -6,6 +6,16 @@ every other request goes on).
 
 Each is registered to cross from an isolated worker as itself (``register_error``), with its problems and
 the attributes it lists in ``data_fields``: ``except Overloaded`` works the same in both tiers.
+
+    SymphonyError                 (symphony_core)
+    └── InstrumentError           also: an instrument not active asked for its config or contributions
+        ├── ModelError
+        │   ├── ModelHashMismatch
+        │   └── ModelMismatch
+        ├── InvalidInput          also a ValueError
+        ├── Overloaded
+        ├── DeadlineExceeded      also a TimeoutError
+        └── BatcherClosed
 """
 
 from __future__ import annotations
@@ -17,7 +27,8 @@ from symphony_core import ErrorDetail, SymphonyError, register_error
 
 @register_error
 class InstrumentError(SymphonyError):
-    """Base class of the errors this package raises."""
+    """Base class of the errors this package raises; raised itself when an instrument that is not active
+    is asked for its ``config`` or ``contributions``."""
 
 
 # The model cannot be served: raised while activating.
@@ -129,5 +140,6 @@ class DeadlineExceeded(InstrumentError, TimeoutError):
 
 
 @register_error
-class PipelineClosed(InstrumentError):
-    """Raised when a request arrives after the instrument stopped, or was still queued when it stopped."""
+class BatcherClosed(InstrumentError):
+    """Raised when a request arrives before the batcher started or after it stopped, or was still queued
+    when it stopped."""

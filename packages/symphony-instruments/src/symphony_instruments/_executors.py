@@ -1,12 +1,12 @@
-"""Where a pipeline's batches run: on the instrument's own ``predict`` in this process, or in its workers.
+"""Where a batcher's batches run: on the instrument's own ``predict`` in this process, or in its workers.
 
-The pipeline (``_batching``) is the same in both tiers: it checks, queues, batches, times out and counts
+The batcher (``_batching``) is the same in both tiers: it checks, queues, batches, times out and counts
 in the host's process. Only the step that runs one joined batch differs, and it is all here:
 
-- `InProcess` calls the instrument's ``predict`` on the pipeline's thread (``in_flight`` of them);
+- `InProcess` calls the instrument's ``predict`` on the batcher's thread (``in_flight`` of them);
 - `InWorkers` sends the batch to a worker of an isolated instrument as one call of its ``predict``. The
   stacked arrays cross into the worker (through shared memory, or inline in the message when they are
-  small: the core's bulk codec decides) and its outputs cross back; each of the pipeline's threads takes
+  small: the core's bulk codec decides) and its outputs cross back; each of the batcher's threads takes
   a worker of its own, so a pool of several workers runs as many batches at once.
 """
 
@@ -31,11 +31,11 @@ RunBatch = Callable[[dict[str, Array]], Mapping[str, Array]]
 
 
 class Executor(Protocol):
-    """Runs the joined batches of one pipeline; the pipeline calls it from ``slots`` threads at once."""
+    """Runs the joined batches of one batcher; the batcher calls it from ``slots`` threads at once."""
 
     @property
     def slots(self) -> int:
-        """How many batches it runs at the same time: the pipeline keeps a thread for each."""
+        """How many batches it runs at the same time: the batcher keeps a thread for each."""
 
     def run(self, batch: dict[str, Array]) -> Mapping[str, Array]:
         """The model's outputs for one joined batch (named arrays, batch axis first)."""
@@ -76,7 +76,7 @@ class InWorkers:
 
     def run(self, batch: dict[str, Array]) -> Mapping[str, Array]:
         outputs = self._workers.call("predict", batch)
-        # from a worker, so checked before the pipeline slices it: named arrays only
+        # from a worker, so checked before the batcher slices it: named arrays only
         if not (
             isinstance(outputs, dict)
             and all(

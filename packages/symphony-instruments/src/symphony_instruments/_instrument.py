@@ -2,76 +2,107 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Coroutine, Mapping
+from pathlib import Path
 from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 import numpy.typing as npt
+from pydantic import BaseModel
 
-from symphony_core import ConfigError, Context, Extension
+from symphony_core import Context, Extension
 
-from ._batching import Metrics, Pipeline, start_pipeline
+from ._batching import Batcher, Metrics, start_batcher
 from ._config import InstrumentConfig
 from ._contributions import Array, Contributions, TensorSpec, read_contributions
-from ._errors import PipelineClosed
+from ._errors import BatcherClosed
 from ._executors import InProcess
+from ._standalone import not_active, served_config, standalone_context
 
 Batch = Mapping[str, npt.NDArray[Any]]
 """Named input or output arrays; the first axis of every array is the batch axis."""
 
 ConfigT = TypeVar("ConfigT", bound=InstrumentConfig)
+InstrumentT = TypeVar("InstrumentT", bound="Instrument[Any]")
 
 
 class Instrument(Extension, Generic[ConfigT]):
     """Base class of an instrument: subclasses load a model, predict on batches, and unload it.
 
     The host calls ``activate``, which validates the manifest's ``[contributes]`` table, runs `load`,
-    starts the batching pipeline and warms it up; then callers ``await infer(inputs)``; ``deactivate``
-    drains the pipeline and runs `unload`. Subclasses implement:
+    starts the batcher and warms it up; then callers ``await infer(inputs)``; ``deactivate``
+    drains the batcher and runs `unload`. Subclasses implement:
 
     - ``async load()``: open the model (``self.context`` and ``self.config`` are set);
     - ``predict(batch)``: run the model on one batch. It is synchronous and runs on the instrument's
       executor thread, never on the event loop; its inputs match the declared inputs;
     - ``async unload()``: release the model.
 
-    The config is the manifest's ``config`` model, an `InstrumentConfig` subclass; without one, the
-    defaults of ``config_model``.
+    ``self.config`` is the manifest's ``config`` model, an `InstrumentConfig` subclass (without one, the
+    defaults of ``config_model``); ``self.contributions`` is what the manifest declares. Both raise
+    `InstrumentError` until a host activates the instrument or `create` makes it.
 
-    Isolated, the pipeline runs in the host and calls ``predict`` in a worker once per batch, while
+    Isolated, the batcher runs in the host and calls ``predict`` in a worker once per batch, while
     ``infer`` and ``metrics`` are answered by the host: whatever an instrument does to its inputs and
     outputs belongs in ``predict``, the one place it runs in both tiers.
     """
 
     kind: ClassVar[str] = "instrument"
     config_model: ClassVar[type[InstrumentConfig]] = InstrumentConfig
-    """The config used when the manifest names none."""
+    """The config used when the manifest names none: by default the class's config parameter
+    (``ScorerConfig`` in ``class Scorer(Instrument[ScorerConfig])``)."""
 
-    config: ConfigT
-    contributions: Contributions
-    _pipeline: Pipeline | None = None
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "config_model" not in cls.__dict__:
+            for base in cls.__dict__.get("__orig_bases__", ()):
+                given = typing.get_args(base)[0] if typing.get_origin(base) is Instrument else None
+                if isinstance(given, type) and issubclass(given, InstrumentConfig):
+                    cls.config_model = given
+
+    _config: ConfigT | None = None
+    _contributions: Contributions | None = None
+    _batcher: Batcher | None = None
+
+    @property
+    def config(self) -> ConfigT:
+        """The validated config: the manifest's config model, or the defaults of ``config_model``."""
+        if self._config is None:
+            context = self._context("config")
+            self._config = served_config(context, self.config_model)
+        return self._config
+
+    @property
+    def contributions(self) -> Contributions:
+        """The inputs and outputs the manifest's ``[contributes]`` table declares."""
+        if self._contributions is None:
+            context = self._context("contributions")
+            self._contributions = read_contributions(context.manifest, extension=context.id)
+        return self._contributions
 
     async def activate(self, context: Context) -> None:
-        """Validate the declarations, load the model, start and warm up the pipeline."""
+        """Validate the declarations, load the model, start and warm up the batcher."""
         self.context = context
-        self.config = self._config(context)
-        self.contributions = read_contributions(context.manifest, extension=context.id)
+        self._config = served_config(context, self.config_model)
+        self._contributions = read_contributions(context.manifest, extension=context.id)
         await self.load()
         try:
             executor = InProcess(self.predict, self.config.batching.in_flight)
-            pipeline = await start_pipeline(executor, self.contributions, self.config, extension=context.id)
-            self._pipeline = pipeline
+            batcher = await start_batcher(executor, self.contributions, self.config, extension=context.id)
+            self._batcher = batcher
             inputs = self.contributions.inputs
-            await pipeline.warm_up(_zeros(inputs, pipeline.max_batch_size), self.config.warmup_batches)
+            await batcher.warm_up(_zeros(inputs, batcher.max_batch_size), self.config.warmup_batches)
         except BaseException:
             await self.deactivate()
             raise
 
     async def deactivate(self) -> None:
-        """Answer or refuse every pending request, stop the pipeline, then run `unload`."""
-        pipeline, self._pipeline = self._pipeline, None
+        """Answer or refuse every pending request, stop the batcher, then run `unload`."""
+        batcher, self._batcher = self._batcher, None
         try:
-            if pipeline is not None:
-                await pipeline.close()
+            if batcher is not None:
+                await batcher.close()
         finally:
             await self.unload()
 
@@ -95,7 +126,7 @@ class Instrument(Extension, Generic[ConfigT]):
         items than ``batching.max_batch_size`` runs in parts of that size, in successive batches, and is
         answered whole, or fails whole with the first part that fails. ``timeout`` is its
         deadline in seconds (default: the config's ``batching.timeout_ms``). Raises `InvalidInput`,
-        `Overloaded`, `DeadlineExceeded`, `PipelineClosed`, or `ExtensionFailed` when the model fails.
+        `Overloaded`, `DeadlineExceeded`, `BatcherClosed`, or `ExtensionFailed` when the model fails.
         """
         return self._running().submit(inputs, timeout=timeout)
 
@@ -103,25 +134,58 @@ class Instrument(Extension, Generic[ConfigT]):
         """Queue depth, outcome counts, batch sizes and latency percentiles since activation."""
         return self._running().metrics()
 
-    def _running(self) -> Pipeline:
-        if self._pipeline is None:
+    def _running(self) -> Batcher:
+        if self._batcher is None:
             context: Context | None = getattr(self, "context", None)
-            raise PipelineClosed(
+            raise BatcherClosed(
                 "the instrument is not active",
                 extension=None if context is None else context.id,
-                hint="the host activates it: host.start(id)",
+                hint=f"start it through a host (host.start(id)), or use `async with {type(self).__name__}.create()`",
             )
-        return self._pipeline
+        return self._batcher
 
-    def _config(self, context: Context) -> ConfigT:
-        config = context.config if context.config is not None else self.config_model()
-        if not isinstance(config, self.config_model):
-            raise ConfigError(
-                f"the config is a {type(config).__name__}, not a {self.config_model.__name__}",
-                extension=context.id,
-                hint=f"derive the manifest's config class from symphony_instruments.{self.config_model.__name__}",
-            )
-        return config  # type: ignore[return-value]
+    @classmethod
+    def create(
+        cls: type[InstrumentT],
+        config: BaseModel | Mapping[str, Any] | None = None,
+        *,
+        manifest: Mapping[str, Any] | None = None,
+        data_dir: Path | None = None,
+        cache_dir: Path | None = None,
+    ) -> InstrumentT:
+        """Create the instrument outside a host (a script, a notebook, a test), ready to activate.
+
+        ``manifest`` defaults to the ``symphony.toml`` beside the class's module (what a host would read);
+        a dict given instead needs only the keys that matter here (``id``, ``contributes``, ``config``).
+        ``config`` is a config instance, or values for the model the manifest names (``config_model``
+        when it names none). ``config`` and ``contributions`` are checked and readable at once.
+
+        Activation is async, so the model is not loaded yet: ``async with Scorer.create() as scorer``
+        loads it, starts the batcher and warms it up, and unloads it on the way out (``await
+        scorer.activate(scorer.context)`` and ``await scorer.deactivate()`` do the same by hand). No
+        permission is checked: code run this way is trusted as the caller is.
+        """
+        context = standalone_context(
+            cls, config, manifest=manifest, data_dir=data_dir, cache_dir=cache_dir, model=cls.config_model
+        )
+        instrument = cls()
+        instrument.context = context
+        instrument._config = served_config(context, cls.config_model)
+        instrument._contributions = read_contributions(context.manifest, extension=context.id)
+        return instrument
+
+    async def __aenter__(self: InstrumentT) -> InstrumentT:
+        await self.activate(self._context("context"))
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.deactivate()
+
+    def _context(self, what: str) -> Context:
+        context: Context | None = getattr(self, "context", None)
+        if context is None:
+            raise not_active(self, what)
+        return context
 
 
 def _zeros(inputs: tuple[TensorSpec, ...], items: int) -> dict[str, Array]:

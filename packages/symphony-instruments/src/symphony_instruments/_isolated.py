@@ -1,7 +1,7 @@
 """`IsolatedInstrument`: what stands in the host for an instrument that runs in isolated workers.
 
 The host never imports an isolated instrument's code. The core makes this front for it (its kind's
-``front``) with a `Workers` handle on its pool. The pipeline runs here, as it does in-process, and each
+``front``) with a `Workers` handle on its pool. The batcher runs here, as it does in-process, and each
 batch is one call of the instrument's ``predict`` in a worker (`InWorkers`). Nothing the instrument
 defines runs here: this object checks requests against the manifest's declarations, stacks and splits
 arrays, and schedules. Pre- and post-processing and the model run in the worker, where every other
@@ -19,21 +19,21 @@ from pydantic import ValidationError
 
 from symphony_core import ConfigError, Context, Extension, ExtensionFailed
 
-from ._batching import Metrics, Pipeline, start_pipeline
+from ._batching import Batcher, Metrics, start_batcher
 from ._config import InstrumentConfig
 from ._contributions import Array, read_contributions
-from ._errors import PipelineClosed
+from ._errors import BatcherClosed
 from ._executors import InWorkers
 
 if TYPE_CHECKING:
     from symphony_core import Workers
 
 _SETTINGS = ("batching", "reject_nan")
-"""What the host's pipeline takes from the instrument's config; the rest is for the workers."""
+"""What the host's batcher takes from the instrument's config; the rest is for the workers."""
 
 
 class IsolatedInstrument(Extension):
-    """The host's stand-in for an isolated instrument: its pipeline in the host, its model in its workers.
+    """The host's stand-in for an isolated instrument: its batcher in the host, its model in its workers.
 
     ``infer`` and ``metrics`` behave as an in-process instrument's: the same checks, batches, deadlines,
     `Overloaded`, cancellation and `Metrics`, raised and counted here. The batching settings come from
@@ -44,7 +44,7 @@ class IsolatedInstrument(Extension):
     def __init__(self, workers: Workers, context: Context) -> None:
         self.workers = workers
         self.context = context
-        self._pipeline: Pipeline | None = None
+        self._batcher: Batcher | None = None
 
     def __getattr__(self, name: str) -> Any:
         workers: Workers | None = self.__dict__.get("workers")
@@ -53,7 +53,7 @@ class IsolatedInstrument(Extension):
         return functools.partial(workers.call, name)
 
     async def activate(self, context: Context) -> None:
-        """Start the pipeline in front of the workers, which have loaded the model and warmed it up."""
+        """Start the batcher in front of the workers, which have loaded the model and warmed it up."""
         self.context = context
         if "predict" not in self.workers.methods:
             raise ExtensionFailed(
@@ -65,14 +65,14 @@ class IsolatedInstrument(Extension):
         config = _settings(await asyncio.to_thread(self.workers.config), context.id)
         self.workers.grow(config.batching.in_flight)
         executor = InWorkers(self.workers)
-        self._pipeline = await start_pipeline(executor, contributions, config, extension=context.id)
+        self._batcher = await start_batcher(executor, contributions, config, extension=context.id)
 
     async def deactivate(self) -> None:
-        """Answer or refuse every pending request, stop the pipeline, then stop the workers."""
-        pipeline, self._pipeline = self._pipeline, None
+        """Answer or refuse every pending request, stop the batcher, then stop the workers."""
+        batcher, self._batcher = self._batcher, None
         try:
-            if pipeline is not None:
-                await pipeline.close()
+            if batcher is not None:
+                await batcher.close()
         finally:
             await asyncio.to_thread(self.workers.close)
 
@@ -81,24 +81,24 @@ class IsolatedInstrument(Extension):
         return await self._running().submit(inputs, timeout=timeout)
 
     def metrics(self) -> Metrics:
-        """`Instrument.metrics`, counted by the pipeline here."""
+        """`Instrument.metrics`, counted by the batcher here."""
         return self._running().metrics()
 
-    def _running(self) -> Pipeline:
-        if self._pipeline is None:
-            raise PipelineClosed(
+    def _running(self) -> Batcher:
+        if self._batcher is None:
+            raise BatcherClosed(
                 "the instrument is not active",
                 extension=self.context.id,
                 hint="the host activates it: host.start(id)",
             )
-        return self._pipeline
+        return self._batcher
 
     def __repr__(self) -> str:
         return f"<IsolatedInstrument {self.context.id}>"
 
 
 def _settings(config: Any, extension: str) -> InstrumentConfig:
-    """The host's pipeline settings, from the config data the workers resolved: the workers warmed the
+    """The host's batcher settings, from the config data the workers resolved: the workers warmed the
     model up already, so none of that is done here."""
     given = config if isinstance(config, Mapping) else {}
     try:

@@ -1,6 +1,11 @@
 """The errors of motifs and their hosting; each names the motif and says what to do next.
 
 Each is registered to cross from an isolated worker as itself (``register_error``), with its problems.
+
+    SymphonyError           (symphony_core)
+    └── MotifError          also: a motif not active asked for its config or contributions
+        ├── CallRefused
+        └── InvalidArguments
 """
 
 from __future__ import annotations
@@ -10,7 +15,9 @@ from symphony_core import SymphonyError, register_error
 
 @register_error
 class MotifError(SymphonyError):
-    """Raised when a motif cannot be shown: its ``[contributes]`` table, its assets, or an undeclared event."""
+    """Base class of the errors this package raises; raised itself when a motif cannot be shown (its
+    ``[contributes]`` table, its assets, an undeclared event), or when a motif that is not active is
+    asked for its ``config`` or ``contributions``."""
 
 
 @register_error

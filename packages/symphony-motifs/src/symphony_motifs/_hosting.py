@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 
 from symphony_core import Context, ExtensionInfo, Host
 
+from ._contributions import Assets
 from ._errors import MotifError
 from ._motif import Motif
 from ._server import MotifServer
-from ._spec import Assets
 
 if TYPE_CHECKING:
     from ._window import MotifWindow
@@ -76,7 +76,9 @@ def serve(host: Host, motif: str = MARKETPLACE, *, port: int = 0) -> MotifServer
         instance._connect(server.emit)
         disconnect: Callable[[], None] = functools.partial(instance._disconnect, server.emit)
     else:  # run by an isolated worker: its events come through the host, checked here
-        disconnect = host.subscribe(info.id, _declared_only(info.id, assets.spec.events, server.emit))
+        disconnect = host.subscribe(
+            info.id, _declared_only(info.id, assets.contributions.events, server.emit)
+        )
     server.on_close(disconnect)
     server.on_close(lambda: _release(host, info.id))
     try:
@@ -110,10 +112,10 @@ def open_window(host: Host, motif: str = MARKETPLACE, *, gui: str | None = None)
     from ._window import MotifWindow
 
     server = serve(host, motif)
-    spec = server.assets.spec
+    declared = server.assets.contributions
     try:
         return MotifWindow.launch(
-            server, title=server.assets.title, width=spec.width, height=spec.height, gui=gui
+            server, title=server.assets.title, width=declared.width, height=declared.height, gui=gui
         )
     except BaseException:
         server.close()

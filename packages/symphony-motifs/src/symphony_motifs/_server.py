@@ -35,8 +35,8 @@ from urllib.parse import unquote, urlsplit
 
 from symphony_core import SymphonyError
 
+from ._contributions import Assets
 from ._errors import CallRefused, InvalidArguments, MotifError
-from ._spec import Assets
 
 log = logging.getLogger("symphony.motifs.server")
 
@@ -391,7 +391,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not isinstance(arguments, dict):
             self._error(HTTPStatus.BAD_REQUEST, "bad-request", 'send {"args": {name: value, ...}}')
             return
-        if method not in motif.assets.spec.exposed:  # refused before any of the motif's code runs
+        if method not in motif.assets.contributions.exposed:  # refused before any of the motif's code runs
             self._error(
                 HTTPStatus.FORBIDDEN,
                 "refused",

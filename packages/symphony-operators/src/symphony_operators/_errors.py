@@ -1,8 +1,17 @@
-"""The errors a pipeline raises on purpose, on top of the core's family (``symphony_operators`` re-exports both).
+"""The errors operators and pipelines raise on purpose, on top of the core's family (``symphony_operators``
+re-exports both).
 
 Each one names what a person needs to find the fault: the operator (extension id), the column, the file,
 and ends with what to do next. Each is registered to cross from an isolated worker as itself
 (``register_error``), with its problems and the attributes it lists in ``data_fields``.
+
+    SymphonyError           (symphony_core)
+    └── OperatorError       also: an operator not active asked for its config or contributions
+        ├── ContractError   an operator's declarations, or what its apply() returns
+        └── PipelineError   the data graph: building or running a pipeline
+            ├── SpecError
+            ├── SchemaMismatch
+            └── BadData
 """
 
 from __future__ import annotations
@@ -15,19 +24,26 @@ from symphony_core import ErrorDetail, SymphonyError, register_error
 
 
 @register_error
-class PipelineError(SymphonyError):
-    """Base class of the errors raised while building or running a pipeline."""
+class OperatorError(SymphonyError):
+    """Base class of the errors this package raises; raised itself when an operator that is not active
+    is asked for its ``config`` or ``contributions``."""
+
+
+@register_error
+class ContractError(OperatorError):
+    """Raised when an operator's declared input or output columns (its ``[contributes]``) are invalid, or
+    its ``apply`` returns something other than a LazyFrame."""
+
+
+@register_error
+class PipelineError(OperatorError):
+    """Base class of the errors raised while building or running a pipeline (the data graph)."""
 
 
 @register_error
 class SpecError(PipelineError):
     """Raised when a pipeline spec (TOML) is unreadable or invalid; names the file and, in ``problems``,
     each bad key (located as ``<file>: <key>``)."""
-
-
-@register_error
-class ContractError(PipelineError):
-    """Raised when an operator's declared input or output schema (its ``[contributes]``) is invalid."""
 
 
 @dataclass(frozen=True)

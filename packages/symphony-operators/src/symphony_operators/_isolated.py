@@ -41,10 +41,10 @@ if TYPE_CHECKING:
 _WORKER_METHODS = ("query_schema", "query_reads", "query_run")
 
 
-class IsolatedOperator(Operator):
+class IsolatedOperator(Operator[Any]):
     """The host's stand-in for an isolated operator: its declarations here, its queries in its workers.
 
-    It is an `Operator` as pipelines and ``load_pipeline`` see one: ``id``, ``contract`` (read from the
+    It is an `Operator` as pipelines and ``load_pipeline`` see one: ``id``, ``contributions`` (read from the
     manifest, in the host) and ``query``, which returns a lazy frame whose rows its workers make. Every
     other method the operator defines is called in a worker.
     """

@@ -4,41 +4,53 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib
-import logging
-import re
-import sys
-import tempfile
+import typing
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import polars as pl
 from polars.io.plugins import register_io_source
 from pydantic import BaseModel, ValidationError
 
-from symphony_core import ConfigError, Context, ErrorDetail, Extension, read_manifest
+from symphony_core import Config, ConfigError, Context, Extension
 
 from ._errors import ContractError
-from ._schema import Contract
+from ._schema import Contributions, read_contributions
+from ._standalone import not_active, problems, served_config, standalone_context
 
-OperatorT = TypeVar("OperatorT", bound="Operator")
+ConfigT = TypeVar("ConfigT", bound=Config)
+OperatorT = TypeVar("OperatorT", bound="Operator[Any]")
 
-MANIFEST_FILE = "symphony.toml"
 
-
-class Operator(Extension):
+class Operator(Extension, Generic[ConfigT]):
     """Base class of an operator extension; subclasses implement `apply`.
 
     `apply` only builds a lazy query: it must not collect. The pipeline that runs operators collects
     once per run, so composed operators cost what the same hand-written query costs. The columns the
     operator reads and makes are declared in its manifest (``[[contributes.input]]`` and
-    ``[[contributes.output]]``) and available as `contract` once it is active.
+    ``[[contributes.output]]``) and available as ``self.contributions``.
+
+    ``self.config`` is the manifest's ``config`` model (without one, the defaults of ``config_model``).
+    Both raise `OperatorError` until a host activates the operator or `create` makes it.
     """
 
     kind: ClassVar[str] = "operator"
+    config_model: ClassVar[type[Config]] = Config
+    """The config used when the manifest names none: by default the class's config parameter
+    (``ScorerConfig`` in ``class Scorer(Operator[ScorerConfig])``)."""
 
-    _contract: Contract | None = None
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "config_model" not in cls.__dict__:
+            for base in cls.__dict__.get("__orig_bases__", ()):
+                given = typing.get_args(base)[0] if typing.get_origin(base) is Operator else None
+                if isinstance(given, type) and issubclass(given, Config):
+                    cls.config_model = given
+
+    _config: ConfigT | None = None
+    _contributions: Contributions | None = None
 
     def activate(self, context: Context) -> None:
         """Keep the context and check the declared schemas in the manifest; subclasses call ``super()``.
@@ -46,17 +58,30 @@ class Operator(Extension):
         An invalid ``[contributes]`` fails the activation, with each bad field named.
         """
         super().activate(context)
-        self._contract = Contract.from_manifest(context.manifest, extension=context.id)
+        self._contributions = read_contributions(context.manifest, extension=context.id)
 
     @property
-    def contract(self) -> Contract:
-        """The input and output columns the manifest declares (empty before activation)."""
-        if self._contract is None:
-            context = getattr(self, "context", None)
-            if context is None:
-                return Contract()
-            self._contract = Contract.from_manifest(context.manifest, extension=context.id)
-        return self._contract
+    def config(self) -> ConfigT:
+        """The validated config: the manifest's config model, or the defaults of ``config_model``."""
+        if self._config is None:
+            self._config = served_config(self._context("config"), self.config_model)
+        return self._config
+
+    @property
+    def contributions(self) -> Contributions:
+        """The input and output columns the manifest's ``[contributes]`` table declares."""
+        if self._contributions is None:
+            context = self._context("contributions")
+            self._contributions = read_contributions(context.manifest, extension=context.id)
+        return self._contributions
+
+    @property
+    def contract(self) -> Contributions:
+        """Deprecated: use `contributions`."""
+        warnings.warn(
+            "Operator.contract is deprecated: use Operator.contributions", DeprecationWarning, stacklevel=2
+        )
+        return self.contributions
 
     def apply(self, frame: pl.LazyFrame) -> pl.LazyFrame:
         """Return the lazy query that transforms ``frame``."""
@@ -67,11 +92,6 @@ class Operator(Extension):
         """The operator's extension id (its class name before it is activated)."""
         context = getattr(self, "context", None)
         return context.id if context is not None else type(self).__name__
-
-    @property
-    def config(self) -> Any:
-        """The operator's validated config (an instance of its `Config` model), or None if it has none."""
-        return self.context.config
 
     def query(self, frame: pl.LazyFrame, config: Mapping[str, Any] | None = None) -> pl.LazyFrame:
         """Build this operator's query on ``frame``, with ``config`` values on top of its own config.
@@ -158,7 +178,7 @@ class Operator(Extension):
         opened), and this operator is unchanged.
         """
         current = self.config
-        if not isinstance(current, BaseModel):
+        if not type(current).model_fields:
             raise ConfigError(
                 f"has no config, so it cannot take {sorted(values)}",
                 extension=self.id,
@@ -172,10 +192,11 @@ class Operator(Extension):
                 "invalid config:",
                 extension=self.id,
                 hint="fix the values given in the pipeline (each field is listed above)",
-                problems=_problems(exc),
+                problems=problems(exc),
             ) from None
         clone = copy.copy(self)
         clone.context = dataclasses.replace(self.context, config=config)
+        clone._config = config
         return clone
 
     @classmethod
@@ -191,63 +212,24 @@ class Operator(Extension):
 
         ``manifest`` defaults to the ``symphony.toml`` beside the class's module (what a host would read);
         a dict given instead needs only the keys that matter here (``id``, ``contributes``, ``config``).
-        ``config`` is a Config instance, or values for the model the manifest names (defaults if None).
-        No permission is checked: code run this way is trusted as the caller is.
+        ``config`` is a config instance, or values for the model the manifest names (``config_model``
+        when it names none). No permission is checked: code run this way is trusted as the caller is.
         """
-        data = dict(manifest) if manifest is not None else _packaged_manifest(cls)
-        ext_id = str(data.get("id") or _local_id(cls))
-        root = Path(tempfile.gettempdir()) / "symphony-operators" / ext_id
-        context = Context(
-            id=ext_id,
-            version=str(data.get("version") or "0"),
-            manifest=data,
-            config=_config(config, data.get("config"), ext_id),
-            data_dir=data_dir or root / "data",
-            cache_dir=cache_dir or root / "cache",
-            logger=logging.getLogger(f"symphony.ext.{ext_id}"),
+        context = standalone_context(
+            cls, config, manifest=manifest, data_dir=data_dir, cache_dir=cache_dir, model=cls.config_model
         )
-        for folder in (context.data_dir, context.cache_dir):
-            folder.mkdir(parents=True, exist_ok=True)
         operator = cls()
         operator.activate(context)
         return operator
 
+    def _context(self, what: str) -> Context:
+        context: Context | None = getattr(self, "context", None)
+        if context is None:
+            raise not_active(self, what)
+        return context
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.id}>"
-
-
-def _packaged_manifest(cls: type[Operator]) -> dict[str, Any]:
-    module = sys.modules.get(cls.__module__)
-    folder = Path(module.__file__).parent if module is not None and module.__file__ else None
-    if folder is None or not (folder / MANIFEST_FILE).is_file():
-        return {}
-    return read_manifest(folder / MANIFEST_FILE).model_dump(mode="json", by_alias=True, exclude_none=True)
-
-
-def _local_id(cls: type[Operator]) -> str:
-    name = re.sub(r"(?<!^)(?=[A-Z])", "-", cls.__name__).lower()
-    return f"local.{name}"
-
-
-def _config(given: BaseModel | Mapping[str, Any] | None, reference: Any, ext_id: str) -> Any:
-    if isinstance(given, BaseModel):
-        return given
-    if not isinstance(reference, str):
-        if given:
-            raise ConfigError(
-                "has no config model, so it cannot take config values",
-                extension=ext_id,
-                hint="pass a Config instance, or name the model in the manifest: config = 'module:Class'",
-            )
-        return None
-    module_name, _, attribute = reference.partition(":")
-    model: Any = importlib.import_module(module_name)
-    for part in attribute.split("."):
-        model = getattr(model, part)
-    try:
-        return model.model_validate(dict(given or {}))
-    except ValidationError as exc:
-        raise ConfigError("invalid config:", extension=ext_id, problems=_problems(exc)) from None
 
 
 def _merge(base: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
@@ -258,11 +240,3 @@ def _merge(base: dict[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
             _merge(below, value) if isinstance(below, dict) and isinstance(value, Mapping) else value
         )
     return merged
-
-
-def _problems(exc: ValidationError) -> list[ErrorDetail]:
-    return [ErrorDetail(_dotted(error["loc"]), error["msg"], error["type"]) for error in exc.errors()]
-
-
-def _dotted(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "(top level)"

@@ -63,7 +63,7 @@ class Step:
     """
 
     name: str
-    operator: Operator
+    operator: Operator[Any]
     input: str
     config: Mapping[str, Any] = field(default_factory=dict)
     host: Host | None = None
@@ -127,7 +127,7 @@ class Pipeline:
     def chain(
         cls,
         data: str | os.PathLike[str] | pl.LazyFrame | pl.DataFrame,
-        *operators: Operator,
+        *operators: Operator[Any],
         **options: Any,
     ) -> Pipeline:
         """A linear pipeline: one source (named ``input``) through ``operators`` in order."""
@@ -156,7 +156,7 @@ class Pipeline:
 
     def step(
         self,
-        operator: Operator,
+        operator: Operator[Any],
         *,
         name: str | None = None,
         input: str | None = None,
@@ -407,7 +407,7 @@ class _Builder:
         wanted: dict[str, tuple[Column, str]] = {}
         for step in self.pipeline.steps:
             if step.input == source.name:
-                for column in step.operator.contract.input:
+                for column in step.operator.contributions.input:
                     wanted.setdefault(column.name, (column, step.operator.id))
         return wanted
 
@@ -478,7 +478,7 @@ class _Builder:
         schema = self.schemas.get(step.input)
         if schema is None:
             schema = self.schemas[step.input] = frame.collect_schema()
-        found = check(schema, operator.contract.input, operator=operator.id, side="input", where=where)
+        found = check(schema, operator.contributions.input, operator=operator.id, side="input", where=where)
         if found:
             self.mismatches += found
             self.broken.add(step.name)
@@ -493,7 +493,7 @@ class _Builder:
                 extension=operator.id,
                 hint="the operator's query refers to a column or type its input does not have",
             ) from None
-        found = check(produced, operator.contract.output, operator=operator.id, side="output")
+        found = check(produced, operator.contributions.output, operator=operator.id, side="output")
         if found:
             self.mismatches += found
             self.broken.add(step.name)

@@ -11,12 +11,14 @@ The manifest is the one source of truth (a host reads it without importing the o
     name = "mean_dep_delay"
     dtype = "Float64"
 
-These models validate it; `check` compares a query plan's schema with it, without running the query.
+These models validate it (`read_contributions`); `check` compares a query plan's schema with it, without
+running the query.
 """
 
 from __future__ import annotations
 
 import ast
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -120,7 +122,7 @@ class Column(BaseModel):
         return dtype
 
 
-class Contract(BaseModel):
+class Contributions(BaseModel):
     """What an operator declares in its manifest's ``[contributes]``: its input and output columns."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -134,7 +136,7 @@ class Contract(BaseModel):
     )
 
     @model_validator(mode="after")
-    def _names_are_unique(self) -> Contract:
+    def _names_are_unique(self) -> Contributions:
         for side in ("input", "output"):
             names = [column.name for column in getattr(self, side)]
             twice = sorted({name for name in names if names.count(name) > 1})
@@ -143,20 +145,30 @@ class Contract(BaseModel):
         return self
 
     @classmethod
-    def from_manifest(cls, manifest: Mapping[str, Any], *, extension: str | None = None) -> Contract:
-        """The contract in a manifest's ``contributes`` table; `ContractError` names each bad field."""
-        contributes = manifest.get("contributes") or {}
-        try:
-            return cls.model_validate(contributes)
-        except ValidationError as exc:
-            problems = "".join(
-                f"\n  - contributes.{_location(error['loc'])}: {error['msg']}" for error in exc.errors()
-            )
-            raise ContractError(
-                f"invalid input/output schema in the manifest:{problems}",
-                extension=extension or _text(manifest.get("id")),
-                hint="declare columns as [[contributes.input]] / [[contributes.output]] with name, dtype, required",
-            ) from None
+    def from_manifest(cls, manifest: Mapping[str, Any], *, extension: str | None = None) -> Contributions:
+        """Deprecated: use `read_contributions`."""
+        warnings.warn(
+            "Contributions.from_manifest is deprecated: use symphony_operators.read_contributions",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return read_contributions(manifest, extension=extension)
+
+
+def read_contributions(manifest: Mapping[str, Any], *, extension: str | None = None) -> Contributions:
+    """Validate the manifest's ``[contributes]`` table; `ContractError` names each bad field."""
+    contributes = manifest.get("contributes") or {}
+    try:
+        return Contributions.model_validate(contributes)
+    except ValidationError as exc:
+        problems = "".join(
+            f"\n  - contributes.{_location(error['loc'])}: {error['msg']}" for error in exc.errors()
+        )
+        raise ContractError(
+            f"invalid input/output schema in the manifest:{problems}",
+            extension=extension or _text(manifest.get("id")),
+            hint="declare columns as [[contributes.input]] / [[contributes.output]] with name, dtype, required",
+        ) from None
 
 
 def check(

@@ -22,7 +22,7 @@ import polars as pl
 
 from symphony_core import Harness
 
-from ._schema import Contract, check
+from ._schema import check, read_contributions
 
 __all__ = ["Harness", "apply"]
 
@@ -41,11 +41,11 @@ def apply(
     naming each column.
     """
     manifest = harness.inspect(extension).manifest or {}
-    contract = Contract.from_manifest(manifest, extension=extension)
+    declared = read_contributions(manifest, extension=extension)
     lazy = frame.lazy() if isinstance(frame, pl.DataFrame) else frame
-    _expect(check(lazy.collect_schema(), contract.input, operator=extension, side="input", where="the test"))
+    _expect(check(lazy.collect_schema(), declared.input, operator=extension, side="input", where="the test"))
     result: pl.LazyFrame = harness.call(extension, "query", lazy, config)
-    _expect(check(result.collect_schema(), contract.output, operator=extension, side="output"))
+    _expect(check(result.collect_schema(), declared.output, operator=extension, side="output"))
     return result.collect()
 
 

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from symphony_core._model._public import public
+
 if TYPE_CHECKING:
     from symphony_core._model._hooks import PermissionEvent
     from symphony_core._runtime._host import ExtensionInfo, Host, Isolation
@@ -42,6 +44,7 @@ ACTOR = "pytest"
 MARKER = "symphony_isolation"
 
 
+@public
 class Harness:
     """A real host in a temporary home, with the steps a test of an extension needs.
 

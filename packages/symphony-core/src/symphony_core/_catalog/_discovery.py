@@ -30,7 +30,9 @@ import msgspec
 
 from symphony_core._model._errors import EntryPointError, ManifestError
 from symphony_core._model._kinds import CORE_DISTRIBUTION, KIND_BY_GROUP, KINDS, MANIFEST_FILE, canonical_name
+from symphony_core._model._public import public
 
+from ._entry_points import read_entry_points
 from ._records import Catalog, Problem, Record, record_key
 
 INDEX_FORMAT = 3
@@ -51,6 +53,7 @@ class _Index(msgspec.Struct, frozen=True):
     catalog: Catalog
 
 
+@public
 def discover(
     cache_dir: Path | None = None, *, path: Sequence[str] | None = None, rescan: bool = False
 ) -> Catalog:
@@ -96,7 +99,7 @@ def _scan(path: Sequence[str]) -> tuple[Catalog, tuple[_Stamp, ...]]:
             continue
         requires_python = _requires_python(info)
         sha256 = _record_sha256(info)
-        for group, ep_name, value in _symphony_entry_points(text):
+        for group, ep_name, value, _ in read_entry_points(text, KIND_BY_GROUP):
             found = _record(group, ep_name, value, name, version, requires_python, sha256, path)
             manifest = found.record.manifest_file
             # Stamped before reading (an edit during the scan shows). A manifest inside the folder that
@@ -168,20 +171,6 @@ def _version_from_metadata(info: Path) -> str:
     import importlib_metadata
 
     return importlib_metadata.PathDistribution(info).version or "0"
-
-
-def _symphony_entry_points(text: str) -> Iterator[tuple[str, str, str]]:
-    group: str | None = None
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        if line.startswith("[") and line.endswith("]"):
-            group = line[1:-1].strip()
-            continue
-        if group in KIND_BY_GROUP:
-            name, sep, value = line.partition("=")
-            yield group, name.strip(), value.strip() if sep else ""
 
 
 class _Found(msgspec.Struct, frozen=True):

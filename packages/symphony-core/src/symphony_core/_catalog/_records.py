@@ -8,10 +8,12 @@ from typing import Any
 import msgspec
 
 from symphony_core._model._kinds import canonical_id
+from symphony_core._model._public import public
 
 _MANIFEST_DECODER = msgspec.msgpack.Decoder()  # reused: a host decodes every manifest on each discover
 
 
+@public
 class Problem(msgspec.Struct, frozen=True):
     """Why a discovered extension cannot be used, in words a person can act on."""
 
@@ -20,6 +22,7 @@ class Problem(msgspec.Struct, frozen=True):
     hint: str | None = None
 
 
+@public
 class Record(msgspec.Struct, frozen=True):
     """One extension found through its entry point, with its problem if it cannot be used here."""
 
@@ -50,6 +53,7 @@ def record_key(record: Record) -> str:
     return f"{record.distribution}:{record.id}"
 
 
+@public
 class Catalog(msgspec.Struct, frozen=True):
     """Everything discovery found: the extensions and the versions of Symphony's own distributions."""
 

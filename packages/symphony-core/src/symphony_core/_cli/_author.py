@@ -1,4 +1,5 @@
-"""The author's commands of ``symphony``: ``new`` (generate an extension project) and ``validate``.
+"""The author's commands of ``symphony``: ``new`` (generate an extension project), ``validate``, and
+``schema`` (the manifest's JSON Schema, for editors).
 
 Exit codes of ``symphony new``: 0 the project was written; 1 it could not be (the kit of that kind is
 not installed, the folder is in the way); 2 the command line was wrong (unknown kind, a name that
@@ -150,3 +151,34 @@ def validate(target: Path, strict: bool, as_json: bool) -> None:
         out.print(f"[bold red]invalid:[/] {errors} error(s), {warnings} warning(s)")
         sys.exit(1)
     out.print(f"[bold green]valid[/] ({warnings} warning(s))" if warnings else "[bold green]valid[/]")
+
+
+@click.command()
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the schema to this file instead of standard output.",
+)
+def schema(out: Path | None) -> None:
+    """Print the JSON Schema of symphony.toml, for editors that check a manifest as it is typed.
+
+    \b
+    Scaffolded manifests start with a line editors built on Taplo read:
+      #:schema https://symphony-sdk.readthedocs.io/en/latest/schema/symphony.json
+    To check against this installed version instead (offline, or ahead of a release):
+      symphony schema --out .symphony.schema.json
+    and point the line at that file: #:schema ./.symphony.schema.json
+    """
+    import json
+
+    from symphony_core._authoring._schema import manifest_schema
+
+    text = json.dumps(manifest_schema(), indent=2) + "\n"
+    if out is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot write {out}: {exc.strerror or exc}", "choose a folder you can write to")
+    console(stderr=True).print(f"wrote the manifest schema to {escape(str(out))}", highlight=False)

@@ -24,9 +24,11 @@ from rich.text import Text
 
 from symphony_core._model._errors import StateError, SymphonyError
 
-from ._author import new, validate
+from ._author import new, schema, validate
 from ._install import install, uninstall, upgrade
+from ._marketplace import catalog, search
 from ._output import console, print_json, print_table
+from ._run import call, run
 from ._session import fail, open_host, person, print_consent
 
 STATE_STYLES = {"failed": "bold red", "active": "green", "validated": "cyan"}
@@ -151,6 +153,9 @@ def main(ctx: click.Context, home: Path | None) -> None:
       symphony audit acme.digits    what happened to an extension, oldest first
       symphony new operator acme-totals   a complete extension project (for authors)
       symphony validate .           check a project or a wheel before publishing it
+      symphony schema               the JSON Schema of symphony.toml, for editors
+      symphony call acme.greeter greet '"Ada"'   call one method, print the answer as JSON
+      symphony run acme.totals flights.parquet   run an extension on a file, as its kind does
 
     Installed distributions may add commands through the `symphony.commands` entry-point group
     (symphony-motifs adds `symphony ui`); they are listed below with the built-in ones.
@@ -833,5 +838,10 @@ def _since(text: str) -> datetime:
 
 main.add_command(new)  # the author's commands, from their own module
 main.add_command(validate)
+main.add_command(schema)
+main.add_command(call)  # trying an extension from the shell
+main.add_command(run)
 for _command in (install, upgrade, uninstall):  # managed environments, from their own module
+    main.add_command(_command)
+for _command in (search, catalog):  # the marketplace, from its own module
     main.add_command(_command)

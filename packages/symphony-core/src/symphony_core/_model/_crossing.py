@@ -39,6 +39,7 @@ from ._errors import (
     StateError,
     SymphonyError,
 )
+from ._public import public
 
 log = logging.getLogger("symphony.worker")
 
@@ -66,6 +67,7 @@ _ERROR_NAMES: dict[type, str] = {}
 _RESULT_NAMES: dict[type, str] = {}
 
 
+@public
 def register_error(cls: ErrorClass) -> ErrorClass:
     """Let ``cls`` (a `SymphonyError` an extension may raise) cross from an isolated worker as itself.
 
@@ -80,6 +82,7 @@ def register_error(cls: ErrorClass) -> ErrorClass:
     return cls
 
 
+@public
 def register_result(cls: ResultType) -> ResultType:
     """Let ``cls`` (a dataclass or msgspec ``Struct`` whose fields are plain data, arrays or frames) cross
     from an isolated worker as itself when a method returns it, rather than as a dict.

@@ -1,5 +1,30 @@
 """Every error Symphony raises on purpose: one base class, one family per concern.
 
+```text
+SymphonyError
+├── ManifestError               an extension's manifest is missing, unreadable or invalid
+│   └── EntryPointError         its entry point is malformed or names no module
+├── CompatibilityError          it does not fit the installed Python, kit or core
+│   └── ConflictError           another distribution declares its id
+├── LifecycleError              it cannot move to the state asked for
+│   ├── ExtensionNotFound       no installed extension has that id
+│   ├── ExtensionFailed         its own code raised, or it is failed
+│   │   └── RemoteError         ... in an isolated worker, as a class the host does not rebuild
+│   └── BudgetExceeded          importing, activating or a call took too long
+├── PermissionDenied            it touched what was not granted to it
+│   ├── GuardDenied             ... in this process (also a PermissionError)
+│   └── ConsentRequired         it asks for permissions not all granted
+├── ConfigError                 its configuration is invalid
+├── StateError                  the host's state database cannot be read or written
+├── InstallError                installing, upgrading or uninstalling failed; nothing changed
+└── SandboxError                the isolated tier cannot start, reach or keep a worker
+    ├── SandboxUnavailable      this platform cannot run isolated workers
+    ├── WorkerCrashed           a worker died or broke the protocol
+    ├── ProtocolError           a worker spoke another protocol or out of turn
+    ├── WorkerTimeout           a worker did not answer in time (also a BudgetExceeded)
+    └── Quarantined             its workers crashed too often
+```
+
 Each error names the extension it concerns (when there is one) and ends with what to do next, so a
 message read in a log or a terminal is enough to act on. Its details are data: ``problems`` (one
 `ErrorDetail` per bad field, argument or column) and the attributes its class lists in ``data_fields``.
@@ -15,9 +40,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
+from ._public import public
+
 ErrorT = TypeVar("ErrorT", bound="SymphonyError")
 
 
+@public
 @dataclass(frozen=True, slots=True)
 class ErrorDetail:
     """One thing wrong in what a person wrote or sent: where, what, and a code a program can match on.
@@ -45,6 +73,7 @@ class ErrorDetail:
         return iter((self.location, self.message))
 
 
+@public
 class SymphonyError(Exception):
     """Base class of every error Symphony raises on purpose.
 
@@ -144,6 +173,7 @@ def _data_fields(cls: type[SymphonyError]) -> tuple[str, ...]:
 # Manifest errors: what an author wrote is not a valid extension description.
 
 
+@public
 class ManifestError(SymphonyError):
     """Raised when an extension's manifest is missing, unreadable or invalid.
 
@@ -166,6 +196,7 @@ class ManifestError(SymphonyError):
         super().__init__(message, extension=extension, hint=hint, problems=problems)
 
 
+@public
 class EntryPointError(ManifestError):
     """Raised when an extension's entry point is malformed or names a module that does not exist."""
 
@@ -173,12 +204,14 @@ class EntryPointError(ManifestError):
 # Compatibility errors: the extension is well formed but cannot run here.
 
 
+@public
 class CompatibilityError(SymphonyError):
     """Raised when starting an extension that does not fit what is installed: a Python it does not
     support, its kit missing or in a version it was not built for (discovery found it: its ``problem``
     says which), or another distribution keeping its id (`ConflictError`)."""
 
 
+@public
 class ConflictError(CompatibilityError):
     """Raised when two installed distributions declare the same extension id: the one the policy trusts, or
     else the one already granted, keeps it; with neither, neither is used."""
@@ -187,29 +220,35 @@ class ConflictError(CompatibilityError):
 # Lifecycle errors: something went wrong while loading or running an extension.
 
 
+@public
 class LifecycleError(SymphonyError):
     """Raised when an extension cannot move to the lifecycle state that was asked for."""
 
 
+@public
 class ExtensionNotFound(LifecycleError):
     """Raised when no installed extension has the id that was asked for."""
 
 
+@public
 class ExtensionFailed(LifecycleError):
     """Raised when an extension's own code raised, or it is in the ``failed`` state."""
 
 
+@public
 class BudgetExceeded(LifecycleError):
-    """Raised when importing or activating an extension took longer than its time budget."""
+    """Raised when importing, activating or calling an extension took longer than its time budget."""
 
 
 # Permission errors.
 
 
+@public
 class PermissionDenied(SymphonyError):
     """Raised when an extension touches a resource that was not granted to it."""
 
 
+@public
 class GuardDenied(PermissionDenied, PermissionError):
     """Raised by the in-process guard when extension code uses a resource it was not granted.
 
@@ -218,6 +257,7 @@ class GuardDenied(PermissionDenied, PermissionError):
     """
 
 
+@public
 class ConsentRequired(PermissionDenied):
     """Raised when activating an extension whose requested permissions are not all granted."""
 
@@ -225,6 +265,7 @@ class ConsentRequired(PermissionDenied):
 # Config errors.
 
 
+@public
 class ConfigError(SymphonyError):
     """Raised when an extension's configuration is invalid; names each field and where it came from."""
 
@@ -232,21 +273,42 @@ class ConfigError(SymphonyError):
 # Host state errors.
 
 
+@public
 class StateError(SymphonyError):
     """Raised when the host's state database cannot be read or written."""
+
+
+# Install errors: ``symphony install`` and `Host.install` could not install, upgrade or uninstall.
+
+
+@public
+class InstallError(SymphonyError):
+    """Raised when installing, upgrading or uninstalling an extension failed; nothing was changed.
+
+    ``distribution`` is the distribution concerned, when known.
+    """
+
+    data_fields = ("distribution",)
+
+    def __init__(self, message: str, *, distribution: str | None = None, **kwargs: Any) -> None:
+        self.distribution = distribution
+        super().__init__(message, **kwargs)
 
 
 # Sandbox errors: the isolated tier could not start, reach or keep an extension's worker.
 
 
+@public
 class SandboxError(SymphonyError):
     """Raised when the isolated tier cannot start, reach or keep an extension's worker process."""
 
 
+@public
 class SandboxUnavailable(SandboxError):
     """Raised when this platform cannot run isolated workers at all (the isolated tier needs Linux)."""
 
 
+@public
 class WorkerCrashed(SandboxError):
     """Raised when an extension's worker died (a signal, an exit, its memory limit) or broke the protocol.
 
@@ -269,18 +331,22 @@ class WorkerCrashed(SandboxError):
         super().__init__(message, extension=extension, hint=hint)
 
 
+@public
 class ProtocolError(SandboxError):
     """Raised when a worker breaks the host/worker protocol (another version, a message out of turn)."""
 
 
+@public
 class WorkerTimeout(SandboxError, BudgetExceeded):
     """Raised when a worker did not answer within the time allowed; the worker was killed."""
 
 
+@public
 class Quarantined(SandboxError):
     """Raised when an extension's workers crashed too often: it is not restarted until the quarantine is lifted."""
 
 
+@public
 class RemoteError(ExtensionFailed):
     """Raised when extension code in an isolated worker raised an exception the host does not rebuild as
     its own class (anything but the Symphony errors an extension may raise); the worker itself goes on.

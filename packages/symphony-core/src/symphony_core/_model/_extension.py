@@ -8,7 +8,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ._public import public
 
+
+@public
 @dataclass(frozen=True, slots=True)
 class Context:
     """What the host gives an extension when activating it: who it is, its config and its own folders.
@@ -31,6 +34,7 @@ class Context:
     whether a subscriber was there; in an isolated worker, whether the host took it."""
 
 
+@public
 class Extension:
     """Base class of every extension; each public package derives its kind's base class from it.
 

@@ -6,12 +6,15 @@ from dataclasses import dataclass
 
 import pluggy
 
+from ._public import public
+
 PROJECT = "symphony"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 """Marks a method of an observer object as an implementation of one of the hooks below."""
 
 
+@public
 @dataclass(frozen=True, slots=True)
 class LifecycleEvent:
     """An extension moved from one lifecycle state to another."""
@@ -22,6 +25,7 @@ class LifecycleEvent:
     reason: str | None = None
 
 
+@public
 @dataclass(frozen=True, slots=True)
 class PermissionEvent:
     """A permission was granted, revoked, used or denied."""
@@ -33,6 +37,7 @@ class PermissionEvent:
     actor: str | None = None
 
 
+@public
 class HostHooks:
     """The hook specifications; a host registers observers that implement any of them."""
 

@@ -18,6 +18,9 @@ class Kind:
     """``module:attribute`` of the kit's host-side front for the kind's isolated extensions (see
     ``_sandbox._fronts``), or None for `RemoteExtension`. Named here, not registered through an entry
     point, so no installed distribution can put code in the host's process for a kind."""
+    runner: str | None = None
+    """``module:attribute`` of the kit's click command behind ``symphony run`` for the kind, named here for
+    the same reason."""
 
     @property
     def module(self) -> str:
@@ -33,14 +36,16 @@ KINDS: dict[str, Kind] = {
             "symphony.instruments",
             "symphony-instruments",
             front="symphony_instruments._isolated:IsolatedInstrument",
+            runner="symphony_instruments._run:run",
         ),
         Kind(
             "operator",
             "symphony.operators",
             "symphony-operators",
             front="symphony_operators._isolated:IsolatedOperator",
+            runner="symphony_operators._run:run",
         ),
-        Kind("motif", "symphony.motifs", "symphony-motifs"),
+        Kind("motif", "symphony.motifs", "symphony-motifs", runner="symphony_motifs._run:run"),
     )
 }
 KIND_BY_GROUP: dict[str, Kind] = {kind.group: kind for kind in KINDS.values()}
@@ -49,8 +54,13 @@ MANIFEST_FILE = "symphony.toml"
 
 
 def canonical_name(name: str) -> str:
-    """A distribution name normalised as PEP 503 says (what ``packaging.utils.canonicalize_name`` does)."""
-    return re.sub(r"[-_.]+", "-", name).lower()
+    """A distribution name normalised as PEP 503 says, by ``packaging.utils.canonicalize_name``.
+
+    Imported on first use: ``packaging.utils`` brings ``packaging.tags`` (and ``subprocess``,
+    ``sysconfig``) along, which a discovery served from the index never needs."""
+    from packaging.utils import canonicalize_name
+
+    return canonicalize_name(name)
 
 
 @functools.lru_cache(maxsize=8192)

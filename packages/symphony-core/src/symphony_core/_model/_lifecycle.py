@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import enum
 
+from ._public import public
 
+
+@public
 class State(str, enum.Enum):
     """Where an extension is in its lifecycle."""
 

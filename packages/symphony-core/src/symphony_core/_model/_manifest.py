@@ -33,6 +33,7 @@ from pydantic_core import ErrorDetails
 from ._errors import ErrorDetail, ManifestError
 from ._kinds import KINDS
 from ._permissions import Permission, plain_text
+from ._public import public
 from ._sizes import MAX_ID_LENGTH, MAX_NAME_LENGTH, MAX_PERMISSIONS, MAX_SUMMARY_LENGTH
 from ._spoofing import describe
 
@@ -40,6 +41,7 @@ ID_PATTERN = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*(?:\.[a-z0-9]+(?:[-_][a-z0-9]+)*)+$"
 OBJECT_REF_PATTERN = r"^[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(?:\.[A-Za-z_][\w]*)*$"
 
 
+@public
 class Manifest(BaseModel):
     """What an extension is, what it was built for, and what it asks to be allowed to do."""
 
@@ -164,6 +166,7 @@ def parse_requirement(text: str) -> Requirement:
     return Requirement(text)
 
 
+@public
 def read_manifest(path: Path, *, distribution_version: str | None = None) -> Manifest:
     """Read and validate a manifest file; on any problem raise `ManifestError` naming file and fields."""
     try:

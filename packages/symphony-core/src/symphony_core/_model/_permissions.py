@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from ._public import public
 from ._sizes import MAX_REASON_LENGTH, MAX_SCOPE_LENGTH, MAX_SCOPES
 from ._spoofing import refused_character
 
@@ -100,6 +101,7 @@ class _Request(BaseModel):
     )
 
 
+@public
 class FileRead(_Request):
     """Read files that match the given paths or globs."""
 
@@ -114,6 +116,7 @@ class FileRead(_Request):
     )
 
 
+@public
 class FileWrite(_Request):
     """Create, change or delete files that match the given paths or globs."""
 
@@ -125,6 +128,7 @@ class FileWrite(_Request):
     )
 
 
+@public
 class NetConnect(_Request):
     """Open network connections to the given `host:port` pairs (`*` for any host or port)."""
 
@@ -134,6 +138,7 @@ class NetConnect(_Request):
     )
 
 
+@public
 class NetListen(_Request):
     """Accept network connections on the given `host:port` pairs."""
 
@@ -143,6 +148,7 @@ class NetListen(_Request):
     )
 
 
+@public
 class Subprocess(_Request):
     """Start other programs."""
 
@@ -154,6 +160,7 @@ class Subprocess(_Request):
     )
 
 
+@public
 class EnvVars(_Request):
     """Read the given environment variables."""
 
@@ -163,6 +170,7 @@ class EnvVars(_Request):
     )
 
 
+@public
 class Gpu(_Request):
     """Use a GPU or another accelerator."""
 

@@ -58,6 +58,8 @@ def refused_character(text: str, *, scope: bool = False) -> str | None:
 
     With ``scope``, invisible characters are refused too: a path or a host name never needs one.
     """
+    if text.isascii() and text.isprintable():  # as almost every manifest's text: nothing to look up
+        return None
     for char in text:
         if char in _BIDI_CONTROLS or unicodedata.category(char) in _REFUSED_CATEGORIES:
             return describe(char)

@@ -36,6 +36,7 @@ from symphony_core._model._extension import Context, Extension
 from symphony_core._model._hooks import PROJECT, HostHooks, LifecycleEvent, PermissionEvent
 from symphony_core._model._kinds import canonical_id
 from symphony_core._model._lifecycle import State, can_move
+from symphony_core._model._public import public
 from symphony_core._store._home import Home
 from symphony_core._store._state import HostState, current_grant
 
@@ -54,6 +55,7 @@ if TYPE_CHECKING:  # imported on first use: listing and starting most extensions
     from symphony_core._store._config import Resolved
 
     from ._install import Installation, InstallPlan
+    from ._listings import Listing, Listings
 
 log = logging.getLogger("symphony.host")
 logging.getLogger("symphony").addHandler(
@@ -80,9 +82,14 @@ _FAILURES: dict[str, type[SymphonyError]] = {
 }
 
 
+@public
 @dataclass(frozen=True, slots=True)
 class ExtensionInfo:
-    """A snapshot of one extension as the host sees it; safe to show, nothing here is secret."""
+    """A snapshot of one extension as the host sees it; safe to show, nothing here is secret.
+
+    ``manifest``, ``name`` and ``summary`` are read from the discovery index when asked for, so listing
+    a thousand extensions decodes none of their manifests.
+    """
 
     id: str
     kind: str
@@ -90,9 +97,6 @@ class ExtensionInfo:
     enabled: bool
     distribution: str
     version: str
-    name: str | None
-    summary: str | None
-    manifest: dict[str, Any] | None
     manifest_file: str | None
     entry_point: str
     problem: Problem | None
@@ -105,6 +109,25 @@ class ExtensionInfo:
     None when its installer wrote none."""
     environment: str | None = None
     """The environment of its own it was installed in (`Host.install`), or None for the host's own."""
+    record: Record | None = field(default=None, repr=False, compare=False)
+    """What discovery found, which the manifest is read from."""
+
+    @property
+    def manifest(self) -> dict[str, Any] | None:
+        """The validated manifest as JSON-ready data; None when it could not be read."""
+        return None if self.record is None else self.record.manifest
+
+    @property
+    def name(self) -> str | None:
+        """The manifest's display name."""
+        manifest = self.manifest
+        return None if manifest is None else str(manifest["name"])
+
+    @property
+    def summary(self) -> str | None:
+        """The manifest's one-line summary."""
+        manifest = self.manifest
+        return None if manifest is None else str(manifest["summary"])
 
     def as_json(self) -> dict[str, Any]:
         """A JSON-ready dict for ``--json`` output."""
@@ -149,6 +172,7 @@ class _Slot:
     lock: threading.RLock = field(default_factory=threading.RLock)
 
 
+@public
 class Host:
     """Runs the extensions installed in this environment on behalf of a marketplace or application."""
 
@@ -248,6 +272,7 @@ class Host:
             ]
         for slot in changed:  # outside the host's lock: its deactivate may need the extension's loop
             self._stop_replaced(slot)
+        observed = bool(self.hooks.hook.symphony_lifecycle_event.get_hookimpls())
         with self._lock:
             self.catalog = catalog
             slots: dict[str, _Slot] = {}
@@ -258,11 +283,14 @@ class Host:
                     # stops it, and replaced by a later discover
                     slots[key] = old
                     continue
-                slot = _Slot(key, record, State.DISCOVERED)
-                slots[key] = slot
                 reason = None if problem else quarantined.get((key, record.distribution_version))
                 if reason is not None:
                     problem = Problem("quarantine", f"quarantined: {reason}", lift_hint(key))
+                if problem is None and not observed:  # as for almost every extension: no event to send
+                    slots[key] = _Slot(key, record, State.VALIDATED)
+                    continue
+                slot = _Slot(key, record, State.DISCOVERED)
+                slots[key] = slot
                 self._move(slot, State.FAILED if problem else State.VALIDATED, problem)
             for key, old in self._slots.items():  # uninstalled while it was being stopped: kept likewise
                 if key not in slots and old.state in _RUNNING:
@@ -477,6 +505,26 @@ class Host:
         from ._install import uninstall
 
         return uninstall(self, extension, purge=purge, actor=actor)
+
+    # The marketplace (see _marketplace)
+
+    def listings(self) -> Listings:
+        """The catalog of the host's marketplace (``[marketplace]`` in ``install.toml``), refreshed and
+        verified with TUF against the root the host pinned: every extension it lists, by id
+        (``listings.get(id)``), with its versions, wheels, permissions, README and links.
+
+        Raises `MarketplaceError` when the host has no marketplace, or its catalog is unsigned, tampered,
+        expired or rolled back, or cannot be reached; needs the ``symphony-sdk-core[marketplace]`` extra."""
+        from ._marketplace import listings
+
+        return listings(self)
+
+    def search(self, text: str = "", *, kind: str | None = None) -> list[Listing]:
+        """The extensions of the host's verified marketplace catalog whose id, name, summary or
+        distribution hold every word of ``text``, best match first (see `listings`)."""
+        from ._marketplace import search
+
+        return search(self, text, kind=kind)
 
     # Running
 
@@ -704,7 +752,10 @@ class Host:
             raise
         except Exception as exc:
             raise ExtensionFailed(
-                f"'{method}' raised {type(exc).__name__}: {exc}", extension=slot.key
+                f"'{method}' raised {type(exc).__name__}: {exc}",
+                extension=slot.key,
+                hint="the error is the extension's own (its traceback is this error's cause): check what was "
+                "passed to it, or report it to the extension's author",
             ) from exc
         except (SystemExit, KeyboardInterrupt) as exc:
             if isinstance(exc, KeyboardInterrupt) and not _interrupts.raised_by_code(interrupts):
@@ -714,10 +765,18 @@ class Host:
     def _method(self, slot: _Slot, method: str) -> Callable[..., Any]:
         instance = self._running(slot)
         if method.startswith("_") or method in ("activate", "deactivate"):
-            raise LifecycleError(f"'{method}' is not a callable method of the extension", extension=slot.key)
+            raise LifecycleError(
+                f"'{method}' is not a callable method of the extension",
+                extension=slot.key,
+                hint="call one of its public methods; the host alone runs activate and deactivate",
+            )
         function = getattr(instance, method, None)
         if not callable(function):
-            raise LifecycleError(f"has no method '{method}'", extension=slot.key)
+            raise LifecycleError(
+                f"has no method '{method}'",
+                extension=slot.key,
+                hint="check the method's name against the version of the extension that is installed",
+            )
         return function  # type: ignore[no-any-return]
 
     def deactivate(self, extension: str) -> None:
@@ -747,7 +806,12 @@ class Host:
             if slot.state is State.ACTIVE:
                 self.deactivate(extension)
             if slot.state not in (State.LOADED, State.CONFIGURED, State.DEACTIVATED):
-                raise LifecycleError(f"cannot unload from state '{slot.state}'", extension=extension)
+                raise LifecycleError(
+                    f"cannot unload from state '{slot.state}'",
+                    extension=extension,
+                    hint="only a loaded, configured or deactivated extension is unloaded; Host.reload starts a "
+                    "failed one afresh",
+                )
             slot.target = None
             slot.config = None
             self._run.stop_loop(slot)
@@ -822,7 +886,12 @@ class Host:
             return failed(
                 f"{doing}it failed: {slot.problem.message}", extension=slot.record.id, hint=slot.problem.hint
             )
-        return LifecycleError(f"{doing}it is {slot.state}, not {wanted}", extension=slot.record.id)
+        return LifecycleError(
+            f"{doing}it is {slot.state}, not {wanted}",
+            extension=slot.record.id,
+            hint="Host.start takes an extension to active and Host.reload starts it afresh; an extension moves "
+            "only along the edges symphony_core.State describes",
+        )
 
     def _settle_consent(self, slot: _Slot) -> None:
         """Refuse to activate without consent; record a grant that carried over or came from policy."""
@@ -870,7 +939,12 @@ class Host:
     def _move(self, slot: _Slot, new: State, problem: Problem | None = None) -> None:
         old = slot.state
         if not can_move(old, new):
-            raise LifecycleError(f"cannot move from '{old}' to '{new}'", extension=slot.record.id)
+            raise LifecycleError(
+                f"cannot move from '{old}' to '{new}'",
+                extension=slot.record.id,
+                hint="the host should never try this move: please report it as a bug in Symphony, with how "
+                "you got here",
+            )
         slot.state = new
         slot.problem = problem if new is State.FAILED else None
         reason = None if problem is None else problem.message
@@ -944,23 +1018,20 @@ class Host:
 
     def _info(self, slot: _Slot, enabled: bool) -> ExtensionInfo:
         record = slot.record
-        manifest = record.manifest
         return ExtensionInfo(
-            id=record.id,
-            kind=record.kind,
-            state=slot.state,
-            enabled=enabled,
-            distribution=record.distribution,
-            version=record.distribution_version,
-            name=None if manifest is None else str(manifest["name"]),
-            summary=None if manifest is None else str(manifest["summary"]),
-            manifest=manifest,
-            manifest_file=record.manifest_file,
-            entry_point=record.entry_point,
-            problem=slot.problem,
-            tier=None if slot.tier is None else slot.tier.name,
-            distribution_sha256=record.distribution_sha256,
-            environment=record.environment,
+            record.id,
+            record.kind,
+            slot.state,
+            enabled,
+            record.distribution,
+            record.distribution_version,
+            record.manifest_file,
+            record.entry_point,
+            slot.problem,
+            None if slot.tier is None else slot.tier.name,
+            record.distribution_sha256,
+            record.environment,
+            record,
         )
 
 

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 from email.parser import HeaderParser
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from symphony_core._catalog._environments import (
     Installed,
@@ -61,7 +61,7 @@ from symphony_core._catalog._environments import (
     restore_install,
     site_packages,
 )
-from symphony_core._model._errors import SymphonyError
+from symphony_core._model._errors import InstallError, SymphonyError
 from symphony_core._model._kinds import (
     CORE_DISTRIBUTION,
     KIND_BY_GROUP,
@@ -70,6 +70,7 @@ from symphony_core._model._kinds import (
     canonical_id,
     canonical_name,
 )
+from symphony_core._model._public import public
 
 if TYPE_CHECKING:
     from packaging.version import Version
@@ -92,16 +93,6 @@ TIMEOUT = 30.0
 _UV_TIMEOUT = 900.0
 
 
-class InstallError(SymphonyError):
-    """Installing, upgrading or uninstalling an extension failed; nothing was changed."""
-
-    data_fields: ClassVar[tuple[str, ...]] = ("distribution",)
-
-    def __init__(self, message: str, *, distribution: str | None = None, **kwargs: Any) -> None:
-        self.distribution = distribution
-        super().__init__(message, **kwargs)
-
-
 # Settings
 
 
@@ -114,6 +105,8 @@ class InstallSettings:
     pins: Mapping[str, str] = field(default_factory=dict)
     """Distribution name: the index it alone comes from (normalised names)."""
     file: Path | None = None
+    marketplace: Mapping[str, Any] | None = None
+    """The ``[marketplace]`` table, read by ``_marketplace``; None when there is none."""
 
     def index_for(self, distribution: str) -> str:
         return self.pins.get(canonical_name(distribution), self.index)
@@ -140,10 +133,12 @@ def read_settings(home: Home) -> InstallSettings:
         ) from None
     index = data.pop("index", default)
     pins = data.pop("pins", {})
+    marketplace = data.pop("marketplace", None)
     if (
         not isinstance(index, str)
         or not isinstance(pins, dict)
         or not all(isinstance(value, str) for value in pins.values())
+        or not (marketplace is None or isinstance(marketplace, dict))
     ):
         raise InstallError(
             f"invalid install settings {file}: `index` must be a URL and `[pins]` map names to URLs",
@@ -152,9 +147,11 @@ def read_settings(home: Home) -> InstallSettings:
     if data:
         raise InstallError(
             f"invalid install settings {file}: unknown key(s) {', '.join(sorted(data))}",
-            hint="the keys are `index` and the table `[pins]`",
+            hint="the keys are `index` and the tables `[pins]` and `[marketplace]`",
         )
-    return InstallSettings(index, {canonical_name(name): url for name, url in pins.items()}, file)
+    return InstallSettings(
+        index, {canonical_name(name): url for name, url in pins.items()}, file, marketplace
+    )
 
 
 # The index
@@ -451,7 +448,7 @@ def read_wheel(path: Path) -> Wheel:
     importing and running nothing; a wheel that is not a valid extension wheel is an `InstallError`."""
     from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
-    from symphony_core._catalog._discovery import _symphony_entry_points
+    from symphony_core._catalog._entry_points import read_entry_points
     from symphony_core._model._manifest import validate_manifest
 
     try:
@@ -482,7 +479,7 @@ def read_wheel(path: Path) -> Wheel:
                 points_text = wheel.read(f"{info_dir}/entry_points.txt").decode("utf-8")
             except KeyError:
                 points_text = ""
-            points = list(_symphony_entry_points(points_text))
+            points = list(read_entry_points(points_text, KIND_BY_GROUP))
             if not points:
                 groups = ", ".join(KIND_BY_GROUP)
                 raise InstallError(
@@ -491,7 +488,7 @@ def read_wheel(path: Path) -> Wheel:
                     hint="install libraries with pip; `symphony install` is for extensions",
                 )
             extensions = []
-            for group, ep_name, value in points:
+            for group, ep_name, value, _ in points:
                 module = value.partition(":")[0].strip()
                 manifest_file = _manifest_in(files, module)
                 if manifest_file is None:
@@ -679,6 +676,7 @@ class Change:
         }
 
 
+@public
 @dataclass(frozen=True)
 class InstallPlan:
     """What an install or upgrade is about to do, for a person (or a policy) to confirm."""
@@ -710,6 +708,7 @@ class InstallPlan:
         }
 
 
+@public
 @dataclass(frozen=True)
 class Installation:
     """What `Host.install`, `Host.upgrade` or `Host.uninstall` did."""
@@ -893,7 +892,11 @@ def _fetch(host: Host, requirement: str, staging: Path) -> tuple[Wheel, str]:
     _refuse_squatted(distribution)
     index = read_settings(host.home).index_for(distribution)
     release = find_release(index, distribution, str(parsed.specifier))
-    found = read_wheel(download(release, staging))
+    downloaded = download(release, staging)
+    from ._marketplace import verify_download
+
+    verify_download(host, release, downloaded)  # against the host's marketplace, when it has one
+    found = read_wheel(downloaded)
     if found.distribution != distribution:
         raise InstallError(
             f"the index served {release.filename} for {distribution}",

@@ -437,28 +437,26 @@ def _import_target(slot: _Slot) -> type[Extension]:
 
 
 def _resolve(reference: str, extension: str) -> Any:
-    import importlib
+    import pkgutil
 
     module_name, _, attribute = reference.partition(":")
+    module_name, attribute = module_name.strip(), attribute.strip()
     try:
-        module = importlib.import_module(module_name.strip())
+        return pkgutil.resolve_name(f"{module_name}:{attribute}")
     except ImportError as exc:
         raise ExtensionFailed(
             f"importing '{module_name}' failed: {exc}",
             extension=extension,
             hint="check that the distribution and its dependencies are installed",
         ) from exc
-    value: Any = module
-    for part in attribute.strip().split("."):
-        try:
-            value = getattr(value, part)
-        except AttributeError:
-            raise ExtensionFailed(
-                f"'{reference}' names '{part}', which module '{module_name}' does not define",
-                extension=extension,
-                hint="fix the entry point or the manifest reference",
-            ) from None
-    return value
+    except AttributeError as exc:
+        if exc.name not in attribute.split("."):
+            raise  # raised by the module's own code while it was imported
+        raise ExtensionFailed(
+            f"'{reference}' names '{exc.name}', which module '{module_name}' does not define",
+            extension=extension,
+            hint="fix the entry point or the manifest reference",
+        ) from None
 
 
 def lift_hint(extension: str) -> str:

@@ -28,6 +28,7 @@ from symphony_core._catalog._compat import own_problem
 from symphony_core._catalog._records import Catalog, Problem, Record, contested, record_key
 from symphony_core._model._errors import ConfigError, ConsentRequired
 from symphony_core._model._kinds import KINDS, canonical_id
+from symphony_core._model._public import public
 from symphony_core._model._spoofing import Suspicion, manifest_suspicions
 from symphony_core._store._state import Grant, HostState
 from symphony_core._store._state import binds as _binds
@@ -208,6 +209,7 @@ def read_policy(path: Path) -> Policy:
         ) from None
 
 
+@public
 @dataclass(frozen=True, slots=True)
 class Consent:
     """Where one installed version of an extension stands: what it asks for and what still needs a yes."""

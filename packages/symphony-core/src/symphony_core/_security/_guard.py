@@ -61,6 +61,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from symphony_core._model._errors import GuardDenied
 from symphony_core._model._hooks import PermissionEvent
+from symphony_core._model._public import public
 from symphony_core._store._home import Home
 
 from ._reach import Roots, inside_any, opened, resolve
@@ -249,17 +250,13 @@ class Recorder:
 
     def toml(self) -> str:
         """The proposal as ``[[permissions]]`` tables to paste into ``symphony.toml``."""
-        lines = [
-            "# Proposed by Symphony's learning mode from one run. The guard is not a sandbox: it saw only",
-            "# what Python reported, not native code, environment variables or GPU use. Review every entry.",
-        ]
-        for permission in self.proposal():
-            lines += [
-                "",
-                "[[permissions]]",
-                *(f"{key} = {json.dumps(value)}" for key, value in permission.items()),
-            ]
-        return "\n".join(lines) + "\n"
+        import tomli_w
+
+        return (
+            "# Proposed by Symphony's learning mode from one run. The guard is not a sandbox: it saw only\n"
+            "# what Python reported, not native code, environment variables or GPU use. Review every entry.\n"
+            "\n" + tomli_w.dumps({"permissions": self.proposal()})
+        )
 
     def _see(self, kind: str, resource: str) -> None:
         if kind not in self.policy._always or not self.policy._always[kind].fullmatch(resource):
@@ -319,6 +316,7 @@ def _activate(active: tuple[Policy, Recorder | None] | None) -> Iterator[None]:
         _ACTIVE.reset(token)
 
 
+@public
 def check_access(kind: str, path: str | os.PathLike[str]) -> None:
     """Refuse (``GuardDenied``) unless the extension whose code is running may use ``path`` as ``kind``.
 

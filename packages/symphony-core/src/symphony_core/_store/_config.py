@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Secret, SecretBytes, SecretStr, Vali
 
 from symphony_core._model._errors import ConfigError, ErrorDetail
 from symphony_core._model._kinds import canonical_id
+from symphony_core._model._public import public
 
 if TYPE_CHECKING:
     from ._home import Home
@@ -58,6 +59,7 @@ _NOT_ID_CHAR = re.compile(r"[^A-Za-z0-9]")
 _SECRET_TYPES = (SecretStr, SecretBytes, Secret)
 
 
+@public
 class Config(BaseModel):
     """The base of every extension's config model; authors subclass it through their kit's package.
 
@@ -80,6 +82,7 @@ class Source:
         return f"{self.layer} {self.where}" if self.where else self.layer
 
 
+@public
 @dataclass(frozen=True)
 class Resolved(Generic[C]):
     """A validated config and, by dotted key, where each of its values came from."""
@@ -93,6 +96,7 @@ class Resolved(Generic[C]):
         return {"config": public_dump(self.config), "sources": sources}
 
 
+@public
 def env_prefix(ext_id: str) -> str:
     """The prefix of the environment variables that configure an extension (``SYMPHONY_ACME_DIGITS__``).
 
@@ -223,6 +227,7 @@ def store_override(
     return resolved
 
 
+@public
 def public_dump(config: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
     """The config as JSON-ready data for people and logs: every secret shows as ``**********``.
 
@@ -233,6 +238,7 @@ def public_dump(config: BaseModel | Mapping[str, Any]) -> dict[str, Any]:
     return config.model_dump(mode="json")
 
 
+@public
 def config_schema(model: type[BaseModel]) -> dict[str, Any]:
     """The JSON Schema of a config model, for editors and docs; secrets are write-only passwords."""
     return model.model_json_schema()

@@ -139,8 +139,9 @@ class HostState:
         except OSError as exc:
             if not _unwritable(exc):
                 raise StateError(
-                    f"Cannot create the folder of the host state file {self.path} ({exc}). Check that it can "
-                    "be created and written to, or point the host at another place."
+                    f"cannot create the folder of the host state file {self.path} ({exc})",
+                    hint="make sure that folder can be created and written to, or set SYMPHONY_HOME to another "
+                    "place",
                 ) from exc
             self._open_read_only(exc)
             return
@@ -386,9 +387,9 @@ class HostState:
             version = _user_version(conn)
         if version > _SCHEMA_VERSION:
             raise StateError(
-                f"The host state file {self.path} was written by a newer Symphony (state schema {version}; "
-                f"this one knows up to {_SCHEMA_VERSION}). Upgrade symphony-sdk-core, or move the file aside "
-                "to start over with a new one."
+                f"the host state file {self.path} was written by a newer Symphony (state schema {version}; "
+                f"this one knows up to {_SCHEMA_VERSION})",
+                hint="upgrade symphony-sdk-core, or move the file aside to start over with a new one",
             )
         if version < _SCHEMA_VERSION:
             with self._transaction(changing=False) as conn:  # in a read-only state, its copy is migrated
@@ -411,9 +412,9 @@ class HostState:
     def _transaction(self, *, changing: bool = True) -> Iterator[sqlite3.Connection]:
         if changing and self.read_only is not None:
             raise StateError(
-                f"Cannot change the host state {self.path}: it is read-only ({self.read_only}). Reading "
-                "it works; to change enablement, grants, config or quarantines, make it writable or run "
-                "with a SYMPHONY_HOME that can be written to."
+                f"cannot change the host state {self.path}: it is read-only ({self.read_only})",
+                hint="reading it works; to change enablement, grants, config or quarantines, make it writable "
+                "or set SYMPHONY_HOME to a folder that can be written to",
             )
         with self._using() as conn:
             conn.execute("BEGIN IMMEDIATE")
@@ -433,17 +434,17 @@ def _translated(path: Path) -> Iterator[None]:
         yield
     except sqlite3.OperationalError as exc:
         raise StateError(
-            f"Cannot use the host state file {path} ({exc}). Check that it and its folder are readable and "
-            "writable and that no stuck host holds it; if it is damaged, move it aside and the host will "
-            "create a new one."
+            f"cannot use the host state file {path} ({exc})",
+            hint="check that it and its folder are readable and writable and that no stuck host holds it; "
+            "if it is damaged, move it aside and the host will create a new one",
         ) from exc
     except sqlite3.DatabaseError as exc:
         if type(exc) is not sqlite3.DatabaseError:  # a misuse of the API, not a problem with the file
             raise
         raise StateError(
-            f"The host state file {path} is damaged or is not a Symphony state database ({exc}). Move it "
-            "aside; the host will create a new one, with every extension enabled and no permission grants "
-            "or config overrides."
+            f"the host state file {path} is damaged or is not a Symphony state database ({exc})",
+            hint="move it aside; the host will create a new one, with every extension enabled and no "
+            "permission grants or config overrides",
         ) from exc
 
 

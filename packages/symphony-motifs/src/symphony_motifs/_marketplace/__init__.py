@@ -25,7 +25,7 @@ from symphony_motifs._motif import Motif
 KIND_ORDER = ("instrument", "operator", "motif")
 
 
-class Marketplace(Motif):
+class Marketplace(Motif[Any]):
     """The marketplace view motif: browse, enable, grant and configure the installed extensions."""
 
     def __init__(self, host: Host | None = None) -> None:

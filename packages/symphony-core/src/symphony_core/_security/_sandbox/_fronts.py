@@ -17,12 +17,13 @@ awaits them in a thread.
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 from collections.abc import Callable
 from typing import Any
 
 from symphony_core._model._extension import Context, Extension
 from symphony_core._model._kinds import KINDS
+from symphony_core._model._public import public
 
 from ._pool import Pool
 
@@ -30,6 +31,7 @@ Front = Callable[["Workers", Context], Extension]
 """Makes a kind's front: ``front(workers, context)``."""
 
 
+@public
 class Workers:
     """An isolated extension's worker pool, as its front uses it: call a method in a worker, read the
     config the workers run with, keep more workers, stop them.
@@ -89,12 +91,10 @@ def front_for(kind: str) -> Front | None:
     known = KINDS.get(kind)
     if known is None or known.front is None:
         return None
-    module, _, name = known.front.partition(":")
     try:
-        loaded = importlib.import_module(module)
+        front: Front = pkgutil.resolve_name(known.front)
     except ModuleNotFoundError as exc:
         if exc.name != known.module:
             raise  # the kit is there, and broken: say so
         return None
-    front: Front = getattr(loaded, name)
     return front

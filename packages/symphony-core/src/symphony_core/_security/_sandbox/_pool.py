@@ -283,7 +283,11 @@ class Pool:
                 hint="fix or update the extension, then lift the quarantine (Pool.reset)",
             )
         if self.state is PoolState.CLOSED:
-            raise SandboxError("its worker pool is closed", extension=self.spec.extension)
+            raise SandboxError(
+                "its worker pool is closed",
+                extension=self.spec.extension,
+                hint="the host stopped the extension or was closed: start it again before calling it",
+            )
 
     def _release(self, worker: WorkerProcess, error: BaseException | None = None) -> None:
         """Put a worker back after use, or count its death against the pool."""

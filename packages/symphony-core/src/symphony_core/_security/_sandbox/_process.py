@@ -411,7 +411,9 @@ class WorkerProcess:
         except TimeoutError:
             self.kill()
             self._dead = WorkerCrashed(
-                f"was killed after its {what} overran {timeout:g} s", extension=self.spec.extension
+                f"was killed after its {what} overran {timeout:g} s",
+                extension=self.spec.extension,
+                hint="a new worker takes the next call; fix the extension, or give the call more time",
             )
             raise WorkerTimeout(
                 f"{what} did not finish within {timeout:g} s; its worker was killed",

@@ -13,12 +13,12 @@ the restrictions hold. Only then does the worker take the import path the host r
 
 from __future__ import annotations
 
-import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
 import logging
 import os
+import pkgutil
 import sys
 import threading
 import traceback
@@ -249,10 +249,7 @@ def _plain(value: Any) -> Any:
 
 def _resolve(reference: str) -> Any:
     module_name, _, attribute = reference.partition(":")
-    value: Any = importlib.import_module(module_name.strip())
-    for part in filter(None, attribute.strip().split(".")):
-        value = getattr(value, part)
-    return value
+    return pkgutil.resolve_name(f"{module_name.strip()}:{attribute.strip()}")
 
 
 def _path(text: str) -> Any:

@@ -16,6 +16,7 @@ height = 640
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -29,8 +30,8 @@ _NAME = r"^[A-Za-z][A-Za-z0-9_]*$"
 _EVENT = re.compile(r"^[A-Za-z][A-Za-z0-9_.:-]*$")
 
 
-class MotifSpec(BaseModel):
-    """A motif's ``[contributes]`` table, validated."""
+class Contributions(BaseModel):
+    """What a motif declares in its manifest's ``[contributes]``: its page, its API and its events."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -81,22 +82,39 @@ class MotifSpec(BaseModel):
 
     @classmethod
     def from_manifest(
-        cls, manifest: Mapping[str, Any], *, extension: str, file: str | None = None
-    ) -> MotifSpec:
-        """Read the ``[contributes]`` table of a motif's manifest; `MotifError` names each bad field."""
-        where = file or "symphony.toml"
-        try:
-            return cls.model_validate(manifest.get("contributes") or {})
-        except ValidationError as exc:
-            lines = "".join(
-                f"\n  - {where}: contributes.{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
-                for error in exc.errors()
-            )
-            raise MotifError(
-                f"invalid [contributes] table{lines}",
-                extension=extension,
-                hint='a motif\'s manifest names its page, e.g. `[contributes] page = "web/index.html"`',
-            ) from None
+        cls, manifest: Mapping[str, Any], *, extension: str | None = None, file: str | None = None
+    ) -> Contributions:
+        """Deprecated: use `read_contributions`."""
+        warnings.warn(
+            "Contributions.from_manifest is deprecated: use symphony_motifs.read_contributions",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return read_contributions(manifest, extension=extension, file=file)
+
+
+def read_contributions(
+    manifest: Mapping[str, Any], *, extension: str | None = None, file: str | None = None
+) -> Contributions:
+    """Validate the manifest's ``[contributes]`` table; `MotifError` names each bad field (in ``file``,
+    the manifest's path, when given)."""
+    where = file or "symphony.toml"
+    try:
+        return Contributions.model_validate(manifest.get("contributes") or {})
+    except ValidationError as exc:
+        lines = "".join(
+            f"\n  - {where}: contributes.{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise MotifError(
+            f"invalid [contributes] table{lines}",
+            extension=extension or _text(manifest.get("id")),
+            hint='a motif\'s manifest names its page, e.g. `[contributes] page = "web/index.html"`',
+        ) from None
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 # Names the host calls itself: a page must never reach them.
@@ -109,29 +127,35 @@ class Assets:
 
     extension: str
     title: str
-    spec: MotifSpec
+    contributions: Contributions
     root: Path
     page: Path
+
+    @property
+    def spec(self) -> Contributions:
+        """Deprecated: use `contributions`."""
+        warnings.warn("Assets.spec is deprecated: use Assets.contributions", DeprecationWarning, stacklevel=2)
+        return self.contributions
 
     @classmethod
     def locate(cls, extension: str, title: str, manifest: Mapping[str, Any], manifest_file: str) -> Assets:
         """Find a motif's page next to its manifest file; `MotifError` when it is missing or escapes."""
-        spec = MotifSpec.from_manifest(manifest, extension=extension, file=manifest_file)
+        contributions = read_contributions(manifest, extension=extension, file=manifest_file)
         package = Path(manifest_file).resolve().parent
-        page = (package / spec.page).resolve()
+        page = (package / contributions.page).resolve()
         if not page.is_relative_to(package):
             raise MotifError(
-                f"the page '{spec.page}' resolves outside the package folder {package}",
+                f"the page '{contributions.page}' resolves outside the package folder {package}",
                 extension=extension,
                 hint="keep the page and its assets inside the package (no symbolic links out of it)",
             )
         if not page.is_file():
             raise MotifError(
-                f"the page '{spec.page}' does not exist in {package}",
+                f"the page '{contributions.page}' does not exist in {package}",
                 extension=extension,
                 hint="ship the page in the distribution (check that the wheel includes the web folder)",
             )
-        return cls(extension, title, spec, page.parent, page)
+        return cls(extension, title, contributions, page.parent, page)
 
     def resolve(self, relative: str) -> Path | None:
         """The file an asset path names, or None when it is missing or lies outside the page's folder."""
