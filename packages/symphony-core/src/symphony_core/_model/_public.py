@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import builtins
+import re
 import typing
 from typing import TypeVar
 
 PACKAGE = "symphony_core"
 
 T = TypeVar("T")
+
+_NAME = re.compile(r"[A-Za-z_]\w*")
 
 
 def public(obj: T) -> T:
@@ -25,9 +29,15 @@ def public(obj: T) -> T:
     if isinstance(obj, type):
         annotations = vars(obj).get("__annotations__", {})
         for name, value in annotations.items():
-            if isinstance(value, str):
+            if isinstance(value, str) and not _builtin_only(value):
                 annotations[name] = typing.ForwardRef(
                     value, is_argument=False, module=obj.__module__, is_class=True
                 )
     obj.__module__ = PACKAGE
     return obj
+
+
+def _builtin_only(annotation: str) -> bool:
+    """Whether ``annotation`` names builtins only (``str | None``), which resolve in any module and so are
+    left as they are: making a reference compiles its text, which would add to every host's start."""
+    return all(hasattr(builtins, name) for name in _NAME.findall(annotation))
