@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from symphony_core import Host, WorkerCrashed
+from symphony_core import Host, WorkerCrashed, write_distribution
 from symphony_instruments import DeadlineExceeded, InvalidInput, Metrics, Overloaded
 
 ISOLATED = pytest.mark.skipif(sys.platform != "linux", reason="the isolated tier needs Linux")
@@ -112,20 +112,17 @@ outputs = [
 
 def _install(site: Path, package: str, code: str, manifest: str, entry_point: str) -> None:
     """Lay out a distribution in ``site`` as an installer does: the package, its manifest, its dist-info."""
-    folder = site / package
-    folder.mkdir(parents=True)
-    (folder / "__init__.py").write_text(textwrap.dedent(code).lstrip(), encoding="utf-8")
-    (folder / "symphony.toml").write_text(textwrap.dedent(manifest).lstrip(), encoding="utf-8")
-    info = site / f"{package}-1.0.0.dist-info"
-    info.mkdir()
-    name = package.replace("_", "-")
-    (info / "METADATA").write_text(
-        f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0.0\n"
-        "Requires-Dist: symphony-instruments<0.2,>=0.1\n\n",
-        encoding="utf-8",
+    name, _, value = (part.strip() for part in entry_point.partition("="))
+    write_distribution(
+        site,
+        package.replace("_", "-"),
+        files={
+            f"{package}/__init__.py": textwrap.dedent(code).lstrip(),
+            f"{package}/symphony.toml": textwrap.dedent(manifest).lstrip(),
+        },
+        entry_points={"symphony.instruments": {name: value}},
+        requires=["symphony-instruments<0.2,>=0.1"],
     )
-    (info / "entry_points.txt").write_text(f"[symphony.instruments]\n{entry_point}\n", encoding="utf-8")
-    (info / "RECORD").write_text("", encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
