@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
+import msgspec
 import pluggy
 
 from symphony_core._catalog._environments import discover_all
@@ -83,8 +84,7 @@ _FAILURES: dict[str, type[SymphonyError]] = {
 
 
 @public
-@dataclass(frozen=True, slots=True)
-class ExtensionInfo:
+class ExtensionInfo(msgspec.Struct, frozen=True):
     """A snapshot of one extension as the host sees it; safe to show, nothing here is secret.
 
     ``manifest``, ``name`` and ``summary`` are read from the discovery index when asked for, so listing
@@ -109,8 +109,14 @@ class ExtensionInfo:
     None when its installer wrote none."""
     environment: str | None = None
     """The environment of its own it was installed in (`Host.install`), or None for the host's own."""
-    record: Record | None = field(default=None, repr=False, compare=False)
+    record: Record | None = None
     """What discovery found, which the manifest is read from."""
+
+    def __repr__(self) -> str:  # what discovery found is left out: it holds the encoded manifest
+        shown = ", ".join(
+            f"{name}={getattr(self, name)!r}" for name in self.__struct_fields__ if name != "record"
+        )
+        return f"ExtensionInfo({shown})"
 
     @property
     def manifest(self) -> dict[str, Any] | None:
@@ -377,19 +383,19 @@ class Host:
         )
 
     def grant(self, extension: str, kinds: Sequence[str] = (), *, actor: str | None = None) -> Consent:
-        """Grant the extension's current version what it requests (only the given types, if any)."""
-        from symphony_core._security._grants import atoms, describe, select
+        """Grant the extension's current version what it requests, or only what ``kinds`` names: permission
+        types (``"net.connect"``: every scope of it) or single scopes as the consent summary writes them
+        (``"fs.read {data}/*.csv"``). What its version (or the earlier one it carries over from) was
+        granted is kept; the returned `Consent` says what still needs a yes."""
+        from symphony_core._security._grants import chosen_atoms, covered, describe, rebuild
 
         slot = self._slot(extension)
         if slot.record.manifest is None:  # nothing valid was asked for, so there is nothing to consent to
             raise self._not_in(slot, "validated", "grant")
         consent = self.consent(extension)
-        chosen = select(consent.requested, kinds)
-        if consent.granted is not None and kinds:
-            chosen = [p for p in consent.granted.permissions if str(p["type"]) not in kinds] + chosen
-        refused = [
-            f"{describe(atom)} ({note.message})" for atom, note in consent.refused if atom in atoms(chosen)
-        ]
+        wanted = chosen_atoms(consent.requested, kinds)
+        chosen = rebuild(consent.requested, wanted | covered(consent))
+        refused = [f"{describe(atom)} ({note.message})" for atom, note in consent.refused if atom in wanted]
         if refused:
             raise ConsentRequired(
                 "cannot be granted by anyone: " + "; ".join(refused),
@@ -407,7 +413,7 @@ class Host:
             sha256=record.distribution_sha256,
         )
         slot.guard = None
-        for permission in chosen:
+        for permission in rebuild(consent.requested, wanted):
             self._permission_event(slot.key, "granted", str(permission["type"]), who)
         return self.consent(extension)
 
@@ -525,6 +531,15 @@ class Host:
         from ._marketplace import search
 
         return search(self, text, kind=kind)
+
+    def listed_consent(self, extension: str, version: str | None = None) -> Consent:
+        """What a version the marketplace lists (the latest by default) would ask of this host, before it
+        is installed: each permission with its reason and its reach here, what an earlier version's grant
+        already covers and what the policy decides. Raises `MarketplaceError` as `listings` does, or when
+        the catalog does not list it."""
+        from ._marketplace import listed_consent
+
+        return listed_consent(self, extension, version)
 
     # Running
 
