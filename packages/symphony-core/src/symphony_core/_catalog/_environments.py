@@ -13,8 +13,10 @@ which keeps it out of the host's process: its workers import from that environme
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,8 +30,8 @@ from symphony_core._model._kinds import canonical_name
 from symphony_core._store._home import Home
 from symphony_core._store._state import HostState, _append, _now
 
-from ._discovery import discover
-from ._records import Catalog
+from ._discovery import _scan, discover
+from ._records import Catalog, Record
 
 log = logging.getLogger("symphony.install")
 
@@ -88,10 +90,14 @@ def envs_dir(home: Home) -> Path:
     return home.root / "envs"
 
 
+_SITE_PACKAGES = os.path.join(
+    "lib", f"python{sys.version_info.major}.{sys.version_info.minor}", "site-packages"
+)
+
+
 def site_packages(environment: Path) -> Path:
     """The ``site-packages`` folder of a virtual environment made with this host's Python."""
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    return environment / "lib" / version / "site-packages"
+    return environment / _SITE_PACKAGES
 
 
 def installed(state: HostState) -> list[Installed]:
@@ -187,38 +193,109 @@ def remove_environment(environment: Path) -> None:
     shutil.rmtree(environment, onerror=lambda *args: log.warning("cannot remove %s: %s", args[1], args[2][1]))
 
 
+class _Managed(msgspec.Struct, frozen=True, array_like=True):
+    """What one managed environment declares."""
+
+    distribution: str
+    environment: str
+    records: tuple[Record, ...]
+
+
+class _ManagedIndex(msgspec.Struct, frozen=True):
+    format: int
+    python: str
+    entries: tuple[_Managed, ...]
+
+
+_MANAGED_FORMAT = 1
+
+
 def discover_all(
     home: Home, state: HostState, *, path: Sequence[str] | None = None, rescan: bool = False
 ) -> Catalog:
     """The extensions of the host's own environment (on ``path``) and of every managed environment.
 
-    Each managed environment is scanned (and indexed) on its own ``site-packages``, importing nothing;
-    only the records of the distribution the host installed there count (its dependencies are not
-    extensions of this host). A distribution found in both the host's environment and a managed one is
-    used from the host's and the managed copy is ignored, with a warning.
+    Each managed environment is scanned on its own ``site-packages``, importing nothing; only the records
+    of the distribution the host installed there count (its dependencies are not extensions of this
+    host). What was found is kept in one index for all managed environments, keyed by environment: the
+    host never changes an environment in place (an upgrade builds a new one beside it, in a folder of its
+    own), so a warm discovery reads the list of installs and one file, and touches no environment.
+    ``rescan`` scans every environment again (``symphony list --rescan``: after changing one by hand). A
+    distribution found in both the host's environment and a managed one is used from the host's and the
+    managed copy is ignored, with a warning.
     """
     catalog = discover(home.cache_dir, path=path, rescan=rescan)
-    managed = installed(state)
+    managed = _current(state)
     if not managed:
         return catalog
     in_host = {record.distribution for record in catalog.records}
-    records = list(catalog.records)
-    for entry in managed:
-        if entry.distribution in in_host:
+    index_file = _managed_index_file(home)
+    known = {} if rescan else _load_managed(index_file)
+    entries: list[_Managed] = []
+    scanned = False
+    for distribution, environment in managed:
+        if distribution in in_host:
             log.warning(
                 "%s is installed both in the host's environment and in %s: the host's copy is used; "
                 "uninstall one of them",
-                entry.distribution,
-                entry.environment,
+                distribution,
+                environment,
             )
             continue
-        found = discover(home.cache_dir, path=[str(entry.site_packages)], rescan=rescan)
-        records += [
-            msgspec.structs.replace(record, environment=str(entry.environment))
-            for record in found.records
-            if record.distribution == entry.distribution
-        ]
+        entry = known.get(environment)
+        if entry is None or entry.distribution != distribution:
+            entry = _scan_managed(distribution, environment)
+            scanned = True
+        entries.append(entry)
+    if scanned or len(entries) != len(known):  # keep the index to what is installed now
+        _save_managed(index_file, entries)
+    records = [*catalog.records, *(record for entry in entries for record in entry.records)]
     return msgspec.structs.replace(catalog, records=tuple(records))
+
+
+def _current(state: HostState) -> list[tuple[str, str]]:
+    """Each managed distribution and its current environment, by name (what discovery needs, no more)."""
+    with state._using() as conn:
+        if not _has_table(conn):
+            return []
+        rows = conn.execute("SELECT distribution, environment FROM installs ORDER BY distribution").fetchall()
+    return [(str(distribution), str(environment)) for distribution, environment in rows]
+
+
+def _scan_managed(distribution: str, environment: str) -> _Managed:
+    found, _ = _scan([os.path.join(environment, _SITE_PACKAGES)])
+    records = tuple(
+        msgspec.structs.replace(record, environment=environment)
+        for record in found.records
+        if record.distribution == distribution
+    )
+    return _Managed(distribution, environment, records)
+
+
+def _managed_index_file(home: Home) -> Path:
+    key = hashlib.sha256(sys.executable.encode()).hexdigest()[:16]
+    return home.cache_dir / f"managed-{key}.msgpack"
+
+
+def _load_managed(index_file: Path) -> dict[str, _Managed]:
+    try:
+        index = msgspec.msgpack.decode(index_file.read_bytes(), type=_ManagedIndex)
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+        return {}
+    if index.format != _MANAGED_FORMAT or index.python != sys.version:
+        return {}
+    return {entry.environment: entry for entry in index.entries}
+
+
+def _save_managed(index_file: Path, entries: list[_Managed]) -> None:
+    index = _ManagedIndex(_MANAGED_FORMAT, sys.version, tuple(entries))
+    try:
+        index_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = index_file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(msgspec.msgpack.encode(index))
+        os.replace(tmp, index_file)
+    except OSError:
+        pass  # the index is only a cache: without it the next discovery scans again
 
 
 def _has_table(conn: Any) -> bool:
