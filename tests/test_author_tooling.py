@@ -8,14 +8,21 @@ see tests/test_publish.py for why that takes two steps), third-party dependencie
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -31,8 +38,9 @@ from symphony_core import Host
 
 with Host(sys.argv[1]) as host:
     host.start(sys.argv[2])
-    outputs = host.call(sys.argv[2], "infer", {"features": np.array([[1, 2, 3], [2, 0, 1]], dtype=np.float32)})
-print(json.dumps({"score": outputs["score"].tolist()}))
+    flowers = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32)
+    outputs = host.call(sys.argv[2], "infer", {"features": flowers})
+print(json.dumps({"label": outputs["label"].tolist()}))
 """,
     "motif": """
 import json, sys, urllib.request
@@ -62,9 +70,9 @@ with Host(sys.argv[1]) as host:
 print(json.dumps(result.to_dicts()))
 """,
 }
-GENERATED_TESTS = {"instrument": 4, "motif": 5, "operator": 3}
+GENERATED_TESTS = {"instrument": 4, "motif": 6, "operator": 3}
 EXPECTED = {
-    "instrument": {"score": [3.0, 2.0]},
+    "instrument": {"label": [0, 2]},
     "motif": {"bridge": True, "answer": {"result": "Hello, Ada!"}},
     "operator": [{"key": "x", "rows": 2, "total": 5.0}, {"key": "y", "rows": 1, "total": 2.0}],
 }
@@ -89,6 +97,65 @@ def test_a_generated_project_validates_cleanly_before_and_after_it_is_built(kind
     assert report["findings"] == []
     assert report["extensions"] == [f"acme.{kind}-check"]
     assert set(report["checks"].values()) == {"passed"}
+
+
+@pytest.mark.parametrize("kind", sorted(KITS))
+def test_a_generated_project_is_a_whole_project_with_ci_a_changelog_and_a_license(kind, tmp_path):
+    project = tmp_path / "project"
+
+    created = symphony(
+        "new", kind, f"acme-{kind}-whole", "--dir", project, "--license", "Apache-2.0", "--no-input", "--json"
+    )
+
+    assert created.returncode == 0, created.stderr
+    files = set(json.loads(created.stdout)["files"])
+    assert {
+        ".gitignore",
+        "CHANGELOG.md",
+        "changes/README.md",
+        "LICENSE",
+        ".github/workflows/test.yml",
+    } <= files
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text())
+    assert pyproject["project"]["license"] == "Apache-2.0"
+    assert pyproject["tool"]["towncrier"]["directory"] == "changes"
+    assert "Apache License" in (project / "LICENSE").read_text()
+    assert "<!-- towncrier release notes start -->" in (project / "CHANGELOG.md").read_text()
+    workflow = (project / ".github/workflows/test.yml").read_text()
+    pythons = [c.split(":: ")[-1] for c in _classifiers(KITS[kind]) if re.fullmatch(r".*:: 3\.\d+", c)]
+    assert f"python: {json.dumps(pythons)}" in workflow
+    assert "${{ matrix.python }}" in workflow
+    assert "symphony validate --strict ." in workflow
+    assert "python -m pytest" in workflow
+
+
+def _classifiers(distribution: str) -> list[str]:
+    """The classifiers in the workspace's pyproject.toml of one of Symphony's distributions."""
+    folder = ROOT / "packages" / distribution
+    return list(tomllib.loads((folder / "pyproject.toml").read_text())["project"]["classifiers"])
+
+
+@pytest.mark.slow
+def test_the_instrument_projects_build_script_trains_the_model_the_instrument_serves(tmp_path):
+    project = tmp_path / "project"
+    assert symphony("new", "instrument", "acme-flowers", "--dir", project, "--no-input").returncode == 0
+    model = project / "src/acme_flowers/model"
+    (model / "model.onnx").unlink()
+    (model / "model.sha256").unlink()
+
+    built = subprocess.run(
+        [sys.executable, project / "scripts/build_model.py"], capture_output=True, text=True, check=False
+    )
+
+    assert built.returncode == 0, built.stderr
+    data = (model / "model.onnx").read_bytes()
+    recorded = (model / "model.sha256").read_text().split()
+    assert recorded == [hashlib.sha256(data).hexdigest(), "model.onnx"]
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(data)
+    assert [(i.name, i.shape) for i in session.get_inputs()] == [("features", [None, 4])]
+    assert [o.name for o in session.get_outputs()] == ["label", "probabilities"]
 
 
 def pip_env() -> dict[str, str]:
@@ -165,11 +232,14 @@ def test_a_generated_project_passes_its_tests_builds_and_runs_in_a_users_host(ki
     install_ours_then_the_rest(dev, [wheels], KITS[kind])
     lap("author venv with the kit")
 
-    run(dev / "symphony", "new", kind, ext_id, "--dir", project)
-    run(dev / "python", "-m", "pip", "install", "--quiet", "--find-links", wheels, "-e", f"{project}[test]")
+    # From nothing to passing tests in two commands: generated and installed, then its tests.
+    run(
+        dev / "symphony", "new", kind, ext_id, "--dir", project, "--no-input", "--install",
+        env=pip_env() | {"PIP_FIND_LINKS": str(wheels)},
+    )  # fmt: skip
     lap("generate and install it editable")
 
-    tested = run(dev / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", cwd=project)
+    tested = run(dev / "python", "-m", "pytest", "-q", "-p", "no:cacheprovider", project)
     lap("its own tests")
 
     run(dev / "symphony", "validate", project, "--strict")

@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 RESULTS = HERE / "results"
 PAGE = ROOT / "docs" / "benchmarks.md"
-CHECKED = ("discovery", "host_overhead", "operators", "sandbox")
+CHECKED = ("discovery", "operators", "sandbox")
 """Benchmarks ``check`` runs by default: those with ratio budgets that finish quickly."""
 
 

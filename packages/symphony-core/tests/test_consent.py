@@ -88,7 +88,15 @@ def test_an_upgrade_that_asks_for_more_waits_for_consent_to_exactly_what_is_new(
     assert "fs.read" not in refused["message"]
     host.close()
 
-    venv.symphony_json(home, "grant", "acme.weather", "--yes")
+    # Unattended, only what stays in its own folders is granted: the network needs naming (or --all).
+    unattended = venv.symphony_json(home, "grant", "acme.weather", "--yes")
+    assert (unattended["satisfied"], unattended["needs_consent"]) == (
+        False,
+        ["net.connect api.example.com:443"],
+    )
+    assert unattended["flagged"] == ["net.connect api.example.com:443"]
+    named = venv.symphony_json(home, "grant", "acme.weather", "net.connect api.example.com:443", "--yes")
+    assert named["satisfied"] is True
     host = hosts(home)
     host("start", "acme.weather")
     host.close()
@@ -142,16 +150,16 @@ def test_the_summary_says_what_each_grant_reaches_and_refuses_what_no_one_may_gr
 
     readable = make.normalize(venv.symphony(home, "permissions", ext_id).stdout)
     assert "look twice: name mixes Cyrillic and Latin letters" in readable
-    assert "fs.read /**: Indexes every file. needs consent ! every file on this machine" in readable
+    assert "fs.read /**: Indexes every file. needs consent, flagged ! every file on this machine" in readable
     assert "fs.write /: Tidies every file. refused: no one can grant it" in readable
     assert (
-        "subprocess *: Runs your tools. needs consent ! any program on this machine; in the isolated tier, "
+        "subprocess *: Runs your tools. needs consent, flagged ! any program on this machine; in the isolated tier, "
         "programs it starts are confined like the extension itself"
     ) in readable
     assert f"- the isolated tier opens all of {home / 'extensions' / ext_id / 'data'}" in readable
 
     # No one can say yes to it, and without it the extension does not run.
-    granting = venv.symphony(home, "grant", ext_id, "--yes")
+    granting = venv.symphony(home, "grant", ext_id, "--all", "--yes")
     assert granting.returncode != 0
     assert "cannot be granted by anyone: fs.write / (covers Symphony's own state" in make.normalize(
         granting.stderr

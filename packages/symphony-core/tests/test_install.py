@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -535,3 +537,360 @@ def _files(root: Path) -> Any:
             pass
 
     return Handler
+
+
+# Bad input met in the middle: a wheel that does not fit, a download cut short, an index that stalls, a
+# full disk, Ctrl-C. Each is an upgrade of acme-two 1.0.0 to 1.1.0, which must leave 1.0.0 as it was.
+
+
+def acme_two_1_1(folder: Path, *, requires: tuple[str, ...] = (), requires_python: str | None = None) -> Path:
+    """acme-two 1.1.0, asking for the network, as a wheel written here (tagged py3-none-any)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return write_distribution(
+        folder,
+        "acme-two",
+        "1.1.0",
+        files={"acme_two/__init__.py": WHICH, "acme_two/symphony.toml": manifest("acme.two", extra=NET)},
+        entry_points=points("acme.two", "acme_two"),
+        requires=("symphony-motifs>=0.1,<0.2", "dep-a==2.0", *requires),
+        requires_python=requires_python,
+        wheel=True,
+    )
+
+
+class Gate(http.server.ThreadingHTTPServer):
+    """A package index in front of the test's pypiserver that serves its own pages and files, cuts some
+    short, and stalls on some, as a test tells it."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(("127.0.0.1", 0), _GateHandler)
+        self.upstream = upstream.rstrip("/").removesuffix("/simple")
+        self.files: dict[str, bytes] = {}
+        """Path: what is served here instead of by the pypiserver."""
+        self.cut: set[str] = set()
+        """Paths sent with their full Content-Length, then half their body, then the connection closed."""
+        self.stalled: set[str] = set()
+        """Paths that never answer (a file of ``files`` gets its headers, then nothing)."""
+        self.reached = threading.Event()
+        self.released = threading.Event()
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/simple/"
+
+    def page(self, project: str, *links: str) -> None:
+        self.files[f"/simple/{project}/"] = "".join(f"{link}\n" for link in links).encode()
+
+    def wheel(self, wheel: Path, *, listed: str = "") -> str:
+        """Serve ``wheel`` under /files/ and return its link for a page (``listed``: more attributes)."""
+        self.files[f"/files/{wheel.name}"] = wheel.read_bytes()
+        return f'<a href="/files/{wheel.name}"{listed}>{wheel.name}</a>'
+
+    def close(self) -> None:
+        self.released.set()
+        self.shutdown()
+        self.server_close()
+
+
+class _GateHandler(http.server.BaseHTTPRequestHandler):
+    server: Gate
+
+    def do_GET(self) -> None:
+        self._answer(send_body=True)
+
+    def do_HEAD(self) -> None:
+        self._answer(send_body=False)
+
+    def _answer(self, *, send_body: bool) -> None:
+        gate, path = self.server, self.path.partition("?")[0]
+        body = gate.files.get(path)
+        if path in gate.stalled:
+            if body is not None:
+                self._head(len(body), "application/octet-stream")
+                self.wfile.flush()
+            gate.reached.set()
+            gate.released.wait(120)
+            self.close_connection = True
+            return
+        if body is not None:
+            self._head(len(body), "text/html" if path.endswith("/") else "application/octet-stream")
+            if send_body:
+                self.wfile.write(body[: len(body) // 2] if path in gate.cut else body)
+            self.close_connection = path in gate.cut
+            return
+        request = urllib.request.Request(gate.upstream + self.path, method=self.command)
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                status, kind, body = (
+                    response.status,
+                    response.headers.get("Content-Type", ""),
+                    response.read(),
+                )
+                length = response.headers.get("Content-Length", str(len(body)))
+        except urllib.error.HTTPError as exc:
+            status, kind, body = exc.code, exc.headers.get("Content-Type", ""), exc.read()
+            length = str(len(body))
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", length)
+        self.end_headers()
+        if send_body:
+            self.wfile.write(body)
+
+    def _head(self, length: int, kind: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def gate(published: Index) -> Iterator[Gate]:
+    served = Gate(published.url)
+    try:
+        yield served
+    finally:
+        served.close()
+
+
+def use_index(home: Path, url: str, *, timeout: float | None = None) -> None:
+    setting = "" if timeout is None else f"timeout = {timeout}\n"
+    (home / "install.toml").write_text(f'index = "{url}"\n{setting}', encoding="utf-8")
+
+
+def left_as_it_was(venv: Venv, home: Path, kept: Path) -> None:
+    """No half-made environment, no download, no grant; acme-two 1.0.0 still the one listed."""
+    assert environments(home, "acme-two") == [kept]
+    assert [path.name for path in (home / "envs").iterdir() if path.name.startswith(".download")] == []
+    assert list((home / "envs" / "acme-two").glob(".*.constraints.txt")) == []
+    check = "import sys; from symphony_core._store._state import HostState; print(len(HostState(sys.argv[1]).grants('acme.two')))"
+    assert venv.run(venv.python, "-c", check, home / "state.sqlite").stdout.strip() == "0"
+    listed = {info["id"]: info for info in symphony_json(venv, home, "list")}
+    assert listed["acme.two"]["environment"] == str(kept)
+
+
+def still_works(venv: Venv, home: Path) -> None:
+    host = venv.host(home)
+    try:
+        host("start", "acme.two")
+        assert host("call", "acme.two", "which")["dep_a"] == "2.0"
+    finally:
+        host.close()
+
+
+@pytest.mark.slow
+def test_a_wheel_for_another_python_or_platform_is_refused_naming_what_exists(
+    venv: Venv, published: Index, managed_home: Path, gate: Gate, tmp_path: Path
+) -> None:
+    symphony_json(venv, managed_home, "install", "acme-two==1.0.0", "--yes")
+    (kept,) = environments(managed_home, "acme-two")
+    python = ".".join(map(str, sys.version_info[:3]))
+
+    # on the index: the newest release has a Windows CPython 3.9 wheel and one for Python 2 only
+    built = acme_two_1_1(tmp_path / "py2", requires_python="<3.0")
+    windows = built.with_name("acme_two-1.1.0-cp39-cp39-win_amd64.whl")
+    shutil.copy2(acme_two_1_1(tmp_path / "win"), windows)
+    gate.page("acme-two", gate.wheel(windows), gate.wheel(built, listed=' data-requires-python="&lt;3.0"'))
+    use_index(managed_home, gate.url)
+    message = refused(venv, managed_home, "upgrade", "acme.two", "--yes")
+    assert f"acme-two 1.1.0 has no wheel for this Python ({python}) and platform ({sys.platform})" in message
+    assert f"it has: {windows.name}, {built.name}" in message
+    assert "install a release built for this Python and platform" in message
+    left_as_it_was(venv, managed_home, kept)
+
+    # the same wheels from a file: the tags of its name, the Requires-Python of its METADATA
+    message = refused(venv, managed_home, "upgrade", "acme.two", "--from", str(windows), "--yes")
+    assert f"{windows.name} is built for cp39-cp39-win_amd64, not for this Python ({python})" in message
+    message = refused(venv, managed_home, "upgrade", "acme.two", "--from", str(built), "--yes")
+    assert f"{built.name} requires Python <3.0, and this host runs Python {python}" in message
+    left_as_it_was(venv, managed_home, kept)
+
+    # a name whose only wheel is for another platform: nothing is made for it
+    shutil.copy2(windows, published.storage / "acme_plat-1.0.0-cp39-cp39-win_amd64.whl")
+    use_index(managed_home, published.url)
+    assert "acme-plat 1.0.0 has no wheel for this Python" in refused(
+        venv, managed_home, "install", "acme-plat", "--yes"
+    )
+    assert environments(managed_home, "acme-plat") == []
+    still_works(venv, managed_home)
+
+
+@pytest.mark.slow
+def test_a_download_cut_short_or_an_index_that_stalls_is_one_clear_error(
+    venv: Venv, published: Index, managed_home: Path, gate: Gate, tmp_path: Path
+) -> None:
+    symphony_json(venv, managed_home, "install", "acme-two==1.0.0", "--yes")
+    (kept,) = environments(managed_home, "acme-two")
+    newer = acme_two_1_1(tmp_path / "newer")
+    link = gate.wheel(newer)
+    gate.page("acme-two", link)
+
+    # the connection drops half-way through the wheel
+    gate.cut = {f"/files/{newer.name}"}
+    use_index(managed_home, gate.url)
+    message = refused(venv, managed_home, "upgrade", "acme.two", "--yes")
+    size = newer.stat().st_size
+    assert (
+        f"the download of {newer.name} from {gate.url} was cut short ({size // 2} of {size} bytes)" in message
+    )
+    assert "try again" in message
+    left_as_it_was(venv, managed_home, kept)
+
+    # the index serves a truncated file as if whole, and publishes no hash to catch it
+    gate.cut = set()
+    gate.files[f"/files/{newer.name}"] = newer.read_bytes()[: size // 2]
+    message = refused(venv, managed_home, "upgrade", "acme.two", "--yes")
+    assert f"{newer.name} is not a valid wheel: it is not a readable wheel, corrupt or cut short" in message
+    assert "download it again" in message
+    left_as_it_was(venv, managed_home, kept)
+
+    # the index stalls: on its page, then half-way (headers sent, no body), within a short timeout
+    gate.files[f"/files/{newer.name}"] = newer.read_bytes()
+    use_index(managed_home, gate.url, timeout=1)
+    for stalled in ("/simple/acme-two/", f"/files/{newer.name}"):
+        gate.stalled = {stalled}
+        started = time.monotonic()
+        message = refused(venv, managed_home, "upgrade", "acme.two", "--yes")
+        assert f"the package index {gate.url} did not answer within 1 s; nothing was installed" in message
+        assert "raise `timeout` (seconds) in install.toml" in message
+        assert time.monotonic() - started < 20
+        left_as_it_was(venv, managed_home, kept)
+
+    # the index stalls on a dependency, while uv installs: uv's timeout is the same setting
+    with_b = acme_two_1_1(tmp_path / "with-b", requires=("dep-b",))
+    gate.page("acme-two", gate.wheel(with_b))
+    gate.stalled = {"/simple/dep-b/"}
+    gate.reached.clear()
+    use_index(managed_home, gate.url, timeout=2)
+    message = refused(venv, managed_home, "upgrade", "acme.two", "--yes")
+    assert gate.reached.is_set()
+    assert (
+        "the package index did not answer uv within 2 s while it installed the dependencies of acme-two 1.1.0"
+        in message
+    )
+    assert "raise `timeout` (seconds) in install.toml" in message
+    left_as_it_was(venv, managed_home, kept)
+    still_works(venv, managed_home)
+
+
+@pytest.mark.slow
+def test_ctrl_c_while_uv_installs_leaves_the_installed_version_as_it_was(
+    venv: Venv, published: Index, managed_home: Path, gate: Gate, tmp_path: Path
+) -> None:
+    symphony_json(venv, managed_home, "install", "acme-two==1.0.0", "--yes")
+    (kept,) = environments(managed_home, "acme-two")
+    with_b = acme_two_1_1(tmp_path / "with-b", requires=("dep-b",))
+    gate.page("acme-two", gate.wheel(with_b))
+    gate.stalled = {"/simple/dep-b/"}  # uv waits there, its new environment half made
+    use_index(managed_home, gate.url)
+
+    command = [
+        str(venv.root / "bin" / "symphony"),
+        "--home",
+        str(managed_home),
+        "upgrade",
+        "acme.two",
+        "--yes",
+    ]
+    # its own session, signalled as a whole: what a terminal does on Ctrl-C
+    process = subprocess.Popen(
+        command,
+        env={**venv.env, **with_uv(venv, managed_home)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert gate.reached.wait(60), "uv never asked the index for dep-b"
+        assert len(environments(managed_home, "acme-two")) == 2  # the new one, in the making
+        assert any("uv" in name for name in children(process.pid))
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert process.returncode == 130, err
+    assert "stopped (Ctrl-C)" in err
+    left_as_it_was(venv, managed_home, kept)
+    still_works(venv, managed_home)
+
+
+def children(pid: int) -> list[str]:
+    """The names of a process's children, from /proc."""
+    names = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            name, _, rest = stat.partition(" (")[2].rpartition(")")
+            if int(rest.split()[1]) == pid:
+                names.append(name)
+    return names
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs of its own (it takes root, or CAP_SYS_ADMIN); under CI, not having one fails the test."""
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mount = shutil.which("mount")
+    result = (
+        subprocess.run(
+            [mount, "-t", "tmpfs", "-o", "size=512m", "symphony-test", str(folder)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if mount
+        else None
+    )
+    if result is None or result.returncode != 0:
+        reason = (
+            "FULL-DISK TEST NOT RUN: it mounts a small tmpfs, which needs root or CAP_SYS_ADMIN "
+            f"({'no mount command' if result is None else result.stderr.strip()})"
+        )
+        if os.environ.get("CI"):
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def shrink(folder: Path, free: int) -> None:
+    """Make the tmpfs mounted at ``folder`` hold only ``free`` more bytes."""
+    stat = os.statvfs(folder)
+    used = (stat.f_blocks - stat.f_bfree) * stat.f_frsize
+    size = (used + free) // 1024
+    subprocess.run(["mount", "-o", f"remount,size={size}k", str(folder)], check=True)
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_one_clear_error_and_frees_what_it_took(
+    venv: Venv, published: Index, small_disk: Path, tmp_path: Path
+) -> None:
+    home = small_disk / "home"
+    home.mkdir()
+    use_index(home, published.url)
+    symphony_json(venv, home, "install", "acme-two==1.0.0", "--yes")
+    (kept,) = environments(home, "acme-two")
+    shrink(small_disk, 4 << 20)  # room for the state database, not for a second environment
+
+    newer = acme_two_1_1(tmp_path / "newer")
+    message = refused(venv, home, "upgrade", "acme.two", "--from", str(newer), "--yes")
+    assert f"no space left to install acme-two under {home / 'envs' / 'acme-two'}" in message
+    assert "No space left on device" in message
+    assert "free some space on that disk" in message
+    left_as_it_was(venv, home, kept)
+    still_works(venv, home)

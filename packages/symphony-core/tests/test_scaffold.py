@@ -8,7 +8,11 @@ the missing kit.
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
+import shutil
+import subprocess
 import sys
 
 import pytest
@@ -85,6 +89,7 @@ def test_new_renders_the_kits_template_into_a_project_that_targets_the_installed
     }
     assert sorted(created["files"]) == [
         ".gitignore",
+        "LICENSE",
         "pyproject.toml",
         "src/acme_route_map/__init__.py",
         "src/acme_route_map/symphony.toml",
@@ -106,8 +111,10 @@ def test_new_prints_the_files_and_the_next_steps(venv, tmp_path, make):
     text = make.normalize(result.stdout)
     assert f"created the motif acme.map in {tmp_path / 'map'}" in text
     assert "src/acme_map/symphony.toml" in text
-    assert 'python -m pip install -e ".[test]"' in text
-    assert "symphony validate ." in text
+    folder = tmp_path / "map"
+    assert f'python -m pip install -e "{folder}[test]"' in text
+    assert f"python -m pytest {folder}" in text
+    assert f"symphony validate --strict {folder}" in text
 
 
 def test_new_without_the_kit_of_that_kind_says_what_to_install(venv, tmp_path, make):
@@ -144,6 +151,93 @@ def test_new_never_writes_into_a_folder_that_holds_files(venv, tmp_path, make):
     assert result.returncode == 1
     assert "already exists and is not an empty folder" in make.normalize(result.stderr)
     assert sorted(path.name for path in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_new_writes_the_license_chosen_by_its_spdx_id_for_the_holder_named(venv, tmp_path):
+    default = symphony(
+        venv, "new", "motif", "acme-a", "--dir", tmp_path / "a", "--no-input", "--author", "Ada"
+    )
+    chosen = symphony(venv, "new", "motif", "acme-b", "--dir", tmp_path / "b", "--license", "apache-2.0")
+
+    assert default.returncode == 0, default.stderr
+    assert chosen.returncode == 0, chosen.stderr
+    mit = (tmp_path / "a/LICENSE").read_text()
+    assert mit.startswith("MIT License\n")
+    assert f"Copyright (c) {datetime.date.today().year} Ada\n" in mit
+    assert "Permission is hereby granted, free of charge" in mit
+    apache = (tmp_path / "b/LICENSE").read_text()
+    assert "Apache License" in apache
+    assert "Version 2.0, January 2004" in apache
+    assert "END OF TERMS AND CONDITIONS" in apache
+
+
+def test_an_unknown_license_is_refused_with_the_ones_known(venv, tmp_path, make):
+    result = symphony(venv, "new", "motif", "acme-x", "--dir", tmp_path / "p", "--license", "WTFPL")
+
+    assert result.returncode == 2
+    said = make.normalize(result.stderr)
+    assert "unknown license 'WTFPL'" in said
+    assert "MIT, Apache-2.0, BSD-3-Clause" in said
+    assert not (tmp_path / "p").exists()
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed here")
+def test_new_makes_the_project_a_git_repository_unless_told_not_to(venv, tmp_path):
+    made = symphony(venv, "new", "motif", "acme-a", "--dir", tmp_path / "a", "--json")
+    not_made = symphony(venv, "new", "motif", "acme-b", "--dir", tmp_path / "b", "--no-git", "--json")
+
+    assert json.loads(made.stdout)["git"] is True
+    assert (tmp_path / "a/.git").is_dir()
+    assert json.loads(not_made.stdout)["git"] is False
+    assert not (tmp_path / "b/.git").exists()
+
+
+def test_new_without_git_installed_still_writes_the_project(venv, tmp_path):
+    bin_dir = tmp_path / "bin"  # a PATH with Python and symphony, but no git
+    bin_dir.mkdir()
+    env = {**os.environ, "PATH": str(bin_dir)}
+    result = subprocess.run(
+        [str(venv.root / "bin" / "symphony"), "new", "motif", "acme-x", "--dir", tmp_path / "p", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["git"] is False
+    assert (tmp_path / "p/pyproject.toml").is_file()
+
+
+@pytest.mark.parametrize(("args", "says"), [((), "missing KIND"), (("motif",), "missing NAME")])
+def test_without_a_terminal_what_is_missing_is_an_error_never_a_prompt(venv, tmp_path, make, args, says):
+    result = symphony(venv, "new", *args)
+
+    assert result.returncode == 2
+    assert says in make.normalize(result.stderr)
+
+
+def test_in_a_terminal_new_asks_for_what_the_command_line_does_not_say(venv, tmp_path):
+    import pty
+
+    folder = tmp_path / "asked"
+    command = [str(venv.root / "bin" / "symphony"), "new", "--dir", str(folder), "--no-git"]
+    answers = iter(["motif", "acme-asked", "", "BSD-3-Clause", "Grace", "n"])
+    said = bytearray()
+
+    def read(fd: int) -> bytes:
+        data = os.read(fd, 1024)
+        said.extend(data)
+        if data.rstrip().endswith((b":", b"]:", b"?", b"[Y/n]:")):
+            os.write(fd, next(answers, "").encode() + b"\n")
+        return data
+
+    status = pty.spawn(command, read)
+
+    assert os.waitstatus_to_exitcode(status) == 0, said.decode(errors="replace")
+    assert "BSD 3-Clause License" in (folder / "LICENSE").read_text()
+    assert "Grace" in (folder / "LICENSE").read_text()
+    assert 'id = "acme.asked"' in (folder / "src/acme_asked/symphony.toml").read_text()
 
 
 def test_names_derive_from_a_distribution_name_or_an_id():

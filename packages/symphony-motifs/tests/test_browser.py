@@ -122,7 +122,7 @@ def test_the_policy_blocks_inline_scripts_remote_resources_and_other_servers(
     assert any("Content Security Policy" in error for error in page.errors), page.errors
 
 
-def test_the_marketplace_grants_a_permission(
+def test_the_consent_dialog_grants_only_what_is_ticked_and_flags_the_network(
     host: Host, board: str, tiles: str, page: Any, tmp_path: Path
 ) -> None:
     with serve(host) as server:
@@ -132,23 +132,68 @@ def test_the_marketplace_grants_a_permission(
             "Needs your consent: fs.read {data}/*.json; net.connect tiles.example.com:443"
             in tiles_card.inner_text()
         )
+        assert tiles_card.locator(".badge").inner_text() == "needs your consent"
         assert card(page, board).locator(".perms").inner_text() == "Requests no permissions."
         assert card(page, "symphony.marketplace").locator("[data-action='enabled']").count() == 0
-        page.screenshot(path=str(tmp_path / "marketplace-consent.png"), full_page=True)
-        tiles_card.locator("[data-action='grant']").click()
+        assert tiles_card.locator("[data-action='grant']").count() == 0  # no one-click grant of everything
+
+        # Keyboard only: the button opens the dialog, whose first box has the focus.
+        tiles_card.locator("[data-action='review']").focus()
+        page.keyboard.press("Enter")
+        dialog = page.locator("dialog[open]")
+        dialog.wait_for(timeout=10_000)
+        own = dialog.locator("li[data-item='fs.read {data}/*.json']")
+        network = dialog.locator("li[data-item='net.connect tiles.example.com:443']")
+        assert own.locator("input").is_checked()
+        assert network.get_attribute("data-flagged") == "true"
+        assert not network.locator("input").is_checked()  # flagged: never ticked for the person
+        assert "Fetch the tiles it shows" in network.inner_text()
+        assert "any address" in network.inner_text()  # its reach, as the core computes it
+        label = network.locator("label")
+        assert page.locator(f"#{label.get_attribute('for')}").get_attribute("data-permission") == (
+            "net.connect tiles.example.com:443"
+        )
+        page.screenshot(path=str(tmp_path / "consent-dialog.png"), full_page=True)
+
+        # Refuse the network: only the own folder is granted, and the dialog says what is left.
+        dialog.locator("[data-action='confirm']").click()
+        page.wait_for_selector("dialog[open] [data-outcome='left']", timeout=10_000)
+        assert dialog.locator("[data-outcome='granted']").inner_text() == "Granted: fs.read {data}/*.json."
+        assert (
+            "Not granted: net.connect tiles.example.com:443"
+            in dialog.locator("[data-outcome='left']").inner_text()
+        )
+        consent = host.consent(tiles)
+        assert consent.granted is not None
+        assert consent.granted.granted_by == "marketplace"
+        assert consent.as_json()["needs_consent"] == ["net.connect tiles.example.com:443"]
+        page.keyboard.press("Escape")
+        page.wait_for_function("() => !document.querySelector('dialog').open", timeout=5_000)
+
+        # Then grant it, ticking it by hand.
+        page.wait_for_selector(
+            f"article.card[data-extension='{tiles}'] [data-action='review']", timeout=10_000
+        )
+        card(page, tiles).locator("[data-action='review']").click()
+        dialog.wait_for(timeout=10_000)
+        assert dialog.locator("li[data-item='fs.read {data}/*.json'] input").count() == 0  # granted already
+        dialog.locator("li[data-item='net.connect tiles.example.com:443'] label").click()
+        dialog.locator("[data-action='confirm']").click()
+        page.wait_for_selector("dialog[open] [data-outcome='complete']", timeout=10_000)
+        page.screenshot(path=str(tmp_path / "consent-granted.png"))
+        dialog.locator("[data-action='close']").click()
         page.wait_for_selector(f"article.card[data-extension='{tiles}'] .consent.ok", timeout=10_000)
-        consent = tiles_card.locator(".consent.ok").inner_text()
-        assert consent.startswith("All requested permissions are granted to v1.0.0. Granted by marketplace, ")
-        page.screenshot(path=str(tmp_path / "marketplace-granted.png"))
+        consent_text = card(page, tiles).locator(".consent.ok").inner_text()
+        assert consent_text.startswith(
+            "All requested permissions are granted to v1.0.0. Granted by marketplace, "
+        )
         assert host.consent(tiles).satisfied
-        granted = host.consent(tiles).granted
-        assert granted is not None
-        assert granted.granted_by == "marketplace"
-        tiles_card.locator("[data-action='revoke']").click()
+        card(page, tiles).locator("[data-action='revoke']").click()
         page.wait_for_selector(
             f"article.card[data-extension='{tiles}'] [data-consent='needed']", timeout=10_000
         )
         assert not host.consent(tiles).satisfied
+        assert page.errors == []
 
 
 def test_the_marketplace_shows_what_an_upgrade_asks_for_beyond_the_grant(
@@ -171,7 +216,15 @@ def test_the_marketplace_shows_what_an_upgrade_asks_for_beyond_the_grant(
         assert consent == "Version 1.1.0 asks for more than v1.0.0 was granted: env TILES_TOKEN"
         assert tiles_card.locator("li.new").all_inner_texts() == ["env TILES_TOKEN — Sign in to the feed"]
         page.screenshot(path=str(tmp_path / "marketplace-upgrade.png"), full_page=True)
-        tiles_card.locator("[data-action='grant']").click()
+        tiles_card.locator("[data-action='review']").click()
+        dialog = page.locator("dialog[open]")
+        new = dialog.locator("li[data-item='env TILES_TOKEN']")
+        assert "new since 1.0.0" in new.inner_text()
+        assert not new.locator("input").is_checked()
+        new.locator("input").check()
+        dialog.locator("[data-action='confirm']").click()
+        page.wait_for_selector("dialog[open] [data-outcome='complete']", timeout=10_000)
+        dialog.locator("[data-action='close']").click()
         page.wait_for_selector(f"article.card[data-extension='{tiles}'] .consent.ok", timeout=10_000)
     consent_now = host.consent(tiles)
     assert consent_now.satisfied

@@ -148,17 +148,24 @@ def test_the_editor_shows_values_and_their_layers_with_secrets_masked(
     assert [field["key"] for field in state["form"]["fields"]][:3] == ["title", "columns", "theme"]
 
 
-def test_saving_validates_with_the_real_model_and_reports_by_field(host: Host, tiles: str) -> None:
+def test_a_form_is_saved_whole_or_not_at_all_with_errors_by_field(host: Host, tiles: str) -> None:
     editor = ConfigEditor(host, tiles)
+    host.set_config(tiles, "title", "Set before")
     result = editor.save({"columns": 40, "feed.timeout": 0, "theme": "dark", "title": "Big tiles", "nope": 1})
-    assert result.saved == ["theme", "title"]
+    assert (result.saved, result.kept) == ([], [])
     assert set(result.errors) == {"columns", "feed.timeout", "nope"}
     assert "less than or equal to 12" in result.errors["columns"]
     assert "greater than 0" in result.errors["feed.timeout"]
     assert result.errors["nope"] == "not a field of this config"
     resolved = host.config(tiles)
     assert resolved is not None
-    assert (resolved.config.columns, resolved.config.theme, resolved.config.title) == (3, "dark", "Big tiles")
+    # Nothing of the refused save stays: the valid values were undone, the earlier override put back.
+    assert (resolved.config.columns, resolved.config.theme, resolved.config.title) == (
+        3,
+        "light",
+        "Set before",
+    )
+    assert set(host.state.config_overrides(tiles)) == {"title"}
     result = editor.save({"columns": 12, "tags": ["a", "b"], "animate": False, "feed.host": "tiles.local"})
     assert (result.saved, result.errors) == (["columns", "tags", "animate", "feed.host"], {})
     resolved = host.config(tiles)
@@ -168,6 +175,39 @@ def test_saving_validates_with_the_real_model_and_reports_by_field(host: Host, t
     assert resolved.config.animate is False
     assert resolved.config.feed.host == "tiles.local"
     assert resolved.config.feed.timeout == 5.0
+
+
+def test_a_value_is_reset_to_its_default_in_the_same_save(host: Host, tiles: str) -> None:
+    editor = ConfigEditor(host, tiles)
+    assert editor.save({"columns": 5, "theme": "dark"}).saved == ["columns", "theme"]
+    result = editor.save({"title": "Other"}, reset=["columns"])
+    assert (result.saved, result.reset, result.errors) == (["title"], ["columns"], {})
+    state = editor.state()
+    assert (state["values"]["columns"], state["sources"]["columns"]) == (3, "default")
+    assert state["values"]["theme"] == "dark"
+
+
+def test_titles_and_descriptions_come_from_the_schema_rendered_safely() -> None:
+    form = build_form(
+        {
+            "title": "Weather",
+            "description": "Set *where* it looks. <script>alert(1)</script>",
+            "properties": {
+                "city": {
+                    "type": "string",
+                    "title": "City name",
+                    "description": "A **city**, e.g. `Oslo` <b>x</b>",
+                }
+            },
+        }
+    ).as_json()
+    assert (
+        form["description_html"]
+        == "<p>Set <em>where</em> it looks. &lt;script&gt;alert(1)&lt;/script&gt;</p>\n"
+    )
+    (city,) = form["fields"]
+    assert city["label"] == "City name"
+    assert city["description_html"] == "A <strong>city</strong>, e.g. <code>Oslo</code> &lt;b&gt;x&lt;/b&gt;"
 
 
 def test_saving_respects_the_layers_below_the_override(host: Host, tiles: str, tmp_path, monkeypatch) -> None:
@@ -219,9 +259,13 @@ def test_whatever_a_page_posts_is_saved_valid_or_refused_by_field(
 
     result = editor.save(changes)
 
-    assert set(result.saved) | set(result.errors) == set(changes)
     stored = host.state.config_overrides(tiles)
-    assert set(stored) - set(before) <= set(result.saved)
+    if result.errors:  # all or nothing
+        assert result.saved == []
+        assert set(result.errors) <= set(changes)
+        assert set(stored) == set(before)
+    else:
+        assert set(result.saved) == set(changes)
     editor.state()  # the editor still shows the config in force
     host.unset_config(tiles)
 

@@ -10,13 +10,14 @@ model validates every change, and its errors come back by field.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from symphony_core import ConfigError, Host
 
 from ._errors import MotifError
+from ._markdown import render_markdown, visible
 
 WIDGETS = ("text", "secret", "integer", "number", "checkbox", "select", "list", "json", "group")
 """How a field is edited: ``group`` holds nested ``fields``; ``list`` repeats its ``item``; ``json`` is the
@@ -49,7 +50,9 @@ class FormField:
 
     def as_json(self) -> dict[str, Any]:
         """The field as JSON-ready data, leaving out what does not apply to it."""
-        data: dict[str, Any] = {"key": self.key, "label": self.label, "widget": self.widget}
+        data: dict[str, Any] = {"key": self.key, "label": visible(self.label), "widget": self.widget}
+        if self.description:
+            data["description_html"] = render_markdown(self.description, inline=True)
         data["required"] = self.required
         data["nullable"] = self.nullable
         for name in (
@@ -88,8 +91,9 @@ class ConfigForm:
     def as_json(self) -> dict[str, Any]:
         """The form as JSON-ready data for a page."""
         return {
-            "title": self.title,
+            "title": visible(self.title),
             "description": self.description,
+            "description_html": None if not self.description else render_markdown(self.description),
             "fields": [child.as_json() for child in self.fields],
         }
 
@@ -255,13 +259,19 @@ def _field(
 
 @dataclass
 class SaveResult:
-    """What saving a form did: the keys stored, and one message per key that was refused."""
+    """What saving a form did: the keys stored (or reset), and one message per key that was refused.
+
+    A form is saved whole: when any key is refused, the ones this save had stored are undone, and
+    ``saved`` is empty; ``kept`` names any it could not undo (a secret set here before: its earlier value
+    cannot be read back)."""
 
     saved: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    reset: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
-        return {"saved": self.saved, "errors": self.errors}
+        return {"saved": self.saved, "errors": self.errors, "reset": self.reset, "kept": self.kept}
 
 
 class ConfigEditor:
@@ -307,14 +317,24 @@ class ConfigEditor:
             "errors": errors,
         }
 
-    def save(self, changes: Mapping[str, Any]) -> SaveResult:
-        """Store each changed value as a host override once the whole config stays valid with it.
+    def save(self, changes: Mapping[str, Any], *, reset: Iterable[str] = ()) -> SaveResult:
+        """Store the changed values as host overrides and reset the ``reset`` keys to the layers below
+        (their defaults, unless a file or variable sets them), all or nothing.
 
-        Each key is validated by the extension's own model with every layer applied; a refused value is
-        not stored and its message is returned under its key (or ``""`` for the config as a whole).
+        Each key is validated by the extension's own model with every layer applied; a refused value's
+        message is returned under its key (or ``""`` for the config as a whole), and then nothing of this
+        save stays stored.
         """
         form_keys = self.form().field_keys()
         result = SaveResult()
+        before = self._overrides()
+        done: list[str] = []
+        for key in reset:
+            if key not in form_keys:
+                result.errors[key] = "not a field of this config"
+            elif key in before:
+                self.host.unset_config(self.extension, key, actor="marketplace")
+                done.append(key)
         for key, value in changes.items():
             if key not in form_keys:
                 result.errors[key] = "not a field of this config"
@@ -327,8 +347,49 @@ class ConfigEditor:
                 mine = found.pop(key, "").replace(f" (from override {key})", "")
                 result.errors[key] = mine or "; ".join(found.values()) or exc.message
             else:
-                result.saved.append(key)
+                done.append(key)
+        if result.errors:
+            result.kept = self._undo(done, before)
+            return result
+        result.reset = [key for key in reset if key in done]
+        result.saved = [key for key in changes if key in done]
         return result
+
+    def _overrides(self) -> dict[str, Any]:
+        """The values set here (host overrides) by key, as JSON (secrets masked)."""
+        try:
+            resolved = self.host.config(self.extension)
+        except ConfigError:
+            return {}
+        if resolved is None:
+            return {}
+        document = resolved.as_json()
+        return {
+            key: _value_at(document["config"], key)
+            for key, source in document["sources"].items()
+            if source.startswith("override")
+        }
+
+    def _undo(self, keys: list[str], before: Mapping[str, Any]) -> list[str]:
+        """Put the ``keys`` this save touched back as they were; the keys that could not be."""
+        kept = []
+        for key in reversed(keys):
+            if key not in before:
+                self.host.unset_config(self.extension, key, actor="marketplace")
+            elif before[key] == "**********":  # a secret set here before cannot be read back
+                kept.append(key)
+            else:
+                try:
+                    self.host.set_config(self.extension, key, _as_text(before[key]), actor="marketplace")
+                except ConfigError:
+                    kept.append(key)
+        return sorted(kept)
+
+
+def _value_at(values: Any, key: str) -> Any:
+    for part in key.split("."):
+        values = values.get(part) if isinstance(values, Mapping) else None
+    return values
 
 
 def field_errors(error: ConfigError, keys: list[str]) -> dict[str, str]:

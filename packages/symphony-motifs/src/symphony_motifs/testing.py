@@ -11,6 +11,14 @@ The fixtures come with Symphony's pytest plugin, which pytest loads by itself: `
         assert invoke(symphony_host, "acme.greeter", "greet", name="Ada") == "Hello, Ada!"
         with served_page(symphony_host, "acme.greeter") as page:
             assert page.call("greet", name="Ada") == "Hello, Ada!"
+
+In a real browser, the ``open_motif`` fixture (or ``motif_page``, with ``@pytest.mark.motif(id)``) opens
+the served page in Chromium through Playwright and gives a `MotifPage`::
+
+    def test_the_button_greets(open_motif) -> None:
+        motif = open_motif("acme.greeter")
+        motif.page.click("#greet")
+        assert motif.wait_for_event("greeted") == [{"count": 1}]
 """
 
 from __future__ import annotations
@@ -24,10 +32,11 @@ from typing import Any
 
 from symphony_core import Harness
 
+from ._browser import MotifPage
 from ._hosting import serve
 from ._server import MotifServer
 
-__all__ = ["Harness", "ServedPage", "invoke", "served_page"]
+__all__ = ["Harness", "MotifPage", "ServedPage", "invoke", "served_page"]
 
 TIMEOUT = 30.0
 

@@ -11,15 +11,23 @@ registers it in the ``symphony.scaffolds`` entry-point group: the entry point's 
   (so ``dot-gitignore`` is written as ``.gitignore``: a real ``.gitignore`` would act inside the kit).
 
 The variables are the fields of `ProjectNames` (``$distribution``, ``$module``, ``$id``, ``$class_name``,
-...) and ``$requirement``, the range of the kit a new project depends on and targets.
+...), ``$requirement`` (the range of the kit a new project depends on and targets), ``$license`` (the
+project's SPDX license id), ``$holder`` (who holds its copyright) and ``$pythons`` (the Python versions
+the kit supports, as a list a CI workflow's matrix reads, e.g. ``["3.10", "3.11"]``).
+
+Besides the template, the core writes the project's ``LICENSE`` (the full text of the license chosen,
+one of `LICENSES`) and makes the folder a git repository when git is installed.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import keyword
 import re
+import shutil
 import string
+import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -39,6 +47,10 @@ TEMPLATE_SUFFIX = ".tmpl"
 MODULE_PART = "__module__"
 DOT_PREFIX = "dot-"
 _NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
+LICENSES = ("MIT", "Apache-2.0", "BSD-3-Clause")
+"""The licenses a project can be generated with, by SPDX id; the first is the default."""
+_LICENSE_TEXTS = Path(__file__).parent / "licenses"
+_PYTHON_CLASSIFIER = re.compile(r"^Programming Language :: Python :: (3\.\d+)$")
 _TAKEN = frozenset({"symphony_core", "symphony_instruments", "symphony_operators", "symphony_motifs"})
 
 
@@ -150,6 +162,38 @@ def kit_requirement(package: str) -> str:
     return f"{package}>={major}.{minor},<{upper}"
 
 
+def kit_pythons(package: str) -> list[str]:
+    """The Python versions ``package`` supports: those its classifiers list, else the releases from 3.10
+    to this one that its ``Requires-Python`` admits."""
+    import importlib_metadata
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    try:
+        metadata = importlib_metadata.metadata(package)
+    except importlib_metadata.PackageNotFoundError:
+        metadata = None
+    classifiers = (metadata.get_all("Classifier") if metadata else None) or []
+    found = {match.group(1) for match in map(_PYTHON_CLASSIFIER.match, classifiers) if match}
+    if not found:
+        admits = SpecifierSet((metadata.get("Requires-Python") if metadata else None) or "")
+        releases = [f"3.{minor}" for minor in range(10, max(sys.version_info.minor, 10) + 1)]
+        found = {release for release in releases if Version(release) in admits}
+    return sorted(found, key=Version) or [f"{sys.version_info.major}.{sys.version_info.minor}"]
+
+
+def license_text(spdx: str, *, year: str, holder: str) -> str:
+    """The full text of the license ``spdx`` (one of `LICENSES`), for ``holder`` from ``year``."""
+    if spdx not in LICENSES:
+        raise ScaffoldError(
+            f"no license text for '{spdx}'",
+            hint=f"choose one of: {', '.join(LICENSES)} (SPDX ids); for another, generate with one of "
+            "these, then replace LICENSE and `license` in pyproject.toml",
+        )
+    text = (_LICENSE_TEXTS / f"{spdx}.txt").read_text(encoding="utf-8")
+    return string.Template(text).substitute(year=year, holder=holder)
+
+
 def find_template(kind: str) -> Traversable | Path:
     """The template folder the installed kit of ``kind`` registers, or `ScaffoldError` saying what to install."""
     import importlib_metadata
@@ -210,14 +254,54 @@ def render(template: Traversable | Path, target: Path, variables: dict[str, str]
     return written
 
 
-def new_project(kind: str, name: str, target: Path | None = None, *, ext_id: str | None = None) -> Created:
-    """Generate a ``kind`` extension project named ``name`` in ``target`` (default: ``./<distribution>``)."""
+def new_project(
+    kind: str,
+    name: str,
+    target: Path | None = None,
+    *,
+    ext_id: str | None = None,
+    license: str = LICENSES[0],
+    holder: str | None = None,
+    git: bool = True,
+) -> Created:
+    """Generate a ``kind`` extension project named ``name`` in ``target`` (default: ``./<distribution>``).
+
+    ``license`` is an SPDX id of `LICENSES`; ``holder`` holds the copyright (default: "the authors of
+    <distribution>"). With ``git``, the folder is made a git repository when git is installed.
+    """
     names = project_names(kind, name, ext_id=ext_id)
+    holder = holder.strip() if holder and holder.strip() else f"the authors of {names.distribution}"
+    text = license_text(license, year=names.year, holder=holder)
     template = find_template(kind)
     requirement = kit_requirement(names.package)
     folder = (target if target is not None else Path.cwd() / names.distribution).absolute()
-    files = render(template, folder, {**names.variables(), "requirement": requirement})
-    return Created(names, requirement, folder, sorted(files))
+    variables = {
+        **names.variables(),
+        "requirement": requirement,
+        "license": license,
+        "holder": holder,
+        "pythons": json.dumps(kit_pythons(names.package)),
+    }
+    files = render(template, folder, variables)
+    (folder / "LICENSE").write_text(text, encoding="utf-8")
+    files.append(folder / "LICENSE")
+    repository = _git_init(folder) if git else False
+    return Created(names, requirement, folder, sorted(files), license, repository)
+
+
+def _git_init(folder: Path) -> bool:
+    """Make ``folder`` a git repository (branch ``main``); False when git is missing or refuses."""
+    git = shutil.which("git")
+    if git is None:
+        return False
+    for command in ([git, "init", "--quiet", "--initial-branch=main"], [git, "init", "--quiet"]):
+        try:
+            done = subprocess.run(command, cwd=folder, capture_output=True, timeout=60, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return False
+        if done.returncode == 0:
+            return True
+    return False  # an old git without --initial-branch and a failing plain init alike
 
 
 @dataclass(frozen=True)
@@ -228,6 +312,9 @@ class Created:
     requirement: str
     folder: Path
     files: list[Path]
+    license: str = LICENSES[0]
+    git: bool = False
+    """Whether the folder was made a git repository."""
 
     def as_json(self) -> dict[str, object]:
         """A JSON-ready dict for ``symphony new --json``."""
@@ -236,6 +323,8 @@ class Created:
             "files": [str(path.relative_to(self.folder)) for path in self.files],
             **self.names.variables(),
             "requirement": self.requirement,
+            "license": self.license,
+            "git": self.git,
         }
 
 

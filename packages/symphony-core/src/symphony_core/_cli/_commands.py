@@ -261,34 +261,90 @@ def permissions(ctx: click.Context, extension: str, as_json: bool) -> None:
 @main.command()
 @click.argument("extension")
 @click.argument("permission", nargs=-1)
-@click.option("--yes", "-y", is_flag=True, help="Grant without asking (for scripts).")
+@click.option(
+    "--yes",
+    "-y",
+    is_flag=True,
+    help="Do not ask (for scripts): grants only what stays in the extension's own folders, unless "
+    "--all is given or the permissions are named.",
+)
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Grant every requested permission, flagged ones (files elsewhere, network, environment "
+    "variables, programs) included.",
+)
 @json_option
 @click.pass_context
-def grant(ctx: click.Context, extension: str, permission: tuple[str, ...], yes: bool, as_json: bool) -> None:
-    """Grant the installed version of an extension what it requests (or only the given types).
+def grant(
+    ctx: click.Context,
+    extension: str,
+    permission: tuple[str, ...],
+    yes: bool,
+    everything: bool,
+    as_json: bool,
+) -> None:
+    """Grant the installed version of an extension what it requests, or only the named permissions.
 
-    Shows the consent summary first and asks for confirmation, unless --yes is given.
+    Shows the consent summary first. On a terminal it asks about each flagged permission (files beyond
+    the extension's own folders, any network access, environment variables, programs), no by default,
+    then for a confirmation. With --yes it does not ask and grants only the unflagged ones; name the
+    others (a type, or one scope as the summary writes it) or pass --all to grant them too.
 
     \b
     Examples:
       symphony grant acme.digits
-      symphony grant acme.digits fs.read net.connect --yes
+      symphony grant acme.digits --yes                          only what stays in its own folders
+      symphony grant acme.digits "net.connect api.example.com:443" --yes
+      symphony grant acme.digits --all --yes                    everything it asks for
     """
+    from symphony_core._security._grants import describe
+
     with open_host(ctx) as host:
         tier = host.tier(extension)
+        consent = host.consent(extension)
+        flagged = set(consent.flagged)
+        if permission or everything:
+            chosen = list(permission)  # nothing named with --all: everything requested
+            ask: list[tuple[str, str]] = []
+        else:
+            chosen = [describe(atom) for atom in consent.new if atom not in flagged]
+            ask = [atom for atom in consent.new if atom in flagged]
         if not yes:
-            print_consent(console(), host.consent(extension), tier)
+            out = console()
+            print_consent(out, consent, tier)
             if not sys.stdin.isatty():
                 fail("not granted: no terminal to ask on; pass --yes to grant from a script")
-            click.confirm("Grant these permissions?", abort=True)
-        consent = host.grant(extension, permission, actor=person())
+            for atom in ask:
+                if click.confirm(
+                    f"Grant {describe(atom)} (flagged: it reaches beyond its own folders)?", default=False
+                ):
+                    chosen.append(describe(atom))
+            if not (chosen or everything):
+                out.print("nothing granted", highlight=False)
+                return
+            what = ", ".join(chosen) if chosen else "every requested permission"
+            click.confirm(f"Grant {what}?", default=False, abort=True)
+        if chosen or everything:
+            consent = host.grant(extension, chosen, actor=person())
     if as_json:
         print_json({**consent.as_json(), "enforced_by": tier})
         return
-    console().print(
-        f"granted {', '.join(permission) or 'all requested permissions'} to {extension} {consent.version}",
-        highlight=False,
-    )
+    out = console()
+    if chosen or everything:
+        complete = not permission and not consent.new
+        what = "all requested permissions" if complete or not chosen else ", ".join(chosen)
+        out.print(f"granted {escape(what)} to {escape(extension)} {consent.version}", highlight=False)
+    else:
+        out.print("nothing granted", highlight=False)
+    if consent.new:
+        left = ", ".join(describe(atom) for atom in consent.new)
+        out.print(
+            f"[yellow]not granted:[/] {escape(left)}; it will not run until they are "
+            f"(name them, or pass --all: symphony grant {escape(extension)} --all)",
+            highlight=False,
+        )
 
 
 @main.command()

@@ -133,7 +133,7 @@ def run(ctx: click.Context, extension: str, args: tuple[str, ...]) -> None:
             command = pkgutil.resolve_name(kind.runner)
         except (ImportError, AttributeError) as exc:
             fail(
-                f"{extension} is {info.kind} {'an' if info.kind[0] in 'aeiou' else 'a'} extension, and running "
+                f"{extension} is {'an' if info.kind[0] in 'aeiou' else 'a'} {info.kind} extension, and running "
                 f"it needs {kind.package}, which cannot be imported here ({exc}); install it: pip install {kind.package}"
             )
         if not isinstance(command, click.Command):

@@ -69,6 +69,7 @@ def print_consent(console: Console, consent: Any, tier: str) -> None:
     denied = dict(consent.denied)
     refused = dict(consent.refused)
     by_policy = set(consent.by_policy)
+    flagged = set(consent.flagged)
     reach = {(item.permission, item.scope): item for item in consent.reach}
     for warning in consent.warnings:
         console.print(
@@ -91,6 +92,8 @@ def print_consent(console: Console, consent: Any, tier: str) -> None:
                 mark = f"[bold yellow]NEW since {consent.previous.version}: needs consent[/]"
             else:
                 mark = "[yellow]needs consent[/]"
+            if atom in flagged and atom in new:
+                mark += ", [bold yellow]flagged[/]"  # reaches beyond its own folders: asked one by one
             console.print(
                 f"  - {escape(describe(atom))}: {escape(permission['reason'])}  {mark}", highlight=False
             )

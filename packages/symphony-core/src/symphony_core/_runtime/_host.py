@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import operator
 import sys
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -175,7 +176,25 @@ class _Slot:
     audit: list[tuple[str, str | None, str, dict[str, Any]]] | None = None
     pool: Pool | None = None
     tier: Tier | None = None  # chosen when it is loaded
-    lock: threading.RLock = field(default_factory=threading.RLock)
+    _lock: threading.RLock | None = None
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held while the extension moves through its lifecycle; made on first use (discovery makes a
+        slot for every installed extension, and most are never started)."""
+        lock = self._lock
+        if lock is None:
+            with _SLOT_LOCKS:
+                if self._lock is None:
+                    self._lock = threading.RLock()
+                lock = self._lock
+        return lock
+
+
+_SLOT_LOCKS = threading.Lock()
+
+
+_BY_ID = operator.attrgetter("record.id", "record.distribution")
 
 
 @public
@@ -322,7 +341,7 @@ class Host:
     def extensions(self) -> list[ExtensionInfo]:
         """Every discovered extension, failed ones included, sorted by id."""
         with self._lock:
-            slots = sorted(self._slots.values(), key=lambda slot: (slot.record.id, slot.record.distribution))
+            slots = sorted(self._slots.values(), key=_BY_ID)
         enablement = self.state.enablement()
         return [self._info(slot, enablement.get(slot.key, True)) for slot in slots]
 

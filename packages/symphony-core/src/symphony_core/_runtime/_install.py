@@ -28,10 +28,13 @@ from __future__ import annotations
 import base64
 import contextlib
 import csv
+import errno
 import fcntl
 import hashlib
+import http.client
 import io
 import json
+import math
 import os
 import secrets
 import shutil
@@ -89,7 +92,8 @@ PROTECTED = frozenset({"symphony_core", "msgspec", *(kind.module for kind in KIN
 """Top-level packages no extension's wheel may write into: workers run the core and msgspec before they
 are restricted, and the kits are Symphony's own."""
 TIMEOUT = 30.0
-"""Seconds to wait for the index to answer, per request."""
+"""Seconds to wait for the index to answer, per request (``timeout`` in ``install.toml``)."""
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _UV_TIMEOUT = 900.0
 
 
@@ -107,6 +111,8 @@ class InstallSettings:
     file: Path | None = None
     marketplace: Mapping[str, Any] | None = None
     """The ``[marketplace]`` table, read by ``_marketplace``; None when there is none."""
+    timeout: float = TIMEOUT
+    """Seconds to wait for the index to answer, per request, here and in uv."""
 
     def index_for(self, distribution: str) -> str:
         return self.pins.get(canonical_name(distribution), self.index)
@@ -134,6 +140,12 @@ def read_settings(home: Home) -> InstallSettings:
     index = data.pop("index", default)
     pins = data.pop("pins", {})
     marketplace = data.pop("marketplace", None)
+    timeout = data.pop("timeout", TIMEOUT)
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 3600:
+        raise InstallError(
+            f"invalid install settings {file}: `timeout` must be a number of seconds, above 0 and at most 3600",
+            hint=f"write e.g. timeout = {TIMEOUT:g}",
+        )
     if (
         not isinstance(index, str)
         or not isinstance(pins, dict)
@@ -147,10 +159,10 @@ def read_settings(home: Home) -> InstallSettings:
     if data:
         raise InstallError(
             f"invalid install settings {file}: unknown key(s) {', '.join(sorted(data))}",
-            hint="the keys are `index` and the tables `[pins]` and `[marketplace]`",
+            hint="the keys are `index`, `timeout` and the tables `[pins]` and `[marketplace]`",
         )
     return InstallSettings(
-        index, {canonical_name(name): url for name, url in pins.items()}, file, marketplace
+        index, {canonical_name(name): url for name, url in pins.items()}, file, marketplace, float(timeout)
     )
 
 
@@ -179,7 +191,7 @@ class Release:
     index: str
 
 
-def find_release(index: str, name: str, specifier: str = "") -> Release:
+def find_release(index: str, name: str, specifier: str = "", *, timeout: float = TIMEOUT) -> Release:
     """The newest release of ``name`` on ``index`` that ``specifier`` admits, as the wheel for this Python
     and platform; an sdist-only release, or one with no wheel for here, is an `InstallError`."""
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -200,7 +212,7 @@ def find_release(index: str, name: str, specifier: str = "") -> Release:
             distribution=distribution,
             hint="write NAME==1.2.0 or NAME>=1.2",
         ) from None
-    files = [file for file in _index_files(index, distribution) if not file.yanked]
+    files = [file for file in _index_files(index, distribution, timeout=timeout) if not file.yanked]
     wheels: dict[Version, list[tuple[_File, frozenset[Any]]]] = {}
     sdists: set[Version] = set()
     for file in files:
@@ -262,14 +274,14 @@ def _admits_python(spec: str | None, python: str) -> bool:
         return False
 
 
-def _index_files(index: str, distribution: str) -> list[_File]:
+def _index_files(index: str, distribution: str, *, timeout: float = TIMEOUT) -> list[_File]:
     """The files the index lists for a distribution (PEP 691 JSON, or the PEP 503 HTML page)."""
     url = index.rstrip("/") + f"/{distribution}/"
     request = urllib.request.Request(
         url, headers={"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"}
     )
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             body = response.read()
             kind = response.headers.get("Content-Type", "")
             where = response.geturl()
@@ -282,9 +294,8 @@ def _index_files(index: str, distribution: str) -> list[_File]:
                 f"(set the index, or pin this name to its own, in {SETTINGS_FILE} in the host's home)",
             ) from None
         raise _unreachable(index, distribution, f"HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise _unreachable(index, distribution, str(reason)) from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        raise _unreachable(index, distribution, exc, timeout) from None
     if "json" in kind:
         data = json.loads(body)
         return [
@@ -317,12 +328,33 @@ def _index_files(index: str, distribution: str) -> list[_File]:
     return found
 
 
-def _unreachable(index: str, distribution: str, reason: str) -> InstallError:
+def _unreachable(
+    index: str, distribution: str, reason: str | BaseException, timeout: float = TIMEOUT
+) -> InstallError:
+    cause = getattr(reason, "reason", reason)
+    if isinstance(cause, TimeoutError):
+        return _too_slow(index, distribution, timeout)
     return InstallError(
         f"cannot reach the package index {index} ({reason}); nothing was installed",
         distribution=distribution,
         hint=f"check that the index is up and its address right ({SETTINGS_FILE} in the host's home, else "
         "UV_DEFAULT_INDEX, UV_INDEX_URL or PIP_INDEX_URL), then try again",
+    )
+
+
+def _too_slow(index: str, distribution: str, timeout: float) -> InstallError:
+    return InstallError(
+        f"the package index {index} did not answer within {timeout:g} s; nothing was installed",
+        distribution=distribution,
+        hint=f"try again later; on a slow link, raise `timeout` (seconds) in {SETTINGS_FILE} in the host's home",
+    )
+
+
+def _no_space(where: Path, distribution: str, exc: OSError) -> InstallError:
+    return InstallError(
+        f"no space left to install {distribution} under {where} ({exc.strerror or exc}); nothing was installed",
+        distribution=distribution,
+        hint="free some space on that disk (or move SYMPHONY_HOME to a larger one), then try again",
     )
 
 
@@ -349,20 +381,40 @@ class _Links(HTMLParser):
             self._open = None
 
 
-def download(release: Release, folder: Path) -> Path:
+def download(release: Release, folder: Path, *, timeout: float = TIMEOUT) -> Path:
     """Download the release's wheel into ``folder``, checking it against the index's hash."""
     target = folder / release.filename
     digest = hashlib.sha256()
+    expected: str | None = None
+    size = 0
     try:
-        with urllib.request.urlopen(release.url, timeout=TIMEOUT) as response, target.open("wb") as out:
+        with urllib.request.urlopen(release.url, timeout=timeout) as response, target.open("wb") as out:
             expected = response.headers.get("Content-Length")
-            size = 0
-            while chunk := response.read(1 << 20):
+            while True:
+                try:
+                    chunk = response.read(1 << 20)
+                except http.client.IncompleteRead as cut:
+                    chunk = cut.partial
+                    digest.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+                    break
+                if not chunk:
+                    break
                 digest.update(chunk)
-                out.write(chunk)
+                try:
+                    out.write(chunk)
+                except OSError as exc:
+                    if exc.errno in _DISK_FULL:
+                        raise _no_space(folder, release.distribution, exc) from None
+                    raise
                 size += len(chunk)
-    except (urllib.error.URLError, OSError) as exc:
-        raise _unreachable(release.index, release.distribution, str(getattr(exc, "reason", exc))) from None
+    except InstallError:
+        raise
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+        if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+            raise _no_space(folder, release.distribution, exc) from None
+        raise _unreachable(release.index, release.distribution, exc, timeout) from None
     if expected is not None and expected.isdigit() and int(expected) != size:
         raise InstallError(
             f"the download of {release.filename} from {release.index} was cut short ({size} of {expected} "
@@ -890,9 +942,10 @@ def _fetch(host: Host, requirement: str, staging: Path) -> tuple[Wheel, str]:
         )
     distribution = canonical_name(parsed.name)
     _refuse_squatted(distribution)
-    index = read_settings(host.home).index_for(distribution)
-    release = find_release(index, distribution, str(parsed.specifier))
-    downloaded = download(release, staging)
+    settings = read_settings(host.home)
+    index = settings.index_for(distribution)
+    release = find_release(index, distribution, str(parsed.specifier), timeout=settings.timeout)
+    downloaded = download(release, staging, timeout=settings.timeout)
     from ._marketplace import verify_download
 
     verify_download(host, release, downloaded)  # against the host's marketplace, when it has one
@@ -967,6 +1020,7 @@ def _carry_out(
     started: float,
 ) -> Installation:
     wheel = plan.wheel
+    _check_fits(wheel)
     _check_findings(wheel, allow_outside_files)
     kinds = _kinds(grant)
     _check_grantable(plan, kinds)
@@ -993,7 +1047,7 @@ def _carry_out(
             )
             record_install(host.state, entry, actor=who, previous=previous)
             try:
-                granted = _grant(host, records, kinds, who)
+                granted = _grant(host, plan, records, kinds, who)
             except BaseException:
                 restore_install(host.state, wheel.distribution, previous)
                 raise
@@ -1016,6 +1070,30 @@ def _carry_out(
         plan.changes,
         seconds=time.monotonic() - started,
     )
+
+
+def _check_fits(wheel: Wheel) -> None:
+    """Refuse a wheel built for another Python or platform, before anything is created."""
+    from packaging.tags import sys_tags
+    from packaging.utils import parse_wheel_filename
+
+    python = ".".join(map(str, sys.version_info[:3]))
+    tags = parse_wheel_filename(wheel.path.name)[3]
+    if not tags & set(sys_tags()):
+        built = ", ".join(sorted(str(tag) for tag in tags))
+        raise InstallError(
+            f"{wheel.path.name} is built for {built}, not for this Python ({python}) and platform "
+            f"({sys.platform}); nothing was installed",
+            distribution=wheel.distribution,
+            hint="install a wheel built for this Python and platform (a py3-none-any wheel fits every one)",
+        )
+    if not _admits_python(wheel.requires_python, python):
+        raise InstallError(
+            f"{wheel.path.name} requires Python {wheel.requires_python}, and this host runs Python {python}; "
+            "nothing was installed",
+            distribution=wheel.distribution,
+            hint="install a release that supports this Python, or run the host on one the wheel supports",
+        )
 
 
 def _check_findings(wheel: Wheel, allowed: bool) -> None:
@@ -1050,7 +1128,7 @@ def _check_grantable(plan: InstallPlan, kinds: tuple[str, ...] | None) -> None:
     from symphony_core._security._grants import atoms, describe, select
 
     for consent in plan.consents:
-        wanted = [kind for kind in kinds if kind in _types(consent)]
+        wanted = [kind for kind in kinds if _type_of(kind) in _types(consent)]
         if kinds and not wanted:
             continue
         try:
@@ -1067,28 +1145,37 @@ def _check_grantable(plan: InstallPlan, kinds: tuple[str, ...] | None) -> None:
             )
 
 
+def _type_of(entry: str) -> str:
+    """The permission type an entry of ``grant`` names: ``"fs.read"`` or ``"fs.read {data}/*.csv"``."""
+    return entry.strip().partition(" ")[0]
+
+
 def _types(consent: Consent) -> set[str]:
     return {str(permission["type"]) for permission in consent.requested}
 
 
 def _grant(
-    host: Host, records: Sequence[Record], kinds: tuple[str, ...] | None, actor: str
+    host: Host, plan: InstallPlan, records: Sequence[Record], kinds: tuple[str, ...] | None, actor: str
 ) -> dict[str, tuple[str, ...]]:
-    """Grant each installed extension what it requests (of ``kinds``), bound to the distribution and the
-    ``RECORD`` of its new environment."""
-    from symphony_core._security._grants import atoms, describe, select
+    """Grant each installed extension what it requests (of ``kinds``), with what an earlier version was
+    granted and it still requests, bound to the distribution and the ``RECORD`` of its new environment."""
+    from symphony_core._security._grants import atoms, chosen_atoms, covered, describe, rebuild
 
     granted: dict[str, tuple[str, ...]] = {}
     if kinds is None:
         return granted
+    consents = {consent.extension: consent for consent in plan.consents}
     for record in records:
         manifest = record.manifest or {}
         requested = manifest.get("permissions") or []
-        wanted = [kind for kind in kinds if kind in {str(p["type"]) for p in requested}]
+        wanted = [kind for kind in kinds if _type_of(kind) in {str(p["type"]) for p in requested}]
         if not requested or (kinds and not wanted):
             continue
-        chosen = select(requested, wanted)
         key = canonical_id(record.id)
+        new = rebuild(requested, chosen_atoms(requested, wanted))
+        consent = consents.get(key)
+        kept = covered(consent) if consent is not None else set()
+        chosen = rebuild(requested, atoms(new) | kept)
         host.state.grant(
             key,
             record.distribution_version,
@@ -1097,9 +1184,9 @@ def _grant(
             distribution=record.distribution,
             sha256=record.distribution_sha256,
         )
-        for permission in chosen:
+        for permission in new:
             host._permission_event(key, "granted", str(permission["type"]), actor)
-        granted[record.id] = tuple(sorted(describe(atom) for atom in atoms(chosen)))
+        granted[record.id] = tuple(sorted(describe(atom) for atom in atoms(new)))
     return granted
 
 
@@ -1108,17 +1195,19 @@ def _create(host: Host, environment: Path, wheel: Wheel) -> None:
     from importlib.metadata import PackageNotFoundError, version
 
     uv = uv_binary()
-    index = read_settings(host.home).index
+    settings = read_settings(host.home)
+    index = settings.index
     constraints = environment.parent / f".{environment.name}.constraints.txt"
     try:
         core = version(CORE_DISTRIBUTION)
     except PackageNotFoundError:
         core = None
-    # The worker runs the host's core: the environment gets the same one (the kit needs it anyway).
-    constraints.write_text(f"{CORE_DISTRIBUTION}=={core}\n" if core else "", encoding="utf-8")
     env = {key: value for key, value in os.environ.items() if key not in ("VIRTUAL_ENV", "CONDA_PREFIX")}
     env["UV_PYTHON_DOWNLOADS"] = "never"
+    env["UV_HTTP_TIMEOUT"] = str(math.ceil(settings.timeout))
     try:
+        # The worker runs the host's core: the environment gets the same one (the kit needs it anyway).
+        constraints.write_text(f"{CORE_DISTRIBUTION}=={core}\n" if core else "", encoding="utf-8")
         _uv([uv, "venv", "--quiet", "--no-project", "--python", sys.executable, str(environment)], env, wheel)
         _uv(
             [
@@ -1138,6 +1227,10 @@ def _create(host: Host, environment: Path, wheel: Wheel) -> None:
             env,
             wheel,
         )
+    except OSError as exc:
+        if exc.errno in _DISK_FULL:
+            raise _no_space(environment.parent, wheel.distribution, exc) from None
+        raise
     finally:
         constraints.unlink(missing_ok=True)
 
@@ -1161,6 +1254,20 @@ def _uv(command: list[str], env: Mapping[str, str], wheel: Wheel) -> None:
         ) from None
     if result.returncode != 0:
         said = "\n".join(line for line in result.stderr.strip().splitlines()[-12:])
+        full = [
+            line.strip() for line in said.splitlines() if "os error 28" in line or "No space left" in line
+        ]
+        if full:
+            # `_create` says where: uv's own words name only the file it was writing
+            raise OSError(errno.ENOSPC, f"uv: {full[-1]}")
+        if "timed out" in said.lower():
+            raise InstallError(
+                f"the package index did not answer uv within {env.get('UV_HTTP_TIMEOUT', '?')} s while it "
+                f"installed the dependencies of {wheel.distribution} {wheel.version}:\n{said}",
+                distribution=wheel.distribution,
+                hint="nothing was installed, and an installed version is unchanged; try again later, or raise "
+                f"`timeout` (seconds) in {SETTINGS_FILE} in the host's home",
+            )
         raise InstallError(
             f"uv could not install {wheel.distribution} {wheel.version} into an environment of its own:\n{said}",
             distribution=wheel.distribution,

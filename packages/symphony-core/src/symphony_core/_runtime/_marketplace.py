@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from tuf.api.metadata import TargetFile
     from tuf.ngclient import Updater
 
+    from symphony_core._security._grants import Consent
     from symphony_core._store._home import Home
 
     from ._host import Host
@@ -251,6 +252,33 @@ def listings(host: Host) -> Listings:
 def search(host: Host, text: str = "", *, kind: str | None = None) -> list[Listing]:
     """See `Host.search`."""
     return listings(host).search(text, kind=kind)
+
+
+def listed_consent(host: Host, extension: str, version: str | None = None) -> Consent:
+    """See `Host.listed_consent`."""
+    from symphony_core._model._kinds import canonical_id
+    from symphony_core._security._grants import evaluate, read_policy
+    from symphony_core._security._reach import Roots
+
+    listing = listings(host).get(extension)
+    listed = None if listing is None else listing.latest if version is None else listing.version(version)
+    if listing is None or listed is None:
+        what = extension if version is None else f"{extension} {version}"
+        raise MarketplaceError(
+            f"the marketplace does not list {what}",
+            hint="`symphony search` lists what it publishes",
+        )
+    key = canonical_id(listing.id)
+    return evaluate(
+        host.state,
+        read_policy(host.policy_file),
+        extension=key,
+        version=listed.version,
+        distribution=listing.distribution,
+        requested=tuple(dict(permission) for permission in listed.permissions),
+        roots=Roots.of(host.home, key),
+        name=listing.name,
+    )
 
 
 def verify_download(host: Host, release: Release, path: Path) -> None:

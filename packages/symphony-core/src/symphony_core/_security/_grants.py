@@ -35,7 +35,7 @@ from symphony_core._store._state import binds as _binds
 from symphony_core._store._state import same_distribution as _same
 
 from ._limits import ResourceLimits
-from ._reach import Note, Reach, Roots, reach
+from ._reach import UNFLAGGED_TYPES, Note, Reach, Roots, reach
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -239,6 +239,15 @@ class Consent:
         return tuple(((r.permission, r.scope), note) for r in self.reach if (note := r.refused) is not None)
 
     @property
+    def flagged(self) -> tuple[Atom, ...]:
+        """Requested scopes a person must opt in to one by one (`Reach.flagged`): files beyond the
+        extension's own folders, any network access, environment variables, programs."""
+        if self.reach:
+            return tuple((r.permission, r.scope) for r in self.reach if r.flagged)
+        # Without the extension's folders no one can tell where a path leads: every file scope is flagged.
+        return tuple(atom for atom in sorted(atoms(self.requested)) if atom[0] not in UNFLAGGED_TYPES)
+
+    @property
     def satisfied(self) -> bool:
         """True when every requested permission is granted or allowed by policy, and none is denied or refused."""
         return not self.new and not self.denied and not self.refused
@@ -259,6 +268,7 @@ class Consent:
             "denied_by_policy": [{"permission": describe(atom), "rule": rule} for atom, rule in self.denied],
             "refused": [{"permission": describe(atom), **note.as_json()} for atom, note in self.refused],
             "reach": [item.as_json() for item in self.reach],
+            "flagged": [describe(atom) for atom in self.flagged],
             "warnings": [warning.as_json() for warning in self.warnings],
             "satisfied": self.satisfied,
         }
@@ -331,14 +341,59 @@ def evaluate(
 
 
 def select(requested: Sequence[Mapping[str, Any]], kinds: Sequence[str]) -> list[dict[str, Any]]:
-    """The requested permissions of the given types (all of them when ``kinds`` is empty)."""
-    unknown = set(kinds) - {str(permission["type"]) for permission in requested}
+    """The requested permissions named by ``kinds`` (all of them when it is empty).
+
+    Each entry names a permission type (``fs.read``: every scope of it) or one scope as `describe`
+    writes it (``fs.read {data}/*.csv``); a permission is kept with only the scopes named."""
+    return rebuild(requested, chosen_atoms(requested, kinds))
+
+
+def chosen_atoms(requested: Sequence[Mapping[str, Any]], kinds: Sequence[str]) -> set[Atom]:
+    """The atoms of ``requested`` that ``kinds`` names (see `select`); `ConfigError` for a name it does
+    not request."""
+    available = atoms(requested)
+    if not kinds:
+        return available
+    chosen: set[Atom] = set()
+    unknown = []
+    for entry in kinds:
+        kind, _, scope = entry.strip().partition(" ")
+        matching = {atom for atom in available if atom[0] == kind and (not scope or atom[1] == scope.strip())}
+        if matching:
+            chosen |= matching
+        else:
+            unknown.append(entry)
     if unknown:
         raise ConfigError(
             f"the extension does not request {', '.join(sorted(unknown))}",
             hint="`symphony permissions ID` lists what it requests",
         )
-    return [dict(permission) for permission in requested if not kinds or permission["type"] in kinds]
+    return chosen
+
+
+def rebuild(requested: Sequence[Mapping[str, Any]], chosen: set[Atom]) -> list[dict[str, Any]]:
+    """The requested permissions cut down to the ``chosen`` atoms, in their order, reasons kept."""
+    kept: list[dict[str, Any]] = []
+    for permission in requested:
+        kind = str(permission["type"])
+        fields = [name for name in SCOPE_FIELDS if permission.get(name)]
+        if not fields:
+            if (kind, "") in chosen:
+                kept.append(dict(permission))
+            continue
+        cut = dict(permission)
+        for name in fields:
+            cut[name] = [item for item in permission[name] if (kind, str(item)) in chosen]
+        if any(cut[name] for name in fields):
+            kept.append({key: value for key, value in cut.items() if key not in fields or value})
+    return kept
+
+
+def covered(consent: Consent) -> set[Atom]:
+    """What the version's grant (or the earlier version's it carries over from) already holds of what it
+    requests: kept by any grant that adds to it."""
+    base = consent.granted or consent.previous
+    return atoms(base.permissions) & atoms(consent.requested) if base is not None else set()
 
 
 def settle(consent: Consent, state: HostState) -> None:

@@ -122,14 +122,35 @@ class Reach:
         """The note that keeps this scope from being granted, if any."""
         return next((note for note in self.notes if note.severity == "refused"), None)
 
+    @property
+    def flagged(self) -> bool:
+        """Whether a person must opt in to it one by one: files beyond the extension's own folders, any
+        network access, environment variables and programs. Consent dialogs leave these unchecked."""
+        return flagged(self.permission, self.notes)
+
     def as_json(self) -> dict[str, Any]:
         return {
             "permission": self.permission,
             "scope": self.scope,
             "path": self.path,
             "opens": self.opens,
+            "flagged": self.flagged,
             "notes": [note.as_json() for note in self.notes],
         }
+
+
+UNFLAGGED_TYPES = ("gpu",)
+"""Permission types that reach nothing a person needs to weigh one by one."""
+_BEYOND_OWN = frozenset({"outside", "home", "everything", "symphony-home"})
+"""The notes ``_files`` writes for a path beyond the extension's own folders."""
+
+
+def flagged(permission: str, notes: tuple[Note, ...]) -> bool:
+    """See `Reach.flagged`: a file scope is flagged when a note says it reaches beyond ``{data}`` and
+    ``{cache}``; every other type but ``gpu`` always is."""
+    if permission in ("fs.read", "fs.write"):
+        return any(note.code in _BEYOND_OWN for note in notes)
+    return permission not in UNFLAGGED_TYPES
 
 
 def reach(permission: str, scope: str, roots: Roots) -> Reach:
@@ -157,7 +178,7 @@ def reach(permission: str, scope: str, roots: Roots) -> Reach:
 
 
 def _files(permission: str, scope: str, roots: Roots) -> Reach:
-    path = roots.expand(scope)
+    path = os.path.normpath(roots.expand(scope))  # "{data}/../x" is not in {data}
     folder = opened(path)
     notes = []
     if folder == "/":

@@ -1,8 +1,13 @@
-// The marketplace view. Every text shown comes from installed extensions, so nothing here is ever
-// written as HTML: elements are built and filled with textContent.
+// The marketplace view. Text from extensions and catalogs is never written as HTML: elements are built and
+// filled with textContent. The only HTML inserted is what the server rendered from Markdown and
+// sanitized (READMEs, reasons, config descriptions), parsed inert by DOMParser; the page's policy runs
+// no inline script either way.
 "use strict";
 
-const view = { overview: null, kind: null, open: new Set() };
+const view = {
+  overview: null, kind: null, open: new Set(), tab: "installed",
+  catalog: null, selected: null, searching: 0,
+};
 
 function el(tag, attributes, children) {
   const node = document.createElement(tag);
@@ -10,6 +15,7 @@ function el(tag, attributes, children) {
     if (value === null || value === undefined || value === false) continue;
     if (name === "text") node.textContent = value;
     else if (name === "className") node.className = value;
+    else if (name === "html") safeHtml(node, value);
     else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
     else node.setAttribute(name, value === true ? "" : String(value));
   }
@@ -19,8 +25,19 @@ function el(tag, attributes, children) {
   return node;
 }
 
-function setStatus(text, isError) {
-  const status = document.getElementById("status");
+// Sanitized HTML from the server, parsed into an inert document and moved in node by node.
+function safeHtml(node, html) {
+  const parsed = new DOMParser().parseFromString(String(html), "text/html");
+  for (const bad of parsed.querySelectorAll("script, style, iframe, object, embed, img, link, meta")) bad.remove();
+  node.replaceChildren(...Array.from(parsed.body.childNodes));
+  for (const link of node.querySelectorAll("a[href]")) {
+    link.setAttribute("rel", "noopener noreferrer nofollow");
+    link.setAttribute("target", "_blank");
+  }
+}
+
+function setStatus(text, isError, id) {
+  const status = document.getElementById(id || "status");
   status.textContent = text;
   status.classList.toggle("error", Boolean(isError));
 }
@@ -29,13 +46,33 @@ function describe(error) {
   return error.hint ? error.message + " — " + error.hint : error.message;
 }
 
-// Loading and rendering the list
+async function call(method, args, statusId) {
+  try {
+    return await symphony.call(method, args || {});
+  } catch (error) {
+    setStatus(describe(error), true, statusId);
+    throw error;
+  }
+}
+
+// Tabs
+
+function showTab(tab) {
+  view.tab = tab;
+  for (const button of document.querySelectorAll("#tabs button")) {
+    button.setAttribute("aria-pressed", String(button.dataset.tab === tab));
+  }
+  document.getElementById("installed-view").hidden = tab !== "installed";
+  document.getElementById("market-view").hidden = tab !== "market";
+  if (tab === "market" && view.catalog === null) openCatalog(false);
+}
+
+// What is installed
 
 async function load(rescan) {
   try {
-    view.overview = await symphony.call("overview", { rescan: Boolean(rescan) });
+    view.overview = await call("overview", { rescan: Boolean(rescan) });
   } catch (error) {
-    setStatus(describe(error), true);
     return;
   }
   render();
@@ -89,16 +126,25 @@ function renderKinds(overview) {
   );
 }
 
+function statusClass(status) {
+  if (status === "running") return "running";
+  if (status === "needs your consent") return "consent";
+  if (status === "disabled") return "disabled";
+  if (status.startsWith("failed")) return "failed";
+  if (status.startsWith("cannot")) return "cannot";
+  return "idle";
+}
+
 function card(extension) {
   const state = extension.enabled ? extension.state : "disabled";
-  const node = el("article", { className: "card", "data-extension": extension.id, "data-state": state }, [
+  return el("article", { className: "card", "data-extension": extension.id, "data-state": state }, [
     el("header", {}, [
-      el("h3", { text: extension.name }),
+      el("h3", { className: "name", text: extension.name }),
       el("span", { className: "id", text: extension.id }),
       el("span", { className: "version", text: "v" + extension.version }),
-      el("span", { className: "badge " + state, text: state }),
+      el("span", { className: "badge " + statusClass(extension.status), "data-status": extension.status, text: extension.status }),
     ]),
-    extension.summary ? el("p", { text: extension.summary }) : null,
+    extension.summary ? el("p", { className: "summary", text: extension.summary }) : null,
     extension.problem
       ? el("p", { className: "problem", text: extension.problem.message }, [
           extension.problem.hint ? el("span", { className: "hint", text: " " + extension.problem.hint }) : null,
@@ -107,7 +153,6 @@ function card(extension) {
     permissions(extension),
     actions(extension),
   ]);
-  return node;
 }
 
 function scopes(permission) {
@@ -170,24 +215,29 @@ function actions(extension) {
         ]),
   ];
   if (perms && !perms.error && perms.needs_consent.length > 0) {
-    buttons.push(el("button", { type: "button", className: "primary", "data-action": "grant", text: "Grant", onclick: () => act("grant", { extension: extension.id }) }));
+    buttons.push(el("button", { type: "button", className: "primary", "data-action": "review", text: "Review permissions…", onclick: (event) => reviewGrant(extension.id, event.currentTarget) }));
   }
   if (perms && !perms.error && perms.granted_version) {
     buttons.push(el("button", { type: "button", className: "danger", "data-action": "revoke", text: "Revoke", onclick: () => act("revoke", { extension: extension.id }) }));
   }
   if (extension.has_config) {
-    buttons.push(el("button", { type: "button", "data-action": "configure", text: "Configure", onclick: () => toggleConfig(extension.id) }));
+    buttons.push(el("button", { type: "button", "data-action": "configure", text: "Configure", "aria-expanded": String(view.open.has(extension.id)), onclick: () => toggleConfig(extension.id) }));
+  }
+  if (extension.managed) {
+    buttons.push(el("button", { type: "button", "data-action": "upgrade", text: "Upgrade…", onclick: (event) => reviewUpgrade(extension.id, event.currentTarget) }));
+    buttons.push(el("button", { type: "button", className: "danger", "data-action": "uninstall", text: "Uninstall…", onclick: (event) => confirmUninstall(extension, event.currentTarget) }));
   }
   return el("div", { className: "actions" }, buttons);
 }
 
 async function act(method, args) {
+  let updated;
   try {
-    const updated = await symphony.call(method, args);
-    replace(updated);
+    updated = await call(method, args);
   } catch (error) {
-    setStatus(describe(error), true);
+    return;
   }
+  replace(updated);
 }
 
 function replace(summary) {
@@ -195,6 +245,324 @@ function replace(summary) {
   const index = list.findIndex((extension) => extension.id === summary.id);
   if (index >= 0) list[index] = summary;
   render();
+}
+
+// The consent dialog
+
+const dialog = {
+  node: () => document.getElementById("dialog"),
+  opener: null,
+};
+
+function openDialog(title, body, buttons, opener) {
+  const node = dialog.node();
+  dialog.opener = opener || document.activeElement;
+  document.getElementById("dialog-title").textContent = title;
+  document.getElementById("dialog-body").replaceChildren(...body);
+  document.getElementById("dialog-actions").replaceChildren(...buttons);
+  if (!node.open) node.showModal();
+  const first = node.querySelector("#dialog-body input:not(:disabled), #dialog-actions button");
+  if (first) first.focus();
+}
+
+function closeDialog() {
+  const node = dialog.node();
+  if (node.open) node.close();
+}
+
+function consentItem(item, index) {
+  const id = "perm-" + index;
+  const head = item.choosable
+    ? el("div", { className: "choice" }, [
+        el("input", { type: "checkbox", id: id, "data-permission": item.permission, checked: item.checked }),
+        el("label", { for: id }, [el("span", { className: "scope", text: item.permission })]),
+      ])
+    : el("div", { className: "choice" }, [el("span", { className: "scope", text: item.permission })]);
+  return el("li", { className: item.flagged ? "flagged" : null, "data-item": item.permission, "data-flagged": String(item.flagged) }, [
+    head,
+    item.flagged ? el("span", { className: "flag", text: "Reaches beyond its own folders: not ticked unless you tick it." }) : null,
+    el("span", { className: "reason", html: item.reason_html }),
+    item.path && item.path !== item.scope ? el("span", { className: "hint", text: "means " + item.path }) : null,
+    item.notes.length
+      ? el("ul", { className: "notes" }, item.notes.map((note) => el("li", { className: note.severity, text: note.message })))
+      : null,
+    el("span", { className: "item-status", text: item.status }),
+  ]);
+}
+
+function consentBody(consent, extra) {
+  const body = [];
+  for (const warning of consent.warnings) {
+    body.push(el("p", { className: "look-twice", text: "Look twice: " + warning.field + " " + warning.message }));
+  }
+  body.push(...(extra || []));
+  if (consent.items.length === 0) {
+    body.push(el("p", { className: "hint", text: "It asks for no permissions." }));
+  } else {
+    body.push(el("p", { className: "hint", text: "Tick what you allow. Each permission is granted on its own; nothing is granted until you confirm." }));
+    body.push(el("ul", { className: "consent-items" }, consent.items.map(consentItem)));
+  }
+  return body;
+}
+
+function ticked() {
+  return Array.from(document.querySelectorAll("#dialog-body input[type='checkbox'][data-permission]"))
+    .filter((box) => box.checked)
+    .map((box) => box.dataset.permission);
+}
+
+function showOutcome(title, granted, consent, message) {
+  const left = consent.items.filter((item) => item.choosable).map((item) => item.permission);
+  const body = [];
+  if (message) body.push(el("p", { text: message }));
+  body.push(el("p", { className: "result-granted", "data-outcome": "granted", text: granted.length ? "Granted: " + granted.join(", ") + "." : "Nothing was granted." }));
+  if (left.length) {
+    body.push(el("p", { className: "result-left", "data-outcome": "left", text: "Not granted: " + left.join(", ") + ". It will not run until these are granted." }));
+  } else if (consent.satisfied) {
+    body.push(el("p", { className: "result-granted", "data-outcome": "complete", text: "Consent is complete: it may run." }));
+  }
+  const close = el("button", { type: "button", className: "primary", "data-action": "close", text: "Close", onclick: closeDialog });
+  openDialog(title, body, [close]);
+  close.focus();
+}
+
+async function reviewGrant(id, opener) {
+  let consent;
+  try {
+    consent = await call("consent", { extension: id });
+  } catch (error) {
+    return;
+  }
+  const title = "Permissions of " + consent.title;
+  const confirm = el("button", { type: "button", className: "primary", "data-action": "confirm", text: "Grant ticked permissions" });
+  const cancel = el("button", { type: "button", "data-action": "cancel", text: "Cancel", onclick: closeDialog });
+  confirm.addEventListener("click", async () => {
+    const chosen = ticked();
+    if (chosen.length === 0) {
+      showOutcome(title, [], consent, "You ticked nothing, so nothing was granted.");
+      return;
+    }
+    confirm.disabled = true;
+    let answer;
+    try {
+      answer = await call("grant", { extension: id, permissions: chosen });
+    } catch (error) {
+      confirm.disabled = false;
+      return;
+    }
+    replace(answer.summary);
+    showOutcome(title, answer.granted, answer.consent);
+  });
+  openDialog(title, consentBody(consent), [cancel, confirm], opener);
+}
+
+async function installFlow(listing, opener) {
+  const consent = listing.consent;
+  const title = "Install " + listing.name + " " + consent.version;
+  const confirm = el("button", { type: "button", className: "primary", "data-action": "confirm", text: "Install" });
+  const cancel = el("button", { type: "button", "data-action": "cancel", text: "Cancel", onclick: closeDialog });
+  confirm.addEventListener("click", async () => {
+    confirm.disabled = true;
+    confirm.textContent = "Installing…";
+    await finishInstall("install", { extension: listing.id, version: consent.version, permissions: ticked() }, title, confirm);
+  });
+  openDialog(title, consentBody(consent, [el("p", { text: "It is installed into an environment of its own and runs in isolated workers." })]), [cancel, confirm], opener);
+}
+
+async function reviewUpgrade(id, opener) {
+  let review;
+  try {
+    review = await call("review_upgrade", { extension: id });
+  } catch (error) {
+    return;
+  }
+  const title = "Upgrade " + review.title + " to " + review.version;
+  const changes = [];
+  changes.push(el("p", { text: "Installed: v" + review.installed_version + ". Latest listed: v" + review.version + "." }));
+  const diff = el("ul", { className: "diff" });
+  for (const added of review.changes.added) diff.append(el("li", { className: "new", "data-change": "added", text: "New: " + added }));
+  for (const dropped of review.changes.dropped) diff.append(el("li", { "data-change": "dropped", text: "No longer asked: " + dropped }));
+  if (diff.childElementCount === 0) diff.append(el("li", { "data-change": "none", text: "It asks for the same permissions." }));
+  changes.push(diff);
+  const confirm = el("button", { type: "button", className: "primary", "data-action": "confirm", text: "Upgrade" });
+  const cancel = el("button", { type: "button", "data-action": "cancel", text: "Cancel", onclick: closeDialog });
+  confirm.disabled = review.version === review.installed_version;
+  confirm.addEventListener("click", async () => {
+    confirm.disabled = true;
+    confirm.textContent = "Upgrading…";
+    await finishInstall("upgrade", { extension: id, version: review.version, permissions: ticked() }, title, confirm);
+  });
+  openDialog(title, consentBody(review, changes), [cancel, confirm], opener);
+}
+
+async function finishInstall(method, args, title, confirm) {
+  let answer;
+  try {
+    answer = await call(method, args);
+  } catch (error) {
+    confirm.disabled = false;
+    confirm.textContent = method === "install" ? "Install" : "Upgrade";
+    document.getElementById("dialog-body").append(el("p", { className: "problem", role: "alert", text: describe(error) }));
+    return;
+  }
+  const granted = [].concat(...Object.values(answer.granted));
+  showOutcome(title, granted, answer.consent, (method === "install" ? "Installed " : "Upgraded to ") + "v" + answer.version + ".");
+  await load(false);
+  if (view.selected === args.extension) showDetails(args.extension);
+  if (view.catalog && view.catalog.available) runSearch();
+}
+
+function confirmUninstall(extension, opener) {
+  const title = "Uninstall " + extension.name;
+  const purge = el("input", { type: "checkbox", id: "purge" });
+  const confirm = el("button", { type: "button", className: "danger", "data-action": "confirm", text: "Uninstall" });
+  const cancel = el("button", { type: "button", "data-action": "cancel", text: "Cancel", onclick: closeDialog });
+  confirm.addEventListener("click", async () => {
+    confirm.disabled = true;
+    try {
+      await call("uninstall", { extension: extension.id, purge: purge.checked });
+    } catch (error) {
+      confirm.disabled = false;
+      return;
+    }
+    closeDialog();
+    setStatus("Uninstalled " + extension.id + ".");
+    await load(false);
+    if (view.selected === extension.id) showDetails(extension.id);
+    if (view.catalog && view.catalog.available) runSearch();
+  });
+  openDialog(title, [
+    el("p", { text: "Its environment and every grant it holds are removed; it stops first if it runs." }),
+    el("div", { className: "choice" }, [purge, el("label", { for: "purge", text: "Also delete its data, cache and config" })]),
+  ], [cancel, confirm], opener);
+}
+
+// The marketplace's catalog
+
+async function openCatalog(refresh) {
+  setStatus(refresh ? "Refreshing the catalog…" : "Loading the catalog…", false, "market-status");
+  try {
+    view.catalog = await call("catalog", { refresh: Boolean(refresh) }, "market-status");
+  } catch (error) {
+    view.catalog = null;
+    return;
+  }
+  if (!view.catalog.available) {
+    setStatus(view.catalog.message + (view.catalog.hint ? " — " + view.catalog.hint : ""), true, "market-status");
+    document.getElementById("results").replaceChildren();
+    return;
+  }
+  const select = document.getElementById("kind-filter");
+  const chosen = select.value;
+  select.replaceChildren(el("option", { value: "", text: "all kinds" }), ...view.catalog.kinds.map((kind) => el("option", { value: kind, text: kind + "s", selected: kind === chosen })));
+  await runSearch();
+}
+
+async function runSearch() {
+  if (!view.catalog || !view.catalog.available) return;
+  const text = document.getElementById("search").value;
+  const kind = document.getElementById("kind-filter").value;
+  const ticket = ++view.searching;
+  let answer;
+  try {
+    answer = await call("search", { text: text, kind: kind || null }, "market-status");
+  } catch (error) {
+    return;
+  }
+  if (ticket !== view.searching) return; // a later search answered first
+  const shown = answer.results.length;
+  const more = answer.total > shown ? " (the first " + shown + " shown)" : "";
+  setStatus(answer.total + " of " + answer.catalog + " extensions match" + more + ".", false, "market-status");
+  document.getElementById("results").replaceChildren(...answer.results.map(resultRow));
+  document.body.dataset.results = String(ticket);
+}
+
+function resultRow(result) {
+  const installed = result.installed ? (result.installed === result.latest ? "installed" : "v" + result.installed + " installed") : null;
+  return el("li", {}, [
+    el("button", {
+      type: "button", className: "result", "data-listing": result.id,
+      "aria-current": String(view.selected === result.id),
+      onclick: () => showDetails(result.id, true),
+    }, [
+      el("span", { className: "line" }, [
+        el("strong", { className: "name", text: result.name }),
+        el("span", { className: "id", text: result.id }),
+        el("span", { className: "badge", text: result.kind }),
+        el("span", { className: "version", text: "v" + result.latest }),
+        installed ? el("span", { className: "badge running", text: installed }) : null,
+        result.look_twice ? el("span", { className: "badge failed", text: "look twice" }) : null,
+      ]),
+      el("span", { className: "summary", text: result.summary }),
+    ]),
+  ]);
+}
+
+async function showDetails(id, focus) {
+  view.selected = id;
+  for (const button of document.querySelectorAll("#results button.result")) {
+    button.setAttribute("aria-current", String(button.dataset.listing === id));
+  }
+  const pane = document.getElementById("details");
+  let listing;
+  try {
+    listing = await call("listing", { extension: id }, "market-status");
+  } catch (error) {
+    return;
+  }
+  if (view.selected !== id) return;
+  const consent = listing.consent;
+  const installed = listing.installed;
+  const buttons = [];
+  if (!installed) {
+    buttons.push(el("button", { type: "button", className: "primary", "data-action": "install", text: "Install v" + listing.latest + "…", onclick: (event) => installFlow(listing, event.currentTarget) }));
+  } else {
+    buttons.push(el("span", { className: "badge " + statusClass(installed.status), "data-status": installed.status, text: "v" + installed.version + " installed: " + installed.status }));
+    if (installed.managed && installed.version !== listing.latest) {
+      buttons.push(el("button", { type: "button", className: "primary", "data-action": "upgrade", text: "Upgrade to v" + listing.latest + "…", onclick: (event) => reviewUpgrade(id, event.currentTarget) }));
+    }
+    if (installed.managed) {
+      buttons.push(el("button", { type: "button", className: "danger", "data-action": "uninstall", text: "Uninstall…", onclick: (event) => confirmUninstall({ id: id, name: listing.name }, event.currentTarget) }));
+    }
+  }
+  const links = listing.links.map((link) =>
+    el("li", {}, [
+      link.safe
+        ? el("a", { href: link.url, rel: "noopener noreferrer nofollow", target: "_blank", text: link.label })
+        : el("span", { text: link.label + ": " + link.url + " (not a web link)" }),
+    ])
+  );
+  pane.replaceChildren(
+    el("header", {}, [
+      el("h2", { className: "name", text: listing.name }),
+      el("span", { className: "id", text: listing.id }),
+      el("span", { className: "badge", text: listing.kind }),
+    ]),
+    ...listing.warnings.map((warning) => el("p", { className: "look-twice", text: "Look twice: " + warning.field + " " + warning.message })),
+    el("p", { className: "summary", text: listing.summary }),
+    el("div", { className: "actions" }, buttons),
+    el("dl", { className: "facts" }, [
+      el("dt", { text: "Publisher" }), el("dd", { text: listing.publisher.distribution + " on " + listing.publisher.index }),
+      el("dt", { text: "Targets" }), el("dd", { text: listing.targets }),
+      el("dt", { text: "Versions" }), el("dd", { className: "versions", text: listing.versions.map((version) => version.version).join(", ") }),
+    ]),
+    links.length ? el("ul", { className: "links", "aria-label": "Links" }, links) : null,
+    el("h3", { text: "Permissions of v" + consent.version }),
+    consent.items.length
+      ? el("ul", { className: "consent-items readonly" }, consent.items.map((item) =>
+          el("li", { className: item.flagged ? "flagged" : null, "data-item": item.permission }, [
+            el("span", { className: "scope", text: item.permission }),
+            item.flagged ? el("span", { className: "flag", text: "Reaches beyond its own folders" }) : null,
+            el("span", { className: "reason", html: item.reason_html }),
+            item.notes.length ? el("ul", { className: "notes" }, item.notes.map((note) => el("li", { className: note.severity, text: note.message }))) : null,
+          ])))
+      : el("p", { className: "hint", text: "It asks for no permissions." }),
+    el("h3", { text: "Read me" }),
+    el("div", { className: "readme", html: listing.readme_html })
+  );
+  pane.hidden = false;
+  pane.dataset.listing = id;
+  if (focus) pane.focus();
 }
 
 // The config editor
@@ -212,6 +580,8 @@ function toggleConfig(id) {
     view.open.add(id);
     openConfig(id);
   }
+  const button = cardOf(id) && cardOf(id).querySelector("[data-action='configure']");
+  if (button) button.setAttribute("aria-expanded", String(view.open.has(id)));
 }
 
 async function openConfig(id) {
@@ -219,9 +589,8 @@ async function openConfig(id) {
   if (!node) return;
   let state;
   try {
-    state = await symphony.call("config_form", { extension: id });
+    state = await call("config_form", { extension: id });
   } catch (error) {
-    setStatus(describe(error), true);
     return;
   }
   const existing = node.querySelector("form.config");
@@ -244,9 +613,13 @@ function configForm(id, state) {
   const values = state.values || {};
   const build = (field) => {
     if (field.widget === "group") {
-      return el("fieldset", { "data-key": field.key }, [el("legend", { text: field.label }), ...field.fields.map(build)]);
+      return el("fieldset", { "data-key": field.key }, [
+        el("legend", { text: field.label }),
+        field.description_html ? el("p", { className: "hint", html: field.description_html }) : null,
+        ...field.fields.map(build),
+      ]);
     }
-    const editor = fieldEditor(field, valueAt(values, field.key), state.sources[field.key], state.errors[field.key]);
+    const editor = fieldEditor(id, field, valueAt(values, field.key), state.sources[field.key], state.errors[field.key]);
     editors.push(editor);
     return editor.row;
   };
@@ -255,20 +628,25 @@ function configForm(id, state) {
     result.textContent = state.errors[""];
     result.classList.add("error");
   }
-  const form = el("form", { className: "config", novalidate: true, "data-config": id }, [
+  const save = el("button", { type: "submit", className: "primary", "data-action": "save", text: "Save" });
+  const form = el("form", { className: "config", novalidate: true, "data-config": id, "aria-busy": "false" }, [
     el("strong", { text: state.form.title }),
+    state.form.description_html ? el("div", { className: "hint", html: state.form.description_html }) : null,
     ...state.form.fields.map(build),
-    el("div", { className: "actions" }, [
-      el("button", { type: "submit", className: "primary", "data-action": "save", text: "Save" }),
-      result,
-    ]),
+    el("div", { className: "actions" }, [save, result]),
   ]);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    if (form.getAttribute("aria-busy") === "true") return;
     const changes = {};
+    const reset = [];
     let unreadable = false;
     for (const editor of editors) {
       editor.setError(null);
+      if (editor.resetting()) {
+        reset.push(editor.key);
+        continue;
+      }
       let value;
       try {
         value = editor.read();
@@ -281,40 +659,50 @@ function configForm(id, state) {
         changes[editor.key] = value;
       }
     }
-    if (unreadable) return;
-    if (Object.keys(changes).length === 0) {
+    if (unreadable) {
+      result.textContent = "Nothing saved: fix the fields marked in red.";
+      result.className = "form-result error";
+      return;
+    }
+    if (Object.keys(changes).length === 0 && reset.length === 0) {
       result.textContent = "Nothing changed.";
       result.className = "form-result";
       return;
     }
+    form.setAttribute("aria-busy", "true");
+    save.disabled = true;
+    save.textContent = "Saving…";
+    result.textContent = "Saving…";
+    result.className = "form-result";
     let answer;
     try {
-      answer = await symphony.call("save_config", { extension: id, changes: changes });
+      answer = await symphony.call("save_config", { extension: id, changes: changes, reset: reset });
     } catch (error) {
-      result.textContent = describe(error);
+      form.setAttribute("aria-busy", "false");
+      save.disabled = false;
+      save.textContent = "Save";
+      result.textContent = "Nothing saved: " + describe(error);
       result.className = "form-result error";
       return;
     }
     const fresh = configForm(id, answer.state);
     form.replaceWith(fresh);
-    const freshEditors = fresh.editors;
-    for (const [key, message] of Object.entries(answer.errors)) {
-      const editor = freshEditors.find((candidate) => candidate.key === key);
-      if (editor) {
-        editor.setError(message);
-        editor.write(changes[key]);
-      }
-    }
     const status = fresh.querySelector(".form-result");
     const refused = Object.keys(answer.errors).length;
-    if (answer.errors[""]) {
-      status.textContent = answer.errors[""];
-      status.className = "form-result error";
-    } else if (refused > 0) {
-      status.textContent = (answer.saved.length ? "Saved " + answer.saved.join(", ") + ". " : "") + "Not saved: fix the fields marked in red.";
+    if (refused > 0) {
+      // Nothing of this save was kept: the person's edits stay in the fields, to fix and save again.
+      for (const editor of fresh.editors) {
+        if (editor.key in changes) editor.write(changes[editor.key]);
+        if (answer.errors[editor.key]) editor.setError(answer.errors[editor.key]);
+      }
+      const kept = answer.kept.length ? " (" + answer.kept.join(", ") + " could not be put back as it was)" : "";
+      status.textContent = answer.errors[""] ? "Nothing saved: " + answer.errors[""] + kept : "Nothing saved: fix the fields marked in red." + kept;
       status.className = "form-result error";
     } else {
-      status.textContent = "Saved " + answer.saved.join(", ") + ".";
+      const parts = [];
+      if (answer.saved.length) parts.push("Saved " + answer.saved.join(", ") + ".");
+      if (answer.reset.length) parts.push("Reset " + answer.reset.join(", ") + " to the default.");
+      status.textContent = parts.join(" ") || "Nothing changed.";
       status.className = "form-result ok";
     }
   });
@@ -378,23 +766,26 @@ function readScalar(field, input) {
   }
 }
 
-function fieldEditor(field, value, source, error) {
-  const name = "cfg-" + field.key;
-  const meta = [field.description, bounds(field), source ? "from " + source : null].filter(Boolean).join(" · ");
-  const errorNode = el("span", { className: "field-error", role: "alert" });
+function fieldEditor(extension, field, value, source, error) {
+  const name = "cfg-" + extension + "-" + field.key;
+  const meta = [bounds(field), source ? "from " + source : null].filter(Boolean).join(" · ");
+  const errorNode = el("span", { className: "field-error", role: "alert", id: name + "-error" });
   const control = el("div", { className: "control" });
   let read;
   let write;
+  let resetting = false;
   if (field.widget === "list") {
     const rows = el("div", { className: "list" });
     const addRow = (item) => {
+      const index = rows.childElementCount + 1;
       const input = scalarInput(field.item, item, name + "[]");
-      const row = el("div", { className: "list-item" }, [input, el("button", { type: "button", className: "quiet", text: "×", "aria-label": "Remove", onclick: () => row.remove() })]);
+      input.setAttribute("aria-label", field.label + " " + index);
+      const row = el("div", { className: "list-item" }, [input, el("button", { type: "button", className: "quiet", text: "×", "aria-label": "Remove " + field.label + " " + index, onclick: () => row.remove() })]);
       rows.append(row);
     };
     write = (items) => { rows.replaceChildren(); (items || []).forEach(addRow); };
     write(value);
-    control.append(rows, el("button", { type: "button", className: "quiet", text: "Add", onclick: () => addRow(undefined) }));
+    control.append(rows, el("button", { type: "button", className: "quiet", text: "Add", "aria-label": "Add to " + field.label, onclick: () => addRow(undefined) }));
     read = () => Array.from(rows.querySelectorAll("input, select")).map((input) => readScalar(field.item, input));
   } else if (field.widget === "json") {
     const area = el("textarea", { name: name });
@@ -414,24 +805,48 @@ function fieldEditor(field, value, source, error) {
     read = () => readScalar(field, input);
     write = (data) => {
       const fresh = scalarInput(field, data, name);
+      fresh.id = input.id;
+      for (const attribute of ["aria-describedby"]) if (input.hasAttribute(attribute)) fresh.setAttribute(attribute, input.getAttribute(attribute));
       input.replaceWith(fresh);
       input = fresh;
     };
   }
+  const overridden = typeof source === "string" && source.startsWith("override");
+  const resetButton = overridden
+    ? el("button", {
+        type: "button", className: "quiet", "data-action": "reset",
+        text: "Reset to default", "aria-label": "Reset " + field.label + " to its default",
+        onclick: () => {
+          resetting = true;
+          if (field.widget !== "secret") write(field.default);
+          row.classList.add("resetting");
+          resetButton.textContent = "Resets when saved";
+          resetButton.disabled = true;
+          control.querySelector("input, select, textarea")?.addEventListener("input", () => { resetting = false; }, { once: true });
+        },
+      })
+    : null;
+  if (resetButton) control.append(resetButton);
+  const descriptionId = name + "-description";
   const row = el("div", { className: "field", "data-key": field.key, "data-widget": field.widget }, [
     el("label", { for: name, text: field.label + (field.required ? " *" : "") }),
     control,
+    field.description_html ? el("span", { className: "description", id: descriptionId, html: field.description_html }) : null,
     meta ? el("span", { className: "meta", text: meta }) : null,
     errorNode,
   ]);
   const firstInput = control.querySelector("input, select, textarea");
-  if (firstInput) firstInput.id = name;
+  if (firstInput) {
+    firstInput.id = name;
+    firstInput.setAttribute("aria-describedby", [field.description_html ? descriptionId : null, name + "-error"].filter(Boolean).join(" "));
+  }
   const editor = {
     key: field.key,
     row: row,
     initial: field.widget === "secret" ? undefined : value,
     read: read,
-    write: write,
+    write: (data) => { resetting = false; write(data); },
+    resetting: () => resetting,
     setError(message) {
       errorNode.textContent = message || "";
       row.classList.toggle("invalid", Boolean(message));
@@ -443,7 +858,20 @@ function fieldEditor(field, value, source, error) {
 
 // Start
 
+for (const button of document.querySelectorAll("#tabs button")) {
+  button.addEventListener("click", () => showTab(button.dataset.tab));
+}
 document.getElementById("rescan").addEventListener("click", () => load(true));
+document.getElementById("refresh-catalog").addEventListener("click", () => openCatalog(true));
+document.getElementById("search-form").addEventListener("submit", (event) => { event.preventDefault(); runSearch(); });
+document.getElementById("search").addEventListener("input", () => {
+  clearTimeout(view.typing);
+  view.typing = setTimeout(runSearch, 120);
+});
+document.getElementById("kind-filter").addEventListener("change", runSearch);
+dialog.node().addEventListener("close", () => {
+  if (dialog.opener && document.contains(dialog.opener)) dialog.opener.focus();
+});
 symphony.on("changed", () => {
   clearTimeout(view.pending);
   view.pending = setTimeout(() => load(false), 150);
