@@ -1,4 +1,4 @@
-"""The marketplace view: time from request to first paint with 100 installed extensions, and page weight.
+"""The marketplace view: first paint with 100 installed extensions and a catalog of 1,000, search, page weight.
 
 A temporary site folder holds N generated extension distributions (default 100; a third each instrument,
 operator and motif) in the layout an installer leaves (dist-info with METADATA, RECORD, WHEEL,
@@ -20,11 +20,28 @@ fresh browser context per sample, the two pages interleaved round by round after
 Page weight is what crossed the wire for one view (navigation plus every resource: HTML, bridge, script,
 stylesheet, the ``overview`` JSON), headers included (``transferSize``), and the bodies alone.
 
-    python tools/bench/motifs.py [--quick] [--json FILE] [--extensions N] [--repeat N]
+The host also names a marketplace: a signed catalog of 1,000 listings (``--listings``), published and
+read from a folder as ``marketplace.py`` builds it, configured in the home's ``install.toml``. Issue 17's
+figures for it:
+
+    search          the view's ``search`` method, called in-process through the served view's own dispatch
+                    (the verified catalog in memory, the result rows the page gets), over many queries;
+                    baseline: a plain substring scan of the same listings' id, name and summary
+    catalog tab     the view opened on its Marketplace tab (the tab chosen as soon as the page's script
+                    runs): first paint, and the frame after the 1,000 results are rendered; baseline: a
+                    static page listing the same 1,000 names, served by a ``MotifServer`` in the same
+                    process, loaded by the same browser, interleaved with it
+
+Budgets (issue 17): search ≤ 50 ms server side (the median over every query, and the slowest query's
+median), and the view's first paint ≤ 1.5x the static list's; the view paints its header before the
+list, so the frame with its 1,000 results painted is held to the same 1.5x.
+
+    python tools/bench/motifs.py [--quick] [--json FILE] [--extensions N] [--listings N] [--repeat N]
 """
 
 from __future__ import annotations
 
+import html
 import sys
 import tempfile
 import time
@@ -32,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import Report, Stat, options, ratio, write_distribution
+from marketplace import home_for, linear_scan, make_marketplace, timed
 
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = [
@@ -56,6 +74,20 @@ new MutationObserver((changes, observer) => {
   }
 }).observe(document, {subtree: true, attributes: true, attributeFilter: ["data-ready"]});
 """
+# Opens the Marketplace tab as soon as the page's own script has run (a person choosing it at once), and
+# records when the search results are rendered and the frame after them.
+MARKET_TAB = """
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelector("#tabs button[data-tab='market']").click();
+});
+new MutationObserver((changes, observer) => {
+  if (document.body && document.body.dataset.results) {
+    observer.disconnect();
+    window.__results = performance.now();
+    requestAnimationFrame(() => requestAnimationFrame(() => { window.__listed = performance.now(); }));
+  }
+}).observe(document, {subtree: true, attributes: true, attributeFilter: ["data-results"]});
+"""
 FIRST_PAINT = (
     "() => performance.getEntriesByType('paint').some((entry) => entry.name === 'first-contentful-paint')"
 )
@@ -75,6 +107,9 @@ TIMINGS = """
     body: entries.reduce((sum, entry) => sum + entry.encodedBodySize, 0),
     resources: entries.map((entry) => [entry.name.split("/").pop() || "(page)", entry.transferSize, entry.encodedBodySize]),
     cards: document.querySelectorAll("article.card").length,
+    listed: window.__listed ?? null,
+    results: document.querySelectorAll("#results li").length,
+    search: resources.filter((entry) => entry.name.includes("/_symphony/call/search")).map((entry) => entry.responseEnd - entry.startTime)[0] ?? null,
   };
 }
 """
@@ -82,6 +117,50 @@ BASELINE_PAGE = (
     "<!doctype html><html><head><meta charset='utf-8'><title>Baseline</title><link rel='icon' href='data:,'></head>"
     "<body><h1>A minimal static page</h1></body></html>"
 )
+
+# Words of the search queries: as a person types them (every prefix), whole words, pairs, ids, no match.
+TYPED = ("w", "we", "wea", "weat", "weath", "weathe", "weather", "f", "fo", "for", "fore", "forecast")
+WORDS = ("digits", "flights", "delays", "dashboard", "data", "model", "turns", "into", "extension")
+QUERIES = (
+    *TYPED,
+    *WORDS,
+    "weather dashboard",
+    "forecast data",
+    "turns flights into delays",
+    "extension 7",
+    "extension 42",
+    "acme.ext-0999",
+    "acme.ext-05",
+    "acme",
+    "zzz-no-match",
+    "",
+)
+
+
+def static_list(listings: Any) -> str:
+    """The baseline: a static page listing every listing's name, id, kind, version and summary."""
+    rows = "".join(
+        f"<li><strong>{html.escape(item.name)}</strong> <span>{html.escape(item.id)}</span> "
+        f"<span>{html.escape(item.kind)}</span> <span>v{html.escape(item.latest.version)}</span><br>"
+        f"<span>{html.escape(item.summary)}</span></li>"
+        for item in listings
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Catalog</title>"
+        "<link rel='icon' href='data:,'></head>"
+        f"<body><h1>The catalog</h1><ul>{rows}</ul></body></html>"
+    )
+
+
+def static_assets(folder: Path, page: str, ext_id: str) -> Any:
+    """A static page as a motif's assets, for a `MotifServer` to serve."""
+    from symphony_motifs import Assets
+
+    (folder / "web").mkdir(parents=True)
+    (folder / "web" / "index.html").write_text(page, encoding="utf-8")
+    return Assets.locate(
+        ext_id, ext_id, {"contributes": {"page": "web/index.html"}}, str(folder / "symphony.toml")
+    )
 
 
 def build_site(site: Path, count: int) -> list[str]:
@@ -123,18 +202,25 @@ def build_site(site: Path, count: int) -> list[str]:
     return ids
 
 
-def load(browser: Any, url: str, ready: str) -> dict[str, Any]:
-    """One sample: a fresh context loads ``url`` until ``ready``; returns the page's timings and weight."""
+def load(browser: Any, url: str, ready: str, market: bool = False) -> dict[str, Any]:
+    """One sample: a fresh context loads ``url`` until ``ready``; returns the page's timings and weight.
+
+    With ``market``, the page opens its Marketplace tab at once and the sample ends when its results are
+    painted."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         page = context.new_page()
         page.add_init_script(MARK_READY)
+        if market:
+            page.add_init_script(MARKET_TAB)
         start = time.perf_counter_ns()
         page.goto(url, wait_until="load")
         page.wait_for_function(FIRST_PAINT, timeout=60_000)
         if ready:
             page.wait_for_selector(ready, timeout=60_000)
             page.wait_for_function("() => window.__painted !== undefined", timeout=60_000)
+        if market:
+            page.wait_for_function("() => window.__listed !== undefined", timeout=60_000)
         wall = time.perf_counter_ns() - start
         sample: dict[str, Any] = page.evaluate(TIMINGS)
         sample["wall"] = wall / 1e6
@@ -143,63 +229,161 @@ def load(browser: Any, url: str, ready: str) -> dict[str, Any]:
         context.close()
 
 
+def measure_search(dispatch: Any, listings: Any, repeat: int) -> tuple[Stat, Stat, tuple[str, Stat]]:
+    """The view's ``search`` as the page calls it, through the served view's dispatch, in this process,
+    against a linear substring scan of the same listings; the queries interleaved, after a warm-up round.
+    Returns both figures over every query, and the slowest query with its samples."""
+    entries = [{"id": item.id, "name": item.name, "summary": item.summary} for item in listings]
+    per_query: dict[str, list[int]] = {query: [] for query in QUERIES}
+    scan: list[int] = []
+    search: list[int] = []
+    for round_ in range(repeat + 1):
+        for query in QUERIES:
+            scan_ns, plain = timed(lambda query=query: linear_scan(entries, query))
+            search_ns, answer = timed(lambda query=query: dispatch("search", {"text": query, "kind": None}))
+            if not round_:  # the warm-up round checks the view found what the scan found
+                expected = {entry["id"] for entry in plain}
+                if {row["id"] for row in answer["results"]} != expected or answer["total"] != len(expected):
+                    raise RuntimeError(f"search {query!r}: the view and the linear scan disagree")
+                continue
+            scan.append(scan_ns)
+            search.append(search_ns)
+            per_query[query].append(search_ns)
+    medians = {query: Stat.of_ns(values) for query, values in per_query.items()}
+    worst = max(medians, key=lambda query: medians[query].median)
+    return Stat.of_ns(search), Stat.of_ns(scan), (worst, medians[worst])
+
+
+def search_table(
+    report: Report, count: int, searched: Stat, scanned: Stat, slowest: tuple[str, Stat]
+) -> None:
+    query, worst = slowest
+    report.figure("search.view_ms", searched)
+    report.figure("search.linear_scan_ms", scanned)
+    report.figure("search.slowest_query", query)
+    report.figure("search.slowest_query_ms", worst)
+    report.table(
+        f"The view's search, catalog of {count}, {len(QUERIES)} queries, in-process (ms per query)",
+        ("figure", "median (min)", "vs linear scan"),
+        [
+            ("linear scan (baseline)", str(scanned), "1.00x"),
+            ("view search, every query", str(searched), ratio(searched, scanned)),
+            (f"view search, slowest query ({query!r})", str(worst), ratio(worst, scanned)),
+        ],
+    )
+    report.budget(f"view search, catalog of {count:,}, server side (median)", searched.median, 50, "ms")
+    report.budget(f"view search, catalog of {count:,}, slowest query (median)", worst.median, 50, "ms")
+
+
+def catalog_table(
+    report: Report, count: int, view: list[dict[str, Any]], static: list[dict[str, Any]]
+) -> None:
+    shown = {sample["results"] for sample in view}
+    if shown != {count}:
+        raise RuntimeError(f"the Marketplace tab showed {shown} results for a catalog of {count}")
+    stats = {
+        "catalog.first_paint_ms": Stat(tuple(s["fcp"] for s in view)),
+        "catalog.list_painted_ms": Stat(tuple(s["listed"] for s in view)),
+        "catalog.search_call_ms": Stat(tuple(s["search"] for s in view)),
+        "catalog.wall_ms": Stat(tuple(s["wall"] for s in view)),
+        "list.first_paint_ms": Stat(tuple(s["fcp"] for s in static)),
+        "list.wall_ms": Stat(tuple(s["wall"] for s in static)),
+    }
+    for key, stat in stats.items():
+        report.figure(key, stat)
+    first, base = stats["catalog.first_paint_ms"], stats["list.first_paint_ms"]
+    report.table(
+        f"Request to paint, Marketplace tab with a catalog of {count}, ms (median, min)",
+        ("page", "first paint", "vs static list", "results painted", "vs static list", "search call", "wall"),
+        [
+            (
+                "view, Marketplace tab",
+                first,
+                ratio(first, base),
+                stats["catalog.list_painted_ms"],
+                ratio(stats["catalog.list_painted_ms"], base),
+                stats["catalog.search_call_ms"],
+                stats["catalog.wall_ms"],
+            ),
+            (f"static list of {count} (baseline)", base, "1.00x", "-", "-", "-", stats["list.wall_ms"]),
+        ],
+    )
+    report.budget(
+        f"view first paint vs a static list of {count:,} (ratio)", first.median / base.median, 1.5, "x"
+    )
+    report.budget(
+        f"view's {count:,} results painted vs the static list's first paint (ratio)",
+        stats["catalog.list_painted_ms"].median / base.median,
+        1.5,
+        "x",
+    )
+
+
 def main() -> int:
     parser = options(__doc__.splitlines()[0])
     parser.add_argument("--extensions", type=int, default=100, help="generated extensions (default 100)")
+    parser.add_argument("--listings", type=int, default=1000, help="listings in the catalog (default 1000)")
     args = parser.parse_args()
     repeat = args.repeat or (6 if args.quick else 20)
+    searches = 5 if args.quick else 15
     report = Report("motifs", args)
     report.note(
-        f"motifs: the marketplace view with {args.extensions} installed extensions vs a minimal static page; "
-        f"{repeat} samples each, interleaved; Chromium {CHROMIUM}; Python {sys.version.split()[0]}"
+        f"motifs: the marketplace view with {args.extensions} installed extensions and a catalog of "
+        f"{args.listings} vs static pages; {repeat} samples each, interleaved; Chromium {CHROMIUM}; "
+        f"Python {sys.version.split()[0]}"
     )
     report.figure("extensions", args.extensions)
+    report.figure("listings", args.listings)
 
     from playwright.sync_api import sync_playwright
 
     from symphony_core import Host
-    from symphony_motifs import Assets, MotifServer, serve
+    from symphony_motifs import MotifServer, serve
 
-    samples: dict[str, list[dict[str, Any]]] = {"marketplace": [], "baseline": []}
+    samples: dict[str, list[dict[str, Any]]] = {"marketplace": [], "baseline": [], "catalog": [], "list": []}
     with tempfile.TemporaryDirectory(prefix="symphony-bench-motifs-") as tmp:
         root = Path(tmp)
         build_site(root / "site", args.extensions)
-        static = root / "baseline"
-        (static / "web").mkdir(parents=True)
-        (static / "web" / "index.html").write_text(BASELINE_PAGE, encoding="utf-8")
-        assets = Assets.locate(
-            "bench.baseline",
-            "Baseline",
-            {"contributes": {"page": "web/index.html"}},
-            str(static / "symphony.toml"),
-        )
+        market_root = make_marketplace(root / "market", args.listings)
+        home_for(root / "home", market_root.parent.parent, market_root)
 
         def refuse(method: str, arguments: Any) -> Any:
-            raise AssertionError("the baseline page calls nothing")
+            raise AssertionError("a static page calls nothing")
 
         with (
             Host(root / "home", path=[str(root / "site"), *sys.path]) as host,
             serve(host) as marketplace,
-            MotifServer(assets, refuse) as baseline,
-            sync_playwright() as playwright,
         ):
             installed = len(host.discover())
             report.figure("extensions_listed", installed)
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-            try:
-                pages = {
-                    "marketplace": (marketplace.url, "body[data-ready='1']"),
-                    "baseline": (baseline.url, ""),
-                }
-                for round_ in range(repeat + 1):
-                    order = list(pages) if round_ % 2 else list(reversed(pages))
-                    for name in order:
-                        sample = load(browser, *pages[name])
-                        if round_:  # round 0 warms the browser, the index and the server up
-                            samples[name].append(sample)
-            finally:
-                browser.close()
+            listings = host.listings()
+            searched, scanned, slowest = measure_search(marketplace.dispatch, listings, searches)
+            assets = static_assets(root / "baseline", BASELINE_PAGE, "bench.baseline")
+            catalog_assets = static_assets(root / "list", static_list(listings), "bench.list")
+            with (
+                MotifServer(assets, refuse) as baseline,
+                MotifServer(catalog_assets, refuse) as static,
+                sync_playwright() as playwright,
+            ):
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+                try:
+                    pages = {
+                        "marketplace": (marketplace.url, "body[data-ready='1']", False),
+                        "baseline": (baseline.url, "", False),
+                        "catalog": (marketplace.url, "", True),
+                        "list": (static.url, "", False),
+                    }
+                    for round_ in range(repeat + 1):
+                        order = list(pages) if round_ % 2 else list(reversed(pages))
+                        for name in order:
+                            sample = load(browser, *pages[name])
+                            if round_:  # round 0 warms the browser, the index and the server up
+                                samples[name].append(sample)
+                finally:
+                    browser.close()
 
+    search_table(report, len(listings), searched, scanned, slowest)
+    catalog_table(report, len(listings), samples["catalog"], samples["list"])
     view, base = samples["marketplace"], samples["baseline"]
     cards = {sample["cards"] for sample in view}
     if cards != {installed}:

@@ -1,7 +1,9 @@
 """``symphony install / upgrade / uninstall``: extensions in environments of their own (see ``_install``).
 
-A command that would grant anything asks first, on a terminal; without one it grants nothing unless told
-to with ``--yes`` (and ``--no-grant`` installs without granting).
+A command that would grant anything asks first, on a terminal: about each flagged permission (files
+beyond the extension's own folders, network, environment variables, programs), default no, then for a
+confirmation. Without a terminal it does nothing unless told to with ``--yes``, which grants only what is
+not flagged; ``--all`` grants the flagged permissions too, and ``--no-grant`` installs without granting.
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ from ._session import fail, open_host, person, print_consent
 
 _json = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines instead of text.")
 _yes = click.option(
-    "--yes", "-y", is_flag=True, help="Do not ask: install and grant what it requests (for scripts)."
+    "--yes",
+    "-y",
+    is_flag=True,
+    help="Do not ask (for scripts): install, and grant what it requests that is not flagged.",
+)
+_all = click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="With --yes, grant the flagged permissions too (files elsewhere, network, environment, programs).",
 )
 _no_grant = click.option(
     "--no-grant", is_flag=True, help="Install without granting anything (`symphony grant` it later)."
@@ -39,6 +50,7 @@ _outside = click.option(
     help="Install this local wheel instead of resolving a name on the index.",
 )
 @_yes
+@_all
 @_no_grant
 @_outside
 @_json
@@ -48,6 +60,7 @@ def install(
     requirement: str | None,
     wheel: Path | None,
     yes: bool,
+    everything: bool,
     no_grant: bool,
     allow_outside_files: bool,
     as_json: bool,
@@ -60,7 +73,8 @@ def install(
     \b
     Examples:
       symphony install acme-weather
-      symphony install acme-weather==1.2.0 --yes
+      symphony install acme-weather==1.2.0 --yes         grants what is not flagged
+      symphony install acme-weather==1.2.0 --yes --all   grants everything it asks for
       symphony install --from dist/acme_weather-1.2.0-py3-none-any.whl
     """
 
@@ -70,7 +84,7 @@ def install(
             wheel=wheel,
             grant=not no_grant,
             allow_outside_files=allow_outside_files,
-            confirm=_asker(yes, no_grant, as_json),
+            confirm=_asker(yes, everything, no_grant, as_json),
             actor=person(),
         )
     _report(done, as_json)
@@ -82,6 +96,7 @@ def install(
     "--from", "wheel", type=click.Path(dir_okay=False, path_type=Path), help="Upgrade to this local wheel."
 )
 @_yes
+@_all
 @_no_grant
 @_outside
 @_json
@@ -91,6 +106,7 @@ def upgrade(
     extension: str,
     wheel: Path | None,
     yes: bool,
+    everything: bool,
     no_grant: bool,
     allow_outside_files: bool,
     as_json: bool,
@@ -110,7 +126,7 @@ def upgrade(
             wheel=wheel,
             grant=not no_grant,
             allow_outside_files=allow_outside_files,
-            confirm=_asker(yes, no_grant, as_json),
+            confirm=_asker(yes, everything, no_grant, as_json),
             actor=person(),
         )
     _report(done, as_json)
@@ -142,14 +158,16 @@ def uninstall(ctx: click.Context, extension: str, purge: bool, yes: bool, as_jso
     _report(done, as_json)
 
 
-def _asker(yes: bool, no_grant: bool, as_json: bool) -> Any:
-    """What confirms a plan: nobody with --yes; a person on a terminal; else a refusal that says why."""
-    if yes:
+def _asker(yes: bool, everything: bool, no_grant: bool, as_json: bool) -> Any:
+    """What confirms a plan and chooses what it grants: with --yes, nobody (the unflagged permissions, or
+    all of them with --all); a person on a terminal, asked about each flagged one; else a refusal."""
+    if yes and (everything or no_grant):
         return None
 
-    def ask(plan: Any) -> bool:
-
-        out = console(stderr=as_json)
+    def ask(plan: Any) -> bool | list[str]:
+        out = console(stderr=as_json or yes)
+        if yes:
+            return _unflagged(out, plan)
         _print_plan(out, plan)
         if plan.action == "upgrade" and not plan.asks_again:
             return True  # it asks for nothing new: what was granted carries over
@@ -157,9 +175,46 @@ def _asker(yes: bool, no_grant: bool, as_json: bool) -> Any:
             verb = "installed" if plan.action == "install" else "upgraded"
             fail(f"not {verb}: no terminal to ask on; pass --yes to {plan.action} and grant from a script")
         question = f"{plan.action.capitalize()} {plan.wheel.distribution} {plan.wheel.version}"
-        return click.confirm(question + ("?" if no_grant else " and grant what it asks for?"), default=False)
+        if no_grant:
+            return click.confirm(question + "?", default=False)
+        chosen = _choose(plan)
+        return click.confirm(question + " and grant what you chose?", default=False) and chosen
 
     return ask
+
+
+def _choose(plan: Any) -> list[str]:
+    """What a person grants: everything new that is not flagged, and each flagged scope they say yes to."""
+    from symphony_core._security._grants import describe
+
+    chosen: list[str] = []
+    for consent in plan.consents:
+        flagged = set(consent.flagged)
+        for atom in consent.new:
+            if atom not in flagged or click.confirm(
+                f"Grant {consent.extension} {describe(atom)} (flagged: it reaches beyond its own folders)?",
+                default=False,
+            ):
+                chosen.append(describe(atom))
+    return chosen
+
+
+def _unflagged(out: Any, plan: Any) -> list[str]:
+    """With --yes alone: the new permissions that are not flagged; says what is left for a person."""
+    from symphony_core._security._grants import describe
+
+    chosen: list[str] = []
+    for consent in plan.consents:
+        flagged = set(consent.flagged)
+        chosen += [describe(atom) for atom in consent.new if atom not in flagged]
+        left = [describe(atom) for atom in consent.new if atom in flagged]
+        if left:
+            out.print(
+                f"not granted to {escape(consent.extension)} (flagged; `symphony grant {escape(consent.extension)}`"
+                f" to choose, or --all): {escape(', '.join(left))}",
+                highlight=False,
+            )
+    return chosen
 
 
 def _print_plan(out: Any, plan: Any) -> None:

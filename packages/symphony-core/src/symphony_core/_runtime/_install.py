@@ -797,7 +797,9 @@ class Installation:
         }
 
 
-Confirm = Callable[[InstallPlan], bool]
+Confirm = Callable[[InstallPlan], "bool | Sequence[str]"]
+"""Shown the plan, says no (False), yes to what ``grant`` says (True), or yes granting only the
+permissions it names (types, or single scopes as the consent summary writes them; none: grant nothing)."""
 Grant = bool | Sequence[str]
 
 
@@ -1024,8 +1026,15 @@ def _carry_out(
     _check_findings(wheel, allow_outside_files)
     kinds = _kinds(grant)
     _check_grantable(plan, kinds)
-    if confirm is not None and not confirm(plan):
+    answer = True if confirm is None else confirm(plan)
+    if answer is False:
         return Installation("declined", wheel.distribution, wheel.version, None, _ids(wheel), wheel.sha256)
+    keep_only = False  # the person chose to grant nothing new: what carries over is kept all the same
+    if answer is not True and kinds is not None:  # the person chose what to grant of what was asked
+        kinds = tuple(answer)
+        keep_only = not kinds
+        if kinds:
+            _check_grantable(plan, kinds)
     who = actor or host.actor
     root = envs_dir(host.home) / wheel.distribution
     with _locked(root):
@@ -1047,7 +1056,7 @@ def _carry_out(
             )
             record_install(host.state, entry, actor=who, previous=previous)
             try:
-                granted = _grant(host, plan, records, kinds, who)
+                granted = _grant(host, plan, records, kinds, who, keep_only=keep_only)
             except BaseException:
                 restore_install(host.state, wheel.distribution, previous)
                 raise
@@ -1155,10 +1164,17 @@ def _types(consent: Consent) -> set[str]:
 
 
 def _grant(
-    host: Host, plan: InstallPlan, records: Sequence[Record], kinds: tuple[str, ...] | None, actor: str
+    host: Host,
+    plan: InstallPlan,
+    records: Sequence[Record],
+    kinds: tuple[str, ...] | None,
+    actor: str,
+    *,
+    keep_only: bool = False,
 ) -> dict[str, tuple[str, ...]]:
-    """Grant each installed extension what it requests (of ``kinds``), with what an earlier version was
-    granted and it still requests, bound to the distribution and the ``RECORD`` of its new environment."""
+    """Grant each installed extension what it requests (of ``kinds``; nothing new with ``keep_only``),
+    with what an earlier version was granted and it still requests, bound to the distribution and the
+    ``RECORD`` of its new environment."""
     from symphony_core._security._grants import atoms, chosen_atoms, covered, describe, rebuild
 
     granted: dict[str, tuple[str, ...]] = {}
@@ -1169,12 +1185,15 @@ def _grant(
         manifest = record.manifest or {}
         requested = manifest.get("permissions") or []
         wanted = [kind for kind in kinds if _type_of(kind) in {str(p["type"]) for p in requested}]
-        if not requested or (kinds and not wanted):
+        if not requested:
             continue
+        nothing_new = keep_only or (bool(kinds) and not wanted)  # none of what was chosen is its
         key = canonical_id(record.id)
-        new = rebuild(requested, chosen_atoms(requested, wanted))
+        new = [] if nothing_new else rebuild(requested, chosen_atoms(requested, wanted))
         consent = consents.get(key)
         kept = covered(consent) if consent is not None else set()
+        if nothing_new and not kept:
+            continue
         chosen = rebuild(requested, atoms(new) | kept)
         host.state.grant(
             key,
