@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 RESULTS = HERE / "results"
 PAGE = ROOT / "docs" / "benchmarks.md"
-CHECKED = ("discovery", "operators", "sandbox")
+CHECKED = ("discovery", "sandbox")
 """Benchmarks ``check`` runs by default: those with ratio budgets that finish quickly."""
 
 
