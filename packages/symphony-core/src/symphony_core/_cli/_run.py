@@ -17,6 +17,7 @@ import dataclasses
 import enum
 import json
 import math
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -138,9 +139,11 @@ def run(ctx: click.Context, extension: str, args: tuple[str, ...]) -> None:
             )
         if not isinstance(command, click.Command):
             fail(f"{kind.runner} is not a command; reinstall {kind.package}")
-        command.main(
+        status = command.main(
             list(args),
             prog_name=f"symphony run {extension}",
             standalone_mode=False,
             obj={"host": host, "extension": extension},
         )
+    if isinstance(status, int) and status:  # the runner stopped with ctx.exit(status)
+        sys.exit(status)
