@@ -483,6 +483,35 @@ def test_bad_input_gives_one_clear_error_and_leaves_the_installed_version_workin
     message = refused(venv, managed_home, "install", "--from", str(pth), "--yes")
     assert "carries acme_pth.pth: a .pth file" in message
     assert "--allow-outside-files" in message
+    # a manifest that does not validate, installed with --yes: uv begins the environment while the
+    # manifests are checked (the install is decided), and the refusal removes what it began
+    broken = write_wheel(
+        tmp_path,
+        "acme-broken",
+        "1.0",
+        {
+            **motif_files("acme_broken", "acme.broken"),
+            "acme_broken/symphony.toml": manifest("acme.broken", extra='colour = "blue"\n'),
+        },
+        points("acme.broken", "acme_broken"),
+    )
+    message = refused(venv, managed_home, "install", "--from", str(broken), "--yes")
+    assert "acme_broken/symphony.toml" in message
+    assert "colour" in message
+    assert environments(managed_home, "acme-broken") == []
+    # a local wheel named by a path relative to where the command runs
+    relative = write_distribution(
+        tmp_path,
+        "acme-rel",
+        "1.0",
+        files=motif_files("acme_rel", "acme.rel"),
+        entry_points=points("acme.rel", "acme_rel"),
+        requires=("symphony-motifs>=0.1,<0.2",),
+        wheel=True,
+    )
+    done = symphony_json(venv, managed_home, "install", "--from", os.path.relpath(relative), "--yes")
+    assert done["action"] == "installed"
+    assert len(environments(managed_home, "acme-rel")) == 1
     # the squatted name, even from a local wheel
     assert "unrelated project" in refused(venv, managed_home, "install", "symphony-core", "--yes")
 

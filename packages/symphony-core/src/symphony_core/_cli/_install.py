@@ -164,10 +164,13 @@ def _asker(yes: bool, everything: bool, no_grant: bool, as_json: bool) -> Any:
     if yes and (everything or no_grant):
         return None
 
+    if yes:  # the install is decided; only what it grants is chosen, from the plan
+        from symphony_core._runtime._install import GrantChooser
+
+        return GrantChooser(lambda plan: _unflagged(console(stderr=True), plan))
+
     def ask(plan: Any) -> bool | list[str]:
-        out = console(stderr=as_json or yes)
-        if yes:
-            return _unflagged(out, plan)
+        out = console(stderr=as_json)
         _print_plan(out, plan)
         if plan.action == "upgrade" and not plan.asks_again:
             return True  # it asks for nothing new: what was granted carries over
