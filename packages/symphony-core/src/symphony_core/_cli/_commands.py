@@ -25,9 +25,11 @@ from rich.text import Text
 from symphony_core._model._errors import StateError, SymphonyError
 
 from ._author import new, schema, validate
+from ._dev import dev
 from ._install import install, uninstall, upgrade
 from ._marketplace import catalog, search
 from ._output import console, print_json, print_table
+from ._publish import publish
 from ._run import call, run
 from ._session import fail, open_host, person, print_consent
 
@@ -895,8 +897,10 @@ def _since(text: str) -> datetime:
 main.add_command(new)  # the author's commands, from their own module
 main.add_command(validate)
 main.add_command(schema)
+main.add_command(publish)
 main.add_command(call)  # trying an extension from the shell
 main.add_command(run)
+main.add_command(dev)  # the author's loop
 for _command in (install, upgrade, uninstall):  # managed environments, from their own module
     main.add_command(_command)
 for _command in (search, catalog):  # the marketplace, from its own module

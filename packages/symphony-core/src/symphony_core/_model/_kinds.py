@@ -21,6 +21,9 @@ class Kind:
     runner: str | None = None
     """``module:attribute`` of the kit's click command behind ``symphony run`` for the kind, named here for
     the same reason."""
+    dev: str | None = None
+    """``module:attribute`` of what ``symphony dev`` serves for an extension of the kind while it is
+    developed (a motif's page, which reloads on save), or None; named here for the same reason."""
 
     @property
     def module(self) -> str:
@@ -45,7 +48,13 @@ KINDS: dict[str, Kind] = {
             front="symphony_operators._isolated:IsolatedOperator",
             runner="symphony_operators._run:run",
         ),
-        Kind("motif", "symphony.motifs", "symphony-motifs", runner="symphony_motifs._run:run"),
+        Kind(
+            "motif",
+            "symphony.motifs",
+            "symphony-motifs",
+            runner="symphony_motifs._run:run",
+            dev="symphony_motifs._dev:DevPage",
+        ),
     )
 }
 KIND_BY_GROUP: dict[str, Kind] = {kind.group: kind for kind in KINDS.values()}
