@@ -10,6 +10,10 @@ How a tutorial is read (the convention its authors follow):
   relative to the current folder, at its place in the sequence.
 - Blocks of other languages without a title (``bash``, ``text``, ``toml``...) are for reading only.
 
+A tutorial that tests in a real browser drives Debian's Chromium (``/usr/bin/chromium``, which ``.ci/run``
+installs); without it, the tutorial fails under ``CI`` and is skipped elsewhere, saying why, so that its
+browser tests are never skipped unseen.
+
 With ``TUTORIAL_TRANSCRIPTS=FOLDER`` set, what every command printed is kept in ``FOLDER/<tutorial>.txt``,
 for the sample output shown on the pages.
 
@@ -54,6 +58,10 @@ TITLE = re.compile(r'title="(?P<title>[^"]+)"')
 
 # Tutorials whose commands are not run, with the reason (shown as the skip reason).
 NOT_RUN: dict[str, str] = {}
+# Tutorials that test in Debian's Chromium, whose browser tests pytest would skip without it. CI installs
+# it (.ci/run), and there a missing browser fails them; elsewhere they are skipped, saying so.
+CHROMIUM = Path("/usr/bin/chromium")
+NEEDS_CHROMIUM = frozenset({"browser-tests.md"})
 
 
 @dataclass(frozen=True)
@@ -266,6 +274,11 @@ def tutorial_params() -> list[object]:
 @pytest.mark.timeout(2400)
 @pytest.mark.parametrize("name", tutorial_params())
 def test_the_tutorial_works_as_written(name: str, wheelhouse: Path, tmp_path: Path) -> None:
+    if name in NEEDS_CHROMIUM and not CHROMIUM.exists():
+        missing = f"{name} tests in a real browser and {CHROMIUM} is missing: apt-get install -y chromium"
+        if os.environ.get("CI"):
+            pytest.fail(missing, pytrace=False)
+        pytest.skip(missing)
     folder = tmp_path / "work"
     folder.mkdir()
     reader = Reader(folder, wheelhouse, name)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from rich.console import Console
 from rich.text import Text
 
 from symphony_core._model._errors import SymphonyError
@@ -192,16 +193,26 @@ def show(ctx: click.Context, extension: str, as_json: bool) -> None:
     if as_json:
         print_json(found.as_json())
         return
-    out = console()
+    print_listing(console(), found)
+
+
+def print_listing(out: Console, listing: Any, *, preview: bool = False) -> None:
+    """One extension as a marketplace lists it, for people: every text it holds shown as text.
+
+    ``preview`` is the listing ``symphony publish`` makes of the version it is about to upload: that
+    version alone, the index only if one was named, and a word when there is no README to show.
+    """
+    which = "version" if preview else "latest"
     lines = [
-        f"{_shown(found.name)} ({found.id}), {found.kind}, latest {found.latest.version}",
-        _shown(found.summary),
-        f"publisher: {found.distribution} on {found.index}",
-        f"targets: {found.targets}",
-        "versions: " + ", ".join(version.version for version in found.versions),
-        f"requests {len(found.permissions)} permission(s):",
+        f"{_shown(listing.name)} ({listing.id}), {listing.kind}, {which} {listing.latest.version}",
+        _shown(listing.summary),
+        f"publisher: {listing.distribution}" + (f" on {listing.index}" if listing.index else ""),
+        f"targets: {listing.targets}",
     ]
-    for permission in found.permissions:
+    if not preview:
+        lines.append("versions: " + ", ".join(version.version for version in listing.versions))
+    lines.append(f"requests {len(listing.permissions)} permission(s):")
+    for permission in listing.permissions:
         scopes = [
             str(item)
             for key, value in permission.items()
@@ -210,13 +221,15 @@ def show(ctx: click.Context, extension: str, as_json: bool) -> None:
         ]
         lines.append(f"  {permission['type']} {' '.join(scopes)}".rstrip())
         lines.append(f"    reason: {_shown(str(permission.get('reason', '')))}")
-    lines += [f"look twice: {warning['field']}: {_shown(warning['message'])}" for warning in found.warnings]
-    lines += [f"link {_shown(label)}: {_shown(url)}" for label, url in found.links.items()]
+    lines += [f"look twice: {warning['field']}: {_shown(warning['message'])}" for warning in listing.warnings]
+    lines += [f"link {_shown(label)}: {_shown(url)}" for label, url in listing.links.items()]
     for line in lines:
         out.print(Text(line))
-    if found.readme.strip():
-        out.print(Text(f"\nREADME ({found.readme_type}, shown as text):", style="bold"))
-        out.print(Text(_shown(found.readme, keep_lines=True)))
+    if listing.readme.strip():
+        out.print(Text(f"\nREADME ({listing.readme_type}, shown as text):", style="bold"))
+        out.print(Text(_shown(listing.readme, keep_lines=True)))
+    elif preview:
+        out.print(Text("no README: the listing's page will be empty (set readme in pyproject.toml)"))
 
 
 def _listings(ctx: click.Context) -> Any:

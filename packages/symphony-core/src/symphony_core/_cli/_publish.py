@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.text import Text
 
 from ._author import _fail, validate
-from ._marketplace import _shown
+from ._marketplace import print_listing
 from ._output import console, print_json
 
 
@@ -139,7 +138,7 @@ def publish(
         _fail(exc.summary, exc.hint)
     out.print("\n[bold]The marketplace will list it as:[/]", highlight=False)
     for listed in listings:
-        _print_listing(out, listed)
+        print_listing(out, listed, preview=True)
 
     if dry_run:
         out.print("\n[bold]dry run:[/] nothing was uploaded", highlight=False)
@@ -176,36 +175,6 @@ def publish(
 def _declined(names: str, index: str) -> NoReturn:
     console(stderr=True).print(f"not uploaded: you declined to upload {escape(names)} to {escape(index)}")
     sys.exit(1)
-
-
-def _print_listing(out: Console, listed: Any) -> None:
-    """One extension as ``symphony catalog show`` prints a listing, every text shown as text."""
-    publisher = f"publisher: {listed.distribution}" + (f" on {listed.index}" if listed.index else "")
-    lines = [
-        f"{_shown(listed.name)} ({listed.id}), {listed.kind}, version {listed.latest.version}",
-        _shown(listed.summary),
-        publisher,
-        f"targets: {listed.targets}",
-        f"requests {len(listed.permissions)} permission(s):",
-    ]
-    for permission in listed.permissions:
-        scopes = [
-            str(item)
-            for key, value in permission.items()
-            if key not in ("type", "reason")
-            for item in (value if isinstance(value, list) else [value])
-        ]
-        lines.append(f"  {permission['type']} {' '.join(scopes)}".rstrip())
-        lines.append(f"    reason: {_shown(str(permission.get('reason', '')))}")
-    lines += [f"look twice: {warning['field']}: {_shown(warning['message'])}" for warning in listed.warnings]
-    lines += [f"link {_shown(label)}: {_shown(url)}" for label, url in listed.links.items()]
-    for line in lines:
-        out.print(Text(line))
-    if listed.readme.strip():
-        out.print(Text(f"\nREADME ({listed.readme_type}, shown as text):", style="bold"))
-        out.print(Text(_shown(listed.readme, keep_lines=True)))
-    else:
-        out.print(Text("no README: the listing's page will be empty (set readme in pyproject.toml)"))
 
 
 def _result(
