@@ -4,7 +4,8 @@ Operators installed here into a folder of their own, run through a real `Host` i
 same assertions: ``acme.widen`` (derives a column, and notes which columns its worker is sent),
 ``acme.scale`` (a config model, set per step), ``acme.trim`` (filters on a column it then drops),
 ``acme.peek`` (reads a table from its own data folder, granted) and ``acme.snoop`` (tries to read that same table, not granted), and, isolated only,
-``acme.liar``, whose worker answers with other columns than its query was built to make.
+``acme.liar``, whose worker answers with other columns than its query was built to make, ``acme.bomb``,
+whose plan asks for more memory than its runner has, and ``acme.smuggler``, whose plan reads a file.
 """
 
 from __future__ import annotations
@@ -80,8 +81,38 @@ class Liar(Operator):
     def apply(self, frame):
         return frame
 
-    def query_run(self, frame, config=None, columns=None, schema=None):
+    def query_plan(self, frame, config=None, schema=False):  # fused: its plan makes another type than it said
+        plan = pl.LazyFrame(schema=frame.schema).with_columns(pl.col("dep").cast(pl.String))
+        return [self.query_schema(frame, config), plan.serialize(format="json")]
+
+    def query_run(self, frame, config=None, columns=None, schema=None):  # step by step
         return frame.with_columns(pl.lit("forged").alias("forged"))
+
+
+class Mapper(Operator):
+    def apply(self, frame):  # a Python function in its query: not fused, its rows made in its worker
+        return frame.with_columns(pl.col("dep").map_batches(lambda dep: dep * 2, return_dtype=pl.Float64))
+
+
+class Bomb(Operator):
+    def apply(self, frame):
+        return frame
+
+    def query_plan(self, frame, config=None, schema=False):  # 60M rows, GBs: over the runner's memory
+        given = pl.LazyFrame(schema=frame.schema)
+        rows = given.select(pl.int_range(0, 10_000_000).alias("n"))
+        plan = given.join(rows, how="cross").drop("n")
+        return [self.query_schema(frame, config), plan.serialize(format="json")]
+
+
+class Smuggler(Operator):
+    def apply(self, frame):
+        return frame
+
+    def query_plan(self, frame, config=None, schema=False):  # the runner may read the sources only
+        secret = str(self.context.data_dir.parent.parent / "acme.peek" / "data" / "codes.csv")
+        plan = pl.LazyFrame(schema=frame.schema).join(pl.scan_csv(secret), on="carrier", how="left")
+        return [self.query_schema(frame, config), plan.serialize(format="json")]
 """
 OPERATORS = {
     "widen": (
@@ -96,6 +127,9 @@ OPERATORS = {
     "snoop": ("Snoop", ""),
     "trim": ("Trim", ""),
     "liar": ("Liar", ""),
+    "mapper": ("Mapper", ""),
+    "bomb": ("Bomb", ""),
+    "smuggler": ("Smuggler", ""),
 }
 FLIGHTS = pl.DataFrame(
     {
@@ -161,21 +195,69 @@ def test_a_chain_of_operators_gives_the_frame_of_the_same_query_written_by_hand(
     assert_frame_equal(result, expected)
 
 
-def test_a_step_is_given_only_the_columns_the_rest_of_the_pipeline_needs(host: Host, isolation: str) -> None:
+@pytest.fixture
+def flights_file(tmp_path: Path) -> str:
+    """FLIGHTS as a Parquet file: what fuses (a frame made in code crosses as rows, step by step)."""
+    path = tmp_path / "flights.parquet"
+    FLIGHTS.write_parquet(path)
+    return str(path)
+
+
+def test_a_step_is_given_only_the_columns_the_rest_of_the_pipeline_needs(
+    host: Host, isolation: str, flights_file: str
+) -> None:
     widen = host.start("acme.widen")
-    plan = Pipeline.chain(FLIGHTS).step(widen, host=host).build()
+    plan = Pipeline.chain(flights_file).step(widen, host=host).build()
 
     assert plan.schema().names() == ["carrier", "dep", "arr", "tail", "notes", "gained"]
     result = plan.frame().select("carrier", "gained").collect()
 
     assert result.columns == ["carrier", "gained"]
     # In this process the optimizer prunes the columns inside one query and nothing crosses; isolated,
-    # the worker is sent only the columns its query reads to make what was asked for.
+    # the step's plan crosses and runs fused with the scan of its source: its worker is sent no rows.
+    assert not (host.home.data_dir("acme.widen") / "given.json").exists()
+    # from a frame made in code, the rows cross instead: only the columns its query reads
+    Pipeline.chain(FLIGHTS).step(widen, host=host).build().frame().select("carrier", "gained").collect()
     sent = host.home.data_dir("acme.widen") / "given.json"
     if isolation == "guard":
         assert not sent.exists()
     else:
         assert json.loads(sent.read_text(encoding="utf-8")) == ["carrier", "dep", "arr"]
+
+
+def test_a_step_run_step_by_step_is_given_only_the_columns_it_reads(host: Host, isolation: str) -> None:
+    codes = host.home.data_dir("acme.peek") / "codes.csv"
+    codes.parent.mkdir(parents=True, exist_ok=True)
+    codes.write_text("carrier,airline\nAA,American\nUA,United\nDL,Delta\n", encoding="utf-8")
+    peek, widen = host.start("acme.peek"), host.start("acme.widen")
+    # peek reads a file of its own: its plan is not fused, nor is widen's, which reads peek's rows
+    plan = Pipeline.chain(FLIGHTS).step(peek, host=host).step(widen, host=host).build()
+
+    result = plan.frame().select("carrier", "gained").collect()
+
+    assert result["gained"].to_list() == [3.0, -3.0, -4.0, 1.0, 18.0, 0.0]
+    sent = host.home.data_dir("acme.widen") / "given.json"
+    if isolation == "guard":
+        assert not sent.exists()
+    else:
+        assert json.loads(sent.read_text(encoding="utf-8")) == ["carrier", "dep", "arr"]
+
+
+def test_a_step_with_a_python_function_in_its_query_runs_with_the_steps_around_it(
+    host: Host, flights_file: str
+) -> None:
+    mapper, widen = host.start("acme.mapper"), host.start("acme.widen")
+
+    result = (
+        Pipeline.chain(flights_file)
+        .step(widen, host=host)
+        .step(mapper, host=host)
+        .step(widen, host=host)
+        .collect()
+    )
+
+    assert result["dep"].to_list() == [2.0, 10.0, -4.0, 0.0, 24.0, 6.0]
+    assert result["gained"].to_list() == [2.0, -8.0, -2.0, 1.0, 6.0, -3.0]
 
 
 def test_a_step_is_given_the_columns_its_filters_read_even_when_it_drops_them(host: Host) -> None:
@@ -201,14 +283,58 @@ def test_each_step_reads_files_only_under_its_own_extensions_grant(host: Host) -
     assert "codes.csv" in str(caught.value)
 
 
-def test_a_worker_answering_other_columns_than_its_query_makes_is_refused(host: Host, isolation: str) -> None:
+def test_a_worker_answering_other_columns_than_its_query_makes_is_refused(
+    host: Host, isolation: str, flights_file: str
+) -> None:
     if isolation == "guard":
         pytest.skip("in this process the host runs the operator's query itself: no worker answers")
     liar = host.start("acme.liar")
-    pipeline = Pipeline.chain(FLIGHTS).step(liar, host=host)
+
+    with pytest.raises(PipelineError) as fused:  # its plan runs with the scan of its source
+        Pipeline.chain(flights_file).step(liar, host=host).collect()
+    assert fused.value.extension == "acme.liar"
+    assert "dep: String" in str(fused.value)
+    assert "dep: Float64" in str(fused.value)
+    assert "query_plan" in str(fused.value)
+
+    with pytest.raises(PipelineError) as alone:  # from a frame made in code, it runs on its own
+        Pipeline.chain(FLIGHTS).step(liar, host=host).collect()
+    assert alone.value.extension == "acme.liar"
+    assert "forged" in str(alone.value)
+
+
+def test_a_plan_that_exhausts_its_runner_fails_its_pipeline_and_nothing_else(
+    host: Host, isolation: str, flights_file: str
+) -> None:
+    if isolation == "guard":
+        pytest.skip("plans are fused in the isolated tier only")
+    bomb, widen = host.start("acme.bomb"), host.start("acme.widen")
 
     with pytest.raises(PipelineError) as caught:
-        pipeline.collect()
+        Pipeline.chain(flights_file).step(bomb, host=host).collect()
 
-    assert caught.value.extension == "acme.liar"
-    assert "forged" in str(caught.value)
+    assert caught.value.extension == "acme.bomb"
+    assert "fused steps acme.bomb" in str(caught.value)
+    # the host and the other operators go on; a new runner serves the next pipeline
+    assert Pipeline.chain(flights_file).step(widen, host=host).collect()["gained"].to_list()[:2] == [
+        3.0,
+        -3.0,
+    ]
+
+
+def test_a_plan_that_reads_a_file_is_not_fused_and_its_worker_is_held_to_its_grant(
+    host: Host, isolation: str, flights_file: str
+) -> None:
+    if isolation == "guard":
+        pytest.skip("plans are fused in the isolated tier only")
+    codes = host.home.data_dir("acme.peek") / "codes.csv"
+    codes.parent.mkdir(parents=True, exist_ok=True)
+    codes.write_text("carrier,airline\nAA,American\n", encoding="utf-8")
+    smuggler = host.start("acme.smuggler")
+
+    result = Pipeline.chain(flights_file).step(smuggler, host=host).collect()
+
+    # its plan's scan was refused, so it ran step by step: its worker ran its own query (apply), which
+    # reads nothing, and the file it named was never read
+    assert result.columns == FLIGHTS.columns
+    assert "airline" not in result.columns

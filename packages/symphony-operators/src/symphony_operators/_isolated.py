@@ -23,22 +23,70 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import re
+import threading
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
 from polars.io.plugins import register_io_source
 
-from symphony_core import Context, ExtensionFailed
+from symphony_core import Context, ExtensionFailed, SymphonyError
 
 from ._errors import PipelineError
+from ._fused import (
+    MAX_SOURCE_BYTES,
+    RUNNER,
+    Fused,
+    NotFusable,
+    check_source,
+    check_step,
+    parse,
+    runner_reads,
+    serialize,
+)
 from ._operator import Operator
 from ._schema import dtype_text
 
 if TYPE_CHECKING:
     from symphony_core import Workers
 
+log = logging.getLogger("symphony.operators")
+RUNNERS = 2
+"""Runners an isolated operator keeps for the fused pipelines it ends, one per set of source files."""
+_IN_MEMORY = re.compile(r"^\s*DF \[", re.MULTILINE)
+"""How polars' ``explain`` shows a frame made in code (a ``DataFrameScan``)."""
+_FUSED: dict[int, tuple[weakref.ref[pl.LazyFrame], Fused, IsolatedOperator]] = {}
+"""The checked plan behind each lazy frame an isolated step returned, and that step's stand-in, while the
+frame lives (by identity: lazy frames cannot be hashed)."""
+
+
+def _remember(frame: pl.LazyFrame, fused: Fused, step: IsolatedOperator) -> None:
+    key = id(frame)
+    _FUSED[key] = (weakref.ref(frame, lambda _, key=key: _FUSED.pop(key, None)), fused, step)  # type: ignore[misc]
+
+
+def _recall(frame: pl.LazyFrame) -> tuple[Fused, IsolatedOperator] | None:
+    entry = _FUSED.get(id(frame))
+    return (entry[1], entry[2]) if entry is not None and entry[0]() is frame else None
+
+
+def prepare(frame: pl.LazyFrame) -> None:
+    """Start the runner of the fused steps that make ``frame``, if they are fused (a pipeline's output)."""
+    found = _recall(frame)
+    if found is None:
+        return
+    fused, step = found
+    try:
+        step._runner(fused.reads)
+    except SymphonyError as exc:  # the run starts it again, and says what stops it
+        log.warning("the runner of the fused steps %s did not start: %s", ", ".join(fused.steps), exc)
+
+
 _WORKER_METHODS = ("query_schema", "query_reads", "query_run")
+FUSED = "fused"
 
 
 class IsolatedOperator(Operator[Any]):
@@ -53,6 +101,8 @@ class IsolatedOperator(Operator[Any]):
         self.workers = workers
         self.context = context
         self._reads: dict[tuple[str, ...], list[str]] = {}
+        self._runners: dict[frozenset[str], Any] = {}  # a `Workers.helper` each
+        self._lock = threading.Lock()
 
     def __getattr__(self, name: str) -> Any:
         workers: Workers | None = self.__dict__.get("workers")
@@ -72,7 +122,11 @@ class IsolatedOperator(Operator[Any]):
             )
 
     def deactivate(self) -> None:
-        """Stop the workers; each runs the operator's own ``deactivate`` first."""
+        """Stop the workers (each runs the operator's own ``deactivate`` first) and the runners."""
+        with self._lock:
+            runners, self._runners = list(self._runners.values()), {}
+        for runner in runners:
+            runner.close()
         self.workers.close()
 
     @property
@@ -87,18 +141,111 @@ class IsolatedOperator(Operator[Any]):
 
     def query(self, frame: pl.LazyFrame, config: Mapping[str, Any] | None = None) -> pl.LazyFrame:
         """The operator's query on ``frame``, as a lazy frame: a worker builds it now on an empty frame
-        to find its schema; its rows are made in a worker each time the result is collected."""
+        of ``frame``'s schema, for its schema and its plan. When the plan passes the host's checks it runs
+        fused with the plans before it (see ``_fused``); else its rows are made in a worker each time the
+        result is collected."""
         values = dict(config or {})
         given = frame.collect_schema()
-        answer = self.workers.call("query_schema", pl.DataFrame(schema=given), values or None)
+        shape = pl.DataFrame(schema=given)
+        text: Any = None
+        if "query_plan" in self.workers.methods:  # one call for both
+            answer, text = self._pair(self.workers.call("query_plan", shape, values or None, True))
+        else:  # a kit from before plans crossed
+            answer = self.workers.call("query_schema", shape, values or None)
         empty = self._frame(answer, "query_schema")
         if empty.height:
             raise self._broken("query_schema", f"answered with {empty.height} rows instead of none")
         schema = empty.schema
-        run = functools.partial(self._rows, frame, given, values, schema)
-        return register_io_source(
+        fused = None if text is None else self._fuse(frame, given, text)
+        if fused is None:
+            run = functools.partial(self._rows, frame, given, values, schema)
+        else:
+            run = functools.partial(self._fused_rows, fused, schema)
+        result = register_io_source(
             io_source=run, schema=schema, validate_schema=True, is_pure=True, explain_name=self.id
         )
+        if fused is not None:
+            _remember(result, fused, self)  # the next isolated step reads this step's plan, not its rows
+        return result
+
+    def _pair(self, answer: Any) -> tuple[Any, Any]:
+        if not (isinstance(answer, (list, tuple)) and len(answer) == 2):
+            raise self._broken("query_plan", f"answered a {type(answer).__name__}, not a schema and a plan")
+        return answer[0], answer[1]
+
+    def _fuse(self, frame: pl.LazyFrame, given: pl.Schema, text: Any) -> Fused | None:
+        """This step's plan stitched onto what feeds it, checked (see ``_fused``); None when it cannot be."""
+        known = _recall(frame)
+        try:
+            upstream = check_source(_source_plan(frame)) if known is None else known[0]
+            fused = check_step(parse(text, "its plan"), given, upstream, self.id)
+            runner_reads(fused.reads)
+        except NotFusable as exc:
+            log.debug("%s runs step by step: %s", self.id, exc)
+            return None
+        return fused
+
+    def _fused_rows(
+        self,
+        fused: Fused,
+        schema: pl.Schema,
+        with_columns: list[str] | None,
+        predicate: pl.Expr | None,
+        n_rows: int | None,
+        batch_size: int | None,
+    ) -> Iterator[pl.DataFrame]:
+        """Make the rows of the fused steps through this one, in a runner (polars calls this)."""
+        wanted = list(schema) if with_columns is None else [name for name in schema if name in with_columns]
+        runner = self._runner(fused.reads)
+        try:
+            answer = runner.call("run", fused.text, wanted, n_rows if predicate is None else None)
+        except SymphonyError as exc:
+            if not runner.alive:
+                self._drop_runner(fused.reads, runner)
+            data = _polars_error(exc)
+            if data is not None:  # the data's own fault (a value that does not convert): as in one process
+                raise data from None
+            steps = ", ".join(fused.steps)
+            raise PipelineError(
+                f"the fused steps {steps} failed where they run together: {exc}",
+                extension=self.id,
+                hint="check each step's query on its own (`Pipeline.collect` of each step), or run the "
+                "operators in-process to see which one fails",
+            ) from None
+        result = self._checked(answer, FUSED, wanted, schema)
+        if predicate is not None:
+            result = result.filter(predicate)
+        if n_rows is not None:
+            result = result.head(n_rows)
+        yield result
+
+    def _runner(self, reads: frozenset[str]) -> Any:
+        """The runner that may read ``reads``: kept while in use, the least recently used one stopped
+        past `RUNNERS` (pipelines over other files each day do not pile up processes)."""
+        stale = []
+        with self._lock:
+            runner = self._runners.pop(reads, None)
+            if runner is None or not runner.alive:
+                if runner is not None:
+                    stale.append(runner)
+                runner = self.workers.helper(
+                    RUNNER,
+                    name="runner",
+                    read=runner_reads(reads),
+                    reason="read the files of the pipeline's sources, for the steps fused after them",
+                )
+            self._runners[reads] = runner  # the most recently used goes last
+            while len(self._runners) > RUNNERS:
+                stale.append(self._runners.pop(next(iter(self._runners))))
+        for old in stale:
+            old.close()
+        return runner
+
+    def _drop_runner(self, reads: frozenset[str], runner: Any) -> None:
+        with self._lock:
+            if self._runners.get(reads) is runner:
+                del self._runners[reads]
+        runner.close()
 
     def _rows(
         self,
@@ -117,13 +264,7 @@ class IsolatedOperator(Operator[Any]):
         data = frame.select(reads).collect()
         shape = pl.DataFrame(schema=given) if len(reads) < len(given) else None
         answer = self.workers.call("query_run", data, config or None, wanted, shape)
-        result = self._frame(answer, "query_run")
-        expected = {name: schema[name] for name in wanted}
-        if result.columns != wanted or any(result.schema[name] != dtype for name, dtype in expected.items()):
-            raise self._broken(
-                "query_run",
-                f"made columns {_columns(result.schema)} where its query was built to make {_columns(expected)}",
-            )
+        result = self._checked(answer, "query_run", wanted, schema)
         if predicate is not None:
             result = result.filter(predicate)
         if n_rows is not None:
@@ -145,20 +286,68 @@ class IsolatedOperator(Operator[Any]):
         self._reads[key] = reads
         return reads
 
+    def _checked(self, answer: Any, method: str, wanted: list[str], schema: pl.Schema) -> pl.DataFrame:
+        """``answer`` as the frame of ``wanted`` columns the step was built to make, or `PipelineError`."""
+        result = self._frame(answer, method)
+        expected = {name: schema[name] for name in wanted}
+        if result.columns != wanted or any(result.schema[name] != dtype for name, dtype in expected.items()):
+            raise self._broken(
+                method,
+                f"made columns {_columns(result.schema)} where its query was built to make {_columns(expected)}",
+            )
+        return result
+
     def _frame(self, answer: Any, method: str) -> pl.DataFrame:
         if not isinstance(answer, pl.DataFrame):
             raise self._broken(method, f"answered a {type(answer).__name__}, not a frame")
         return answer
 
     def _broken(self, method: str, what: str) -> PipelineError:
+        if method == FUSED:
+            subject = f"the plan its worker's query_plan built, run with the steps before it ({method}),"
+        else:
+            subject = f"its worker's {method}"
         return PipelineError(
-            f"its worker's {method} {what}",
+            f"{subject} {what}",
             extension=self.id,
             hint="the operator overrides what the kit's Operator does there; report it to its authors",
         )
 
     def __repr__(self) -> str:
         return f"<IsolatedOperator {self.id}>"
+
+
+def _polars_error(error: SymphonyError) -> pl.exceptions.PolarsError | None:
+    """polars' own error that a runner raised (its class found among polars' exceptions, never imported
+    by a name it sent), for the pipeline to report as it reports the same error in one process."""
+    remote = getattr(error, "remote_type", "")
+    prefix = "polars.exceptions."
+    if not (isinstance(remote, str) and remote.startswith(prefix)):
+        return None
+    found = getattr(pl.exceptions, remote[len(prefix) :], None)
+    if not (isinstance(found, type) and issubclass(found, pl.exceptions.PolarsError)):
+        return None
+    message = str(error).partition("\n  hint:")[0]
+    return found(message.partition(f"{remote}: ")[2] or message)
+
+
+def _source_plan(frame: pl.LazyFrame) -> Any:
+    """The plan of what feeds the first fused step, as JSON data: the host's own query of its sources."""
+    try:
+        # A frame made in code would be written into the plan, byte by byte (seconds for a large one):
+        # its rows cross by shared memory instead, step by step. Scans of files are what fuse.
+        if _IN_MEMORY.search(frame.explain(optimized=False)):
+            raise NotFusable("its input holds a frame made in code: its rows cross, not a plan")
+        text = serialize(frame)
+    except NotFusable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - polars cannot write it without pickling Python: not fusable
+        raise NotFusable(f"its input's plan cannot be written as data ({type(exc).__name__})") from None
+    if len(text) > MAX_SOURCE_BYTES:
+        raise NotFusable(
+            f"its input's plan is {len(text)} bytes long (a frame made in code, written into it)"
+        )
+    return json.loads(text)
 
 
 def _columns(schema: Mapping[str, Any]) -> str:

@@ -118,6 +118,25 @@ class Operator(Extension, Generic[ConfigT]):
         """
         return pl.DataFrame(schema=self.query(frame.lazy(), config).collect_schema())
 
+    def query_plan(
+        self, frame: pl.DataFrame, config: Mapping[str, Any] | None = None, schema: bool = False
+    ) -> Any:
+        """polars' plan of `query` on an empty frame of ``frame``'s schema, as JSON text (nothing is read;
+        None when polars cannot write it); with ``schema``, ``[query_schema's frame, the plan]``: what a
+        host asks of an isolated step.
+
+        A host fuses the plan with the plans of the steps around it, after checking it is made of native
+        expressions only, and runs them together in a restricted runner (see ``_fused``).
+        """
+        from ._fused import serialize
+
+        query = self.query(pl.LazyFrame(schema=frame.schema), config)
+        try:
+            text: str | None = serialize(query)
+        except pl.exceptions.PolarsError:  # a Python function polars cannot write: the step runs on its own
+            text = None
+        return [pl.DataFrame(schema=query.collect_schema()), text] if schema else text
+
     def query_reads(
         self,
         frame: pl.DataFrame,

@@ -383,7 +383,22 @@ class _Builder:
             self._compose(step)
         if self.mismatches:
             raise SchemaMismatch(self.mismatches, pipeline=pipeline.name)
+        self._prepare()
         return Plan(pipeline, dict(self.frames), inputs)
+
+    def _prepare(self) -> None:
+        """Start what runs the fused isolated steps of each output (a runner), as workers start with
+        their operator: the first run does not wait for it."""
+        from ._isolated import prepare
+
+        read = {step.input for step in self.pipeline.steps}
+        outputs = {sink.input for sink in self.pipeline.sinks} | {
+            step.name for step in self.pipeline.steps if step.name not in read
+        }
+        for name in outputs:
+            frame = self.frames.get(name)
+            if frame is not None:
+                prepare(frame)
 
     def _check_graph(self) -> None:
         known: set[str] = {source.name for source in self.pipeline.sources}

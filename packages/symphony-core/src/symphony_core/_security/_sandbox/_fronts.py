@@ -17,8 +17,9 @@ awaits them in a thread.
 
 from __future__ import annotations
 
+import dataclasses
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from symphony_core._model._extension import Context, Extension
@@ -82,6 +83,62 @@ class Workers:
     def close(self) -> None:
         """Stop every worker; each runs the extension's ``deactivate`` first."""
         self._pool.close()
+
+    def helper(self, entry_point: str, *, name: str, read: Sequence[str] = (), reason: str) -> Helper:
+        """Start a restricted worker that runs the kit's ``entry_point`` (``module:Class``, an `Extension`
+        class of the kit's own: never the extension's, never one a worker named) with none of the
+        extension's grants. It reads only ``read`` (absolute paths or globs: what the host's own data
+        needs) besides the code it imports from the host's environment, and it works under the
+        extension's limits, in folders of its own (``<extension>~<name>`` in the home).
+
+        The operators kit runs the plans of isolated steps in one: data only crosses to it, from the host,
+        so no extension's code runs there. The front owns the helper: close it when done."""
+        from ._process import WorkerProcess
+
+        spec = self._pool.spec
+        permissions: tuple[Any, ...] = ()
+        if read:
+            from symphony_core._model._permissions import FileRead
+
+            permissions = (FileRead(paths=tuple(read), reason=reason),)
+        worker = WorkerProcess.start(
+            dataclasses.replace(
+                spec,
+                extension=f"{spec.extension}~{name}",
+                entry_point=entry_point,
+                permissions=permissions,
+                manifest={},
+                config_overrides={},
+                environment=None,
+            ),
+            timeout=max(self._pool.call_timeout or 60.0, 60.0),
+        )
+        return Helper(worker, self._pool.call_timeout)
+
+
+class Helper:
+    """A restricted worker a front started for its kit's own work (`Workers.helper`)."""
+
+    def __init__(self, worker: Any, call_timeout: float | None) -> None:
+        self._worker = worker
+        self._timeout = call_timeout
+
+    @property
+    def alive(self) -> bool:
+        return bool(self._worker.alive)
+
+    @property
+    def pid(self) -> int | None:
+        return self._worker.pid  # type: ignore[no-any-return]
+
+    def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        """Run ``method`` in the helper and return its result, within the pool's call time-out (a helper
+        that overruns it is killed). One call at a time; it blocks: call it from a thread, not a loop."""
+        return self._worker.call(method, args, kwargs, timeout=self._timeout)
+
+    def close(self) -> None:
+        """Stop the helper (it runs its ``deactivate`` first); killed if it lingers."""
+        self._worker.stop()
 
 
 def front_for(kind: str) -> Front | None:
