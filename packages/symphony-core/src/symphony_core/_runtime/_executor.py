@@ -34,12 +34,26 @@ class Executor:
         self._lock = lock  # the host's: a loop is made once per extension
         self._guarded = guarded
 
-    def within(self, budget: float, step: str, slot: _Slot, work: Callable[[], T]) -> T:
-        """Run extension code in its own thread, cut off (and reported) after ``budget`` seconds."""
+    def within(
+        self,
+        budget: float,
+        step: str,
+        slot: _Slot,
+        work: Callable[[], T],
+        *,
+        before: Callable[[], object] | None = None,
+    ) -> T:
+        """Run extension code in its own thread, cut off (and reported) after ``budget`` seconds.
+
+        ``before`` is host code run first in that thread and budget, outside what ``guarded`` gives: a
+        kit imported there, before the first guard of the process is installed, does not pass each of its
+        thousands of audited events through the guard's hook."""
         outcome: list[Any] = []
 
         def runner() -> None:
             try:
+                if before is not None:
+                    before()
                 with self._guarded(slot):
                     outcome.append((True, work()))
             except BaseException as exc:  # noqa: BLE001 - SystemExit from an extension must not end the host

@@ -14,7 +14,6 @@ import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
@@ -159,24 +158,48 @@ class ExtensionInfo(msgspec.Struct, frozen=True):
         }
 
 
-@dataclass(slots=True)
 class _Slot:
-    key: str
-    record: Record
-    state: State
-    problem: Problem | None = None
-    target: type[Extension] | None = None
-    instance: Extension | None = None
-    config: Any = None
-    loop: asyncio.AbstractEventLoop | None = None
-    loop_thread: threading.Thread | None = None
-    stopping: Future[Any] | None = None  # a front's deactivate started on its loop, not awaited
-    guard: Policy | None = None
-    recorder: Recorder | None = None
-    audit: list[tuple[str, str | None, str, dict[str, Any]]] | None = None
-    pool: Pool | None = None
-    tier: Tier | None = None  # chosen when it is loaded
-    _lock: threading.RLock | None = None
+    """One extension's place in the host: its record, lifecycle state and what runs it.
+
+    A plain class rather than a dataclass: every host imports this module, and making a dataclass costs
+    more than the rest of the module does."""
+
+    __slots__ = (
+        "_lock",
+        "audit",
+        "config",
+        "guard",
+        "instance",
+        "key",
+        "loop",
+        "loop_thread",
+        "pool",
+        "problem",
+        "record",
+        "recorder",
+        "state",
+        "stopping",
+        "target",
+        "tier",
+    )
+
+    def __init__(self, key: str, record: Record, state: State) -> None:
+        self.key = key
+        self.record = record
+        self.state = state
+        self.problem: Problem | None = None
+        self.target: type[Extension] | None = None
+        self.instance: Extension | None = None
+        self.config: Any = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.loop_thread: threading.Thread | None = None
+        self.stopping: Future[Any] | None = None  # a front's deactivate started on its loop, not awaited
+        self.guard: Policy | None = None
+        self.recorder: Recorder | None = None
+        self.audit: list[tuple[str, str | None, str, dict[str, Any]]] | None = None
+        self.pool: Pool | None = None
+        self.tier: Tier | None = None  # chosen when it is loaded
+        self._lock: threading.RLock | None = None
 
     @property
     def lock(self) -> threading.RLock:

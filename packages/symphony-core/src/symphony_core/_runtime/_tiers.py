@@ -95,12 +95,14 @@ class InProcess(Tier):
             host._fail(slot, "load", refused)
             raise refused
 
-        def load() -> type[Extension]:
-            _import_kit(slot)
-            return _import_target(slot)
-
         try:
-            target = host._run.within(host.import_budget, "import", slot, load)
+            target = host._run.within(
+                host.import_budget,
+                "import",
+                slot,
+                lambda: _import_target(slot),
+                before=lambda: _import_kit(slot),
+            )
         except SymphonyError as exc:
             host._fail(slot, "import", exc)
             raise

@@ -82,6 +82,7 @@ _FIELDS = {  # the manifest field that lists the resources of each kind
 _SHELL = "/bin/sh"
 _GLOBS = {"**/": "(?:.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
 _REASON = "TODO: say why"
+_BELOW = "(?:/.*)?"  # the pattern of a plain path: itself and everything below it
 _NOT_A_SANDBOX = "the in-process guard is not a sandbox: it checks only what Python reports"
 
 
@@ -100,8 +101,8 @@ class Policy:
     """Called with each denial (for the audit log and ``symphony_permission_event``), unchecked."""
     _roots: Roots = field(init=False, repr=False)
     _variables: tuple[tuple[str, str], ...] = field(init=False, repr=False)
-    _always: dict[str, re.Pattern[str]] = field(init=False, repr=False)
-    _granted: dict[str, re.Pattern[str]] = field(init=False, repr=False)
+    _always: dict[str, _Paths] = field(init=False, repr=False)
+    _granted: dict[str, _Paths] = field(init=False, repr=False)
     _hosts: dict[str, list[tuple[str, str]]] = field(init=False, repr=False)
     _commands: tuple[str, ...] = field(init=False, repr=False)
     _names: dict[str, str] = field(init=False, repr=False, default_factory=dict)  # address: host name
@@ -178,9 +179,9 @@ class Policy:
             return _runs(self._commands, resource)
         if kind in self._hosts:
             return self._reaches(self._hosts[kind], resource)
-        if self._always[kind].fullmatch(resource):
+        if self._always[kind].match(resource):
             return True
-        return bool(self._granted[kind].fullmatch(resource)) and not self._roots.host_state(resource)
+        return self._granted[kind].match(resource) and not self._roots.host_state(resource)
 
     def _expand(self, path: str) -> str:
         return self._roots.expand(path)
@@ -259,7 +260,7 @@ class Recorder:
         )
 
     def _see(self, kind: str, resource: str) -> None:
-        if kind not in self.policy._always or not self.policy._always[kind].fullmatch(resource):
+        if kind not in self.policy._always or not self.policy._always[kind].match(resource):
             # a host name is recorded as the extension used it, before later lookups can rename the address
             self.accesses.add(
                 (kind, self.policy._portable(kind, resource) if kind.startswith("net.") else resource)
@@ -307,7 +308,7 @@ def learn(policy: Policy, recorder: Recorder | None = None) -> Iterator[Recorder
 
 @contextlib.contextmanager
 def _activate(active: tuple[Policy, Recorder | None] | None) -> Iterator[None]:
-    if not _installed:
+    if active is not None and not _installed:  # without the hook, nothing is checked: as under None
         install()
     token = _ACTIVE.set(active)
     try:
@@ -444,7 +445,7 @@ _CHECKS: dict[str, Callable[[Policy, tuple[Any, ...]], list[Access]]] = {
 @functools.lru_cache(maxsize=64)
 def _interpreter_needs(
     path: tuple[str, ...], pycache_prefix: str | None, writable: tuple[str, ...]
-) -> dict[str, re.Pattern[str]]:
+) -> dict[str, _Paths]:
     """What the interpreter itself must read and write (imports, bytecode); ``writable`` as for ``_compile``."""
     interpreter = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix, *path} - {""}
     caches = [f"{folder}/**/__pycache__{tail}" for folder in interpreter for tail in ("", "/*")]
@@ -456,19 +457,53 @@ def _interpreter_needs(
     }
 
 
+class _Paths:
+    """Granted paths, as ``_compile`` reads them: folders granted with everything below them, matched by
+    their prefix, and one regex for the other patterns, compiled when a path first needs it.
+
+    Most grants, and everything the interpreter reads, are such folders. A policy is built on each
+    extension's first start, where compiling them into one regex cost more than the rest of the start."""
+
+    __slots__ = ("_below", "_folders", "_regex", "_source")
+
+    def __init__(self, folders: Iterable[str], source: str) -> None:
+        self._folders = frozenset(folders)
+        self._below = tuple(folder + "/" for folder in self._folders)
+        self._source = source  # "" when every entry is a folder
+        self._regex: re.Pattern[str] | None = None
+
+    def match(self, path: str) -> bool:
+        """Whether ``path`` is granted."""
+        if path in self._folders:
+            return True
+        if (
+            path.startswith(self._below)
+            and (
+                "\n" not in path  # what lies below a folder is matched as by ".*", which stops at a newline
+                or any(path.startswith(below) and "\n" not in path[len(below) :] for below in self._below)
+            )
+        ):
+            return True
+        if not self._source:
+            return False
+        regex = self._regex
+        if regex is None:  # a race compiles it twice, to the same pattern
+            regex = self._regex = re.compile(self._source)
+        return regex.fullmatch(path) is not None
+
+
 def _compile(
     entries: Iterable[str], writable: tuple[str, ...], resolved: dict[str, str] | None = None
-) -> re.Pattern[str]:
-    """One regex for granted paths: a plain path grants itself and everything below it; in a glob, ``*``
-    and ``?`` stay within one folder and ``**`` crosses folders.
+) -> _Paths:
+    """The granted paths: a plain path grants itself and everything below it; in a glob, ``*`` and ``?``
+    stay within one folder and ``**`` crosses folders.
 
     The folder before the first wildcard is resolved, except for symlinks inside the ``writable``
     folders: the extension could have planted those, and a grant must not grow with them. ``resolved``
     keeps the folders resolved so far, for calls with the same ``writable``.
 
-    Entries with the same pattern after their folder share one alternative, and a folder beneath another
-    that already grants everything below it is left out: the regex stays short, and compiling it (once
-    per extension, on its first start) cheap."""
+    Entries with the same pattern after their folder share one alternative of the regex, and a folder
+    beneath another that already grants everything below it is left out, so the regex stays short."""
     planted = inside_any(writable)
     known: dict[str, str] = {} if resolved is None else resolved
     heads: dict[str, list[str]] = {}  # pattern after the folder: the resolved folders it follows
@@ -477,18 +512,18 @@ def _compile(
         cut = entry.rfind("/", 0, star) if star < len(entry) else len(entry)
         head, tail = (entry[:cut], entry[cut:]) if cut >= 0 else (".", "/" + entry)
         tokens = re.split(r"(\*\*/|\*\*|\*|\?)", tail) if tail else []
-        pattern = "".join(_GLOBS.get(token, re.escape(token)) for token in tokens) or "(?:/.*)?"
+        pattern = "".join(_GLOBS.get(token, re.escape(token)) for token in tokens) or _BELOW
         folder = head or "/"
         if folder not in known:
             known[folder] = resolve(folder, planted).rstrip("/")
         heads.setdefault(pattern, []).append(known[folder])
+    folders = _outermost(heads.pop(_BELOW, []))
     alternatives = []
-    for pattern, folders in heads.items():
-        # "(?:/.*)?" and "/(?:.*/)?..." match below a folder whatever lies between: its subfolders add nothing
-        nested = pattern == "(?:/.*)?" or pattern.startswith("/(?:.*/)?")
-        kept = _outermost(folders) if nested else list(dict.fromkeys(folders))
+    for pattern, found in heads.items():
+        # "/(?:.*/)?..." matches below a folder whatever lies between: its subfolders add nothing
+        kept = _outermost(found) if pattern.startswith("/(?:.*/)?") else list(dict.fromkeys(found))
         alternatives.append(f"(?:(?:{'|'.join(map(re.escape, kept))}){pattern})")
-    return re.compile("|".join(alternatives) or "(?!)")
+    return _Paths(folders, "|".join(alternatives))
 
 
 def _outermost(folders: Iterable[str]) -> list[str]:
