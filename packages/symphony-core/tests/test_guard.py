@@ -489,19 +489,6 @@ def test_native_code_bypasses_the_guard_ctypes(folders: Path) -> None:
     assert buffer.raw[:size] == b"do not read", "ctypes no longer bypasses the guard: update _guard.py's docs"
 
 
-def test_native_code_bypasses_the_guard_polars(folders: Path) -> None:
-    polars = pytest.importorskip("polars")
-
-    with acting_as(policy_for(folders)):
-        with pytest.raises(PermissionDenied):
-            read(folders / "data" / "input.csv")
-        frame = polars.read_csv(folders / "data" / "input.csv")
-
-    assert frame.to_dicts() == [{"a": 1, "b": 2}], (
-        "polars no longer bypasses the guard: update _guard.py's docs"
-    )
-
-
 def test_check_access_holds_grants_for_paths_handed_to_native_code(folders: Path) -> None:
     policy = policy_for(folders, FileRead(paths=("{data}/*.csv",), reason="read the inputs"))
     link = folders / "data" / "escape.csv"
