@@ -141,16 +141,13 @@ FLIGHTS = pl.DataFrame(
     }
 )
 
-pytestmark = pytest.mark.parametrize(
-    "isolation",
-    [
-        "guard",
-        pytest.param(
-            "isolated",
-            marks=pytest.mark.skipif(not probe().supported, reason="the isolated tier needs Linux"),
-        ),
-    ],
-)
+ISOLATED = pytest.mark.skipif(not probe().supported, reason="the isolated tier needs Linux")
+
+
+@pytest.fixture(params=["guard", pytest.param("isolated", marks=ISOLATED)])
+def isolation(request: pytest.FixtureRequest) -> str:
+    """Each test that takes a ``host`` runs in both tiers, with the same assertions."""
+    return str(request.param)
 
 
 @pytest.fixture
@@ -158,6 +155,20 @@ def host(
     tmp_path: Path, site: Path, installed: Any, monkeypatch: pytest.MonkeyPatch, isolation: str
 ) -> Iterator[Host]:
     """A host of the given tier with the ``acme`` operators discovered and granted what they ask."""
+    yield from _host(tmp_path, site, installed, monkeypatch, isolation)
+
+
+@pytest.fixture
+def isolated(tmp_path: Path, site: Path, installed: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Host]:
+    """An isolated host, for what happens only there: workers that answer, plans fused in a runner."""
+    if not probe().supported:
+        pytest.skip("the isolated tier needs Linux")
+    yield from _host(tmp_path, site, installed, monkeypatch, "isolated")
+
+
+def _host(
+    tmp_path: Path, site: Path, installed: Any, monkeypatch: pytest.MonkeyPatch, isolation: str
+) -> Iterator[Host]:
     files = {"acme_steps/__init__.py": CODE}
     points = {}
     for name, (cls, extra) in OPERATORS.items():  # each entry point's module, its manifest beside it
@@ -284,10 +295,9 @@ def test_each_step_reads_files_only_under_its_own_extensions_grant(host: Host) -
 
 
 def test_a_worker_answering_other_columns_than_its_query_makes_is_refused(
-    host: Host, isolation: str, flights_file: str
+    isolated: Host, flights_file: str
 ) -> None:
-    if isolation == "guard":
-        pytest.skip("in this process the host runs the operator's query itself: no worker answers")
+    host = isolated  # in this process the host runs the operator's query itself: no worker answers
     liar = host.start("acme.liar")
 
     with pytest.raises(PipelineError) as fused:  # its plan runs with the scan of its source
@@ -304,10 +314,9 @@ def test_a_worker_answering_other_columns_than_its_query_makes_is_refused(
 
 
 def test_a_plan_that_exhausts_its_runner_fails_its_pipeline_and_nothing_else(
-    host: Host, isolation: str, flights_file: str
+    isolated: Host, flights_file: str
 ) -> None:
-    if isolation == "guard":
-        pytest.skip("plans are fused in the isolated tier only")
+    host = isolated  # plans are fused in the isolated tier only
     bomb, widen = host.start("acme.bomb"), host.start("acme.widen")
 
     with pytest.raises(PipelineError) as caught:
@@ -323,10 +332,9 @@ def test_a_plan_that_exhausts_its_runner_fails_its_pipeline_and_nothing_else(
 
 
 def test_a_plan_that_reads_a_file_is_not_fused_and_its_worker_is_held_to_its_grant(
-    host: Host, isolation: str, flights_file: str
+    isolated: Host, flights_file: str
 ) -> None:
-    if isolation == "guard":
-        pytest.skip("plans are fused in the isolated tier only")
+    host = isolated  # plans are fused in the isolated tier only
     codes = host.home.data_dir("acme.peek") / "codes.csv"
     codes.parent.mkdir(parents=True, exist_ok=True)
     codes.write_text("carrier,airline\nAA,American\n", encoding="utf-8")
