@@ -3,20 +3,25 @@
 The host never imports an isolated operator's code. The core makes this front for it (its kind's
 ``front``) with a `Workers` handle on its pool, and a pipeline composes it as any operator: its
 ``query`` returns a lazy frame, so the pipeline's plan stays one lazy query built and checked before any
-data is read. What crosses the boundary is data only:
+data is read. What crosses the boundary is data only.
 
-- when the pipeline is built, an empty frame with the step's input schema goes to a worker, which
-  builds the operator's query on it and answers with an empty frame of the output schema
-  (``Operator.query_schema``: from the plan, no data read);
-- when the pipeline runs, polars asks this step for the columns the rest of the pipeline needs. A
-  worker says which input columns the operator's query reads to make them (``Operator.query_reads``,
-  asked once per set of columns), the host collects only those columns of the step's input and sends
-  them through shared memory, and the worker runs the query and sends back the result
-  (``Operator.query_run``), which is checked against the schema built before. Filters the host's plan
-  pushes into this step run here, on that result.
+When the pipeline is built, an empty frame with the step's input schema goes to a worker, which builds
+the operator's query on it and answers with an empty frame of the output schema and polars' plan of the
+query as JSON (``Operator.query_plan``; nothing is read). Then the step runs in one of two ways:
 
-No plan, expression or callable ever comes back from a worker; the host runs only its own queries and
-the kit's checks. Each step runs in its own extension's workers, under that extension's grants.
+- **fused** (``_fused``): the host checks the plan against its allow-list and stitches it onto what
+  feeds the step, its own scan of files or the fused steps before it. When the result is collected, a
+  runner (``Workers.helper``, holding no extension's code, reading only the scanned files) runs the
+  whole query and sends back the columns polars asks for, checked against the schema built before;
+- **step by step**, when the plan cannot be fused: polars asks this step for the columns the rest of the
+  pipeline needs, a worker says which input columns the query reads to make them
+  (``Operator.query_reads``, asked once per set of columns), the host collects only those columns of
+  the step's input and sends them through shared memory, and the worker runs the query and sends back
+  the result (``Operator.query_run``), checked the same way.
+
+Filters the host's plan pushes into a step run here, on its result. No plan from a worker is ever
+deserialized in the host, and no callable crosses; a step run step by step runs in its own extension's
+workers, under that extension's grants.
 """
 
 from __future__ import annotations
