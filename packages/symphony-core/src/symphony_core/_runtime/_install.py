@@ -1295,17 +1295,18 @@ class _HeadStart:
         )
         self._running = _Running()
         self._error: BaseException | None = None
+        uv_run = _Uv.of(host)  # here: in the thread it would compete with the manifests' checks
         self._thread = threading.Thread(
             target=self._create,
-            args=(host, wheel),
+            args=(host, wheel, uv_run),
             name=f"symphony-install-{wheel.distribution}",
             daemon=True,
         )
         self._thread.start()
 
-    def _create(self, host: Host, wheel: Wheel) -> None:
+    def _create(self, host: Host, wheel: Wheel, uv_run: _Uv) -> None:
         try:
-            _create(host, self.environment, wheel, self._running)
+            _create(host, self.environment, wheel, self._running, uv_run)
         except BaseException as exc:  # noqa: BLE001 - raised again by `wait`, in the installing thread
             self._error = exc
 
@@ -1347,21 +1348,37 @@ def _head_start(
         head.close(failed)
 
 
-def _create(host: Host, environment: Path, wheel: Wheel, running: _Running | None = None) -> None:
-    """Make the environment with uv: this host's Python, the wheel and its dependencies, nothing built."""
-    from importlib.metadata import PackageNotFoundError, version
+@dataclass(frozen=True)
+class _Uv:
+    """What every uv run of an install takes: the binary, the index, the core to pin, the environment."""
 
-    uv = uv_binary()
-    settings = read_settings(host.home)
-    index = settings.index
+    binary: str
+    index: str
+    core: str | None
+    env: Mapping[str, str]
+
+    @classmethod
+    def of(cls, host: Host) -> _Uv:
+        from importlib.metadata import PackageNotFoundError, version
+
+        settings = read_settings(host.home)
+        try:
+            core: str | None = version(CORE_DISTRIBUTION)
+        except PackageNotFoundError:
+            core = None
+        env = {key: value for key, value in os.environ.items() if key not in ("VIRTUAL_ENV", "CONDA_PREFIX")}
+        env["UV_PYTHON_DOWNLOADS"] = "never"
+        env["UV_HTTP_TIMEOUT"] = str(math.ceil(settings.timeout))
+        return cls(uv_binary(), settings.index, core, env)
+
+
+def _create(
+    host: Host, environment: Path, wheel: Wheel, running: _Running | None = None, uv_run: _Uv | None = None
+) -> None:
+    """Make the environment with uv: this host's Python, the wheel and its dependencies, nothing built."""
+    found = uv_run or _Uv.of(host)
+    uv, index, core, env = found.binary, found.index, found.core, found.env
     constraints = environment.parent / f".{environment.name}.constraints.txt"
-    try:
-        core = version(CORE_DISTRIBUTION)
-    except PackageNotFoundError:
-        core = None
-    env = {key: value for key, value in os.environ.items() if key not in ("VIRTUAL_ENV", "CONDA_PREFIX")}
-    env["UV_PYTHON_DOWNLOADS"] = "never"
-    env["UV_HTTP_TIMEOUT"] = str(math.ceil(settings.timeout))
     try:
         # The worker runs the host's core: the environment gets the same one (the kit needs it anyway).
         constraints.write_text(f"{CORE_DISTRIBUTION}=={core}\n" if core else "", encoding="utf-8")
