@@ -83,10 +83,16 @@ class Liar(Operator):
 
     def query_plan(self, frame, config=None, schema=False):  # fused: its plan makes another type than it said
         plan = pl.LazyFrame(schema=frame.schema).with_columns(pl.col("dep").cast(pl.String))
-        return [self.query_schema(frame, config), plan.serialize(format="json")]
+        return [self.query_schema(frame, config), plan.serialize(format="json"), pl.__version__]
 
     def query_run(self, frame, config=None, columns=None, schema=None):  # step by step
         return frame.with_columns(pl.lit("forged").alias("forged"))
+
+
+class Elder(Widen):
+    def query_plan(self, frame, config=None, schema=False):  # as from a managed environment's older polars
+        answer = super().query_plan(frame, config, schema)
+        return [*answer[:2], "0.20.31"] if schema else answer
 
 
 class Mapper(Operator):
@@ -102,7 +108,7 @@ class Bomb(Operator):
         given = pl.LazyFrame(schema=frame.schema)
         rows = given.select(pl.int_range(0, 10_000_000).alias("n"))
         plan = given.join(rows, how="cross").drop("n")
-        return [self.query_schema(frame, config), plan.serialize(format="json")]
+        return [self.query_schema(frame, config), plan.serialize(format="json"), pl.__version__]
 
 
 class Smuggler(Operator):
@@ -112,7 +118,7 @@ class Smuggler(Operator):
     def query_plan(self, frame, config=None, schema=False):  # the runner may read the sources only
         secret = str(self.context.data_dir.parent.parent / "acme.peek" / "data" / "codes.csv")
         plan = pl.LazyFrame(schema=frame.schema).join(pl.scan_csv(secret), on="carrier", how="left")
-        return [self.query_schema(frame, config), plan.serialize(format="json")]
+        return [self.query_schema(frame, config), plan.serialize(format="json"), pl.__version__]
 """
 OPERATORS = {
     "widen": (
@@ -128,6 +134,10 @@ OPERATORS = {
     "trim": ("Trim", ""),
     "liar": ("Liar", ""),
     "mapper": ("Mapper", ""),
+    "elder": (
+        "Elder",
+        '[[permissions]]\ntype = "fs.write"\npaths = ["{data}"]\nreason = "Notes what it was given."',
+    ),
     "bomb": ("Bomb", ""),
     "smuggler": ("Smuggler", ""),
 }
@@ -311,6 +321,18 @@ def test_a_worker_answering_other_columns_than_its_query_makes_is_refused(
         Pipeline.chain(FLIGHTS).step(liar, host=host).collect()
     assert alone.value.extension == "acme.liar"
     assert "forged" in str(alone.value)
+
+
+def test_a_plan_from_another_polars_than_the_hosts_is_not_fused(isolated: Host, flights_file: str) -> None:
+    elder = isolated.start("acme.elder")
+
+    result = (
+        Pipeline.chain(flights_file).step(elder, host=isolated).build().frame().select("gained").collect()
+    )
+
+    assert result["gained"].to_list() == [3.0, -3.0, -4.0, 1.0, 18.0, 0.0]
+    sent = isolated.home.data_dir("acme.elder") / "given.json"  # its rows were made in its worker
+    assert json.loads(sent.read_text(encoding="utf-8")) == ["dep", "arr"]
 
 
 def test_a_plan_that_exhausts_its_runner_fails_its_pipeline_and_nothing_else(

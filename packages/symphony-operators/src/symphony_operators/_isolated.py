@@ -154,7 +154,7 @@ class IsolatedOperator(Operator[Any]):
         shape = pl.DataFrame(schema=given)
         text: Any = None
         if "query_plan" in self.workers.methods:  # one call for both
-            answer, text = self._pair(self.workers.call("query_plan", shape, values or None, True))
+            answer, text = self._planned(self.workers.call("query_plan", shape, values or None, True))
         else:  # a kit from before plans crossed
             answer = self.workers.call("query_schema", shape, values or None)
         empty = self._frame(answer, "query_schema")
@@ -173,10 +173,23 @@ class IsolatedOperator(Operator[Any]):
             _remember(result, fused, self)  # the next isolated step reads this step's plan, not its rows
         return result
 
-    def _pair(self, answer: Any) -> tuple[Any, Any]:
-        if not (isinstance(answer, (list, tuple)) and len(answer) == 2):
-            raise self._broken("query_plan", f"answered a {type(answer).__name__}, not a schema and a plan")
-        return answer[0], answer[1]
+    def _planned(self, answer: Any) -> tuple[Any, Any]:
+        """The schema and the plan a worker's ``query_plan`` answered; no plan when its polars is not the
+        host's (a managed environment may have another: its plans would be read another way)."""
+        if not (isinstance(answer, (list, tuple)) and len(answer) == 3):
+            raise self._broken(
+                "query_plan", f"answered a {type(answer).__name__}, not a schema, a plan and a polars version"
+            )
+        schema, text, version = answer
+        if version != pl.__version__:
+            log.debug(
+                "%s runs step by step: its polars %.40r is not the host's %s",
+                self.id,
+                version,
+                pl.__version__,
+            )
+            return schema, None
+        return schema, text
 
     def _fuse(self, frame: pl.LazyFrame, given: pl.Schema, text: Any) -> Fused | None:
         """This step's plan stitched onto what feeds it, checked (see ``_fused``); None when it cannot be."""

@@ -122,8 +122,8 @@ class Operator(Extension, Generic[ConfigT]):
         self, frame: pl.DataFrame, config: Mapping[str, Any] | None = None, schema: bool = False
     ) -> Any:
         """polars' plan of `query` on an empty frame of ``frame``'s schema, as JSON text (nothing is read;
-        None when polars cannot write it); with ``schema``, ``[query_schema's frame, the plan]``: what a
-        host asks of an isolated step.
+        None when polars cannot write it); with ``schema``, ``[query_schema's frame, the plan, polars'
+        version]``: what a host asks of an isolated step (it fuses plans of its own polars only).
 
         A host fuses the plan with the plans of the steps around it, after checking it is made of native
         expressions only, and runs them together in a restricted runner (see ``_fused``).
@@ -135,7 +135,7 @@ class Operator(Extension, Generic[ConfigT]):
             text: str | None = serialize(query)
         except pl.exceptions.PolarsError:  # a Python function polars cannot write: the step runs on its own
             text = None
-        return [pl.DataFrame(schema=query.collect_schema()), text] if schema else text
+        return [pl.DataFrame(schema=query.collect_schema()), text, pl.__version__] if schema else text
 
     def query_reads(
         self,
