@@ -330,14 +330,12 @@ def test_a_motifs_open_page_reloads_itself_on_a_save_and_calls_its_new_code(dev,
         try:
             page = browser.new_page()
             page.goto(url)
-            page.wait_for_function("window.symphony !== undefined")
+            settled(page, "window.symphony !== undefined")
             page.evaluate("window.__before = true")
             refreshed = running.save(
                 page_file, html.replace("<title>Board</title>", "<title>Board v2</title>"), Refreshed
             )
-            page.wait_for_function(
-                "document.title === 'Board v2' && window.__before === undefined", timeout=10_000
-            )
+            settled(page, "document.title === 'Board v2' && window.__before === undefined")
             page.evaluate("window.__before = true")
             running.save(
                 code,
@@ -346,7 +344,7 @@ def test_a_motifs_open_page_reloads_itself_on_a_save_and_calls_its_new_code(dev,
                 ),
                 Reloaded,
             )
-            page.wait_for_function("window.__before === undefined && window.symphony !== undefined")
+            settled(page, "window.__before === undefined && window.symphony !== undefined")
             answer = page.evaluate("symphony.call('greet', {name: 'Ada'})")
         finally:
             browser.close()
@@ -354,3 +352,22 @@ def test_a_motifs_open_page_reloads_itself_on_a_save_and_calls_its_new_code(dev,
     assert 'f"{self.config.greeting}, {name}!"' in python
     assert refreshed.pages == 1
     assert answer == "Hello again, Ada!"
+
+
+def settled(page: Any, expression: str, timeout: float = 10.0) -> None:
+    """Wait until ``expression`` holds in the page, asking it again every 20 ms. Playwright's own
+    ``wait_for_function`` compiles its predicate in the page, which the motif's CSP (no ``unsafe-eval``)
+    refuses once the page has reloaded; ``evaluate`` is not held to it. A page that is reloading answers
+    with an error, and is asked again."""
+    from playwright.sync_api import Error
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if page.evaluate(expression):
+                return
+        except Error:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the page did not reach {expression!r} within {timeout} s")
+        time.sleep(0.02)
