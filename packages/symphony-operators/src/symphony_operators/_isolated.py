@@ -231,11 +231,7 @@ class IsolatedOperator(Operator[Any]):
                 "operators in-process to see which one fails",
             ) from None
         result = self._checked(answer, FUSED, wanted, schema)
-        if predicate is not None:
-            result = result.filter(predicate)
-        if n_rows is not None:
-            result = result.head(n_rows)
-        yield result
+        yield _narrowed(result, predicate, n_rows)
 
     def _runner(self, reads: frozenset[str]) -> Any:
         """The runner that may read ``reads``: kept while in use, the least recently used one stopped
@@ -283,11 +279,7 @@ class IsolatedOperator(Operator[Any]):
         shape = pl.DataFrame(schema=given) if len(reads) < len(given) else None
         answer = self.workers.call("query_run", data, config or None, wanted, shape)
         result = self._checked(answer, "query_run", wanted, schema)
-        if predicate is not None:
-            result = result.filter(predicate)
-        if n_rows is not None:
-            result = result.head(n_rows)
-        yield result
+        yield _narrowed(result, predicate, n_rows)
 
     def _reads_for(self, given: pl.Schema, config: dict[str, Any], wanted: Sequence[str]) -> list[str]:
         """The input columns the query reads to make ``wanted``, as a worker found them (asked once)."""
@@ -333,6 +325,13 @@ class IsolatedOperator(Operator[Any]):
 
     def __repr__(self) -> str:
         return f"<IsolatedOperator {self.id}>"
+
+
+def _narrowed(result: pl.DataFrame, predicate: pl.Expr | None, n_rows: int | None) -> pl.DataFrame:
+    """A step's rows with what polars pushed into it applied: its filter, then its row limit."""
+    if predicate is not None:
+        result = result.filter(predicate)
+    return result if n_rows is None else result.head(n_rows)
 
 
 def _polars_error(error: SymphonyError) -> pl.exceptions.PolarsError | None:
