@@ -3,7 +3,8 @@
 Run by the tests with the test environment's Python: ``python driver.py OPTIONS.json``. It creates a
 ``Host`` (``isolation``, ``call_budget`` and ``path`` from the options), grants and starts the canary,
 runs the ``setup`` steps, takes a snapshot of what no extension may change (the state database, the
-policy file, the other extensions' folders, the host's worker bytecode), runs the attack's ``steps``, then
+policy file, the other extensions' folders, anything in the host's worker bytecode that is not the
+compiled code of its source), runs the attack's ``steps``, then
 checks that it still answers (its extensions, the canary) and takes the snapshot again. The report is
 written to the ``results`` file after every step, so a host that hangs or is killed still leaves what it
 got to.
@@ -220,6 +221,41 @@ def tree(folder: Path) -> str:
     return digest("\n".join(lines).encode())
 
 
+def foreign_bytecode(folder: Path) -> str:
+    """What the shared bytecode cache holds that the host did not make: every entry but the folders and
+    the ``.pyc`` files that are exactly the compiled code of the source file they are named after (the
+    host compiles what workers import into it while they run)."""
+    if not folder.exists():
+        return "absent"
+    tag = f".{sys.implementation.cache_tag}.pyc"
+    foreign = []
+    for root, folders, files in os.walk(folder):
+        for name in sorted([*folders, *files]):
+            path = Path(root, name)
+            if path.is_dir() and not path.is_symlink():
+                continue
+            source = Path("/", path.parent.relative_to(folder), name.removesuffix(tag) + ".py")
+            if not (
+                name.endswith(tag) and path.is_file() and not path.is_symlink() and _compiled(path, source)
+            ):
+                foreign.append(
+                    f"{path.relative_to(folder)} {digest(path.read_bytes()) if path.is_file() else '?'}"
+                )
+    return digest("\n".join(foreign).encode())
+
+
+def _compiled(pyc: Path, source: Path) -> bool:
+    import importlib.util
+    import marshal
+
+    try:
+        data, code = pyc.read_bytes(), source.read_bytes()
+        fresh = compile(code, str(source), "exec", dont_inherit=True, optimize=0)
+    except (OSError, SyntaxError, ValueError):
+        return False
+    return data[:4] == importlib.util.MAGIC_NUMBER and marshal.loads(data[16:]) == fresh
+
+
 def state(audit_upto: int | None) -> tuple[dict[str, str], int]:
     """The state database table by table (the audit log only up to ``audit_upto``: it grows), and the
     audit log's last sequence number."""
@@ -255,7 +291,7 @@ def snapshot(audit_upto: int | None = None) -> dict[str, Any]:
     policy = home / "policy.toml"
     found["policy.toml"] = digest(policy.read_bytes()) if policy.exists() else "absent"
     found["config/"] = tree(home / "config")
-    found["cache/worker-bytecode/"] = tree(home / "cache" / "worker-bytecode")
+    found["cache/worker-bytecode/"] = foreign_bytecode(home / "cache" / "worker-bytecode")
     extensions = home / "extensions"
     for folder in sorted(extensions.iterdir()) if extensions.exists() else ():
         if folder.name not in attackers:

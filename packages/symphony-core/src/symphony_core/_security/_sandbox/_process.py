@@ -34,12 +34,12 @@ from symphony_core._model._errors import (
 )
 from symphony_core._model._kinds import KINDS
 
-from . import _quota
+from . import _bytecode, _quota
 from ._bulk import Codec
 from ._cgroups import Cgroups, alive
 from ._observe import only_child, verify_claims
 from ._probe import probe
-from ._profile import WorkerSpec, config_environ, environment_for, profile_for
+from ._profile import WorkerSpec, config_environ, environment_for, interpreter_folders, profile_for
 from ._protocol import (
     EVENT_FRAME,
     PROTOCOL,
@@ -103,6 +103,8 @@ class WorkerProcess:
         self._dead: WorkerCrashed | None = None
         self._pidfd: int | None = None
         self._extension_pid: int | None = None
+        self._bytecode_roots: tuple[str, ...] = ()
+        """Where the sources lie whose bytecode this worker's answers may ask the host to compile."""
 
     @property
     def pid(self) -> int | None:
@@ -284,7 +286,13 @@ class WorkerProcess:
         from_worker, to_host = os.pipe()
         log_read, log_write = os.pipe()
         events_read, events_write = os.pipe()
-        bytecode = _bytecode(str(spec.home.cache_dir / "worker-bytecode"))
+        bytecode = _bytecode.boot(
+            _bytecode.folder(spec.home), sys.executable, tuple(_boot_folders()), _WORKER
+        )
+        if profile.bytecode:
+            _bytecode.forget_own(spec.cache_dir)
+            roots = [*interpreter_folders(), *profile.import_path, *profile.packages.values()]
+            self._bytecode_roots = tuple(dict.fromkeys([*roots, *map(os.path.realpath, roots)]))
         command = worker_command(
             sys.executable, bytecode, (from_host, to_host, events_write), _boot_folders()
         )
@@ -390,6 +398,9 @@ class WorkerProcess:
             answer = self._exchange_message(message, timeout, what)
         _quota.check(self)  # a request that took it over its disk quota fails, and the worker dies
         if isinstance(answer, Reply) and answer.id == getattr(message, "id", None):
+            if answer.uncached and self._bytecode_roots:
+                found = _bytecode.shareable(answer.uncached, self._bytecode_roots)
+                _bytecode.COMPILER.submit(sys.executable, _bytecode.folder(self.spec.home), found)
             return answer.value
         if isinstance(answer, Failure):
             raise _remote(answer, self.spec.extension, _kit(self.spec))
@@ -557,21 +568,6 @@ def _boot_folders() -> list[str]:
         os.path.dirname(os.path.dirname(os.path.realpath(msgspec.__file__))),
     )
     return list(dict.fromkeys(folders))
-
-
-@functools.cache
-def _bytecode(folder: str) -> str:
-    """A bytecode cache for what a worker imports before it is restricted, written by the host only.
-
-    Workers read it (``-B``: they never write it), so no worker can plant code that another worker would run
-    before restricting itself. Without it, an environment installed without ``.pyc`` files (uv's default,
-    or ``PYTHONDONTWRITEBYTECODE``) compiles msgspec and typing_extensions from source at every start.
-    """
-    os.makedirs(folder, exist_ok=True)
-    boot = f"import sys; sys.path += sys.argv[1:]; import {_WORKER}"
-    compile_all = [sys.executable, "-I", "-S", "-X", f"pycache_prefix={folder}", "-c", boot, *_boot_folders()]
-    subprocess.run(compile_all, capture_output=True, timeout=300, check=False)
-    return folder
 
 
 _MESSAGE_KEPT, _TYPE_KEPT, _TRACEBACK_KEPT = 4 << 10, 256, 64 << 10

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from symphony_core._security._reach import PROGRAM_FOLDERS, inside_any, opened, own_folder, resolve
 from symphony_core._store._home import Home
 
+from ._bytecode import folder as shared_folder
 from ._protocol import Limits, Profile
 
 if TYPE_CHECKING:
@@ -101,13 +102,16 @@ def profile_for(spec: WorkerSpec, exchange: str) -> Profile:
     planted = inside_any(writable)
     write = [resolve(path, planted) for path in write]
     read = [resolve(_beneath(policy._expand(entry), notes), planted) for entry in found["fs.read"]]
+    bytecode = pycache = ""
     if spec.environment is None:
         import_path = [*site_folders(), *spec.path]
         packages = _packages(spec, import_path)
-        read += [*interpreter_folders(), *import_path, *packages.values()]
+        bytecode = _shared_bytecode(spec.home)
+        read += [*interpreter_folders(), *import_path, *packages.values(), bytecode]
     else:  # the core it booted from stays readable: it goes on importing its own modules
         import_path, packages = managed_folders(spec.environment), {}
         read += [*interpreter_folders(managed=True), *import_path, *_boot_packages()]
+        pycache = str(spec.cache_dir / "pycache")
     read += [resolve(str(config_file(spec.home, spec.extension)), planted), own[1]]
     write.append(own[1])
     connect, bind = _ports(found["net.connect"]), _ports(found["net.listen"])
@@ -121,7 +125,8 @@ def profile_for(spec: WorkerSpec, exchange: str) -> Profile:
         bind_ports=bind,
         network=bool(found["net.connect"] or found["net.listen"]),
         limits=spec.limits,
-        pycache=str(spec.cache_dir / "pycache"),
+        bytecode=bytecode,
+        pycache=pycache,
         import_path=import_path,
         packages=packages,
         notes=notes,
@@ -170,6 +175,11 @@ def site_folders() -> list[str]:
     import site
 
     return _unique(folder for folder in site.getsitepackages() if os.path.isdir(folder))
+
+
+def _shared_bytecode(home: Home) -> str:
+    os.makedirs(shared_folder(home), exist_ok=True)
+    return shared_folder(home)
 
 
 def interpreter_folders(*, managed: bool = False) -> list[str]:

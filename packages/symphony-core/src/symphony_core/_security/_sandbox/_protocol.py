@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-PROTOCOL = 3
+PROTOCOL = 4
 """Bumped on any change to the messages below; the worker refuses a host that speaks another version."""
 MAX_FRAME = 1 << 31
 """Largest frame either side ever accepts (bulk data over this size must use shared memory)."""
@@ -77,10 +77,13 @@ class Profile(msgspec.Struct, frozen=True, kw_only=True):
     network: bool = False
     """Keep the host's network; without it the worker gets a network namespace of its own (no network)."""
     limits: Limits = Limits()
+    bytecode: str = ""
+    """The host-written bytecode cache the worker loads what it imports once restricted from, read-only
+    to it (``_bytecode``); its answers name the modules it imported that the cache lacks."""
     pycache: str = ""
-    """Where the worker caches bytecode of what it imports once restricted (in its own cache folder; a
-    worker can only ever poison the bytecode later workers of the same extension load, after they too are
-    restricted)."""
+    """Where a worker of a managed environment caches bytecode of what it imports once restricted (in its
+    own cache folder: it can only ever poison the bytecode later workers of its own extension load, after
+    they too are restricted). Unused when ``bytecode`` is set."""
     import_path: list[str] = []
     """Where the worker imports installed distributions from (``site-packages``, the host's ``path``): the
     worker runs without the ``site`` module, so no ``.pth`` file adds to it."""
@@ -170,6 +173,9 @@ class Event(_Message, tag="event"):
 class Reply(_Message, tag="reply"):
     id: int
     value: Any = None
+    uncached: list[str] = []
+    """Source files of modules the worker imported since its last answer whose bytecode the shared cache
+    lacks: the host compiles them there (``_bytecode``), judging each path itself."""
 
 
 class Failure(_Message, tag="failure"):

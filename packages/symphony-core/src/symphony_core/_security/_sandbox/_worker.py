@@ -68,13 +68,41 @@ class _Publisher:
         return True
 
 
+class _Uncached:
+    """The source files of modules imported since the last call whose bytecode the host's cache lacks."""
+
+    def __init__(self) -> None:
+        self.seen = set(sys.modules)
+        self.count = len(sys.modules)
+
+    def __call__(self) -> list[str]:
+        if len(sys.modules) == self.count:
+            return []
+        self.count = len(sys.modules)
+        found: list[str] = []
+        for name, module in list(sys.modules.items()):
+            if name in self.seen:
+                continue
+            self.seen.add(name)
+            spec = getattr(module, "__spec__", None)
+            origin, cached = getattr(spec, "origin", None), getattr(spec, "cached", None)
+            if not (isinstance(origin, str) and origin.endswith(".py") and isinstance(cached, str)):
+                continue
+            if not os.path.exists(cached):
+                found.append(origin)
+        return found
+
+
 class _Server:
     """Serves one extension's requests, one at a time, in this process."""
 
-    def __init__(self, channel: Channel, codec: Codec, publish: _Publisher) -> None:
+    def __init__(
+        self, channel: Channel, codec: Codec, publish: _Publisher, uncached: _Uncached | None = None
+    ) -> None:
         self.channel = channel
         self.codec = codec
         self.publish = publish
+        self.uncached = uncached
         self.extension: str | None = None
         self.instance: Any = None
         self._loop: Any = None
@@ -104,7 +132,8 @@ class _Server:
 
     def _answer(self, request: int, work: Any) -> None:
         try:
-            reply: Message = Reply(id=request, value=work())
+            value = work()
+            reply: Message = Reply(id=request, value=value, uncached=self.uncached() if self.uncached else [])
             self.channel.send(reply)
         except ProtocolViolation:
             raise
@@ -313,7 +342,9 @@ def main(argv: list[str]) -> int:
         sys.path[:] = [folder for folder in sys.path if folder not in sys.argv[4:]]
     sys.path += [folder for folder in setup.profile.import_path if folder not in sys.path]
     sys.meta_path.insert(0, _Packages(dict(setup.profile.packages)))
-    if setup.profile.pycache:  # only modules imported from now on, restricted, read or write it
+    if setup.profile.bytecode:  # the host's cache, read-only: modules imported from now on load from it
+        sys.pycache_prefix = setup.profile.bytecode
+    elif setup.profile.pycache:  # only modules imported from now on, restricted, read or write it
         sys.pycache_prefix = setup.profile.pycache
         sys.dont_write_bytecode = False
     codec.exchange = setup.profile.exchange
@@ -324,7 +355,8 @@ def main(argv: list[str]) -> int:
     channel.send(Hello(protocol=PROTOCOL, pid=pid, enforced=enforced, skipped=skipped))
     # events carry JSON-ready data only: no bulk values, so nothing of them lands in shared memory
     events = Channel(event_fd, event_fd)
-    return _Server(channel, codec, _Publisher(events)).serve()
+    uncached = _Uncached() if setup.profile.bytecode else None
+    return _Server(channel, codec, _Publisher(events), uncached).serve()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,167 @@
+"""The bytecode workers load: written by the host only, read by every worker of the host's environment.
+
+A worker never writes bytecode. What it imports before it is restricted (the core, msgspec) comes from a
+cache the host fills before the first worker starts (``boot``). What it imports once restricted (its
+kit, polars, numpy, its own modules) is looked up in the same folder, read-only to it; each answer of the
+worker names the modules it imported whose bytecode was missing, and the host compiles them there, in a
+process of its own, for the next worker (``Compiler``). So no worker can plant code that another worker
+(or a later worker of its own) would run, the bytecode of a library is compiled once per home instead of
+once per extension, and an extension's quota'd folders hold only what the extension wrote.
+
+The host compiles only files beneath the folders the worker imports from (the interpreter's, the
+host's import path, the packages it located), which are read-only to every worker: never a file a worker
+could write, and never one of its granted folders (a compiled copy in the shared cache would let another
+worker read it). Compiling runs no code of the file.
+
+A worker of an extension in a managed environment imports from that environment alone: it keeps a
+bytecode cache in its own cache folder, as its environment is its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import queue
+import shutil
+import stat
+import subprocess
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from symphony_core._security._reach import inside_any
+from symphony_core._store._home import Home
+
+log = logging.getLogger("symphony.sandbox")
+MAX_REPORTED = 5000
+"""Module files one answer of a worker may name; more are ignored (the next worker names them again)."""
+MAX_SOURCE = 8 << 20
+"""Bytes of the largest source file the host compiles for workers."""
+_TIMEOUT = 300.0
+_PROGRAM = (
+    "import py_compile, sys\n"
+    "for line in sys.stdin:\n"
+    "    try:\n"
+    "        py_compile.compile(line.rstrip('\\n'), doraise=True, quiet=2)\n"
+    "    except Exception:\n"
+    "        pass\n"
+)
+"""Compiles each path read on stdin into ``sys.pycache_prefix`` (set with ``-X``), as the import system
+names it; a file that does not compile is left out (the worker compiles it in memory, and fails there)."""
+
+
+def folder(home: Home) -> str:
+    """The home's shared bytecode cache."""
+    return str(home.cache_dir / "worker-bytecode")
+
+
+@functools.cache
+def boot(folder: str, executable: str, boot_folders: tuple[str, ...], worker_module: str) -> str:
+    """Fill ``folder`` with the bytecode of what a worker imports before it is restricted (once a process).
+
+    Without it, an environment installed without ``.pyc`` files (uv's default, or
+    ``PYTHONDONTWRITEBYTECODE``) compiles msgspec and typing_extensions from source at every start.
+    """
+    os.makedirs(folder, exist_ok=True)
+    program = f"import sys; sys.path += sys.argv[1:]; import {worker_module}"
+    command = [executable, "-I", "-S", "-X", f"pycache_prefix={folder}", "-c", program, *boot_folders]
+    subprocess.run(command, capture_output=True, timeout=_TIMEOUT, check=False)
+    return folder
+
+
+def shareable(reported: Iterable[object], roots: tuple[str, ...]) -> list[str]:
+    """The paths among ``reported`` (what a worker named, untrusted) that the host compiles: absolute
+    ``.py`` paths of regular files beneath ``roots``, both as named and once links are resolved."""
+    found: list[str] = []
+    for path in list(reported)[:MAX_REPORTED]:
+        if not (isinstance(path, str) and path.endswith(".py") and os.path.isabs(path)) or "\n" in path:
+            continue
+        if os.path.normpath(path) != path or not inside_any(roots)(path):
+            continue
+        real = os.path.realpath(path)
+        if not inside_any(roots)(real):
+            continue
+        try:
+            info = os.stat(real)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode) and info.st_size <= MAX_SOURCE:
+            found.append(path)
+    return found
+
+
+class Compiler:
+    """Compiles what workers report into the shared cache, one batch at a time, in a process of its own."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[str, str, list[str]] | threading.Event] = queue.SimpleQueue()
+        self._done: set[tuple[str, str, str]] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, executable: str, folder: str, paths: list[str]) -> None:
+        """Compile ``paths`` (already judged ``shareable``) into ``folder``, in the background."""
+        with self._lock:
+            fresh = [path for path in paths if (executable, folder, path) not in self._done]
+            if not fresh:
+                return
+            self._done.update((executable, folder, path) for path in fresh)
+            self._put((executable, folder, fresh))
+
+    def wait(self, timeout: float = _TIMEOUT) -> bool:
+        """Whether everything submitted so far was compiled within ``timeout`` seconds."""
+        done = threading.Event()
+        with self._lock:
+            self._put(done)
+        return done.wait(timeout)
+
+    def _put(self, item: tuple[str, str, list[str]] | threading.Event) -> None:
+        self._queue.put(item)
+        if self._thread is None or not self._thread.is_alive():
+            self._thread = threading.Thread(target=self._run, name="symphony-bytecode", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=5.0)
+            except queue.Empty:
+                with self._lock:
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            if isinstance(item, threading.Event):
+                item.set()
+            else:
+                self._compile(*item)
+
+    @staticmethod
+    def _compile(executable: str, into: str, paths: list[str]) -> None:
+        os.makedirs(into, exist_ok=True)
+        command = [executable, "-I", "-S", "-X", f"pycache_prefix={into}", "-c", _PROGRAM]
+        try:
+            subprocess.run(
+                command,
+                input="".join(f"{path}\n" for path in paths),
+                text=True,
+                capture_output=True,
+                timeout=_TIMEOUT,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.warning("could not compile bytecode for workers into %s: %s", into, exc)
+
+
+COMPILER = Compiler()
+
+
+def forget_own(cache_dir: Path) -> None:
+    """Remove the bytecode a worker of this extension wrote in its own cache folder (before workers
+    shared the host's): it only takes quota now. Links are never followed."""
+    own = cache_dir / "pycache"
+    with contextlib.suppress(OSError):
+        if own.is_dir() and not own.is_symlink():
+            shutil.rmtree(own, ignore_errors=True)
