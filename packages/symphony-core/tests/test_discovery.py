@@ -123,3 +123,29 @@ def test_a_wheel_built_without_its_manifest_is_reported_not_hidden(venv, install
     assert info["problem"]["code"] == "entry-point"
     assert "ships no symphony.toml" in info["problem"]["message"]
     assert "make sure the build includes it" in info["problem"]["hint"]
+
+
+def test_a_scan_finds_each_package_where_the_import_system_would(tmp_path: Path) -> None:
+    """The scan lists each folder once instead of asking the import system per package: it must agree
+    with it on regular packages, namespace portions spread over folders, modules shadowing later
+    packages, and names found nowhere."""
+    import importlib.machinery
+
+    from symphony_core._catalog._discovery import _Packages
+
+    first, second, third = (tmp_path / name for name in ("first", "second", "third"))
+    for folder, files in {
+        first: ["spread/a.py", "shadowed.py", "mixed/x.py", "mixed.py"],
+        second: ["regular/__init__.py", "spread/b.py", "shadowed/__init__.py", "compiled/__init__.pyc"],
+        third: ["spread/c.py", "regular/__init__.py"],
+    }.items():
+        for file in files:
+            (folder / file).parent.mkdir(parents=True, exist_ok=True)
+            (folder / file).write_text("")
+    path = [str(first), str(second), str(tmp_path / "missing"), str(third)]
+    packages = _Packages(path)
+
+    for name in ("regular", "spread", "shadowed", "mixed", "compiled", "absent"):
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        expected = None if spec is None else list(spec.submodule_search_locations or [])
+        assert packages.find(name) == expected, name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import platform
 from collections import defaultdict
 
@@ -22,16 +23,19 @@ def check_compat(catalog: Catalog, *, python_version: str | None = None) -> dict
     """
     python = Version(python_version or platform.python_version())
     problems: dict[str, Problem] = {}
+    cores: dict[str, Problem | None] = {}  # the same few packages' core, checked once
     for record in catalog.records:
         if record.problem is None:
-            problem = _check_record(record, catalog, python)
+            problem = _check_record(record, catalog, python, cores)
             if problem is not None:
                 problems[record_key(record)] = problem
     problems.update(_duplicates(catalog))
     return problems
 
 
-def _check_record(record: Record, catalog: Catalog, python: Version) -> Problem | None:
+def _check_record(
+    record: Record, catalog: Catalog, python: Version, cores: dict[str, Problem | None]
+) -> Problem | None:
     manifest = record.manifest
     assert manifest is not None
     for source, spec in (
@@ -53,14 +57,16 @@ def _check_record(record: Record, catalog: Catalog, python: Version) -> Problem 
             f"is built on {package}, which is not installed",
             f"pip install '{target}'",
         )
-    if not target.specifier.contains(installed, prereleases=True):
+    if not _contains(str(manifest["targets"]), installed):
         return Problem(
             "incompatible",
             f"was built for {target.name}{target.specifier}, but {package} {installed} is installed",
             f"install a release of '{record.distribution}' made for {package} {installed}, "
             f"or pip install '{target}'",
         )
-    return _check_core(package, catalog)
+    if package not in cores:
+        cores[package] = _check_core(package, catalog)
+    return cores[package]
 
 
 def _check_core(package: str, catalog: Catalog) -> Problem | None:
@@ -80,6 +86,12 @@ def _check_core(package: str, catalog: Catalog) -> Problem | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
+def _contains(requirement: str, version: str) -> bool:
+    return parse_requirement(requirement).specifier.contains(version, prereleases=True)
+
+
+@functools.lru_cache(maxsize=1024)
 def _admits(spec: str, version: Version) -> bool:
     try:
         return SpecifierSet(spec).contains(version, prereleases=True)

@@ -25,6 +25,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import msgspec
 
@@ -86,26 +87,34 @@ def _scan(path: Sequence[str]) -> tuple[Catalog, tuple[_Stamp, ...]]:
     records: list[Record] = []
     packages: dict[str, str] = {}
     package_requires: dict[str, tuple[str, ...]] = {}
+    packages_on_path = _Packages(path)
     for name, version, info in _distributions(path):
         if name in _WATCHED:
             packages[name] = version
-            requires = importlib_metadata.PathDistribution(info).requires or []
+            requires = importlib_metadata.PathDistribution(Path(info)).requires or []
             package_requires[name] = tuple(requires)
         try:
-            text = (info / "entry_points.txt").read_text(encoding="utf-8")
-        except OSError:
+            with open(os.path.join(info, "entry_points.txt"), encoding="utf-8") as file:
+                text = file.read()
+        except (OSError, UnicodeDecodeError):
             continue
         if "[symphony." not in text:
             continue
         requires_python = _requires_python(info)
         sha256 = _record_sha256(info)
         for group, ep_name, value, _ in read_entry_points(text, KIND_BY_GROUP):
-            found = _record(group, ep_name, value, name, version, requires_python, sha256, path)
+            found = _record(
+                group, ep_name, value, name, version, requires_python, sha256, path, packages_on_path
+            )
             manifest = found.record.manifest_file
             # Stamped before reading (an edit during the scan shows). A manifest inside the folder that
             # holds its distribution's metadata changes only with a reinstall, which that folder's own
             # stamp sees, so only editable installs' manifests need stamps of their own.
-            if found.stamp is not None and manifest and not manifest.startswith(str(info.parent) + os.sep):
+            if (
+                found.stamp is not None
+                and manifest
+                and not manifest.startswith(os.path.dirname(info) + os.sep)
+            ):
                 stamps.append(found.stamp)
             records.append(found.record)
     catalog = Catalog(records=tuple(records), packages=packages, package_requires=package_requires)
@@ -119,7 +128,7 @@ def _scan(path: Sequence[str]) -> tuple[Catalog, tuple[_Stamp, ...]]:
     return msgspec.structs.replace(catalog, records=checked), tuple(stamps)
 
 
-def _distributions(path: Sequence[str]) -> Iterator[tuple[str, str, Path]]:
+def _distributions(path: Sequence[str]) -> Iterator[tuple[str, str, str]]:
     """Yield (canonical name, version, metadata folder) per distribution; the first on the path wins."""
     seen: set[str] = set()
     for entry in path:
@@ -139,16 +148,16 @@ def _distributions(path: Sequence[str]) -> Iterator[tuple[str, str, Path]]:
             if name in seen:
                 continue
             seen.add(name)
-            info = Path(entry or ".", folder)
+            info = os.path.join(entry or ".", folder)
             version = rest.split("-", 1)[0] if rest else _version_from_metadata(info)
             yield name, version, info
 
 
-def _requires_python(info: Path) -> str | None:
+def _requires_python(info: str) -> str | None:
     """The Requires-Python header, read without parsing the whole metadata file."""
     for name in ("METADATA", "PKG-INFO"):
         try:
-            with open(info / name, encoding="utf-8") as metadata:
+            with open(os.path.join(info, name), encoding="utf-8") as metadata:
                 for line in metadata:
                     if not line.strip():
                         return None  # the headers end at the first blank line
@@ -160,17 +169,18 @@ def _requires_python(info: Path) -> str | None:
     return None
 
 
-def _record_sha256(info: Path) -> str | None:
+def _record_sha256(info: str) -> str | None:
     try:
-        return hashlib.sha256((info / "RECORD").read_bytes()).hexdigest()
+        with open(os.path.join(info, "RECORD"), "rb") as record:
+            return hashlib.sha256(record.read()).hexdigest()
     except OSError:
         return None
 
 
-def _version_from_metadata(info: Path) -> str:
+def _version_from_metadata(info: str) -> str:
     import importlib_metadata
 
-    return importlib_metadata.PathDistribution(info).version or "0"
+    return importlib_metadata.PathDistribution(Path(info)).version or "0"
 
 
 class _Found(msgspec.Struct, frozen=True):
@@ -187,6 +197,7 @@ def _record(
     requires_python: str | None,
     sha256: str | None,
     path: Sequence[str],
+    packages: _Packages,
 ) -> _Found:
     kind = KIND_BY_GROUP[group].name
     stamp = None
@@ -208,7 +219,10 @@ def _record(
         return _Found(found, stamp)
 
     try:
-        manifest_file = locate_manifest(ep_name, value, dist, path=None if path is sys.path else path)
+        own = path is not sys.path
+        manifest_file = locate_manifest(
+            ep_name, value, dist, path=path if own else None, packages=packages if own else None
+        )
     except EntryPointError as exc:
         return record(None, None, _problem("entry-point", exc))
     from symphony_core._model._manifest import read_manifest
@@ -238,12 +252,20 @@ def _problem(code: str, exc: ManifestError) -> Problem:
     return Problem(code, exc.message, exc.hint)
 
 
-def locate_manifest(ep_name: str, value: str, dist: str, *, path: Sequence[str] | None = None) -> Path:
+def locate_manifest(
+    ep_name: str,
+    value: str,
+    dist: str,
+    *,
+    path: Sequence[str] | None = None,
+    packages: _Packages | None = None,
+) -> Path:
     """Find the manifest of an entry point's module on disk, without importing anything of it.
 
     The manifest is the ``symphony.toml`` nearest to the module, searching from the module's own
     package up to its top-level package. With ``path`` the package is looked for in those folders
-    only; without it, through the full import machinery (which sees editable installs).
+    only; without it, through the full import machinery (which sees editable installs). ``packages``
+    finds them on ``path`` from one listing of each folder (a scan's many lookups).
     """
     module, sep, attr = value.partition(":")
     module = module.strip()
@@ -254,26 +276,29 @@ def locate_manifest(ep_name: str, value: str, dist: str, *, path: Sequence[str] 
             extension=ep_name,
             hint="write it as 'package.module:ClassName'",
         )
-    try:
-        if path is None:
-            spec = importlib.util.find_spec(parts[0])
-        else:
-            spec = importlib.machinery.PathFinder.find_spec(parts[0], list(path))
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None:
+    locations = packages.find(parts[0]) if packages is not None else _UNKNOWN
+    if locations is _UNKNOWN:
+        try:
+            if path is None:
+                spec = importlib.util.find_spec(parts[0])
+            else:
+                spec = importlib.machinery.PathFinder.find_spec(parts[0], list(path))
+        except (ImportError, ValueError):
+            spec = None
+        locations = None if spec is None else list(spec.submodule_search_locations or [])
+    if locations is None:
         raise EntryPointError(
             f"entry point '{ep_name}' of distribution '{dist}' names module '{module}', which is not installed",
             extension=ep_name,
             hint=f"reinstall '{dist}'; if it is yours, check the package is included in its wheel",
         )
-    if not spec.submodule_search_locations:
+    if not locations:
         raise EntryPointError(
             f"entry point '{ep_name}' names '{parts[0]}', a single-file module; an extension must be a package",
             extension=ep_name,
             hint=f"move the code into a folder '{parts[0]}/' with __init__.py and {MANIFEST_FILE}",
         )
-    for root in spec.submodule_search_locations:
+    for root in locations:
         folder = Path(root)
         for part in parts[1:]:
             if not (folder / part).is_dir():
@@ -292,6 +317,50 @@ def locate_manifest(ep_name: str, value: str, dist: str, *, path: Sequence[str] 
         extension=ep_name,
         hint=f"put {MANIFEST_FILE} in the package folder and make sure the build includes it",
     )
+
+
+_UNKNOWN: Any = object()
+_SUFFIXES = tuple(importlib.machinery.all_suffixes())
+
+
+class _Packages:
+    """Where top-level packages lie on a path of folders, found as the path finder finds them (the first
+    regular package or module wins; folders without ``__init__`` are namespace portions), from one
+    listing of each folder: a scan looks up hundreds of packages on the same few folders."""
+
+    def __init__(self, path: Sequence[str]) -> None:
+        self.path = tuple(path)
+        self._listings: dict[str, frozenset[str] | None] = {}
+
+    def find(self, top: str) -> list[str] | None:
+        """The folders of package ``top`` (empty for a single-file module), None when it is not on the
+        path, or ``_UNKNOWN`` when an entry is not a folder (a zip file: the import system knows)."""
+        portions: list[str] = []
+        for entry in self.path:
+            names = self._listing(entry)
+            if names is None:
+                if os.path.exists(entry or "."):
+                    return _UNKNOWN  # type: ignore[no-any-return]
+                continue
+            folder = os.path.join(entry or ".", top)
+            namespace = False
+            if top in names and os.path.isdir(folder):
+                if any(os.path.isfile(os.path.join(folder, f"__init__{suffix}")) for suffix in _SUFFIXES):
+                    return [folder]
+                namespace = True
+            if any(f"{top}{suffix}" in names for suffix in _SUFFIXES):
+                return []
+            if namespace:
+                portions.append(folder)
+        return portions or None
+
+    def _listing(self, entry: str) -> frozenset[str] | None:
+        if entry not in self._listings:
+            try:
+                self._listings[entry] = frozenset(os.listdir(entry or "."))
+            except OSError:
+                self._listings[entry] = None
+        return self._listings[entry]
 
 
 def _stamp(entry: str) -> _Stamp | None:

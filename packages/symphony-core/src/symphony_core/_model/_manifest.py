@@ -189,6 +189,11 @@ def validate_manifest(
 ) -> Manifest:
     """Validate manifest data already parsed from ``file``."""
     extension = data.get("id") if isinstance(data.get("id"), str) else None
+    borrowed = (
+        distribution_version is not None and "version" not in data and _is_version(distribution_version)
+    )
+    if borrowed:  # the distribution's version, as if written in the manifest
+        data = {**data, "version": distribution_version}
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:
@@ -203,7 +208,7 @@ def validate_manifest(
             problems=problems,
             hint="fix the fields listed above; `symphony validate` checks a project before it is built",
         ) from None
-    if distribution_version is not None:
+    if distribution_version is not None and not borrowed:
         if manifest.version is None:
             manifest = manifest.model_copy(update={"version": distribution_version})
         elif Version(manifest.version) != Version(distribution_version):
@@ -221,6 +226,15 @@ def validate_manifest(
                 hint="remove `version` from the manifest to use the distribution's version",
             )
     return manifest
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_version(text: str) -> bool:
+    try:
+        Version(text)
+    except InvalidVersion:
+        return False
+    return True
 
 
 def _without_echoes(errors: list[ErrorDetails]) -> list[ErrorDetails]:

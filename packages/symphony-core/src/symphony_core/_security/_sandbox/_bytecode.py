@@ -4,7 +4,7 @@ A worker never writes bytecode. What it imports before it is restricted (the cor
 cache the host fills before the first worker starts (``boot``). What it imports once restricted (its
 kit, polars, numpy, its own modules) is looked up in the same folder, read-only to it; each answer of the
 worker names the modules it imported whose bytecode was missing, and the host compiles them there, in a
-process of its own, for the next worker (``Compiler``). So no worker can plant code that another worker
+thread of its own, for the next worker (``Compiler``). So no worker can plant code that another worker
 (or a later worker of its own) would run, the bytecode of a library is compiled once per home instead of
 once per extension, and an extension's quota'd folders hold only what the extension wrote.
 
@@ -23,10 +23,12 @@ import contextlib
 import functools
 import logging
 import os
+import py_compile
 import queue
 import shutil
 import stat
 import subprocess
+import sys
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -40,21 +42,17 @@ MAX_REPORTED = 5000
 MAX_SOURCE = 8 << 20
 """Bytes of the largest source file the host compiles for workers."""
 _TIMEOUT = 300.0
-_PROGRAM = (
-    "import py_compile, sys\n"
-    "for line in sys.stdin:\n"
-    "    try:\n"
-    "        py_compile.compile(line.rstrip('\\n'), doraise=True, quiet=2)\n"
-    "    except Exception:\n"
-    "        pass\n"
-)
-"""Compiles each path read on stdin into ``sys.pycache_prefix`` (set with ``-X``), as the import system
-names it; a file that does not compile is left out (the worker compiles it in memory, and fails there)."""
 
 
 def folder(home: Home) -> str:
     """The home's shared bytecode cache."""
     return str(home.cache_dir / "worker-bytecode")
+
+
+def cached(into: str, source: str) -> str:
+    """Where a worker whose ``sys.pycache_prefix`` is ``into`` looks for the bytecode of ``source``."""
+    head, name = os.path.split(source)
+    return os.path.join(into, head.lstrip(os.sep), f"{name[:-3]}.{sys.implementation.cache_tag}.pyc")
 
 
 @functools.cache
@@ -93,7 +91,8 @@ def shareable(reported: Iterable[object], roots: tuple[str, ...]) -> list[str]:
 
 
 class Compiler:
-    """Compiles what workers report into the shared cache, one batch at a time, in a process of its own."""
+    """Compiles what workers report into the shared cache, one batch at a time, in a thread of its own
+    (compiling runs none of the code it compiles)."""
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[tuple[str, str, list[str]] | threading.Event] = queue.SimpleQueue()
@@ -140,19 +139,13 @@ class Compiler:
 
     @staticmethod
     def _compile(executable: str, into: str, paths: list[str]) -> None:
-        os.makedirs(into, exist_ok=True)
-        command = [executable, "-I", "-S", "-X", f"pycache_prefix={into}", "-c", _PROGRAM]
-        try:
-            subprocess.run(
-                command,
-                input="".join(f"{path}\n" for path in paths),
-                text=True,
-                capture_output=True,
-                timeout=_TIMEOUT,
-                check=False,
-            )
-        except (OSError, subprocess.SubprocessError) as exc:
-            log.warning("could not compile bytecode for workers into %s: %s", into, exc)
+        if executable != sys.executable:  # bytecode is for the interpreter that compiles it
+            return
+        for path in paths:
+            try:
+                py_compile.compile(path, cfile=cached(into, path), doraise=True, quiet=2)
+            except (OSError, py_compile.PyCompileError, ValueError, RecursionError, MemoryError):
+                continue  # the worker compiles it in memory, and fails there if it must
 
 
 COMPILER = Compiler()
