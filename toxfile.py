@@ -26,6 +26,7 @@ PACKAGE_CELL = re.compile(
     r"py3\d+-(?P<a>core|instruments|operators|motifs)"
     r"|(?P<b>instruments|operators|motifs)-(oldest|newest)-core"
     r"|core-with-(?P<c>instruments|operators|motifs)-release"
+    r"|(?P<d>scale)"
 )
 
 
@@ -41,7 +42,7 @@ def tox_on_install(tox_env: ToxEnv, arguments: Any, section: str, of_type: str) 
     from release.cells import compare_test_dependencies, find_cell, install_cell
     from release.errors import ReleaseError
 
-    short = match["a"] or match["b"] or match["c"]
+    short = match["a"] or match["b"] or match["c"] or match["d"]
     drift = compare_test_dependencies(ROOT, short, tox_env.conf["deps"].lines())
     if drift is not None:
         raise Fail(drift)

@@ -19,7 +19,7 @@ import symphony_instruments
 import symphony_motifs
 import symphony_operators
 from symphony_core import ErrorDetail, GuardDenied, SymphonyError
-from symphony_instruments import ModelHashMismatch
+from symphony_instruments import EndpointError, ModelHashMismatch
 from symphony_operators import BadData, Mismatch, SchemaMismatch
 
 PACKAGES = (symphony_core, symphony_instruments, symphony_operators, symphony_motifs)
@@ -29,6 +29,13 @@ SHA_A, SHA_B = "a" * 64, "b" * 64
 EXAMPLES: dict[type[BaseException], Callable[[], BaseException]] = {
     ModelHashMismatch: lambda: ModelHashMismatch(
         "/models/digits.onnx", SHA_A, SHA_B, extension="acme.digits"
+    ),
+    EndpointError: lambda: EndpointError(
+        "http://models.internal:8000/v2/models/acme.digits/infer",
+        "it answered 502 Bad Gateway",
+        status=502,
+        extension="acme.remote-digits",
+        hint="check the endpoint",
     ),
     SchemaMismatch: lambda: SchemaMismatch(
         [

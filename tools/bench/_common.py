@@ -210,6 +210,32 @@ def run_context() -> dict[str, Any]:
     }
 
 
+PROCESS_TREE = r"""
+import os
+from pathlib import Path
+
+
+def descendants():
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parent = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(entry))
+    found, todo = [], [os.getpid()]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+"""
+"""Child code defining ``descendants()``: the pids of every process below the child (from /proc), so a
+child can count the workers and runners it started."""
+
+
 def run_child(code: str, *args: str, env: dict[str, str] | None = None) -> Any:
     """Run ``code`` in a fresh interpreter; it must print one JSON document as its last stdout line."""
     command = [sys.executable, "-c", code, *args]

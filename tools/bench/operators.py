@@ -45,7 +45,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from _common import Report, Stat, child_environment, options, ratio, run_child, write_distribution
+from _common import (
+    PROCESS_TREE,
+    Report,
+    Stat,
+    child_environment,
+    options,
+    ratio,
+    run_child,
+    write_distribution,
+)
 
 BUDGET = 1.05
 ISOLATED_CPU = 1.3
@@ -143,7 +152,8 @@ def _reads() -> list[list[tuple[str, str]]]:
 
 
 # argv: parquet path, site, home, variant, engine, timed runs
-ISOLATED = r"""
+ISOLATED = (
+    r"""
 import json, os, resource, sys, time
 from pathlib import Path
 
@@ -152,25 +162,9 @@ from symphony_core import Host
 from symphony_operators import Pipeline
 
 path, site, home, variant, engine, runs = sys.argv[1:6] + [int(sys.argv[6])]
-
-
-def descendants():
-    children = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(parent, []).append(int(entry))
-    found, todo = [], [os.getpid()]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
+"""
+    + PROCESS_TREE
+    + r"""
 
 def workers_cpu_ns(pids):  # CPU time of each process (all its threads) by pid
     times = {}
@@ -236,6 +230,7 @@ if result is not None:
     digest = int(result.with_columns(pl.col(pl.Float64).round(9)).hash_rows(seed=0).sum())
 print(json.dumps({"build": builds, "total": totals, "cpu": cpu, "rss_kib": host_kib + worker_kib, "host_kib": host_kib, "rows": None if result is None else result.height, "digest": digest}))
 """
+)
 
 # argv: parquet path, variant, engine, timed runs
 QUERY = (

@@ -32,11 +32,12 @@ from symphony_core import (
 )
 
 from ._batching import Metrics
-from ._config import BatchingConfig, InstrumentConfig, ModelConfig
+from ._config import BatchingConfig, InstrumentConfig, ModelConfig, ServingConfig
 from ._contributions import Contributions, TensorSpec, read_contributions
 from ._errors import (
     BatcherClosed,
     DeadlineExceeded,
+    EndpointError,
     InstrumentError,
     InvalidInput,
     ModelError,
@@ -46,6 +47,7 @@ from ._errors import (
 )
 from ._instrument import Batch, Instrument
 from ._onnx import OnnxInstrument
+from ._remote import RemoteConfig, RemoteInstrument
 
 if TYPE_CHECKING:
     PipelineClosed = BatcherClosed  # the old name, until it is removed
@@ -54,6 +56,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Instrument",
     "OnnxInstrument",
+    "RemoteInstrument",
     "Batch",
     "Metrics",
     # Configuration.
@@ -61,6 +64,8 @@ __all__ = [
     "InstrumentConfig",
     "BatchingConfig",
     "ModelConfig",
+    "RemoteConfig",
+    "ServingConfig",
     # The manifest and what an instrument declares in it.
     "Context",
     "Manifest",
@@ -93,6 +98,7 @@ __all__ = [
     "Overloaded",
     "DeadlineExceeded",
     "BatcherClosed",
+    "EndpointError",
     "__version__",
 ]
 

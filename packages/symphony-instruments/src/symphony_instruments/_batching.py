@@ -518,6 +518,10 @@ class Batcher:
                 continue
             if isinstance(error, DeadlineExceeded):
                 side.counts["deadline_exceeded"] += 1
+            elif isinstance(error, Overloaded):
+                side.counts["overloaded"] += 1
+            elif isinstance(error, InvalidInput):
+                side.counts["invalid"] += 1
             request.future.set_exception(error)
 
     # The executor
@@ -706,7 +710,9 @@ class Batcher:
                 )
         return outputs
 
-    def _failure(self, exc: Exception) -> ExtensionFailed:
+    def _failure(self, exc: Exception) -> Exception:
+        if isinstance(exc, InvalidInput):  # the model (or a remote one) refused this request's inputs
+            return exc
         error = ExtensionFailed(
             f"the model failed on this request: {type(exc).__name__}: {exc}",
             extension=self._extension,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from symphony_core import Config
 
@@ -57,16 +57,65 @@ class BatchingConfig(Config):
     in_flight: int = Field(
         default=1,
         ge=1,
-        le=2,
+        le=64,
         description=(
-            "Batches the model runs at the same time (executor threads). 2 helps when one run does not "
-            "use every core, e.g. with `intra_op_threads = 1`."
+            "Batches run at the same time (executor threads; workers when isolated). For a local model, 2 "
+            "helps when one run does not use every core, e.g. with `intra_op_threads = 1`, and more only "
+            "adds contention; a `RemoteInstrument` keeps this many requests in flight to its endpoint."
         ),
     )
 
 
+class ServingConfig(Config):
+    """How ``symphony serve`` deploys the instrument on a Ray cluster; its flags override these values."""
+
+    replicas: int = Field(default=1, ge=1, le=1024, description="Replicas of a fixed-size deployment.")
+    min_replicas: int | None = Field(
+        default=None,
+        ge=0,
+        le=1024,
+        description="With `max_replicas`: autoscale between these bounds instead of running `replicas`.",
+    )
+    max_replicas: int | None = Field(
+        default=None, ge=1, le=1024, description="The most replicas autoscaling may start."
+    )
+    target_ongoing_requests: float = Field(
+        default=2.0,
+        gt=0.0,
+        description="Autoscaling's target of requests in progress per replica: more adds replicas.",
+    )
+    max_ongoing_requests: int = Field(
+        default=64,
+        ge=1,
+        description="Requests one replica takes at once; beyond it callers get 503 (overloaded).",
+    )
+    cpus: float = Field(default=1.0, gt=0.0, description="CPUs Ray reserves for each replica.")
+    memory_mb: int | None = Field(
+        default=None, ge=1, description="Memory Ray reserves for each replica (MiB); None reserves none."
+    )
+    max_request_mb: float = Field(
+        default=16.0,
+        gt=0.0,
+        description="The largest request body a replica reads (MiB); a larger one is answered 413.",
+    )
+
+    @model_validator(mode="after")
+    def _bounds_are_ordered(self) -> ServingConfig:
+        if (self.min_replicas is None) != (self.max_replicas is None):
+            raise ValueError("set both min_replicas and max_replicas to autoscale, or neither")
+        if (
+            self.min_replicas is not None
+            and self.max_replicas is not None
+            and self.min_replicas > self.max_replicas
+        ):
+            raise ValueError(
+                f"min_replicas ({self.min_replicas}) is above max_replicas ({self.max_replicas})"
+            )
+        return self
+
+
 class InstrumentConfig(Config):
-    """The config every instrument has: batching, input checks and warm-up."""
+    """The config every instrument has: batching, input checks, warm-up, and how it is served."""
 
     batching: BatchingConfig = Field(default_factory=BatchingConfig, description="See `BatchingConfig`.")
     reject_nan: bool = Field(
@@ -81,6 +130,9 @@ class InstrumentConfig(Config):
             "Full batches of zeros run at activation, so the first real request does not pay for "
             "allocations (dynamic axes other than the batch axis are 1)."
         ),
+    )
+    serving: ServingConfig = Field(
+        default_factory=ServingConfig, description="See `ServingConfig` (`symphony serve`)."
     )
 
 

@@ -15,7 +15,8 @@ the attributes it lists in ``data_fields``: ``except Overloaded`` works the same
         ├── InvalidInput          also a ValueError
         ├── Overloaded
         ├── DeadlineExceeded      also a TimeoutError
-        └── BatcherClosed
+        ├── BatcherClosed
+        └── EndpointError         a remote model's endpoint is unreachable or answered what it must not
 """
 
 from __future__ import annotations
@@ -143,3 +144,30 @@ class DeadlineExceeded(InstrumentError, TimeoutError):
 class BatcherClosed(InstrumentError):
     """Raised when a request arrives before the batcher started or after it stopped, or was still queued
     when it stopped."""
+
+
+@register_error
+class EndpointError(InstrumentError):
+    """Raised by `RemoteInstrument` when its endpoint cannot be reached, refuses a request for a reason
+    other than the request's inputs, or answers what the Open Inference Protocol does not allow (not
+    JSON, other tensors, other shapes).
+
+    ``endpoint`` is the URL called, ``reason`` what went wrong, ``status`` the HTTP status when there was
+    an answer.
+    """
+
+    data_fields = ("endpoint", "reason", "status")
+
+    def __init__(
+        self,
+        endpoint: str,
+        reason: str,
+        *,
+        status: int | None = None,
+        extension: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.reason = reason
+        self.status = status
+        super().__init__(f"{endpoint}: {reason}", extension=extension, hint=hint)

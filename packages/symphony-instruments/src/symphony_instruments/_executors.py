@@ -20,11 +20,16 @@ import numpy as np
 from symphony_core import SandboxError
 
 from ._contributions import Array
+from ._errors import DeadlineExceeded, EndpointError, Overloaded
 
 if (
     TYPE_CHECKING
 ):  # only the host's front makes an InWorkers: importing the sandbox here would slow every import
     from symphony_core import Workers
+
+WHOLE_BATCH = (Overloaded, DeadlineExceeded, EndpointError)
+"""Errors a ``predict`` raises about the whole batch (a remote model refused or timed out): every request of
+the batch gets the error as it is, and none is run again alone."""
 
 RunBatch = Callable[[dict[str, Array]], Mapping[str, Array]]
 """Runs the model on one batch: named inputs in, named outputs out, batch axis first in both."""
@@ -60,7 +65,7 @@ class InProcess:
         return self._predict(batch)
 
     def splits(self, error: Exception) -> bool:
-        return True
+        return not isinstance(error, WHOLE_BATCH)
 
 
 class InWorkers:
@@ -89,7 +94,7 @@ class InWorkers:
     def splits(self, error: Exception) -> bool:
         # No worker ran the batch to its end (it crashed, overran its time-out, or the pool is quarantined
         # or closed): running its requests one by one would only lose more workers.
-        return not isinstance(error, SandboxError)
+        return not isinstance(error, (SandboxError, *WHOLE_BATCH))
 
 
 def _describe(value: Any) -> str:

@@ -36,6 +36,7 @@ from ._errors import BadData, ContractError, Mismatch, OperatorError, PipelineEr
 from ._files import (
     Engine,
     Format,
+    IfExists,
     Target,
     expand,
     scan,
@@ -69,6 +70,7 @@ __all__ = [
     # Pipelines.
     "BadRows",
     "Engine",
+    "IfExists",
     "Pipeline",
     "PipelineSpec",
     "Plan",

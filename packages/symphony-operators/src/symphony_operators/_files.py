@@ -16,6 +16,7 @@ import contextlib
 import errno
 import glob
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +34,11 @@ Format = Literal["csv", "parquet", "ndjson", "ipc"]
 
 Engine = Literal["auto", "in-memory", "streaming"]
 """Which polars engine runs a query: ``in-memory`` or ``streaming`` (batches; bounded memory), or ``auto``."""
+
+IfExists = Literal["replace", "fail"]
+"""What writing a file does when one is there already: ``replace`` it (atomically), or ``fail``."""
+
+IF_EXISTS: tuple[IfExists, ...] = ("replace", "fail")
 
 FORMATS: tuple[Format, ...] = ("csv", "parquet", "ndjson", "ipc")
 _SUFFIXES: dict[str, Format] = {
@@ -204,8 +210,42 @@ def sink_all(outputs: Sequence[tuple[pl.LazyFrame, Target]], *, engine: Engine =
             ]
             pl.collect_all(queries, engine=engine)
         for temp, (_, target) in zip(staged, outputs, strict=True):
-            os.replace(temp, target.path)
+            place(temp, target.path)
     return [target.path for _, target in outputs]
+
+
+def stream(frame: pl.LazyFrame, target: Target, *, if_exists: IfExists = "replace") -> Path:
+    """Run ``frame``'s query on polars' streaming engine, writing its rows to ``target`` as they are made
+    (to a temporary file beside it, moved into place when the query finished); return the path."""
+    with _staged([target]) as (temp,):
+        pl.collect_all([_sink_query(frame, temp, target)], engine="streaming")
+        place(temp, target.path, if_exists)
+    return target.path
+
+
+def place(temp: Path, path: Path, if_exists: IfExists = "replace") -> None:
+    """Move a finished ``temp`` file to ``path`` in one step: over a file there (``replace``), or
+    `FileExistsError` if one is there (``fail``; checked and moved at once, so no file is lost to a race)."""
+    if if_exists == "replace":
+        os.replace(temp, path)
+        return
+    os.link(temp, path)  # refuses an existing path, atomically
+    temp.unlink()
+
+
+@contextlib.contextmanager
+def staged_apart(target: Target) -> Iterator[Path]:
+    """Where another process writes ``target``'s result: a file in a fresh private folder beside the
+    target (same file system, so `place` is one rename), the folder removed with whatever is left."""
+    folder = target.path.parent
+    allow("fs.write", os.path.realpath(target.path), named=str(target.path), pattern=str(target.path))
+    allow("fs.write", os.path.realpath(folder), named=str(folder), pattern=str(target.path))
+    folder.mkdir(parents=True, exist_ok=True)
+    private = Path(tempfile.mkdtemp(prefix=f".{target.path.name}.", suffix=".partial", dir=folder))
+    try:
+        yield private / target.path.name
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
 
 
 @contextlib.contextmanager

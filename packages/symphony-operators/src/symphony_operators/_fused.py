@@ -53,6 +53,8 @@ byte of data; a larger one is not fused (the runner would read it as slowly as t
 MAX_RUNNER_PATHS = 32
 """A runner is granted the files its sources read one by one up to this many, else their folders."""
 RUNNER = "symphony_operators._fused:PlanRunner"
+SINKS = ("parquet", "ipc", "csv", "ndjson")
+"""The formats a runner writes (polars' ``sink_<format>``)."""
 MAX_DEPTH = 400
 """How deeply a plan may nest (each step and expression adds a few levels)."""
 _INPUT = "DataFrameScan"
@@ -624,3 +626,12 @@ class PlanRunner(Extension):
         if n_rows is not None:
             frame = frame.head(n_rows)
         return frame.collect(engine=engine)  # type: ignore[call-overload,no-any-return]
+
+    def sink(self, plan: str, path: str, format: str, options: Mapping[str, Any]) -> int:
+        """Run ``plan`` on polars' streaming engine, writing its rows to ``path`` (in the one folder this
+        runner may write) as they are made; return the file's size."""
+        if format not in SINKS:
+            raise ValueError(f"cannot write {format!r}: one of {', '.join(SINKS)}")
+        frame = deserialize(plan)
+        getattr(frame, f"sink_{format}")(path, engine="streaming", **dict(options))
+        return os.path.getsize(path)

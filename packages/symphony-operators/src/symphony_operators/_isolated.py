@@ -32,7 +32,8 @@ import logging
 import re
 import threading
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -68,6 +69,10 @@ _FUSED: dict[int, tuple[weakref.ref[pl.LazyFrame], Fused, IsolatedOperator]] = {
 frame lives (by identity: lazy frames cannot be hashed)."""
 
 
+_APART: dict[int, tuple[weakref.ref[pl.LazyFrame], str, IsolatedOperator]] = {}
+"""Why each lazy frame an isolated step returned without fusing it runs step by step, while it lives."""
+
+
 def _remember(frame: pl.LazyFrame, fused: Fused, step: IsolatedOperator) -> None:
     key = id(frame)
     _FUSED[key] = (weakref.ref(frame, lambda _, key=key: _FUSED.pop(key, None)), fused, step)  # type: ignore[misc]
@@ -75,6 +80,19 @@ def _remember(frame: pl.LazyFrame, fused: Fused, step: IsolatedOperator) -> None
 
 def _recall(frame: pl.LazyFrame) -> tuple[Fused, IsolatedOperator] | None:
     entry = _FUSED.get(id(frame))
+    return (entry[1], entry[2]) if entry is not None and entry[0]() is frame else None
+
+
+def fused_of(frame: pl.LazyFrame) -> tuple[Fused, IsolatedOperator] | None:
+    """The checked plan that makes ``frame`` and the stand-in of its last step, when isolated steps fused
+    make it; None otherwise."""
+    return _recall(frame)
+
+
+def apart(frame: pl.LazyFrame) -> tuple[str, IsolatedOperator] | None:
+    """Why ``frame``, an isolated step's result, runs step by step (and that step's stand-in); None when
+    no isolated step made it so."""
+    entry = _APART.get(id(frame))
     return (entry[1], entry[2]) if entry is not None and entry[0]() is frame else None
 
 
@@ -157,42 +175,43 @@ class IsolatedOperator(Operator[Any]):
             answer, text = self._planned(self.workers.call("query_plan", shape, values or None, True))
         else:  # a kit from before plans crossed
             answer = self.workers.call("query_schema", shape, values or None)
+            text = NotFusable("its worker's kit builds no plans")
         empty = self._frame(answer, "query_schema")
         if empty.height:
             raise self._broken("query_schema", f"answered with {empty.height} rows instead of none")
         schema = empty.schema
-        fused = None if text is None else self._fuse(frame, given, text)
-        if fused is None:
+        fused = text if isinstance(text, NotFusable) else self._fuse(frame, given, text)
+        if isinstance(fused, NotFusable):
             run = functools.partial(self._rows, frame, given, values, schema)
         else:
             run = functools.partial(self._fused_rows, fused, schema)
         result = register_io_source(
             io_source=run, schema=schema, validate_schema=True, is_pure=True, explain_name=self.id
         )
-        if fused is not None:
+        key = id(result)
+        if isinstance(fused, NotFusable):  # kept to say why its result cannot stream
+            _APART[key] = (weakref.ref(result, lambda _, key=key: _APART.pop(key, None)), str(fused), self)  # type: ignore[misc]
+        else:
             _remember(result, fused, self)  # the next isolated step reads this step's plan, not its rows
         return result
 
     def _planned(self, answer: Any) -> tuple[Any, Any]:
-        """The schema and the plan a worker's ``query_plan`` answered; no plan when its polars is not the
-        host's (a managed environment may have another: its plans would be read another way)."""
+        """The schema and the plan a worker's ``query_plan`` answered; instead of the plan, why it is not
+        fused when its polars is not the host's (a managed environment may have another: its plans
+        would be read another way)."""
         if not (isinstance(answer, (list, tuple)) and len(answer) == 3):
             raise self._broken(
                 "query_plan", f"answered a {type(answer).__name__}, not a schema, a plan and a polars version"
             )
         schema, text, version = answer
         if version != pl.__version__:
-            log.debug(
-                "%s runs step by step: its polars %.40r is not the host's %s",
-                self.id,
-                version,
-                pl.__version__,
-            )
-            return schema, None
+            why = f"its polars {str(version)[:40]!r} is not the host's {pl.__version__}"
+            log.debug("%s runs step by step: %s", self.id, why)
+            return schema, NotFusable(why)
         return schema, text
 
-    def _fuse(self, frame: pl.LazyFrame, given: pl.Schema, text: Any) -> Fused | None:
-        """This step's plan stitched onto what feeds it, checked (see ``_fused``); None when it cannot be."""
+    def _fuse(self, frame: pl.LazyFrame, given: pl.Schema, text: Any) -> Fused | NotFusable:
+        """This step's plan stitched onto what feeds it, checked (see ``_fused``), or why it cannot be."""
         known = _recall(frame)
         try:
             upstream = check_source(_source_plan(frame)) if known is None else known[0]
@@ -200,7 +219,7 @@ class IsolatedOperator(Operator[Any]):
             runner_reads(fused.reads)
         except NotFusable as exc:
             log.debug("%s runs step by step: %s", self.id, exc)
-            return None
+            return exc
         return fused
 
     def _fused_rows(
@@ -232,6 +251,44 @@ class IsolatedOperator(Operator[Any]):
             ) from None
         result = self._checked(answer, FUSED, wanted, schema)
         yield _narrowed(result, predicate, n_rows)
+
+    def sink_fused(
+        self, fused: Fused, schema: pl.Schema, path: Path, format: str, options: Mapping[str, Any]
+    ) -> None:
+        """Write the rows of the fused steps through this one to ``path`` as they are made, in a runner of
+        its own started for this file: it reads the sources' files and may write only the folder of
+        ``path``, a fresh one the host made for it. The file's schema is checked against ``schema``."""
+        runner = self.workers.helper(
+            RUNNER,
+            name="sink",
+            read=runner_reads(fused.reads),
+            write=[str(path.parent)],
+            reason="read the files of the pipeline's sources and write its output, for the steps fused "
+            "after them",
+        )
+        try:
+            runner.call("sink", fused.text, str(path), format, dict(options))
+        except SymphonyError as exc:
+            data = _polars_error(exc)
+            if data is not None:
+                raise data from None
+            raise PipelineError(
+                f"the fused steps {', '.join(fused.steps)} failed while they streamed to {path.name}: {exc}",
+                extension=self.id,
+                hint="check each step's query on its own (`Pipeline.collect` of each step), or give its "
+                "operators more memory or time in the host policy's [limits]",
+            ) from None
+        finally:
+            runner.close()
+        written = _file_schema(path, format)
+        typed = format in ("parquet", "ipc")  # text files hold names only: their types are read again
+        if (list(written.items()) if typed else list(written)) != (
+            list(schema.items()) if typed else list(schema)
+        ):
+            raise self._broken(
+                FUSED,
+                f"wrote columns {_columns(written)} where its query was built to make {_columns(schema)}",
+            )
 
     def _runner(self, reads: frozenset[str]) -> Any:
         """The runner that may read ``reads``: kept while in use, the least recently used one stopped
@@ -325,6 +382,17 @@ class IsolatedOperator(Operator[Any]):
 
     def __repr__(self) -> str:
         return f"<IsolatedOperator {self.id}>"
+
+
+def _file_schema(path: Path, format: str) -> dict[str, Any]:
+    """The columns of a file a runner wrote, from its header or footer."""
+    scans: dict[str, Callable[[Path], pl.LazyFrame]] = {
+        "parquet": pl.scan_parquet,
+        "ipc": pl.scan_ipc,
+        "csv": pl.scan_csv,
+        "ndjson": pl.scan_ndjson,
+    }
+    return dict(scans[format](path).collect_schema())
 
 
 def _narrowed(result: pl.DataFrame, predicate: pl.Expr | None, n_rows: int | None) -> pl.DataFrame:

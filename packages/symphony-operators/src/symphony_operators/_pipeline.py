@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from symphony_core import GuardDenied
+
 from ._conform import (
     FILE_COLUMN,
     QUARANTINE_SCHEMA,
@@ -29,7 +31,21 @@ from ._conform import (
     text_columns,
 )
 from ._errors import BadData, Mismatch, PipelineError, SchemaMismatch
-from ._files import TEXT_FORMATS, Engine, Format, Target, expand, format_of, scan_files, sink_all
+from ._files import (
+    IF_EXISTS,
+    TEXT_FORMATS,
+    Engine,
+    Format,
+    IfExists,
+    Target,
+    expand,
+    format_of,
+    place,
+    scan_files,
+    sink_all,
+    staged_apart,
+    stream,
+)
 from ._operator import Operator
 from ._schema import Column, check, dtype_text
 
@@ -182,9 +198,11 @@ class Pipeline:
         **options: Any,
     ) -> Pipeline:
         """Add an output file written from ``input`` (default: the node added last); ``options`` go to polars."""
-        return replace(
-            self, sinks=(*self.sinks, Sink(input or self._last(), Target.of(path, format, **options)))
-        )
+        try:
+            target = Target.of(path, format, **options)
+        except ValueError as exc:
+            raise PipelineError(f"pipeline '{self.name}': cannot write {os.fspath(path)}: {exc}") from None
+        return replace(self, sinks=(*self.sinks, Sink(input or self._last(), target)))
 
     def build(self) -> Plan:
         """Compose every step's query and check the whole graph against the declared schemas.
@@ -203,6 +221,15 @@ class Pipeline:
     def collect(self, node: str | None = None, *, engine: Engine | None = None) -> pl.DataFrame:
         """`build`, then `Plan.collect`: one node's result in memory."""
         return self.build().collect(node, engine=engine)
+
+    def sink_parquet(self, path: str | os.PathLike[str], **options: Any) -> Path:
+        """`build`, then `Plan.sink_parquet` (``node``, ``if_exists`` and polars' options as there): one
+        node streamed to a Parquet file, never whole in memory."""
+        return self.build().sink_parquet(path, **options)
+
+    def sink_ipc(self, path: str | os.PathLike[str], **options: Any) -> Path:
+        """`build`, then `Plan.sink_ipc`: one node streamed to an Arrow IPC file, never whole in memory."""
+        return self.build().sink_ipc(path, **options)
 
     def _names(self) -> list[str]:
         return [source.name for source in self.sources] + [step.name for step in self.steps]
@@ -303,6 +330,120 @@ class Plan:
         with self._reporting():
             written = sink_all(outputs, engine=engine or pipeline.engine)
         return Run(tuple(written[: len(pipeline.sinks)]), written[-1] if quarantine is not None else None)
+
+    def sink_parquet(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        node: str | None = None,
+        if_exists: IfExists = "replace",
+        **options: Any,
+    ) -> Path:
+        """Run one node (default: the last step) on polars' streaming engine and write its rows to a
+        Parquet file as they are made, so a result larger than memory never is in memory whole.
+
+        The file appears (over an older one with ``if_exists="replace"``; ``"fail"`` refuses to) only when
+        the whole run succeeded. Isolated steps fused together stream in a runner that writes the file
+        itself; a step that cannot stream (one that runs step by step) raises `PipelineError` naming it
+        and why, before anything runs. ``options`` go to polars' ``sink_parquet``.
+        """
+        return self._stream(node, path, "parquet", if_exists, options)
+
+    def sink_ipc(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        node: str | None = None,
+        if_exists: IfExists = "replace",
+        **options: Any,
+    ) -> Path:
+        """`sink_parquet`, writing an Arrow IPC (Feather v2) file; ``options`` go to polars' ``sink_ipc``."""
+        return self._stream(node, path, "ipc", if_exists, options)
+
+    def _stream(
+        self,
+        node: str | None,
+        path: str | os.PathLike[str],
+        format: Format,
+        if_exists: IfExists,
+        options: Mapping[str, Any],
+    ) -> Path:
+        from ._isolated import fused_of
+
+        pipeline = self.pipeline
+        name = node or pipeline._last()
+        frame = self.frame(name)
+        target = Target(Path(os.path.abspath(path)), format, dict(options))
+        where = f"pipeline '{pipeline.name}': cannot stream '{name}' to {target.path}"
+        if if_exists not in IF_EXISTS:
+            raise PipelineError(
+                f"{where}: unknown if_exists '{if_exists}'", hint=f"use one of {', '.join(IF_EXISTS)}"
+            )
+        if if_exists == "fail" and os.path.lexists(target.path):
+            raise PipelineError(
+                f"{where}: the file exists",
+                hint="remove it, choose another path, or pass if_exists='replace' to replace it",
+            )
+        found = fused_of(frame)
+        if found is None:
+            self._streams(name, where)
+        try:
+            with self._reporting():
+                if found is None:
+                    return stream(frame, target, if_exists=if_exists)
+                fused, step = found
+                with staged_apart(target) as temp:
+                    step.sink_fused(fused, self.schema(name), temp, format, target.options)
+                    place(temp, target.path, if_exists)
+                return target.path
+        except GuardDenied:
+            raise
+        except OSError as exc:
+            if if_exists == "fail" and isinstance(exc, FileExistsError) and os.path.lexists(target.path):
+                raise PipelineError(
+                    f"{where}: a file appeared there while it ran; the result was not written",
+                    hint="remove it, choose another path, or pass if_exists='replace' to replace it",
+                ) from None
+            raise PipelineError(
+                f"{where}: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else ""),
+                hint="choose a path in a folder this process can create and write",
+            ) from None
+
+    def _streams(self, name: str, where: str) -> None:
+        """Raise `PipelineError` naming the first step before ``name`` whose rows would be held in memory
+        whole: an isolated step run step by step, or a fused one whose rows come back for a step here."""
+        from ._isolated import apart, fused_of
+
+        steps = {step.name: step for step in self.pipeline.steps}
+        lineage: list[Step] = []
+        wanted = [name]
+        while wanted:
+            step = steps.get(wanted.pop())
+            if step is not None:
+                lineage.append(step)
+                wanted.append(step.input)
+        lineage.reverse()
+        hint = "use run() or collect(), which hold results in memory, or make the step fusable: polars' "
+        hint += "native expressions only (no Python function, no file of its own)"
+        for step in lineage:
+            found = apart(self.frames[step.name])
+            if found is not None:
+                raise PipelineError(
+                    f"{where}: step '{step.name}' ({step.operator.id}) runs step by step in its operator's "
+                    f"workers ({found[0]}), which takes its input and its result whole",
+                    extension=step.operator.id,
+                    hint=hint,
+                )
+        for step in lineage:
+            after = next((s for s in lineage if s.input == step.name), None)
+            if after is None or fused_of(self.frames[step.name]) is None or fused_of(self.frames[after.name]):
+                continue
+            raise PipelineError(
+                f"{where}: step '{after.name}' ({after.operator.id}) runs in this process on the rows of "
+                f"isolated step '{step.name}' ({step.operator.id}), which come back whole",
+                extension=after.operator.id,
+                hint="run the steps in this process before the isolated ones, or isolate them too",
+            )
 
     def _reporting(self) -> _Reporting:
         return _Reporting(self)

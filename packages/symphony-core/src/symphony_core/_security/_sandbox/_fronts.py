@@ -84,23 +84,34 @@ class Workers:
         """Stop every worker; each runs the extension's ``deactivate`` first."""
         self._pool.close()
 
-    def helper(self, entry_point: str, *, name: str, read: Sequence[str] = (), reason: str) -> Helper:
+    def helper(
+        self,
+        entry_point: str,
+        *,
+        name: str,
+        read: Sequence[str] = (),
+        write: Sequence[str] = (),
+        reason: str,
+    ) -> Helper:
         """Start a restricted worker that runs the kit's ``entry_point`` (``module:Class``, an `Extension`
         class of the kit's own: never the extension's, never one a worker named) with none of the
         extension's grants. It reads only ``read`` (absolute paths or globs: what the host's own data
-        needs) besides the code it imports from the host's environment, and it works under the
-        extension's limits, in folders of its own (``<extension>~<name>`` in the home).
+        needs) besides the code it imports from the host's environment, writes only ``write`` (a folder
+        the host made for its output) besides its own folders, and it works under the extension's
+        limits, in folders of its own (``<extension>~<name>`` in the home).
 
         The operators kit runs the plans of isolated steps in one: data only crosses to it, from the host,
         so no extension's code runs there. The front owns the helper: close it when done."""
+        from symphony_core._model._permissions import FileRead, FileWrite
+
         from ._process import WorkerProcess
 
         spec = self._pool.spec
         permissions: tuple[Any, ...] = ()
         if read:
-            from symphony_core._model._permissions import FileRead
-
-            permissions = (FileRead(paths=tuple(read), reason=reason),)
+            permissions += (FileRead(paths=tuple(read), reason=reason),)
+        if write:
+            permissions += (FileWrite(paths=tuple(write), reason=reason),)
         worker = WorkerProcess.start(
             dataclasses.replace(
                 spec,
