@@ -63,6 +63,13 @@ class Cluster:
             [str(BIN / "symphony"), *args], env=env, capture_output=True, text=True, timeout=timeout
         )
 
+    def stop(self) -> None:
+        """Stop every process of the cluster, as ``ray stop --force`` does (the session's end does it again)."""
+        stopped = subprocess.run(
+            [str(BIN / "ray"), "stop", "--force"], env=self.env, capture_output=True, timeout=120
+        )
+        assert stopped.returncode == 0, stopped.stderr
+
     def serve(self, extension: str, *args: str, home: Path, env: dict[str, str] | None = None) -> str:
         """Grant ``extension`` what stays in its own folders, deploy it; return its server's URL."""
         granted = self.symphony("grant", extension, "--yes", home=home)
@@ -104,6 +111,15 @@ targets = "symphony-instruments>=0.1,<0.2"
 inputs = [{ name = "x", dtype = "float32", shape = ["batch", 2] }]
 outputs = [{ name = "y", dtype = "float32", shape = ["batch", 2] }]
 """
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "stops_cluster: stops the session's Ray cluster (runs last)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that stop the session's cluster run after every other test."""
+    items.sort(key=lambda item: item.get_closest_marker("stops_cluster") is not None)
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_digits
 
-from symphony_core import ConsentRequired, Host, SymphonyError, write_distribution
+from symphony_core import ConsentRequired, Host, State, SymphonyError, write_distribution
 from symphony_core._security._sandbox._probe import probe
 from symphony_instruments import (
     DeadlineExceeded,
@@ -307,3 +307,38 @@ def test_a_remote_where_nothing_listens_is_unreachable_after_its_retries() -> No
         url = f"http://127.0.0.1:{probe_socket.getsockname()[1]}"
     with pytest.raises(EndpointError, match=r"cannot connect after 3 attempt"):
         asyncio.run(_infer(url, DIGITS, retries=2))
+
+
+@pytest.mark.stops_cluster
+def test_a_remote_instrument_whose_cluster_went_away_answers_each_caller_an_endpoint_error(
+    cluster, digits_url, tmp_path, monkeypatch
+) -> None:
+    port = digits_url.rsplit(":", 1)[1]
+    site, home = _install(tmp_path, digits_url, f"127.0.0.1:{port}", monkeypatch)
+    (home / "config" / f"{REMOTE}.toml").write_text(
+        f'url = "{digits_url}"\nmodel = "{DIGITS}"\nretries = 2\nbackoff_s = 0.05\ntimeout_s = 10\n'
+    )
+    pixels = _pixels(4)
+    with Host(home, path=[str(site), *sys.path], isolation="guard") as host:
+        host.discover()
+        host.grant(REMOTE)
+        host.start(REMOTE)
+        assert (
+            host.call(REMOTE, "infer", {"pixels": pixels[0]})["label"]
+            == _served(digits_url, pixels[:1])["label"][0]
+        )
+
+        cluster.stop()
+
+        async def callers() -> list[BaseException | dict[str, Any]]:
+            calls = (host.acall(REMOTE, "infer", {"pixels": p}) for p in pixels)
+            return await asyncio.gather(*calls, return_exceptions=True)
+
+        started = time.monotonic()
+        answers = asyncio.run(callers())
+        assert time.monotonic() - started < 30, "every caller is answered, none is left waiting"
+        assert all(isinstance(answer, EndpointError) for answer in answers), answers
+        assert all(digits_url in str(answer) for answer in answers)
+        assert (
+            host.inspect(REMOTE).state is State.ACTIVE
+        )  # the instrument stays, for when the endpoint returns
