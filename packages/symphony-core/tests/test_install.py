@@ -439,11 +439,17 @@ def test_upgrade_shows_what_is_new_and_uninstall_removes_everything(
 
     data = managed_home / "extensions" / "acme.one" / "data"
     data.mkdir(parents=True)
+    runner = managed_home / "extensions" / "acme.one~runner" / "cache"  # a helper's, e.g. a fused pipeline's
+    runner.mkdir(parents=True)
+    neighbour = managed_home / "extensions" / "acme.one-two" / "data"
+    neighbour.mkdir(parents=True)
     gone = symphony_json(venv, managed_home, "uninstall", "acme.one", "--purge", "--yes")
     assert gone["action"] == "uninstalled"
     assert gone["purged"]
     assert environments(managed_home, "acme-one") == []
     assert not data.exists()
+    assert not runner.parent.exists()
+    assert neighbour.exists(), "only the uninstalled extension's own folders go"
     assert "acme.one" not in {info["id"] for info in symphony_json(venv, managed_home, "list")}
     host = venv.host(managed_home)
     try:

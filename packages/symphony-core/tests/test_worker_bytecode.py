@@ -38,9 +38,11 @@ class Loader(Extension):
 
     def pretend(self, paths):
         # claim to have imported modules from these files (a worker's report is not to be trusted)
+        self.pretended = getattr(self, "pretended", 0) + 1
         for number, path in enumerate(paths):
-            fake = types.ModuleType(f"fake_{number}")
-            fake.__spec__ = importlib.machinery.ModuleSpec(f"fake_{number}", None, origin=path)
+            name = f"fake_{self.pretended}_{number}"
+            fake = types.ModuleType(name)
+            fake.__spec__ = importlib.machinery.ModuleSpec(name, None, origin=path)
             fake.__spec__.cached = path + "c"
             sys.modules[fake.__name__] = fake
         return len(paths)
@@ -166,3 +168,25 @@ def test_only_regular_python_files_beneath_the_roots_are_shareable(tmp_path: Pat
         None,
     ]
     assert _bytecode.shareable(named, (str(root),)) == [str(root / "pkg" / "good.py")]
+
+
+def test_a_worker_naming_files_without_end_costs_the_host_a_bounded_look(
+    start: Callable[[str], WorkerProcess], home: Home, code: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_bytecode, "MAX_JUDGED", 2 * _bytecode.MAX_REPORTED)
+    worker = start("acme.flood")
+    helper = str(code / "acme_loader" / "helper.py")
+    for _ in range(3):  # each answer names the same real module and thousands of made-up ones
+        worker.call(
+            "pretend", ([helper, *(f"{code}/made_up_{n}.py" for n in range(_bytecode.MAX_REPORTED))],)
+        )
+        worker.call("own_bytecode")
+    assert _bytecode.COMPILER.wait(60)
+    judged = worker._judged  # past the cap after two floods: the third answer's names were not looked at
+    assert _bytecode.MAX_JUDGED <= judged < _bytecode.MAX_JUDGED + _bytecode.MAX_REPORTED
+    assert shared(home, helper).is_file()  # the real one is compiled, once: it is fresh after that
+    stamp = shared(home, helper).stat().st_mtime_ns
+    worker.call("pretend", ([helper],))
+    worker.call("own_bytecode")
+    assert _bytecode.COMPILER.wait(60)
+    assert shared(home, helper).stat().st_mtime_ns == stamp, "fresh bytecode is not compiled again"

@@ -3,6 +3,8 @@ input, a body over the limit, an unknown model. Always an answer with its status
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import httpx
@@ -93,3 +95,32 @@ def test_a_body_over_the_limit_is_answered_413_and_an_unknown_route_404(digits_u
     assert "larger than this server accepts" in answer.json()["error"]
     assert httpx.get(f"{digits_url}/v2/models/{DIGITS}/versions/9.9/ready").status_code == 404
     assert httpx.get(f"{digits_url}/v2/models/{DIGITS}/nothing").status_code == 404
+
+
+def test_a_deployment_that_cannot_be_placed_fails_at_its_timeout_saying_what_ray_waits_for(
+    cluster, tmp_path
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    assert cluster.symphony("grant", CRASHER, "--yes", home=home).returncode == 0
+    more_than_the_cluster = {"SYMPHONY_TESTS_CRASHER__SERVING__CPUS": "16"}  # the cluster has 2
+    started = time.monotonic()
+    try:
+        refused = cluster.symphony(
+            "serve",
+            CRASHER,
+            "--port",
+            str(cluster.http_port),
+            "--timeout",
+            "15",
+            home=home,
+            env=more_than_the_cluster,
+        )
+        assert time.monotonic() - started < 120, "the command gives up at its timeout"
+        assert refused.returncode != 0
+        assert f"{CRASHER}: its replicas did not all answer within 15 s" in refused.stderr
+        assert "CPU" in refused.stderr, "Ray's own words say which resources it waits for"
+        assert f"serve delete {CRASHER}" in refused.stderr
+    finally:  # the deployment stays, waiting: remove it, as the message says
+        delete = f"import ray; from ray import serve; ray.init(address={cluster.address!r}); serve.delete({CRASHER!r})"
+        subprocess.run([sys.executable, "-c", delete], env=cluster.env, capture_output=True, timeout=120)

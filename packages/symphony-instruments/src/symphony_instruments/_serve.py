@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,13 @@ _RANGE = re.compile(r"^\s*(\d+)\s*\.\.\s*(\d+)\s*$")
     show_default=True,
     help="The address Ray Serve's HTTP proxy listens on, when this command starts it (0.0.0.0: every one).",
 )
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=600,
+    show_default=True,
+    help="Seconds to wait until every replica answers; past it the command fails, saying what Ray is waiting for.",
+)
 @click.pass_context
 def serve(
     ctx: click.Context,
@@ -61,6 +69,7 @@ def serve(
     address: str | None,
     port: int,
     http_host: str,
+    timeout: float,
 ) -> None:
     """Deploy the installed instrument EXTENSION on a Ray cluster, served over the Open Inference Protocol.
 
@@ -98,7 +107,7 @@ def serve(
     except ValidationError as exc:
         raise click.BadParameter(exc.errors()[0]["msg"], param_hint="--autoscale") from None
     spec["max_request_bytes"] = int(serving.max_request_mb * 2**20)
-    url = _deploy(spec, serving, address=address, port=port, http_host=http_host)
+    url = _deploy(spec, serving, address=address, port=port, http_host=http_host, timeout=timeout)
     scale = (
         f"{serving.replicas} replica(s)"
         if serving.max_replicas is None
@@ -183,9 +192,16 @@ def _text(value: Any) -> str:
 
 
 def _deploy(
-    spec: dict[str, Any], serving: ServingConfig, *, address: str | None, port: int, http_host: str
+    spec: dict[str, Any],
+    serving: ServingConfig,
+    *,
+    address: str | None,
+    port: int,
+    http_host: str,
+    timeout: float,
 ) -> str:
-    """Deploy the replicas and wait until they answer; return the HTTP proxy's URL."""
+    """Deploy the replicas and wait until they answer, at most ``timeout`` seconds; return the HTTP
+    proxy's URL."""
     try:
         import ray
         from ray import serve
@@ -218,6 +234,7 @@ def _deploy(
             "max_replicas": serving.max_replicas,
             "target_ongoing_requests": serving.target_ongoing_requests,
         }
+    deployed: bool | None = None
     try:
         serve.start(http_options={"host": http_host, "port": port})
         serve.run(
@@ -225,13 +242,62 @@ def _deploy(
             name="symphony-health",
             route_prefix="/v2/health",
         )
-        serve.run(
-            serve.deployment(Replica).options(**options).bind(spec),
-            name=spec["extension"],
-            route_prefix=f"/v2/models/{spec['extension']}",
+        deployed = _within(
+            timeout,
+            lambda: serve.run(
+                serve.deployment(Replica).options(**options).bind(spec),
+                name=spec["extension"],
+                route_prefix=f"/v2/models/{spec['extension']}",
+            ),
         )
+        if not deployed:
+            raise click.ClickException(
+                f"{spec['extension']}: its replicas did not all answer within {timeout:g} s. Ray says: "
+                f"{_pending(serve, spec['extension'])}\nThe deployment stays on the cluster, waiting: "
+                f"`serve delete {spec['extension']}` removes it; ask for fewer CPUs or less memory per "
+                "replica (serving.cpus, serving.memory_mb) or fewer replicas, or add nodes"
+            )
+    except click.ClickException:
+        raise
     except Exception as exc:  # noqa: BLE001 - what Ray reports (a replica that failed to start) is the answer
         raise click.ClickException(f"{spec['extension']} could not be deployed: {exc}") from None
     finally:
-        ray.shutdown()
+        if deployed is not False:  # a deployment still being waited for keeps its thread in Ray's client
+            ray.shutdown()
     return f"http://{'127.0.0.1' if http_host in ('0.0.0.0', '::') else http_host}:{port}"
+
+
+def _within(timeout: float, deploy: Callable[[], object]) -> bool:
+    """Run ``deploy`` (which returns once every replica answers) for at most ``timeout`` seconds: whether
+    it returned in time. What it raises is raised here."""
+    failure: list[BaseException] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            deploy()
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            failure.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="symphony-serve-deploy", daemon=True).start()
+    if not done.wait(timeout):
+        return False
+    if failure:
+        raise failure[0]
+    return True
+
+
+def _pending(serve: Any, name: str) -> str:
+    """What Ray Serve says of the application's deployments that are not running yet."""
+    try:
+        application = serve.status().applications[name]
+        messages = [
+            f"{deployment}: {status.message or status.status}"
+            for deployment, status in application.deployments.items()
+            if str(status.status) != "HEALTHY"
+        ]
+    except Exception as exc:  # noqa: BLE001 - the status is a courtesy; the timeout is the answer
+        return f"(its status could not be read: {exc})"
+    return "; ".join(messages) or str(application.status)

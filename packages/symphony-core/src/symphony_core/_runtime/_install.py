@@ -934,8 +934,10 @@ def uninstall(host: Host, extension: str, *, purge: bool = False, actor: str | N
             if host.state.grants(key):
                 host.state.revoke(key, actor=who)
                 host._permission_event(key, "revoked", "*", who)
-            if purge:
-                shutil.rmtree(host.home.root / "extensions" / ext_id, ignore_errors=True)
+            if purge:  # its own folders, and those of the helpers its workers started (`<id>~runner`)
+                extensions = host.home.root / "extensions"
+                for folder in [extensions / ext_id, *extensions.glob(f"{ext_id}~*")]:
+                    shutil.rmtree(folder, ignore_errors=True)
                 with contextlib.suppress(FileNotFoundError):
                     config_file(host.home, ext_id).unlink()
         remove_environment(entry.environment)

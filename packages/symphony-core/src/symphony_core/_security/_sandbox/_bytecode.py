@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import logging
 import os
 import py_compile
@@ -37,8 +38,11 @@ from symphony_core._security._reach import inside_any
 from symphony_core._store._home import Home
 
 log = logging.getLogger("symphony.sandbox")
-MAX_REPORTED = 5000
+MAX_REPORTED = 2000
 """Module files one answer of a worker may name; more are ignored (the next worker names them again)."""
+MAX_JUDGED = 20_000
+"""Module files the host judges for one worker in its life: what a worker that names files without end
+can cost the host (a Python environment's imports are a few thousand modules)."""
 MAX_SOURCE = 8 << 20
 """Bytes of the largest source file the host compiles for workers."""
 _TIMEOUT = 300.0
@@ -142,10 +146,31 @@ class Compiler:
         if executable != sys.executable:  # bytecode is for the interpreter that compiles it
             return
         for path in paths:
+            target = cached(into, path)
+            if _fresh(target, path):  # compiled already (a worker may name it again, or lie)
+                continue
             try:
-                py_compile.compile(path, cfile=cached(into, path), doraise=True, quiet=2)
+                py_compile.compile(path, cfile=target, doraise=True, quiet=2)
             except (OSError, py_compile.PyCompileError, ValueError, RecursionError, MemoryError):
                 continue  # the worker compiles it in memory, and fails there if it must
+
+
+def _fresh(target: str, source: str) -> bool:
+    """Whether ``target`` holds bytecode stamped with ``source``'s modification time and size, as the
+    import system checks it."""
+    try:
+        with open(target, "rb") as file:
+            header = file.read(16)
+        info = os.stat(source)
+    except OSError:
+        return False
+    return (
+        len(header) == 16
+        and header[:4] == importlib.util.MAGIC_NUMBER
+        and int.from_bytes(header[4:8], "little") == 0  # stamped with time and size, not a hash
+        and int.from_bytes(header[8:12], "little") == int(info.st_mtime) & 0xFFFFFFFF
+        and int.from_bytes(header[12:16], "little") == info.st_size & 0xFFFFFFFF
+    )
 
 
 COMPILER = Compiler()

@@ -105,6 +105,8 @@ class WorkerProcess:
         self._extension_pid: int | None = None
         self._bytecode_roots: tuple[str, ...] = ()
         """Where the sources lie whose bytecode this worker's answers may ask the host to compile."""
+        self._judged = 0
+        """Module files this worker named so far (at most ``_bytecode.MAX_JUDGED`` are looked at)."""
 
     @property
     def pid(self) -> int | None:
@@ -398,7 +400,8 @@ class WorkerProcess:
             answer = self._exchange_message(message, timeout, what)
         _quota.check(self)  # a request that took it over its disk quota fails, and the worker dies
         if isinstance(answer, Reply) and answer.id == getattr(message, "id", None):
-            if answer.uncached and self._bytecode_roots:
+            if answer.uncached and self._bytecode_roots and self._judged < _bytecode.MAX_JUDGED:
+                self._judged += min(len(answer.uncached), _bytecode.MAX_REPORTED)
                 found = _bytecode.shareable(answer.uncached, self._bytecode_roots)
                 _bytecode.COMPILER.submit(sys.executable, _bytecode.folder(self.spec.home), found)
             return answer.value
