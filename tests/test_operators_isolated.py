@@ -13,6 +13,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import signal
 import sys
 import warnings
 from collections.abc import Iterator
@@ -359,6 +360,27 @@ def test_a_plan_that_exhausts_its_runner_fails_its_pipeline_and_nothing_else(
         3.0,
         -3.0,
     ]
+
+
+def test_a_runner_killed_from_outside_fails_its_run_is_audited_and_the_next_run_gets_a_new_one(
+    isolated: Host, flights_file: str
+) -> None:
+    host = isolated  # plans are fused in the isolated tier only
+    widen = host.start("acme.widen")
+    plan = Pipeline.chain(flights_file).step(widen, host=host).build()  # building starts its runner
+    (runner,) = widen._runners.values()
+    os.kill(runner.pid, signal.SIGKILL)
+
+    with pytest.raises(PipelineError) as caught:
+        plan.collect()
+
+    assert caught.value.extension == "acme.widen"
+    died = [r.detail["reason"] for r in host.state.audit_log("acme.widen") if r.event == "worker_crashed"]
+    assert died, "the runner's death is audited like a worker's"
+    assert died[-1].startswith("its runner: ")
+    assert host.inspect("acme.widen").state.value == "active", "a runner runs no extension code: not blamed"
+    gained = Pipeline.chain(flights_file).step(widen, host=host).collect()["gained"].to_list()
+    assert gained[:2] == [3.0, -3.0]
 
 
 def test_a_plan_that_reads_a_file_is_not_fused_and_its_worker_is_held_to_its_grant(

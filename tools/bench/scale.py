@@ -123,7 +123,8 @@ def p99(stat: Stat) -> float:
 
 
 async def over_http(url: str, seconds: float, clients: int = CLIENTS, items: int = 1) -> tuple[float, Stat]:
-    """The deployment called by a bare httpx client: what any client of the protocol does."""
+    """The deployment called by a bare httpx client: what any client of the protocol does (post the
+    inputs, read the outputs)."""
     async with httpx.AsyncClient(
         base_url=url, timeout=60, limits=httpx.Limits(max_connections=clients)
     ) as client:
@@ -141,6 +142,8 @@ async def over_http(url: str, seconds: float, clients: int = CLIENTS, items: int
             }
             answer = await client.post(f"/v2/models/{MODEL}/infer", json=body)
             answer.raise_for_status()
+            for tensor in answer.json()["outputs"]:  # what any client does with the answer
+                np.asarray(tensor["data"], np.float32).reshape(tensor["shape"])
 
         return await load(call, seconds, clients, items)
 

@@ -22,6 +22,7 @@ import pkgutil
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from symphony_core._model._errors import SymphonyError
 from symphony_core._model._extension import Context, Extension
 from symphony_core._model._kinds import KINDS
 from symphony_core._model._public import public
@@ -124,15 +125,20 @@ class Workers:
             ),
             timeout=max(self._pool.call_timeout or 60.0, 60.0),
         )
-        return Helper(worker, self._pool.call_timeout)
+        pool = self._pool
+        return Helper(
+            worker, pool.call_timeout, lambda reason: pool._emit("crashed", f"its {name}: {reason}")
+        )
 
 
 class Helper:
     """A restricted worker a front started for its kit's own work (`Workers.helper`)."""
 
-    def __init__(self, worker: Any, call_timeout: float | None) -> None:
+    def __init__(self, worker: Any, call_timeout: float | None, died: Callable[[str], None]) -> None:
         self._worker = worker
         self._timeout = call_timeout
+        self._died = died
+        """Reports the helper's death like a worker's (the host audits it); its extension is not blamed."""
 
     @property
     def alive(self) -> bool:
@@ -145,7 +151,12 @@ class Helper:
     def call(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
         """Run ``method`` in the helper and return its result, within the pool's call time-out (a helper
         that overruns it is killed). One call at a time; it blocks: call it from a thread, not a loop."""
-        return self._worker.call(method, args, kwargs, timeout=self._timeout)
+        try:
+            return self._worker.call(method, args, kwargs, timeout=self._timeout)
+        except SymphonyError as exc:
+            if not self._worker.alive:
+                self._died(exc.message.partition("\n")[0])
+            raise
 
     def close(self) -> None:
         """Stop the helper (it runs its ``deactivate`` first); killed if it lingers."""
