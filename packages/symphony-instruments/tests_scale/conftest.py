@@ -106,6 +106,7 @@ kind = "instrument"
 name = "Crasher"
 summary = "Doubles its input; exits its process on -1."
 targets = "symphony-instruments>=0.1,<0.2"
+config = "symphony_instruments:InstrumentConfig"  # batching and serving, as every instrument's
 
 [contributes]
 inputs = [{ name = "x", dtype = "float32", shape = ["batch", 2] }]

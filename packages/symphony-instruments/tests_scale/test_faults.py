@@ -112,14 +112,15 @@ def test_a_deployment_that_cannot_be_placed_fails_at_its_timeout_saying_what_ray
             "--port",
             str(cluster.http_port),
             "--timeout",
-            "15",
+            "40",
             home=home,
             env=more_than_the_cluster,
         )
-        assert time.monotonic() - started < 120, "the command gives up at its timeout"
+        assert time.monotonic() - started < 150, "the command gives up at its timeout"
         assert refused.returncode != 0
-        assert f"{CRASHER}: its replicas did not all answer within 15 s" in refused.stderr
-        assert "CPU" in refused.stderr, "Ray's own words say which resources it waits for"
+        assert f"{CRASHER}: its replicas did not all answer within 40 s" in refused.stderr
+        # past 30 s Ray says which resources each replica asks for and the cluster has
+        assert "CPU" in refused.stderr, refused.stderr
         assert f"serve delete {CRASHER}" in refused.stderr
     finally:  # the deployment stays, waiting: remove it, as the message says
         delete = f"import ray; from ray import serve; ray.init(address={cluster.address!r}); serve.delete({CRASHER!r})"
