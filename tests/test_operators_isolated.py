@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import sys
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -362,7 +363,7 @@ def test_a_plan_that_exhausts_its_runner_fails_its_pipeline_and_nothing_else(
     ]
 
 
-def test_a_runner_killed_from_outside_fails_its_run_is_audited_and_the_next_run_gets_a_new_one(
+def test_a_runner_killed_from_outside_is_audited_and_the_next_run_gets_a_new_one(
     isolated: Host, flights_file: str
 ) -> None:
     host = isolated  # plans are fused in the isolated tier only
@@ -370,17 +371,18 @@ def test_a_runner_killed_from_outside_fails_its_run_is_audited_and_the_next_run_
     plan = Pipeline.chain(flights_file).step(widen, host=host).build()  # building starts its runner
     (runner,) = widen._runners.values()
     os.kill(runner.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while runner.alive:  # the host notices, and reports it the first time it looks
+        assert time.monotonic() < deadline, "the killed runner still counts as alive"
+        time.sleep(0.05)
 
-    with pytest.raises(PipelineError) as caught:
-        plan.collect()
-
-    assert caught.value.extension == "acme.widen"
+    assert plan.collect()["gained"].to_list()[:2] == [3.0, -3.0], "the run gets a new runner"
+    (replacement,) = widen._runners.values()
+    assert replacement is not runner
     died = [r.detail["reason"] for r in host.state.audit_log("acme.widen") if r.event == "worker_crashed"]
-    assert died, "the runner's death is audited like a worker's"
-    assert died[-1].startswith("its runner: ")
+    assert len(died) == 1, "the runner's death is audited like a worker's, once"
+    assert died[0].startswith("its runner: ")
     assert host.inspect("acme.widen").state.value == "active", "a runner runs no extension code: not blamed"
-    gained = Pipeline.chain(flights_file).step(widen, host=host).collect()["gained"].to_list()
-    assert gained[:2] == [3.0, -3.0]
 
 
 def test_a_plan_that_reads_a_file_is_not_fused_and_its_worker_is_held_to_its_grant(

@@ -139,10 +139,20 @@ class Helper:
         self._timeout = call_timeout
         self._died = died
         """Reports the helper's death like a worker's (the host audits it); its extension is not blamed."""
+        self._reported = self._closed = False
 
     @property
     def alive(self) -> bool:
-        return bool(self._worker.alive)
+        """Whether the helper runs; the first time it is found dead, its death is reported."""
+        if self._worker.alive:
+            return True
+        self._report(self._worker.died.message if self._worker.died is not None else "it died")
+        return False
+
+    def _report(self, reason: str) -> None:
+        if not self._reported and not self._closed:
+            self._reported = True
+            self._died(reason.partition("\n")[0])
 
     @property
     def pid(self) -> int | None:
@@ -155,11 +165,12 @@ class Helper:
             return self._worker.call(method, args, kwargs, timeout=self._timeout)
         except SymphonyError as exc:
             if not self._worker.alive:
-                self._died(exc.message.partition("\n")[0])
+                self._report(exc.message)
             raise
 
     def close(self) -> None:
         """Stop the helper (it runs its ``deactivate`` first); killed if it lingers."""
+        self._closed = True
         self._worker.stop()
 
 
