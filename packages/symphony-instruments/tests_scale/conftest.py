@@ -38,10 +38,17 @@ outputs = [
 """
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: every probe stays bound until all are chosen, so the kernel cannot
+    hand the same port out twice (Ray refuses to start when two of its components share one)."""
+    probes = [socket.socket() for _ in range(count)]
+    try:
+        for probe in probes:
+            probe.bind(("127.0.0.1", 0))
+        return [int(probe.getsockname()[1]) for probe in probes]
+    finally:
+        for probe in probes:
+            probe.close()
 
 
 @dataclass
@@ -147,7 +154,7 @@ def cluster() -> Iterator[Cluster]:
         "RAY_DEDUP_LOGS": "0",
     }
     env.pop("RAY_ADDRESS", None)
-    port, dashboard_port = free_port(), free_port()
+    port, dashboard, client, node, objects, agent, agent_grpc, metrics, runtime_env, http = free_ports(10)
     start = [
         str(BIN / "ray"),
         "start",
@@ -159,20 +166,20 @@ def cluster() -> Iterator[Cluster]:
         f"--object-store-memory={256 * 2**20}",
         "--disable-usage-stats",
         "--include-dashboard=false",
-        f"--dashboard-port={dashboard_port}",
-        f"--ray-client-server-port={free_port()}",
-        f"--node-manager-port={free_port()}",
-        f"--object-manager-port={free_port()}",
-        f"--dashboard-agent-listen-port={free_port()}",
-        f"--dashboard-agent-grpc-port={free_port()}",
-        f"--metrics-export-port={free_port()}",
-        f"--runtime-env-agent-port={free_port()}",
+        f"--dashboard-port={dashboard}",
+        f"--ray-client-server-port={client}",
+        f"--node-manager-port={node}",
+        f"--object-manager-port={objects}",
+        f"--dashboard-agent-listen-port={agent}",
+        f"--dashboard-agent-grpc-port={agent_grpc}",
+        f"--metrics-export-port={metrics}",
+        f"--runtime-env-agent-port={runtime_env}",
         f"--temp-dir={root / 'ray'}",
     ]
     try:
         started = subprocess.run(start, env=env, capture_output=True, text=True, timeout=180)
         assert started.returncode == 0, f"ray start failed:\n{started.stdout}\n{started.stderr}"
-        yield Cluster(address=f"127.0.0.1:{port}", env=env, site=site, http_port=free_port())
+        yield Cluster(address=f"127.0.0.1:{port}", env=env, site=site, http_port=http)
     finally:
         subprocess.run([str(BIN / "ray"), "stop", "--force"], env=env, capture_output=True, timeout=120)
         shutil.rmtree(root, ignore_errors=True)
