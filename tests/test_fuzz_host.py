@@ -43,8 +43,9 @@ SAMPLE = pl.DataFrame(
 
 
 def ipc(frame: pl.DataFrame) -> bytes:
+    """A frame as inline frames travel: an uncompressed Arrow IPC stream."""
     buffer = io.BytesIO()
-    frame.write_ipc(buffer, compression="uncompressed")
+    frame.write_ipc_stream(buffer, compression="uncompressed")
     return buffer.getvalue()
 
 

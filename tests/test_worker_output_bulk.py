@@ -21,7 +21,7 @@ import polars as pl
 import pytest
 
 from symphony_core._model._errors import WorkerCrashed
-from symphony_core._security._sandbox._arrow import check_ipc
+from symphony_core._security._sandbox._arrow import check_ipc, check_ipc_stream
 from symphony_core._security._sandbox._probe import probe
 from symphony_core._security._sandbox._process import WorkerProcess
 from symphony_core._security._sandbox._profile import DEFAULT_INLINE_LIMIT, WorkerSpec
@@ -97,6 +97,19 @@ def ipc(frame: pl.DataFrame, compression: Any = "uncompressed") -> bytes:
     return buffer.getvalue()
 
 
+def ipc_stream(frame: pl.DataFrame, compression: Any = "uncompressed") -> bytes:
+    buffer = io.BytesIO()
+    frame.write_ipc_stream(buffer, compression=compression)
+    return buffer.getvalue()
+
+
+FORMS = {  # how each form is written, checked and read; inline frames travel as streams, memfds as files
+    "file": (ipc, check_ipc, pl.read_ipc),
+    "stream": (ipc_stream, check_ipc_stream, pl.read_ipc_stream),
+}
+WAYS = {"frame_inline": ipc_stream, "frame_in_memfd": ipc}
+
+
 FRAMES = {
     "numbers and text": pl.DataFrame({"a": [1, 2, 3], "s": ["x", "yy", "z" * 40]}),
     "categories and enums": pl.DataFrame(
@@ -116,40 +129,60 @@ FRAMES = {
 # The check itself
 
 
+@pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize("name", FRAMES)
-def test_what_polars_writes_uncompressed_passes_the_check(name: str) -> None:
-    data = ipc(FRAMES[name])
+def test_what_polars_writes_uncompressed_passes_the_check(name: str, form: str) -> None:
+    write, check, read = FORMS[form]
+    data = write(FRAMES[name])
 
-    check_ipc(data)
+    check(data)
 
-    assert pl.read_ipc(data).equals(FRAMES[name])
+    assert read(data).equals(FRAMES[name])
 
 
+@pytest.mark.parametrize("form", FORMS)
 @pytest.mark.parametrize("compression", ["zstd", "lz4"])
-def test_what_polars_writes_compressed_is_refused(compression: str) -> None:
+def test_what_polars_writes_compressed_is_refused(compression: str, form: str) -> None:
+    write, check, _ = FORMS[form]
     with pytest.raises(ValueError, match="compressed Arrow IPC data is refused"):
-        check_ipc(ipc(FRAMES["numbers and text"], compression))
+        check(write(FRAMES["numbers and text"], compression))
 
 
-def test_types_nested_deeper_than_polars_should_walk_are_refused() -> None:
+@pytest.mark.parametrize("form", FORMS)
+def test_types_nested_deeper_than_polars_should_walk_are_refused(form: str) -> None:
+    write, check, _ = FORMS[form]
     deep = pl.Series("deep", [1])
     for _ in range(65):
         deep = deep.implode()
 
     with pytest.raises(ValueError, match="nested more than 64 deep"):
-        check_ipc(ipc(deep.to_frame()))
+        check(write(deep.to_frame()))
 
 
-def test_every_truncation_of_a_file_is_refused() -> None:
-    data = ipc(FRAMES["categories and enums"])
+@pytest.mark.parametrize("form", FORMS)
+def test_every_truncation_is_refused(form: str) -> None:
+    write, check, _ = FORMS[form]
+    data = write(FRAMES["categories and enums"])
 
     for end in range(len(data)):
         with pytest.raises(ValueError, match="Arrow IPC"):
-            check_ipc(data[:end])
+            check(data[:end])
 
 
-def test_garbled_files_are_refused_with_a_value_error_or_pass_as_well_formed() -> None:
-    data = ipc(pl.concat([FRAMES["numbers and text"]] * 2, rechunk=False))
+def test_a_stream_with_bytes_after_its_end_or_a_batch_before_its_schema_is_refused() -> None:
+    data = ipc_stream(FRAMES["numbers and text"])
+    with pytest.raises(ValueError, match="bytes after its end-of-stream marker"):
+        check_ipc_stream(data + data)
+
+    schema_length = 8 + int.from_bytes(data[4:8], "little")  # the schema message: marker, size, flatbuffer
+    with pytest.raises(ValueError, match="starts with a message of type 3"):
+        check_ipc_stream(data[schema_length:])
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_garbled_bytes_are_refused_with_a_value_error_or_pass_as_well_formed(form: str) -> None:
+    write, check, _ = FORMS[form]
+    data = write(pl.concat([FRAMES["numbers and text"]] * 2, rechunk=False))
     rng = random.Random(20240601)
     refused = 0
 
@@ -159,7 +192,7 @@ def test_garbled_files_are_refused_with_a_value_error_or_pass_as_well_formed() -
             at = rng.randrange(len(garbled) - 4)
             garbled[at : at + rng.choice((1, 4))] = rng.randbytes(rng.choice((1, 4)))
         try:
-            check_ipc(bytes(garbled))
+            check(bytes(garbled))
         except ValueError:
             refused += 1
 
@@ -174,7 +207,7 @@ def test_garbled_files_are_refused_with_a_value_error_or_pass_as_well_formed() -
 def test_a_compressed_frame_from_a_worker_is_refused_before_polars_inflates_it(
     worker: Start, way: str, compression: str
 ) -> None:
-    bomb = ipc(pl.DataFrame({"z": np.zeros(20_000_000, dtype=np.uint8)}), compression)
+    bomb = WAYS[way](pl.DataFrame({"z": np.zeros(20_000_000, dtype=np.uint8)}), compression)
     assert len(bomb) < 200_000 < 20_000_000
 
     with pytest.raises(WorkerCrashed, match="compressed Arrow IPC data is refused"):
@@ -185,16 +218,16 @@ def test_a_compressed_frame_from_a_worker_is_refused_before_polars_inflates_it(
 def test_an_uncompressed_frame_from_a_worker_is_read(worker: Start, way: str) -> None:
     frame = FRAMES["categories and enums"]
 
-    assert worker().call(way, (ipc(frame),)).equals(frame)
+    assert worker().call(way, (WAYS[way](frame),)).equals(frame)
 
 
 @pytest.mark.parametrize("way", ["frame_inline", "frame_in_memfd"])
 def test_a_frame_that_makes_polars_panic_is_a_crashed_worker_not_a_panic_in_the_host(
     worker: Start, way: str
 ) -> None:
-    enum = ipc(pl.DataFrame({"e": pl.Series(["a"], dtype=pl.Enum(["a", "b"]))}))
+    enum = WAYS[way](pl.DataFrame({"e": pl.Series(["a"], dtype=pl.Enum(["a", "b"]))}))
     broken = enum.replace(b"1;a1;b", b"x;a1;b")  # the enum's categories, as polars stores them, misnumbered
-    check_ipc(broken)
+    (check_ipc_stream if way == "frame_inline" else check_ipc)(broken)
 
     with pytest.raises(WorkerCrashed, match="PanicException"):
         worker().call(way, (broken,))
@@ -217,7 +250,7 @@ def test_a_reply_of_many_inline_sized_arrays_still_fits_in_one_frame(worker: Sta
 
 @pytest.mark.parametrize("way", ["frame_inline", "frame_in_memfd"])
 def test_a_truncated_frame_from_a_worker_is_refused_before_polars_reads_it(worker: Start, way: str) -> None:
-    truncated = ipc(FRAMES["nested"])[:-20]
+    truncated = WAYS[way](FRAMES["nested"])[:-20]
 
-    with pytest.raises(WorkerCrashed, match="not an Arrow IPC file"):
+    with pytest.raises(WorkerCrashed, match=r"(not an|malformed) Arrow IPC (file|stream)"):
         worker().call(way, (truncated,))

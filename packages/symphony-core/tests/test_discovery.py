@@ -149,3 +149,68 @@ def test_a_scan_finds_each_package_where_the_import_system_would(tmp_path: Path)
         spec = importlib.machinery.PathFinder.find_spec(name, path)
         expected = None if spec is None else list(spec.submodule_search_locations or [])
         assert packages.find(name) == expected, name
+
+
+def test_a_scan_reads_the_manifest_locate_manifest_finds_and_never_what_is_no_manifest(
+    tmp_path: Path,
+) -> None:
+    """A scan opens each candidate manifest instead of asking first whether it is a file: it must find the
+    same manifest `locate_manifest` does, skip a folder or a pipe by that name without blocking on it, and
+    refuse a manifest too large to be one."""
+    import os
+
+    from symphony_core import write_distribution
+    from symphony_core._catalog._discovery import locate_manifest, scan
+    from symphony_core._model._sizes import MAX_MANIFEST_BYTES
+
+    def manifest(ident: str) -> str:
+        return f'id = "{ident}"\nkind = "operator"\nname = "N"\nsummary = "S."\ntargets = "symphony-operators>=0.1"\n'
+
+    site = tmp_path / "site"
+    cases = {  # id: (entry point, files)
+        "acme.nested": (
+            "acme_nested.deep.mod:Op",
+            {"acme_nested/deep/symphony.toml": manifest("acme.nested")},
+        ),
+        "acme.upward": (
+            "acme_upward.deep.mod:Op",
+            {"acme_upward/deep/mod.py": "", "acme_upward/symphony.toml": manifest("acme.upward")},
+        ),
+        "acme.folder": ("acme_folder:Op", {"acme_folder/symphony.toml/x": "", "acme_folder/__init__.py": ""}),
+        "acme.big": (
+            "acme_big:Op",
+            {"acme_big/symphony.toml": manifest("acme.big") + "#" * MAX_MANIFEST_BYTES},
+        ),
+        "acme.pipe": ("acme_pipe:Op", {"acme_pipe/__init__.py": ""}),
+    }
+    for ident, (point, files) in cases.items():
+        package = point.split(".")[0].split(":")[0]
+        write_distribution(
+            site,
+            ident.replace(".", "-"),
+            files={f"{package}/__init__.py": "", **files},
+            entry_points={"symphony.operators": {ident: point}},
+            requires_python=">=3.10" if ident == "acme.nested" else None,
+        )
+    os.mkfifo(site / "acme_pipe" / "symphony.toml")  # nobody ever writes it: reading it would block
+    (site / "acme_upward-1.0.0.dist-info").rename(site / "acme_upward.dist-info")  # its version: in METADATA
+
+    records = {record.id: record for record in scan([str(site)]).records}
+
+    for ident in ("acme.nested", "acme.upward"):
+        point = cases[ident][0]
+        expected = locate_manifest(ident, point, ident, path=[str(site)])
+        assert records[ident].manifest_file == str(expected), ident
+        assert records[ident].problem is None or records[ident].problem.code != "manifest", records[
+            ident
+        ].problem
+    assert records["acme.nested"].requires_python == ">=3.10"
+    assert records["acme.upward"].requires_python is None
+    assert records["acme.upward"].distribution_version == "1.0.0"
+    for ident in ("acme.folder", "acme.pipe"):
+        assert records[ident].problem is not None
+        assert "ships no symphony.toml" in records[ident].problem.message, ident
+    big = records["acme.big"].problem
+    assert big is not None
+    assert big.code == "manifest"
+    assert f"more than a manifest may be ({MAX_MANIFEST_BYTES})" in big.message

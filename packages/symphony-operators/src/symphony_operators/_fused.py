@@ -121,8 +121,32 @@ def deserialize(plan: str) -> pl.LazyFrame:
 
 
 def placeholder(schema: Mapping[str, Any]) -> Any:
-    """The node that stands for a step's input in its plan: an empty frame of its schema, as polars writes it."""
-    return json.loads(serialize(pl.LazyFrame(schema=schema)))[_INPUT]
+    """The node that stands for a step's input in its plan: an empty frame of its schema, as polars writes it
+    (shared: never change it)."""
+    return _of_schema(schema)[1]
+
+
+def empty_frame(schema: Mapping[str, Any]) -> pl.DataFrame:
+    """An empty frame of ``schema`` (shared: polars frames do not change in place)."""
+    return _of_schema(schema)[0]
+
+
+def _of_schema(schema: Mapping[str, Any]) -> tuple[pl.DataFrame, Any]:
+    """The empty frame and placeholder of a schema, made once per schema (a pipeline's steps mostly pass
+    one schema on, and making a frame of it cost more than the rest of a step's check); the dtypes'
+    ``repr`` tells schemas apart, parameters and all."""
+    key = tuple((name, repr(dtype)) for name, dtype in schema.items())
+    made = _SCHEMAS.get(key)
+    if made is None:
+        frame = pl.DataFrame(schema=schema)
+        made = frame, json.loads(serialize(frame.lazy()))[_INPUT]
+        if len(_SCHEMAS) >= 256:
+            _SCHEMAS.clear()
+        _SCHEMAS[key] = made
+    return made
+
+
+_SCHEMAS: dict[tuple[tuple[str, str], ...], tuple[pl.DataFrame, Any]] = {}
 
 
 def parse(text: Any, what: str) -> Any:
@@ -136,9 +160,11 @@ def parse(text: Any, what: str) -> Any:
         raise NotFusable(f"{what} is not JSON ({exc})") from None
 
 
-def check_step(plan: Any, given: Mapping[str, Any], upstream: Fused, step: str) -> Fused:
-    """``plan`` (a step's, as JSON data) checked against the allow-list, with its input replaced by
-    ``upstream``: the fused plan through this step. `NotFusable` says why not."""
+def check_step(
+    plan: Any, given: Mapping[str, Any], upstream: Fused, step: str, *, size: int | None = None
+) -> Fused:
+    """``plan`` (a step's, as JSON data: ``size`` long as text, when known) checked against the allow-list,
+    with its input replaced by ``upstream``: the fused plan through this step. `NotFusable` says why not."""
     input_node = placeholder(given)
     inputs = 0
 
@@ -152,7 +178,7 @@ def check_step(plan: Any, given: Mapping[str, Any], upstream: Fused, step: str) 
     stitched = _walk(plan, "its plan", on_input=on_input)
     if not inputs:
         raise NotFusable("its plan does not read its input")
-    size = len(json.dumps(plan)) + inputs * upstream.size
+    size = (len(json.dumps(plan)) if size is None else size) + inputs * upstream.size
     if size > MAX_SOURCE_BYTES:
         raise NotFusable(f"its plan with its input's would be {size} bytes long, over {MAX_SOURCE_BYTES}")
     return Fused(stitched, upstream.reads, (*upstream.steps, step), size)

@@ -49,6 +49,7 @@ from ._fused import (
     NotFusable,
     check_source,
     check_step,
+    empty_frame,
     parse,
     runner_reads,
     serialize,
@@ -169,7 +170,7 @@ class IsolatedOperator(Operator[Any]):
         result is collected."""
         values = dict(config or {})
         given = frame.collect_schema()
-        shape = pl.DataFrame(schema=given)
+        shape = empty_frame(given)
         text: Any = None
         if "query_plan" in self.workers.methods:  # one call for both
             answer, text = self._planned(self.workers.call("query_plan", shape, values or None, True))
@@ -215,7 +216,7 @@ class IsolatedOperator(Operator[Any]):
         known = _recall(frame)
         try:
             upstream = check_source(_source_plan(frame)) if known is None else known[0]
-            fused = check_step(parse(text, "its plan"), given, upstream, self.id)
+            fused = check_step(parse(text, "its plan"), given, upstream, self.id, size=len(text))
             runner_reads(fused.reads)
         except NotFusable as exc:
             log.debug("%s runs step by step: %s", self.id, exc)

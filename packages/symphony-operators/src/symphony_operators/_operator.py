@@ -130,12 +130,12 @@ class Operator(Extension, Generic[ConfigT]):
         """
         from ._fused import serialize
 
-        query = self.query(pl.LazyFrame(schema=frame.schema), config)
+        query = self.query(frame.clear().lazy(), config)
         try:
             text: str | None = serialize(query)
         except pl.exceptions.PolarsError:  # a Python function polars cannot write: the step runs on its own
             text = None
-        return [pl.DataFrame(schema=query.collect_schema()), text, pl.__version__] if schema else text
+        return [query.collect_schema().to_frame(), text, pl.__version__] if schema else text
 
     def query_reads(
         self,

@@ -34,7 +34,7 @@ from ._errors import ErrorDetail, ManifestError
 from ._kinds import KINDS
 from ._permissions import Permission, plain_text
 from ._public import public
-from ._sizes import MAX_ID_LENGTH, MAX_NAME_LENGTH, MAX_PERMISSIONS, MAX_SUMMARY_LENGTH
+from ._sizes import MAX_ID_LENGTH, MAX_MANIFEST_BYTES, MAX_NAME_LENGTH, MAX_PERMISSIONS, MAX_SUMMARY_LENGTH
 from ._spoofing import describe
 
 ID_PATTERN = r"^[a-z0-9]+(?:[-_][a-z0-9]+)*(?:\.[a-z0-9]+(?:[-_][a-z0-9]+)*)+$"
@@ -170,18 +170,36 @@ def parse_requirement(text: str) -> Requirement:
 def read_manifest(path: Path, *, distribution_version: str | None = None) -> Manifest:
     """Read and validate a manifest file; on any problem raise `ManifestError` naming file and fields."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        with path.open("rb") as file:
+            content = file.read(MAX_MANIFEST_BYTES + 1)
     except FileNotFoundError:
         raise ManifestError(
             f"manifest file {path} does not exist",
             file=str(path),
             hint="ship symphony.toml inside the extension's package (check the build includes it)",
         ) from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except OSError as exc:
         raise ManifestError(
-            f"cannot read manifest {path}: {exc}", file=str(path), hint="fix the TOML syntax"
+            f"cannot read manifest {path}: {exc}", file=str(path), hint="make the file readable"
         ) from None
-    return validate_manifest(data, file=str(path), distribution_version=distribution_version)
+    if len(content) > MAX_MANIFEST_BYTES:
+        raise ManifestError(
+            f"manifest {path} is larger than a manifest may be ({MAX_MANIFEST_BYTES} bytes)",
+            file=str(path),
+            hint="a manifest describes the extension in a few kB: move data into the package",
+        )
+    return parse_manifest(content, file=str(path), distribution_version=distribution_version)
+
+
+def parse_manifest(content: bytes, *, file: str, distribution_version: str | None = None) -> Manifest:
+    """Parse and validate the bytes of manifest ``file``; `ManifestError` names the file and fields."""
+    try:
+        data = tomllib.loads(content.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ManifestError(
+            f"cannot read manifest {file}: {exc}", file=file, hint="fix the TOML syntax"
+        ) from None
+    return validate_manifest(data, file=file, distribution_version=distribution_version)
 
 
 def validate_manifest(

@@ -21,3 +21,5 @@ MAX_SCOPES = 64
 """Paths, hosts, commands or variable names in one request."""
 MAX_SCOPE_LENGTH = 4096
 """One path, host, command or variable name (a path as long as Linux's ``PATH_MAX``)."""
+MAX_MANIFEST_BYTES = 4 * 2**20
+"""The manifest file itself: a discovery never reads more of one (a real manifest is a few kB)."""

@@ -44,7 +44,7 @@ class Ext(Hostile):
         chunk = pl.DataFrame({"a": pl.zeros(32 * _MIB, dtype=pl.Int64, eager=True)})
         frame = pl.concat([chunk] * chunks, rechunk=False)
         buffer = io.BytesIO()
-        frame.write_ipc(buffer, compression="zstd")
+        frame.write_ipc_stream(buffer, compression="zstd")
         return msgspec.msgpack.Ext(FRAME_INLINE, buffer.getvalue())
 
     def zstd_bomb_size(self, chunks: int) -> int:
@@ -77,11 +77,13 @@ class Ext(Hostile):
     # BaseException: a malformed Arrow IPC value that makes polars panic
 
     def panicking_ipc(self) -> msgspec.msgpack.Ext:
-        """An inline frame whose bytes make ``polars.read_ipc`` panic (found here by mutating a good one)."""
+        """An inline frame (an Arrow IPC stream) whose bytes make ``polars.read_ipc_stream`` panic (found
+        here by mutating a good one)."""
         import polars as pl
 
         buffer = io.BytesIO()
-        pl.DataFrame({"a": [1, 2, 3], "s": ["x", "yy", "zzz"]}).write_ipc(buffer, compression="uncompressed")
+        frame = pl.DataFrame({"a": [1, 2, 3], "s": ["x", "yy", "zzz"]})
+        frame.write_ipc_stream(buffer, compression="uncompressed")
         good = buffer.getvalue()
         chooser = random.Random(1)
         for _ in range(100_000):
@@ -89,7 +91,7 @@ class Ext(Hostile):
             for _ in range(chooser.randint(1, 4)):
                 data[chooser.randrange(8, len(data) - 10)] = chooser.randrange(256)
             try:
-                pl.read_ipc(bytes(data))
+                pl.read_ipc_stream(bytes(data))
             except pl.exceptions.PanicException:
                 return msgspec.msgpack.Ext(FRAME_INLINE, bytes(data))
             except Exception:

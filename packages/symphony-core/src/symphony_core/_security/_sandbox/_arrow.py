@@ -1,4 +1,4 @@
-"""A check of an Arrow IPC file from a worker, made before polars reads it: well formed and uncompressed.
+"""A check of Arrow IPC from a worker, made before polars reads it: well formed and uncompressed.
 
 polars inflates a compressed body with no size limit (a megabyte of zstd can become gigabytes in the host),
 and some malformed files make it panic or build a schema without end. Workers always write uncompressed IPC,
@@ -11,6 +11,8 @@ The layout (Arrow's ``File.fbs``, ``Message.fbs``, ``Schema.fbs``): ``ARROW1`` a
 stream of messages, the ``Footer`` flatbuffer, its size (int32) and ``ARROW1``. A footer ``Block``
 (offset: int64, metaDataLength: int32, bodyLength: int64) points at an encapsulated message: 0xFFFFFFFF
 (left out by old writers), the size of the ``Message`` flatbuffer (int32), the flatbuffer, then the body.
+A stream (``check_ipc_stream``) is such messages back to back, the schema's first, ended by a message
+of size 0.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ _FIELD_CHILDREN = 5
 _MESSAGE_HEADER_TYPE, _MESSAGE_HEADER, _MESSAGE_BODY_LENGTH = 1, 2, 3
 _DICTIONARY_DATA = 1
 _BATCH_LENGTH, _BATCH_NODES, _BATCH_BUFFERS, _BATCH_COMPRESSION, _BATCH_VARIADIC = 0, 1, 2, 3, 4
-_DICTIONARY_BATCH, _RECORD_BATCH = 2, 3
-"""The ``MessageHeader`` union's members that footer blocks point at."""
+_SCHEMA_MESSAGE, _DICTIONARY_BATCH, _RECORD_BATCH = 1, 2, 3
+"""The ``MessageHeader`` union's members: a stream starts with a schema; footer blocks point at batches."""
 
 _U8, _U16, _I32, _U32, _I64 = (struct.Struct(f) for f in ("<B", "<H", "<i", "<I", "<q"))
 _BLOCK = struct.Struct("<qi4xq")
@@ -61,6 +63,55 @@ def check_ipc(data: Any) -> None:
         for n in range(count):
             offset, metadata, body = footer.read(_BLOCK, start + n * _BLOCK.size)
             _check_block(data, offset, metadata, body, kind, footer_start)
+
+
+def check_ipc_stream(data: Any) -> None:
+    """Raise ``ValueError`` unless ``data`` is an Arrow IPC stream: a schema message, then dictionary and
+    record batch messages, each uncompressed with its buffers inside its body, then the end-of-stream
+    marker and nothing after it (the form small frames travel in: polars reads and writes it for a
+    fraction of what a file costs)."""
+    size = len(data)
+    at, schema_seen = 0, False
+    while True:
+        if at + 8 > size:
+            raise ValueError("not an Arrow IPC stream (it ends before its end-of-stream marker)")
+        (length,) = _U32.unpack_from(data, at)
+        start = at + 4
+        if length == _CONTINUATION:
+            (length,) = _I32.unpack_from(data, start)
+            start += 4
+        if length == 0:
+            if start != size:
+                raise ValueError("malformed Arrow IPC stream: bytes after its end-of-stream marker")
+            if not schema_seen:
+                raise ValueError("malformed Arrow IPC stream: it has no schema")
+            return
+        if not 0 < length <= size - start:
+            raise ValueError(f"malformed Arrow IPC stream: a message of {length} bytes at {at}")
+        message = _Flatbuffer(data, start, start + length)
+        root = message.root()
+        header_type = message.scalar(root, _MESSAGE_HEADER_TYPE, _U8, 0)
+        header = message.table(root, _MESSAGE_HEADER)
+        body = message.scalar(root, _MESSAGE_BODY_LENGTH, _I64, 0)
+        at = start + length + body
+        if header is None or body < 0 or at > size:
+            raise ValueError(
+                f"malformed Arrow IPC stream: a message of type {header_type} outside the stream"
+            )
+        if not schema_seen:
+            if header_type != _SCHEMA_MESSAGE or body:
+                raise ValueError(
+                    f"malformed Arrow IPC stream: it starts with a message of type {header_type}"
+                )
+            _check_fields(message, header)
+            schema_seen = True
+            continue
+        if header_type not in (_DICTIONARY_BATCH, _RECORD_BATCH):
+            raise ValueError(f"malformed Arrow IPC stream: a message of type {header_type} after its schema")
+        batch = message.table(header, _DICTIONARY_DATA) if header_type == _DICTIONARY_BATCH else header
+        if batch is None:
+            raise ValueError("malformed Arrow IPC stream: a dictionary batch without its data")
+        _check_batch(message, batch, body)
 
 
 def _check_fields(footer: _Flatbuffer, schema: int) -> None:

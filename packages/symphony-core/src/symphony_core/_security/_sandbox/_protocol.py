@@ -18,7 +18,7 @@ from typing import Any
 
 import msgspec
 
-PROTOCOL = 4
+PROTOCOL = 5
 """Bumped on any change to the messages below; the worker refuses a host that speaks another version."""
 MAX_FRAME = 1 << 31
 """Largest frame either side ever accepts (bulk data over this size must use shared memory)."""

@@ -229,16 +229,25 @@ class _Count:
         ``map_files`` needs a capability), which is a lower bound of what they take."""
         sizes: dict[tuple[int, int], int] = {}
         try:
-            with open(f"/proc/{pid}/maps", encoding="utf-8", errors="replace") as maps:
-                for line in maps:
-                    fields = line.rstrip("\n").split(maxsplit=5)
-                    if len(fields) < 6 or not _deleted(fields[5], prefixes):
-                        continue
-                    start, _, end = fields[0].partition("-")
-                    major, _, minor = fields[3].partition(":")
-                    key = (os.makedev(int(major, 16), int(minor, 16)), int(fields[4]))
-                    size = int(fields[2], 16) + int(end, 16) - int(start, 16)
-                    sizes[key] = max(sizes.get(key, 0), size)
+            with open(f"/proc/{pid}/maps", "rb") as maps:
+                listing = maps.read()
+            # A worker maps a few thousand regions (polars alone hundreds), and none deleted as a rule: only
+            # the lines that say so are split
+            marker = _DELETED.encode()
+            at = listing.find(marker)
+            while at != -1:
+                start_of_line = listing.rfind(b"\n", 0, at) + 1
+                end_of_line = listing.find(b"\n", at)
+                line = listing[start_of_line : len(listing) if end_of_line == -1 else end_of_line]
+                at = -1 if end_of_line == -1 else listing.find(marker, end_of_line)
+                fields = line.decode("utf-8", "replace").split(maxsplit=5)
+                if len(fields) < 6 or not _deleted(fields[5], prefixes):
+                    continue
+                start, _, end = fields[0].partition("-")
+                major, _, minor = fields[3].partition(":")
+                key = (os.makedev(int(major, 16), int(minor, 16)), int(fields[4]))
+                size = int(fields[2], 16) + int(end, 16) - int(start, 16)
+                sizes[key] = max(sizes.get(key, 0), size)
         except (OSError, ValueError):
             return False
         for key, size in sizes.items():
