@@ -61,6 +61,16 @@ class Filler(Extension):
         self.held.append(file)
         return size
 
+    def map_deleted(self, size):
+        import mmap
+        path = os.path.join(self.context.cache_dir, "mapped")
+        with open(path, "wb+") as file:
+            file.write(b"x" * size)
+            file.flush()
+            self.held.append(mmap.mmap(file.fileno(), size))
+        os.unlink(path)  # neither in the folder nor open: only mapped
+        return size
+
     def touch(self, count):
         folder = os.path.join(self.context.cache_dir, "flood")
         os.makedirs(folder, exist_ok=True)
@@ -184,6 +194,22 @@ def test_files_deleted_but_held_open_count_against_the_quota(start: Callable[...
     with pytest.raises(WorkerCrashed) as killed:
         worker.call("hold", (6 * MiB,))
 
+    assert "of 4,194,304 bytes in deleted files its processes hold open" in killed.value.message
+
+
+def test_files_deleted_but_still_mapped_are_found_by_the_count_every_half_second(
+    start: Callable[..., WorkerProcess],
+) -> None:
+    worker = start(disk=4 * MiB)
+
+    assert worker.call("map_deleted", (6 * MiB,)) == 6 * MiB  # a call's own count does not read the maps
+
+    deadline = time.monotonic() + 10
+    while worker.alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not worker.alive, "the periodic count did not find the mapped file"
+    with pytest.raises(WorkerCrashed) as killed:
+        worker.call("echo", (1,))
     assert "of 4,194,304 bytes in deleted files its processes hold open" in killed.value.message
 
 

@@ -6,11 +6,14 @@ No kernel quota fits: project quotas need root and a file system mounted for the
 once) and how many entries they hold, plus the deleted files the worker's processes still hold open or
 mapped there. It counts before a worker starts (refused when over), after a request (unless the last
 count is younger than ``AFTER_CALL``), and every ``INTERVAL`` seconds in one thread for every running
-worker, and kills the workers of an extension found over its quota. A count stops at the first limit
+worker, and kills the workers of an extension found over its quota. Deleted files only mapped (neither
+in a folder nor open) are counted every ``INTERVAL`` seconds, not after each request: finding them means
+reading the worker's whole memory map, which costs more than the rest of a count (about 0.5 ms for a
+worker that loaded polars). A count stops at the first limit
 it passes, so its work is bounded by the limits, not by what a worker wrote.
 
 Counted from outside, the quota can be passed between two counts: by at most one ``file_size``
-(``RLIMIT_FSIZE``) for each file written in that interval.
+(``RLIMIT_FSIZE``) for each file written in that interval (for files only mapped, in ``INTERVAL``).
 """
 
 from __future__ import annotations
@@ -83,15 +86,18 @@ def limited(limits: Limits) -> bool:
     return limits.disk is not None or limits.disk_entries is not None
 
 
-def measure(places: Mapping[str, Path], limits: Limits | None = None, pids: Iterable[int] = ()) -> Usage:
+def measure(
+    places: Mapping[str, Path], limits: Limits | None = None, pids: Iterable[int] = (), *, mapped: bool = True
+) -> Usage:
     """Count what the folders ``places`` (by name) take, and the deleted files there that the processes
-    ``pids`` and their descendants hold; with ``limits``, stop at the first limit passed."""
+    ``pids`` and their descendants hold open (and, with ``mapped``, keep mapped); with ``limits``, stop
+    at the first limit passed."""
     count = _Count(limits)
     for name, folder in places.items():
         if count.walk(name, folder):
             break
     else:
-        count.held(list(places.values()), pids)
+        count.held(list(places.values()), pids, mapped=mapped)
     return Usage(count.bytes, count.entries, count.over, count.where)
 
 
@@ -143,7 +149,7 @@ def check(worker: WorkerProcess) -> None:
     spec = worker.spec
     if not limited(spec.limits) or worker.pid is None or not _MONITOR.due(_key(spec), AFTER_CALL):
         return
-    usage = _MONITOR.count(spec, [worker.pid])
+    usage = _MONITOR.count(spec, [worker.pid], mapped=False)
     if usage.over is None:
         return
     _MONITOR.abort([worker, *_MONITOR.peers(worker)], usage)
@@ -201,9 +207,10 @@ class _Count:
                 return True
         return False
 
-    def held(self, tops: list[Path], pids: Iterable[int]) -> bool:
-        """Count the deleted files beneath ``tops`` that the processes hold open or mapped (a worker could
-        otherwise write, delete and keep them, unseen by ``walk``); True once a limit is passed."""
+    def held(self, tops: list[Path], pids: Iterable[int], *, mapped: bool = True) -> bool:
+        """Count the deleted files beneath ``tops`` that the processes hold open or (with ``mapped``) mapped:
+        a worker could otherwise write, delete and keep them, unseen by ``walk``; True once a limit is
+        passed."""
         prefixes = tuple(os.path.realpath(top) + os.sep for top in tops)
         for pid in _tree(pids):
             fds = f"/proc/{pid}/fd"
@@ -220,7 +227,7 @@ class _Count:
                     continue
                 if info is not None and info.st_nlink == 0 and self.add(info, _HELD, entry=False):
                     return True
-            if self._mapped(pid, prefixes):
+            if mapped and self._mapped(pid, prefixes):
                 return True
         return False
 
@@ -406,11 +413,11 @@ class _Monitor:
         last = self._last.get(key)
         return last is None or time.monotonic() >= last[0] + max(gap, last[1] * _SHARE)
 
-    def count(self, spec: WorkerSpec, pids: list[int]) -> Usage:
+    def count(self, spec: WorkerSpec, pids: list[int], *, mapped: bool = True) -> Usage:
         """Count the extension's folders and what ``pids`` hold there, and remember when and how long."""
         started = time.monotonic()
         try:
-            return measure(folders(spec.home, spec.extension), spec.limits, pids)
+            return measure(folders(spec.home, spec.extension), spec.limits, pids, mapped=mapped)
         finally:
             self._last[_key(spec)] = (started, time.monotonic() - started)
 
