@@ -181,6 +181,9 @@ class _Endpoint(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self) -> None:
+        if not self.path.startswith("/v2/models/"):  # no server metadata: as some servers do
+            self._answer(404, b'{"error": "no such route"}')
+            return
         meta = {
             "name": self.path.split("/")[3],
             "versions": ["1"],
@@ -342,3 +345,25 @@ def test_a_remote_instrument_whose_cluster_went_away_answers_each_caller_an_endp
         assert (
             host.inspect(REMOTE).state is State.ACTIVE
         )  # the instrument stays, for when the endpoint returns
+
+
+def test_a_remote_instrument_sends_binary_tensor_data_where_the_server_speaks_it(digits_url) -> None:
+    pixels = _pixels(33)
+
+    async def answers(binary: str) -> tuple[bool, dict[str, Any]]:
+        async with _create(digits_url, DIGITS, binary=binary) as remote:
+            return remote.binary, await remote.infer({"pixels": pixels})
+
+    (binary, found), (plain, expected) = asyncio.run(answers("auto")), asyncio.run(answers("never"))
+
+    assert (binary, plain) == (True, False)
+    assert found["label"].tolist() == expected["label"].tolist()
+    np.testing.assert_array_equal(found["probabilities"], expected["probabilities"])
+
+
+def test_a_remote_without_server_metadata_is_sent_json(endpoint) -> None:
+    async def probe() -> bool:
+        async with _create(endpoint, "empty") as remote:
+            return remote.binary
+
+    assert asyncio.run(probe()) is False

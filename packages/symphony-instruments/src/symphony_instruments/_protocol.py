@@ -1,9 +1,15 @@
-"""The Open Inference Protocol (KServe v2, REST) as JSON: tensors, model metadata, and their checks.
+"""The Open Inference Protocol (KServe v2, REST): tensors, model metadata, and their checks.
 
 Both sides of the wire use it: ``symphony serve``'s replicas read requests and write answers with it,
 and `RemoteInstrument` writes requests and reads answers. A tensor is ``{"name", "shape", "datatype",
 "data"}`` with ``data`` flat in row-major order (nested lists are read too); ``string`` tensors are the
 protocol's ``BYTES``, carried as JSON strings.
+
+With the protocol's binary tensor data extension, a tensor's values travel as raw bytes after the JSON
+instead: the ``Inference-Header-Content-Length`` header gives the JSON's length, and each such tensor says
+``"parameters": {"binary_data_size": N}`` in place of ``data``, its N bytes following in the order of the
+tensors (numbers little-endian in row-major order; each ``BYTES`` element as a 4-byte little-endian length
+and its UTF-8 bytes). No list of floats is written or parsed: for large tensors, most of JSON's cost.
 """
 
 from __future__ import annotations
@@ -34,6 +40,10 @@ DATATYPES = {
 """The protocol's datatype of each dtype a manifest may declare."""
 DTYPES = {datatype: dtype for dtype, datatype in DATATYPES.items()}
 PLATFORM = "symphony_instruments"
+BINARY_EXTENSION = "binary_tensor_data"
+"""The extension's name in a server's metadata (``GET /v2``)."""
+HEADER_LENGTH = "inference-header-content-length"
+"""The HTTP header giving the length of the JSON before the binary tensor data."""
 
 
 class TensorError(ValueError):
@@ -52,8 +62,45 @@ def encode(name: str, array: Array) -> dict[str, Any]:
     return {"name": name, "shape": list(value.shape), "datatype": datatype, "data": data}
 
 
-def decode(tensor: Any, *, side: str = "tensor") -> tuple[str, Array]:
-    """A protocol tensor as its name and array; `TensorError` names the field at fault."""
+def encode_binary(name: str, array: Array) -> tuple[dict[str, Any], bytes]:
+    """One array as a protocol tensor whose values travel as binary data, and those bytes."""
+    value = np.asarray(array)
+    if value.dtype.kind in "OUS":
+        items = [str(item).encode() for item in value.reshape(-1)]
+        data = b"".join(len(item).to_bytes(4, "little") + item for item in items)
+        datatype = "BYTES"
+    else:
+        datatype = DATATYPES.get(value.dtype.name, "")
+        if not datatype:
+            raise TensorError(f"tensor '{name}' is {value.dtype}, which the protocol cannot carry")
+        data = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("<")).tobytes()
+    tensor = {
+        "name": name,
+        "shape": list(value.shape),
+        "datatype": datatype,
+        "parameters": {"binary_data_size": len(data)},
+    }
+    return tensor, data
+
+
+def split_binary(body: bytes, header_length: str | None) -> tuple[bytes, memoryview | None]:
+    """A body's JSON and the binary tensor data after it (None without the header that splits them)."""
+    if header_length is None:
+        return body, None
+    if not header_length.strip().isdigit() or int(header_length) > len(body):
+        raise TensorError(
+            f"{HEADER_LENGTH} is {header_length[:40]!r}: it must be the length of the JSON that starts the "
+            f"body ({len(body)} bytes)"
+        )
+    size = int(header_length)
+    return body[:size], memoryview(body)[size:]
+
+
+def decode(
+    tensor: Any, *, side: str = "tensor", binary: memoryview | None = None, at: int = 0
+) -> tuple[str, Array]:
+    """A protocol tensor as its name and array, its values in ``data`` or, when its parameters give a
+    ``binary_data_size``, in ``binary`` from ``at`` on; `TensorError` names the field at fault."""
     if not isinstance(tensor, Mapping):
         raise TensorError(f"each {side} must be an object with name, shape, datatype and data")
     name = tensor.get("name")
@@ -68,6 +115,16 @@ def decode(tensor: Any, *, side: str = "tensor") -> tuple[str, Array]:
     dtype = DTYPES.get(datatype) if isinstance(datatype, str) else None
     if dtype is None:
         raise TensorError(f"{side} '{name}': datatype {datatype!r} is not one of {', '.join(sorted(DTYPES))}")
+    size = binary_size(tensor, side=side)
+    if size is not None:
+        if "data" in tensor:
+            raise TensorError(f"{side} '{name}': data and binary_data_size are both given")
+        if binary is None or at + size > len(binary):
+            raise TensorError(
+                f"{side} '{name}': binary_data_size is {size}, but the body holds "
+                f"{0 if binary is None else max(0, len(binary) - at)} bytes of binary data for it"
+            )
+        return name, _from_binary(binary[at : at + size], dtype, DATATYPES[dtype], shape, f"{side} '{name}'")
     data = tensor.get("data")
     if not isinstance(data, list):
         raise TensorError(f"{side} '{name}': data must be a list")
@@ -84,16 +141,70 @@ def decode(tensor: Any, *, side: str = "tensor") -> tuple[str, Array]:
     return name, values.reshape(shape)
 
 
-def decode_all(tensors: Any, *, side: str) -> dict[str, Array]:
-    """A list of protocol tensors as named arrays; a name given twice is an error."""
+def binary_size(tensor: Mapping[str, Any], *, side: str = "tensor") -> int | None:
+    """The ``binary_data_size`` a tensor's parameters give, or None."""
+    parameters = tensor.get("parameters")
+    if parameters is None:
+        return None
+    if not isinstance(parameters, Mapping):
+        raise TensorError(f"{side} '{tensor.get('name')}': parameters must be an object")
+    size = parameters.get("binary_data_size")
+    if size is None:
+        return None
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise TensorError(f"{side} '{tensor.get('name')}': binary_data_size must be a size in bytes")
+    return size
+
+
+def _from_binary(chunk: memoryview, dtype: str, datatype: str, shape: list[int], what: str) -> Array:
+    count = math.prod(shape)
+    if dtype != "string":
+        kind = np.dtype(dtype).newbyteorder("<")
+        if len(chunk) != count * kind.itemsize:
+            raise TensorError(
+                f"{what}: {len(chunk)} bytes of binary data, but shape {shape} of {datatype} needs "
+                f"{count * kind.itemsize}"
+            )
+        return np.frombuffer(chunk, dtype=kind).astype(kind.newbyteorder("="), copy=True).reshape(shape)
+    items: list[str] = []
+    at = 0
+    while at < len(chunk):
+        if at + 4 > len(chunk):
+            raise TensorError(f"{what}: its binary BYTES data ends inside an element's length")
+        length = int.from_bytes(chunk[at : at + 4], "little")
+        if at + 4 + length > len(chunk):
+            raise TensorError(f"{what}: an element of {length} bytes runs past its binary data")
+        try:
+            items.append(bytes(chunk[at + 4 : at + 4 + length]).decode())
+        except UnicodeDecodeError:
+            raise TensorError(f"{what}: BYTES elements must be UTF-8 text") from None
+        at += 4 + length
+        if len(items) > count:
+            break
+    if len(items) != count:
+        raise TensorError(
+            f"{what}: its binary data holds {len(items)} elements, but shape {shape} needs {count}"
+        )
+    return np.asarray(items, dtype=object).reshape(shape)
+
+
+def decode_all(tensors: Any, *, side: str, binary: memoryview | None = None) -> dict[str, Array]:
+    """A list of protocol tensors as named arrays, those sent as binary data read from ``binary`` in
+    their order (which they must use up); a name given twice is an error."""
     if not isinstance(tensors, list):
         raise TensorError(f"'{side}s' must be a list of tensors")
     arrays: dict[str, Array] = {}
+    at = 0
     for tensor in tensors:
-        name, array = decode(tensor, side=side)
+        name, array = decode(tensor, side=side, binary=binary, at=at)
         if name in arrays:
             raise TensorError(f"{side} '{name}' is given twice")
         arrays[name] = array
+        at += binary_size(tensor, side=side) or 0
+    if binary is not None and at != len(binary):
+        raise TensorError(
+            f"the {side}s' binary_data_size add up to {at} bytes, but {len(binary)} follow the JSON"
+        )
     return arrays
 
 

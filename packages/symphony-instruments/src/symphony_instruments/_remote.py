@@ -11,7 +11,7 @@ import json
 import threading
 import time
 from collections.abc import Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import Field
@@ -22,7 +22,16 @@ from ._config import BatchingConfig, InstrumentConfig
 from ._contributions import Array, Contributions
 from ._errors import DeadlineExceeded, EndpointError, InvalidInput, ModelMismatch, Overloaded
 from ._instrument import Batch, Instrument
-from ._protocol import DATATYPES, TensorError, decode_all, encode
+from ._protocol import (
+    BINARY_EXTENSION,
+    DATATYPES,
+    HEADER_LENGTH,
+    TensorError,
+    decode_all,
+    encode,
+    encode_binary,
+    split_binary,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -77,6 +86,12 @@ class RemoteConfig(InstrumentConfig):
         default=True,
         description="At activation, check the endpoint's model metadata against the manifest's tensors.",
     )
+    binary: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="Send and ask for tensors as binary data (the protocol's binary tensor data extension) "
+        "instead of JSON lists: `auto` when the server's metadata (`GET /v2`) lists the extension, as "
+        "`symphony serve` and Triton do.",
+    )
 
 
 class RemoteInstrument(Instrument[RemoteConfig]):
@@ -88,7 +103,8 @@ class RemoteInstrument(Instrument[RemoteConfig]):
     kept-alive connections (async httpx on a thread of the instrument's own). Name the endpoint in the
     config (``url``, and ``model`` unless it is the extension's id), and request ``net.connect`` for its
     ``host:port`` in the manifest: activation refuses a URL the manifest does not name, and the host lets
-    the instrument connect only where it was granted.
+    the instrument connect only where it was granted. Tensors travel as the protocol's binary tensor data
+    where the server's metadata lists that extension (``binary``), else as JSON lists.
 
     What is retried, with exponential backoff (``backoff_s`` doubling up to ``max_backoff_s``, or the
     endpoint's ``Retry-After``), at most ``retries`` times: a connection that could not be made (nothing
@@ -105,6 +121,8 @@ class RemoteInstrument(Instrument[RemoteConfig]):
 
     endpoint: str
     """The URL each batch is posted to, as resolved at activation."""
+    binary: bool = False
+    """Whether batches travel as binary tensor data, as decided at activation."""
     _loop: asyncio.AbstractEventLoop | None = None
     _thread: threading.Thread | None = None
     _client: httpx.AsyncClient | None = None
@@ -148,6 +166,10 @@ class RemoteInstrument(Instrument[RemoteConfig]):
             return httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False)
 
         self._client = self._wait(client())
+        self.binary = config.binary == "always" or (
+            config.binary == "auto"
+            and await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._speaks_binary(), loop))
+        )
         if config.check_metadata:
             found = await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._metadata(base), loop))
             self._check_metadata(found)
@@ -178,16 +200,34 @@ class RemoteInstrument(Instrument[RemoteConfig]):
 
     async def _infer(self, batch: Batch) -> dict[str, Array]:
         outputs = self.contributions.outputs
-        body = json.dumps(
-            {
-                "inputs": [encode(name, array) for name, array in batch.items()],
-                "outputs": [{"name": spec.name} for spec in outputs],
-            }
-        ).encode()
-        response = await self._send("POST", self.endpoint, body)
-        answer = self._json(response)
+        headers = {"content-type": "application/json"}
+        if self.binary:
+            encoded = [encode_binary(name, array) for name, array in batch.items()]
+            head = json.dumps(
+                {
+                    "inputs": [tensor for tensor, _ in encoded],
+                    "outputs": [{"name": spec.name, "parameters": {"binary_data": True}} for spec in outputs],
+                }
+            ).encode()
+            body = b"".join((head, *(data for _, data in encoded)))
+            headers = {"content-type": "application/octet-stream", HEADER_LENGTH: str(len(head))}
+        else:
+            body = json.dumps(
+                {
+                    "inputs": [encode(name, array) for name, array in batch.items()],
+                    "outputs": [{"name": spec.name} for spec in outputs],
+                }
+            ).encode()
+        response = await self._send("POST", self.endpoint, body, headers)
         try:
-            found = decode_all(answer.get("outputs") if isinstance(answer, dict) else None, side="output")
+            text, binary = split_binary(response.content, response.headers.get(HEADER_LENGTH))
+        except TensorError as exc:
+            raise self._garbage(f"its answer breaks the protocol: {exc}", response) from None
+        answer = self._json(response, text)
+        try:
+            found = decode_all(
+                answer.get("outputs") if isinstance(answer, dict) else None, side="output", binary=binary
+            )
         except TensorError as exc:
             raise self._garbage(f"it answered outputs that break the protocol: {exc}", response) from None
         items = len(next(iter(batch.values())))
@@ -217,7 +257,25 @@ class RemoteInstrument(Instrument[RemoteConfig]):
     async def _metadata(self, url: str) -> Any:
         return self._json(await self._send("GET", url, None))
 
-    async def _send(self, method: str, url: str, body: bytes | None) -> httpx.Response:
+    async def _speaks_binary(self) -> bool:
+        """Whether the server's metadata lists the binary tensor data extension (asked once, not retried:
+        a server that cannot say is sent JSON)."""
+        import httpx
+
+        assert self._client is not None
+        try:
+            response = await self._client.get(f"{self.config.url.rstrip('/')}/v2")
+            extensions = response.json().get("extensions") if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            denied = _denied(exc)
+            if denied is not None:
+                raise denied from None
+            return False
+        return isinstance(extensions, list) and BINARY_EXTENSION in extensions
+
+    async def _send(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str] | None = None
+    ) -> httpx.Response:
         """One call, retried as the class says; an answer of 2xx, else the error its status means."""
         import httpx
 
@@ -225,7 +283,8 @@ class RemoteInstrument(Instrument[RemoteConfig]):
         config = self.config
         started = time.monotonic()
         wait = config.backoff_s
-        headers = {"content-type": "application/json"} if body is not None else {}
+        if headers is None:
+            headers = {"content-type": "application/json"} if body is not None else {}
         for attempt in range(config.retries + 1):
             last = attempt == config.retries
             try:
@@ -262,9 +321,9 @@ class RemoteInstrument(Instrument[RemoteConfig]):
 
     # Errors
 
-    def _json(self, response: httpx.Response) -> Any:
+    def _json(self, response: httpx.Response, text: bytes | None = None) -> Any:
         try:
-            return response.json()
+            return response.json() if text is None else json.loads(text)
         except ValueError as exc:
             raise self._garbage(
                 f"its answer is not JSON ({exc}): {response.text[:200]!r}", response

@@ -240,7 +240,7 @@ def _deploy(
         serve.run(
             serve.deployment(Health).options(name="health", ray_actor_options={"num_cpus": 0}).bind(),
             name="symphony-health",
-            route_prefix="/v2/health",
+            route_prefix="/v2",
         )
         deployed = _within(
             timeout,

@@ -16,7 +16,7 @@ import json
 import math
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,16 @@ from symphony_core import Host, State, SymphonyError
 
 from ._contributions import read_contributions
 from ._errors import BatcherClosed, DeadlineExceeded, InvalidInput, Overloaded
-from ._protocol import TensorError, decode_all, encode, metadata
+from ._protocol import (
+    BINARY_EXTENSION,
+    HEADER_LENGTH,
+    TensorError,
+    decode_all,
+    encode,
+    encode_binary,
+    metadata,
+    split_binary,
+)
 
 JSON_TYPE = "application/json"
 
@@ -99,14 +108,18 @@ class Replica:
         if isinstance(body, Response):
             return body
         try:
-            message = json.loads(body)
+            text, binary = split_binary(body, request.headers.get(HEADER_LENGTH))
+        except TensorError as exc:
+            return _error(400, str(exc))
+        try:
+            message = json.loads(text)
         except (ValueError, UnicodeDecodeError) as exc:
             return _error(400, f"the request body is not JSON: {exc}")
         if not isinstance(message, dict):
             return _error(400, "the request body must be a JSON object with 'inputs'")
         try:
-            inputs = decode_all(message.get("inputs"), side="input")
-            wanted = _wanted(message.get("outputs"))
+            inputs = decode_all(message.get("inputs"), side="input", binary=binary)
+            wanted, as_binary = _wanted(message.get("outputs"), message.get("parameters"))
         except TensorError as exc:
             return _error(400, str(exc))
         try:
@@ -127,16 +140,31 @@ class Replica:
             return _error(
                 400, f"no output {', '.join(map(repr, unknown))}: the model answers {sorted(outputs)}"
             )
+        tensors, chunks = [], []
+        for name, array in outputs.items():
+            if wanted is not None and name not in wanted:
+                continue
+            if as_binary(name):
+                tensor, chunk = encode_binary(name, array)
+                tensors.append(tensor)
+                chunks.append(chunk)
+            else:
+                tensors.append(encode(name, array))
         answer: dict[str, Any] = {
             "model_name": self.extension,
             "model_version": self.version,
-            "outputs": [
-                encode(name, array) for name, array in outputs.items() if wanted is None or name in wanted
-            ],
+            "outputs": tensors,
         }
         if isinstance(message.get("id"), str):
             answer["id"] = message["id"]
-        return JSONResponse(answer)
+        if not chunks:
+            return JSONResponse(answer)
+        head = json.dumps(answer).encode()
+        return Response(
+            b"".join((head, *chunks)),
+            media_type="application/octet-stream",
+            headers={HEADER_LENGTH: str(len(head))},
+        )
 
     async def _body(self, request: Request) -> bytes | Response:
         """The body, or a 413 answer once it is larger than the limit (read no further)."""
@@ -159,13 +187,17 @@ class Replica:
 
 
 class Health:
-    """The server's own routes, ``/v2/health/live`` and ``/v2/health/ready``: answered while the HTTP
-    proxy and this deployment run (each model says whether it is ready at ``/v2/models/{id}/ready``)."""
+    """The server's own routes: its metadata at ``/v2`` (the protocol's extensions it speaks: binary tensor
+    data), ``/v2/health/live`` and ``/v2/health/ready``, answered while the HTTP proxy and this deployment
+    run (each model says whether it is ready at ``/v2/models/{id}/ready``); any other route under ``/v2``
+    that no model's deployment takes is a 404 naming it."""
 
     async def __call__(self, request: Request) -> Response:
         route = _route(request)
         if request.method == "GET" and route in (["v2", "health", "live"], ["v2", "health", "ready"]):
             return JSONResponse({route[2]: True})
+        if request.method == "GET" and route == ["v2"]:
+            return JSONResponse({"name": "symphony", "version": _version(), "extensions": [BINARY_EXTENSION]})
         return _error(404, f"no route {request.method} {request.url.path}")
 
 
@@ -177,14 +209,28 @@ def _route(request: Request) -> list[str]:
     return [part for part in path.split("/") if part]
 
 
-def _wanted(outputs: Any) -> set[str] | None:
+def _wanted(outputs: Any, parameters: Any) -> tuple[set[str] | None, Callable[[str], bool]]:
+    """The outputs asked for (None: all), and which of them to send as binary data: those whose
+    parameters say ``binary_data``, else all when the request's say ``binary_data_output``."""
+    every = isinstance(parameters, dict) and parameters.get("binary_data_output") is True
     if outputs is None:
-        return None
+        return None, lambda name: every
     if not isinstance(outputs, list) or not all(
         isinstance(item, dict) and isinstance(item.get("name"), str) for item in outputs
     ):
         raise TensorError("'outputs' must be a list of objects with a name")
-    return {item["name"] for item in outputs}
+    chosen: dict[str, bool] = {}
+    for item in outputs:
+        given = item.get("parameters")
+        flag = given.get("binary_data") if isinstance(given, dict) else None
+        chosen[item["name"]] = flag if isinstance(flag, bool) else every
+    return set(chosen), lambda name: chosen.get(name, every)
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("symphony-instruments")
 
 
 def _error(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
