@@ -62,12 +62,18 @@ class Filler(Extension):
         return size
 
     def map_deleted(self, size):
-        import mmap
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.mmap.restype = ctypes.c_void_p
+        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
         path = os.path.join(self.context.cache_dir, "mapped")
         with open(path, "wb+") as file:
             file.write(b"x" * size)
             file.flush()
-            self.held.append(mmap.mmap(file.fileno(), size))
+            # mmap.mmap would keep a duplicate of the descriptor open: libc's mmap keeps none
+            address = libc.mmap(None, size, 1, 1, file.fileno(), 0)  # PROT_READ, MAP_SHARED
+            assert address not in (None, ctypes.c_void_p(-1).value), ctypes.get_errno()
+            self.held.append(address)
         os.unlink(path)  # neither in the folder nor open: only mapped
         return size
 
@@ -202,15 +208,44 @@ def test_files_deleted_but_still_mapped_are_found_by_the_count_every_half_second
 ) -> None:
     worker = start(disk=4 * MiB)
 
-    assert worker.call("map_deleted", (6 * MiB,)) == 6 * MiB  # a call's own count does not read the maps
+    killed = _killed_while(worker, ("map_deleted", (6 * MiB,)), pause=None)
 
+    assert "of 4,194,304 bytes in deleted files its processes hold open" in killed.message
+
+
+@pytest.mark.usefixtures("count_after_every_call")
+def test_files_only_mapped_are_found_while_the_worker_is_called_without_pause(
+    start: Callable[..., WorkerProcess],
+) -> None:
+    worker = start(disk=4 * MiB)
+
+    # every call's own count comes first, and none reads the memory maps: the periodic count must still
+    killed = _killed_while(worker, ("map_deleted", (6 * MiB,)), pause=0.02)
+
+    assert "of 4,194,304 bytes in deleted files its processes hold open" in killed.message
+
+
+def _killed_while(
+    worker: WorkerProcess, first: tuple[str, tuple[Any, ...]], pause: float | None
+) -> WorkerCrashed:
+    """The error that ends ``worker`` after the call ``first``: while it idles (``pause`` None) or while it
+    is called every ``pause`` seconds; a test failure when it lives on for 10 s."""
+    if pause is not None:  # called for a while first: the counts after calls are always the latest
+        until = time.monotonic() + 2 * _quota.INTERVAL
+        while time.monotonic() < until:
+            worker.call("echo", (1,))
+            time.sleep(pause)
     deadline = time.monotonic() + 10
-    while worker.alive and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not worker.alive, "the periodic count did not find the mapped file"
-    with pytest.raises(WorkerCrashed) as killed:
+    try:
+        worker.call(*first)
+        while time.monotonic() < deadline and (pause is not None or worker.alive):
+            if pause is not None:
+                worker.call("echo", (1,))
+            time.sleep(pause or 0.1)
         worker.call("echo", (1,))
-    assert "of 4,194,304 bytes in deleted files its processes hold open" in killed.value.message
+    except WorkerCrashed as exc:
+        return exc
+    raise AssertionError("the worker was not killed: the mapped file was not counted")
 
 
 @pytest.mark.usefixtures("count_after_every_call")

@@ -169,6 +169,13 @@ class Probe(Extension):
     def echo(self, *values, **named):
         return [list(values), named]
 
+    def publish_many(self, count, fail=False):
+        for n in range(count):
+            self.context.publish("many", n)
+        if fail:
+            raise ValueError("published, then failed")
+        return count
+
     def pid(self):
         return self.activated_in
 
@@ -1049,6 +1056,11 @@ class Ext(Extension):
 
         threading.Thread(target=send).start()
 
+    def tell_many(self, count):
+        for n in range(count):
+            self.context.publish("many", n)
+        return count
+
     def tell_what_cannot_travel(self):
         return self.context.publish("bad", object())
 """
@@ -1059,6 +1071,44 @@ def until(check: Callable[[], Any], seconds: float = 10.0) -> Any:
     while not (found := check()) and time.monotonic() < deadline:
         time.sleep(0.02)
     return found
+
+
+def test_the_events_a_call_published_are_delivered_before_it_returns_or_raises(
+    place: Path, extension_code: Path
+) -> None:
+    seen: list[Any] = []
+
+    def subscriber(name: str, data: Any) -> None:  # a slow one: the answer comes before it is done
+        time.sleep(0.002)
+        seen.append(data)
+
+    worker = WorkerProcess.start(spec_for(place, extension_code), timeout=60, on_publish=subscriber)
+    try:
+        for count, fail in ((1, False), (200, False), (60, True), (2, False)):
+            seen.clear()
+            if fail:
+                with pytest.raises(RemoteError, match="published, then failed"):
+                    worker.call("publish_many", (count, True))
+            else:
+                worker.call("publish_many", (count,))
+            assert seen == list(range(count)), f"{len(seen)} of {count} delivered when the call returned"
+    finally:
+        worker.kill()
+
+
+@pytest.mark.parametrize("isolation", ["guard", pytest.param("isolated", marks=needs("landlock"))])
+def test_every_event_a_call_published_has_reached_the_subscribers_when_the_call_returns(
+    install, make, home, hosts, isolation
+) -> None:
+    install(make.extension("acme.publisher", code=PUBLISHER))
+    host = hosts(home, isolation=isolation)
+    host("subscribe", "acme.publisher")
+    host("start", "acme.publisher")
+
+    for count in (1, 300, 40):
+        host("call", "acme.publisher", "tell_many", count)
+        delivered = [data for _, name, data in host("published") if name == "many"]
+        assert delivered[-count:] == list(range(count)), f"{len(delivered)} delivered after {count}"
 
 
 @pytest.mark.parametrize("isolation", ["guard", pytest.param("isolated", marks=needs("landlock"))])
@@ -1078,6 +1128,7 @@ def test_what_an_extension_publishes_reaches_the_hosts_subscribers_in_either_tie
 
     assert told is True
     assert later, host("published")
+    # delivered before the call that published them returned, in either tier: nothing to wait for
     events = [(name, data) for _, name, data in host("published") if name != "later"]
     assert events == [("activated", {"id": "acme.publisher"}), ("told", {"n": 1}), ("told", {"n": 2})]
     assert refused["error"] in ("ExtensionFailed", "RemoteError")

@@ -64,6 +64,8 @@ log = logging.getLogger("symphony.worker")
 logging.getLogger("symphony").addHandler(
     logging.NullHandler()
 )  # the embedding application decides what shows
+EVENTS_WAIT = 1.0
+"""Longest a call waits, after its answer, for the events the worker published before answering."""
 _STDERR_KEPT = 64
 _STDERR_LINE = 8 << 10
 """Bytes of one line of a worker's standard error that the host keeps; the rest of the line is cut."""
@@ -98,6 +100,9 @@ class WorkerProcess:
         self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_KEPT)
         self._drain: threading.Thread | None = None
         self._events: threading.Thread | None = None
+        self._delivered = 0
+        """Events of the worker handed to ``on_publish`` (or refused by it) so far."""
+        self._delivery = threading.Condition()
         self._lock = threading.RLock()  # held for each request; kill() from that thread may take it again
         self._next = 0
         self._dead: WorkerCrashed | None = None
@@ -399,6 +404,8 @@ class WorkerProcess:
         with self._lock:
             answer = self._exchange_message(message, timeout, what)
         _quota.check(self)  # a request that took it over its disk quota fails, and the worker dies
+        if isinstance(answer, (Reply, Failure)):
+            self._await_events(answer.events)
         if isinstance(answer, Reply) and answer.id == getattr(message, "id", None):
             if answer.uncached and self._bytecode_roots and self._judged < _bytecode.MAX_JUDGED:
                 self._judged += min(len(answer.uncached), _bytecode.MAX_REPORTED)
@@ -467,6 +474,16 @@ class WorkerProcess:
         )
         return self._dead
 
+    def _await_events(self, sent: int) -> None:
+        """Wait until the events the worker says it sent before answering were handed to the subscribers
+        (at most ``EVENTS_WAIT`` seconds: the number is the worker's word), so that a call returns after
+        what it published was delivered, as in one process."""
+        events = self._events
+        with self._delivery:
+            self._delivery.wait_for(
+                lambda: self._delivered >= sent or events is None or not events.is_alive(), EVENTS_WAIT
+            )
+
     def _read_events(self, fd: int) -> None:
         """Hand each event the worker publishes to ``on_publish``, until the worker's end closes the pipe.
 
@@ -494,8 +511,13 @@ class WorkerProcess:
                         self.on_publish(event.name, event.data)
                     except Exception:
                         log.exception("%s: a subscriber failed on event %r", self.spec.extension, event.name)
+                with self._delivery:
+                    self._delivered += 1
+                    self._delivery.notify_all()
         finally:
             channel.close()
+            with self._delivery:
+                self._delivery.notify_all()  # no more events: nobody waits for them
 
     def _read_stderr(self, fd: int) -> None:
         """Log each line the worker writes to its standard error, and keep the last ``_STDERR_KEPT``.

@@ -176,6 +176,10 @@ class Reply(_Message, tag="reply"):
     uncached: list[str] = []
     """Source files of modules the worker imported since its last answer whose bytecode the shared cache
     lacks: the host compiles them there (``_bytecode``), judging each path itself."""
+    events: int = 0
+    """Events the worker had sent on its event pipe when it answered: the host hands its subscribers
+    that many before the call returns, as ``Context.publish`` does in one process (waiting a bounded
+    time: the worker may lie)."""
 
 
 class Failure(_Message, tag="failure"):
@@ -199,6 +203,8 @@ class Failure(_Message, tag="failure"):
     """A Symphony error's problems: ``(location, message, code)`` each."""
     data: dict[str, Any] = {}
     """A Symphony error's ``data_fields``, as plain data."""
+    events: int = 0
+    """As `Reply.events`."""
 
 
 Message = Setup | Hello | Load | Call | Ping | Stop | ConfigQuery | Event | Reply | Failure

@@ -357,6 +357,9 @@ class _Monitor:
         self._workers: weakref.WeakSet[WorkerProcess] = weakref.WeakSet()
         self._last: dict[tuple[object, ...], tuple[float, float]] = {}
         """Per extension: when its last count started, and how long it took."""
+        self._mapped: dict[tuple[object, ...], float] = {}
+        """Per extension: when its last count that read its workers' memory maps started (a call's count
+        does not, and a worker called without pause must not keep the periodic one from coming)."""
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
@@ -392,11 +395,12 @@ class _Monitor:
                     else:
                         self._workers.discard(worker)
                 self._last = {key: last for key, last in self._last.items() if key in groups}
+                self._mapped = {key: last for key, last in self._mapped.items() if key in groups}
                 if not groups:
                     self._thread = None
                     return
             for key, group in groups.items():
-                if not self.due(key, INTERVAL):
+                if not self.due(key, INTERVAL) and time.monotonic() < self._mapped.get(key, 0.0) + INTERVAL:
                     continue
                 spec = group[0].spec
                 try:
@@ -420,6 +424,8 @@ class _Monitor:
             return measure(folders(spec.home, spec.extension), spec.limits, pids, mapped=mapped)
         finally:
             self._last[_key(spec)] = (started, time.monotonic() - started)
+            if mapped:
+                self._mapped[_key(spec)] = started
 
 
 _MONITOR = _Monitor()

@@ -56,6 +56,8 @@ class _Publisher:
     def __init__(self, channel: Channel) -> None:
         self._channel = channel
         self._lock = threading.Lock()
+        self.sent = 0
+        """Events sent so far: each answer says how many, so the host delivers them before it returns."""
 
     def __call__(self, name: str, data: Any = None) -> bool:
         if not isinstance(name, str):
@@ -65,6 +67,7 @@ class _Publisher:
                 self._channel.send(Event(name=name, data=data))
             except ProtocolViolation:
                 return False  # the host went away
+            self.sent += 1
         return True
 
 
@@ -133,12 +136,19 @@ class _Server:
     def _answer(self, request: int, work: Any) -> None:
         try:
             value = work()
-            reply: Message = Reply(id=request, value=value, uncached=self.uncached() if self.uncached else [])
+            reply: Message = Reply(
+                id=request,
+                value=value,
+                uncached=self.uncached() if self.uncached else [],
+                events=self.publish.sent,
+            )
             self.channel.send(reply)
         except ProtocolViolation:
             raise
         except BaseException as exc:  # noqa: BLE001 - every failure of extension code goes back to the host
-            self.channel.send(_failure(request, exc, self.extension))
+            failure = _failure(request, exc, self.extension)
+            failure.events = self.publish.sent
+            self.channel.send(failure)
 
     def _load(self, request: Load) -> list[str]:
         from symphony_core._model._extension import Context, Extension
