@@ -182,7 +182,7 @@ def _record_sha256(info: str) -> str | None:
 def _read(file: str, *, until: bytes | None = None) -> bytes:
     """The bytes of a small file, or of its start up to ``until`` (and a little after); with plain file
     descriptors, which cost a third of ``open()``'s buffered file objects, for a scan's thousands."""
-    fd = os.open(file, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    fd = os.open(file, _READ)
     try:
         return _read_fd(fd, until=until)
     finally:
@@ -303,7 +303,7 @@ def _read_manifest_file(file: str) -> tuple[bytes, _Stamp] | None:
     """A manifest's bytes and stamp, or None when ``file`` is no regular file (missing, a folder, a
     pipe: opened without blocking and never read). Larger than `MAX_MANIFEST_BYTES` is an error."""
     try:
-        fd = os.open(file, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
+        fd = os.open(file, _READ | os.O_NONBLOCK)
     except (FileNotFoundError, NotADirectoryError):
         return None
     try:
@@ -406,6 +406,8 @@ def _no_manifest(ep_name: str, dist: str, module: str) -> EntryPointError:
 
 
 _UNKNOWN: Any = object()
+_READ = os.O_RDONLY | getattr(os, "O_BINARY", 0)
+"""How the scan opens the small files it reads (``O_BINARY`` matters on Windows only)."""
 _SUFFIXES = tuple(importlib.machinery.all_suffixes())
 
 

@@ -357,7 +357,7 @@ class _Monitor:
         self._workers: weakref.WeakSet[WorkerProcess] = weakref.WeakSet()
         self._last: dict[tuple[object, ...], tuple[float, float]] = {}
         """Per extension: when its last count started, and how long it took."""
-        self._mapped: dict[tuple[object, ...], float] = {}
+        self._maps_read: dict[tuple[object, ...], float] = {}
         """Per extension: when its last count that read its workers' memory maps started (a call's count
         does not, and a worker called without pause must not keep the periodic one from coming)."""
         self._lock = threading.Lock()
@@ -395,12 +395,15 @@ class _Monitor:
                     else:
                         self._workers.discard(worker)
                 self._last = {key: last for key, last in self._last.items() if key in groups}
-                self._mapped = {key: last for key, last in self._mapped.items() if key in groups}
+                self._maps_read = {key: last for key, last in self._maps_read.items() if key in groups}
                 if not groups:
                     self._thread = None
                     return
             for key, group in groups.items():
-                if not self.due(key, INTERVAL) and time.monotonic() < self._mapped.get(key, 0.0) + INTERVAL:
+                if (
+                    not self.due(key, INTERVAL)
+                    and time.monotonic() < self._maps_read.get(key, 0.0) + INTERVAL
+                ):
                     continue
                 spec = group[0].spec
                 try:
@@ -425,7 +428,7 @@ class _Monitor:
         finally:
             self._last[_key(spec)] = (started, time.monotonic() - started)
             if mapped:
-                self._mapped[_key(spec)] = started
+                self._maps_read[_key(spec)] = started
 
 
 _MONITOR = _Monitor()
