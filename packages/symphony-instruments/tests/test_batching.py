@@ -102,6 +102,46 @@ def test_bad_requests_fail_alone_before_joining_a_batch_and_the_good_ones_all_su
     assert (metrics.completed, metrics.invalid, metrics.failed) == (40, 40 * len(bad), 0)
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        np.ones(4, np.float32),  # one bare item
+        np.ones((3, 4), np.float32),  # a batch
+        np.ones((1, 4), np.float32),
+        np.ones((0, 4), np.float32),  # no items
+        np.ones(4, np.float64),  # wrong dtype
+        np.ones(4, ">f4"),  # the right kind, the other byte order
+        np.ones(5, np.float32),  # wrong item shape
+        np.ones((3, 5), np.float32),
+        np.ones((2, 3, 4), np.float32),  # one axis too many
+        np.float32(1.0),  # a scalar
+        np.ma.masked_array(np.ones(4, np.float32)),  # an ndarray subclass
+        [1.0, 2.0, 3.0, 4.0],  # a list
+    ],
+    ids=repr,
+)
+def test_the_checks_shortcut_for_one_fixed_shape_input_answers_as_the_full_check_does(value):
+    from symphony_instruments._contributions import InputChecker, read_contributions
+
+    manifest = {
+        "contributes": {
+            "inputs": [{"name": "x", "dtype": "float32", "shape": ["batch", 4]}],
+            "outputs": [{"name": "y", "dtype": "float32", "shape": ["batch"]}],
+        }
+    }
+    checker = InputChecker(read_contributions(manifest).inputs, reject_nan=False, extension="tests.fast")
+    assert checker._fast is not None, "this input is the shortcut's case"
+
+    def outcome(check):
+        try:
+            arrays, items, bare = check({"x": value})
+        except InvalidInput as error:
+            return str(error)
+        return {name: (array.dtype.str, array.shape) for name, array in arrays.items()}, items, bare
+
+    assert outcome(checker.check) == outcome(checker._check)
+
+
 def test_a_batch_the_model_fails_on_is_retried_request_by_request_so_only_the_culprit_fails(context, kit):
     instrument = kit.Gate()
 

@@ -52,6 +52,7 @@ from ._executors import Executor
 LATENCY_WINDOW = 8192  # the percentiles cover the most recent completed requests
 _ADMISSION_SLACK = 0.2  # admit only what should finish within 80 % of its time: answers take time too
 _EWMA = 0.2  # weight of the newest batch in the estimate of a batch's run time
+_monotonic = time.monotonic
 
 
 class _Request:
@@ -95,7 +96,6 @@ class _Side:
         "enqueued_items",
         "in_order",
         "latencies",
-        "latency_at",
         "loop",
         "sweep_at",
         "sweeper",
@@ -108,19 +108,11 @@ class _Side:
         self.counts = dict.fromkeys(
             ("completed", "invalid", "overloaded", "deadline_exceeded", "cancelled"), 0
         )
-        self.latencies: list[float] = []
-        self.latency_at = 0
+        self.latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self.deadlines: list[tuple[float, _Request]] = []
         self.in_order: deque[_Request] = deque()
         self.sweep_at = math.inf
         self.sweeper: asyncio.TimerHandle | None = None
-
-    def record(self, latency: float) -> None:
-        if len(self.latencies) < LATENCY_WINDOW:
-            self.latencies.append(latency)
-        else:
-            self.latencies[self.latency_at] = latency
-            self.latency_at = (self.latency_at + 1) % LATENCY_WINDOW
 
     def retire(self, into: _Side) -> None:
         """Add this side's counts and latencies to ``into``: its loop has closed."""
@@ -128,8 +120,7 @@ class _Side:
         into.enqueued_items += self.enqueued_items
         for key, count in self.counts.items():
             into.counts[key] += count
-        for latency in self.latencies:
-            into.record(latency)
+        into.latencies.extend(self.latencies)
 
 
 @register_result
@@ -203,6 +194,7 @@ class Batcher:
         self._threads = executor.slots
         self._workers: list[threading.Thread] = []
         self._closed = False
+        self._open = False  # started and not closed
         # Shared with the executor: deque appends and pops are atomic; each counter has one writer.
         self._queue: deque[_Request] = deque()
         self._wake = threading.Condition(threading.Lock())
@@ -246,6 +238,7 @@ class Batcher:
             )
             self._workers.append(worker)
             worker.start()
+        self._open = True
         self._courier = threading.Thread(
             target=self._carry, name=f"symphony-instrument-{self._name}-courier", daemon=True
         )
@@ -259,6 +252,7 @@ class Batcher:
         if self._closed:
             return
         self._closed = True
+        self._open = False
         with self._wake:
             self._stopping = True
             self._wake.notify_all()
@@ -304,10 +298,12 @@ class Batcher:
         a bad request, `Overloaded` when it is refused at once, `DeadlineExceeded` when its deadline
         passes, `BatcherClosed` after `close`.
         """
-        if not self._workers:
-            raise BatcherClosed("the batcher was not started", extension=self._extension)
-        if self._closed:
-            raise BatcherClosed("the instrument has stopped", extension=self._extension)
+        # The common case runs here inline: this is most of the loop's share of the work per request.
+        if not self._open:
+            raise BatcherClosed(
+                "the instrument has stopped" if self._closed else "the batcher was not started",
+                extension=self._extension,
+            )
         loop = asyncio.get_running_loop()
         side = self._sides.get(loop) or self._side_for(loop)
         try:
@@ -315,7 +311,7 @@ class Batcher:
         except InvalidInput:
             side.counts["invalid"] += 1
             raise
-        now = time.monotonic()
+        now = _monotonic()
         limit = self._timeout if timeout is None else timeout
         deadline = now + limit if limit is not None else math.inf
         self._admit(side, items, now, deadline)
@@ -324,8 +320,18 @@ class Batcher:
         future: asyncio.Future[dict[str, Array]] = loop.create_future()
         request = _Request(arrays, items, bare, future, deadline, now, side)
         if limit is not None:
-            self._watch(side, request, in_order=timeout is None)
-        self._enqueue(side, [request])
+            if timeout is None:  # the configured deadline: requests arrive in deadline order
+                side.in_order.append(request)
+                if deadline < side.sweep_at:
+                    self._schedule_sweep(side, deadline)
+            else:
+                self._watch(side, request)
+        self._queue.append(request)
+        side.enqueued += 1
+        side.enqueued_items += items
+        if self._idle:
+            with self._wake:
+                self._wake.notify()
         return await future
 
     def _enqueue(self, side: _Side, requests: list[_Request]) -> None:
@@ -366,7 +372,7 @@ class Batcher:
         ]
         for part in parts:
             if watched:
-                self._watch(side, part, in_order=False)
+                self._watch(side, part)
         self._enqueue(side, parts)
         try:
             outputs = await asyncio.gather(*(part.future for part in parts))
@@ -393,7 +399,8 @@ class Batcher:
         """Requests and items queued since the start, from every loop."""
         sides = self._side_list
         if len(sides) == 1 and not self._retired.enqueued:
-            return sides[0].enqueued, sides[0].enqueued_items
+            only = sides[0]
+            return only.enqueued, only.enqueued_items
         every = (self._retired, *sides)
         return sum(side.enqueued for side in every), sum(side.enqueued_items for side in every)
 
@@ -434,17 +441,13 @@ class Batcher:
     # Deadlines: one timer per loop, set for the earliest deadline still pending there. Requests with
     # the configured timeout arrive in deadline order and wait in a plain deque; others go to a heap.
 
-    def _watch(self, side: _Side, request: _Request, *, in_order: bool) -> None:
-        if in_order:
-            side.in_order.append(request)
-        else:
-            heapq.heappush(side.deadlines, (request.deadline, request))
-            if len(side.deadlines) > 1024 and len(side.deadlines) > 4 * (
-                side.enqueued - self._dequeued + 256
-            ):
-                # answered requests linger in the heap until their deadline; drop them now and then
-                side.deadlines = [entry for entry in side.deadlines if not entry[1].future.done()]
-                heapq.heapify(side.deadlines)
+    def _watch(self, side: _Side, request: _Request) -> None:
+        """Watch the deadline of a request that may come out of deadline order (its caller gave one)."""
+        heapq.heappush(side.deadlines, (request.deadline, request))
+        if len(side.deadlines) > 1024 and len(side.deadlines) > 4 * (side.enqueued - self._dequeued + 256):
+            # answered requests linger in the heap until their deadline; drop them now and then
+            side.deadlines = [entry for entry in side.deadlines if not entry[1].future.done()]
+            heapq.heapify(side.deadlines)
         if request.deadline < side.sweep_at:
             self._schedule_sweep(side, request.deadline)
 
@@ -491,8 +494,9 @@ class Batcher:
     # Results, on each request's own loop
 
     def _deliver(self, side: _Side, done: list[tuple[_Request, dict[str, Array]]]) -> None:
-        now = time.monotonic()
+        now = _monotonic()
         completed = 0
+        record = side.latencies.append
         for request, outputs in done:
             future = request.future
             if future.done():  # cut off at its deadline, or its caller went away, while it ran
@@ -504,7 +508,7 @@ class Batcher:
                 continue
             future.set_result(outputs)
             completed += 1
-            side.record(now - request.enqueued)
+            record(now - request.enqueued)
         side.counts["completed"] += completed
         ordered = side.in_order
         while ordered and ordered[0].future.done():  # answered: their deadline needs no watching
@@ -744,7 +748,7 @@ class Batcher:
         loop = {key: sum(side.counts[key] for side in sides) for key in self._retired.counts}
         enqueued = sum(side.enqueued for side in sides)
         latency: dict[str, float] = {}
-        recent = [value for side in sides for value in side.latencies]
+        recent = [value for side in sides for value in list(side.latencies)]  # list(): one step
         if recent:
             values = np.asarray(recent) * 1000
             p50, p95, p99 = np.percentile(values, [50, 95, 99])
