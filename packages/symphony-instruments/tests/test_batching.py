@@ -465,3 +465,74 @@ def test_a_split_request_fails_whole_with_the_error_of_its_failing_part_and_othe
     assert isinstance(failed, ExtensionFailed)
     assert "ValueError: negative values are not supported" in str(failed)
     np.testing.assert_array_equal(fine["y"], [[2.0, 0.0], [4.0, 0.0]])
+
+
+def test_a_batcher_served_from_its_executors_own_loop_batches_fails_only_the_culprit_and_answers_all():
+    from symphony_instruments._batching import Batcher
+    from symphony_instruments._contributions import InputChecker, read_contributions
+    from symphony_instruments._executors import OnLoop
+
+    manifest = {
+        "contributes": {
+            "inputs": [{"name": "x", "dtype": "float32", "shape": ["batch", 2]}],
+            "outputs": [{"name": "y", "dtype": "float32", "shape": ["batch", 2]}],
+        }
+    }
+    own = asyncio.new_event_loop()
+    thread = threading.Thread(target=own.run_forever, daemon=True)
+    thread.start()
+    ran_on: set[int] = set()
+    batches: list[int] = []
+    hang = threading.Event()
+
+    async def predict(batch):
+        ran_on.add(threading.get_ident())
+        await asyncio.sleep(0.005)  # the endpoint takes a while: requests queue up meanwhile
+        while hang.is_set():
+            await asyncio.sleep(0.01)
+        if (batch["x"] < 0).any():
+            raise ValueError("negative inputs")
+        batches.append(len(batch["x"]))
+        return {"y": batch["x"] * 2}
+
+    checker = InputChecker(read_contributions(manifest).inputs, reject_nan=False, extension="tests.loop")
+    batcher = Batcher(
+        OnLoop(predict, own, 2),
+        checker,
+        BatchingConfig(max_batch_size=16, max_queue=10_000),
+        name="tests.loop",
+        extension="tests.loop",
+    )
+    threads_before = {t.name for t in threading.enumerate()}
+
+    async def scenario():
+        await batcher.start()
+        rows = [np.full(2, number, np.float32) for number in range(300)]
+        rows[150] = np.full(2, -1, np.float32)
+        outcomes = await asyncio.gather(*(batcher.submit({"x": row}) for row in rows), return_exceptions=True)
+        new_threads = {t.name for t in threading.enumerate()} - threads_before
+        metrics = batcher.metrics()
+        hang.set()  # the endpoint stops answering: closing answers every request still waiting
+        stuck = [asyncio.ensure_future(batcher.submit({"x": rows[0]})) for _ in range(40)]
+        await _until(lambda: batcher.metrics().submitted == 340)
+        await batcher.close(drain=0.2)
+        left = await asyncio.gather(*stuck, return_exceptions=True)
+        return outcomes, new_threads, metrics, left
+
+    outcomes, new_threads, metrics, left = asyncio.run(scenario())
+    hang.clear()
+    own.call_soon_threadsafe(own.stop)
+    thread.join(5)
+    own.close()
+
+    for number, outcome in enumerate(outcomes):
+        if number == 150:
+            assert isinstance(outcome, ExtensionFailed)
+            assert "negative inputs" in str(outcome)
+        else:
+            np.testing.assert_array_equal(outcome["y"], np.full(2, number * 2, np.float32))
+    assert ran_on == {thread.ident}, "every batch ran on the executor's own loop"
+    assert not any(name.startswith("symphony-instrument-") for name in new_threads), new_threads
+    assert max(batches) > 1, "requests that arrive while the endpoint works share a batch"
+    assert (metrics.completed, metrics.failed) == (299, 1)
+    assert all(isinstance(outcome, BatcherClosed) for outcome in left), left

@@ -16,7 +16,8 @@ How a request travels:
    that cannot finish before their deadline are dropped with `DeadlineExceeded`. It joins their arrays,
    has the executor run the model on them (``predict`` in this process, where onnxruntime releases the
    GIL while it runs, or one call to a worker: see ``_executors``), splits the outputs and hands them
-   back to the loop in one call per batch.
+   back to the loop in one call per batch. An executor with a loop of its own (`OnLoop`: a
+   `RemoteInstrument`'s HTTP client) is served the same way by coroutines on that loop instead of threads.
 3. A single timer per loop answers every request whose deadline passes first with `DeadlineExceeded`,
    whatever the model is doing, so no caller waits past its deadline.
 
@@ -28,6 +29,7 @@ in the host's process in both tiers: isolated, only the model's run is elsewhere
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import contextvars
 import heapq
@@ -47,7 +49,7 @@ from symphony_core import ExtensionFailed, register_result
 from ._config import BatchingConfig, InstrumentConfig
 from ._contributions import Array, Contributions, InputChecker
 from ._errors import BatcherClosed, DeadlineExceeded, InvalidInput, Overloaded
-from ._executors import Executor
+from ._executors import Executor, OnLoop
 
 LATENCY_WINDOW = 8192  # the percentiles cover the most recent completed requests
 _ADMISSION_SLACK = 0.2  # admit only what should finish within 80 % of its time: answers take time too
@@ -80,6 +82,10 @@ class _Request:
 
     def __lt__(self, other: _Request) -> bool:  # heap ties on the deadline: any order will do
         return id(self) < id(other)
+
+
+_Answer = tuple[_Request, dict[str, Array]]
+_Refusal = tuple[_Request, BaseException]
 
 
 class _Side:
@@ -193,6 +199,12 @@ class Batcher:
         self._timeout = None if settings.timeout_ms is None else settings.timeout_ms / 1000
         self._threads = executor.slots
         self._workers: list[threading.Thread] = []
+        # An executor with a loop of its own runs its batches as coroutines there: the batcher serves it
+        # from that loop (``slots`` coroutines), with no thread of its own and no hop per batch.
+        self._on_loop = executor.loop if isinstance(executor, OnLoop) else None
+        self._runners: list[concurrent.futures.Future[None]] = []
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._tasks: list[asyncio.Task[None]] = []  # the runners' tasks, on the executor's loop
         self._closed = False
         self._open = False  # started and not closed
         # Shared with the executor: deque appends and pops are atomic; each counter has one writer.
@@ -225,7 +237,15 @@ class Batcher:
 
     async def start(self) -> None:
         """Start the batcher's threads; it then takes requests from callers on any event loop."""
-        if self._workers:
+        if self._open or self._closed:
+            return
+        if self._on_loop is not None:
+            # Each runs in this context, as the threads do: an extension's identity (the guard) goes with it.
+            self._runners = [
+                asyncio.run_coroutine_threadsafe(self._serve_on_loop(), self._on_loop)
+                for _ in range(self._threads)
+            ]
+            self._open = True
             return
         for number in range(self._threads):
             # The executor runs in the caller's context: an extension's identity (the guard) goes with it.
@@ -257,10 +277,21 @@ class Batcher:
             self._stopping = True
             self._wake.notify_all()
         deadline = time.monotonic() + drain
-        for worker in self._workers:
-            await asyncio.to_thread(worker.join, max(0.0, deadline - time.monotonic()))
-        self._courier_queue.put(None)
-        await asyncio.to_thread(self._courier.join, max(0.0, deadline - time.monotonic()))
+        if self._on_loop is not None:
+            with contextlib.suppress(RuntimeError):  # the executor's loop has stopped: nothing runs there
+                self._on_loop.call_soon_threadsafe(self._wake_all)
+            runners = [asyncio.wrap_future(runner) for runner in self._runners]
+            if runners:
+                _, running = await asyncio.wait(runners, timeout=max(0.0, deadline - time.monotonic()))
+                if running:  # still in a batch: cancelled, and its requests answered below
+                    with contextlib.suppress(RuntimeError):
+                        cancel = asyncio.run_coroutine_threadsafe(self._cancel_on_loop(), self._on_loop)
+                        await asyncio.wait([asyncio.wrap_future(cancel)], timeout=1.0)
+        else:
+            for worker in self._workers:
+                await asyncio.to_thread(worker.join, max(0.0, deadline - time.monotonic()))
+            self._courier_queue.put(None)
+            await asyncio.to_thread(self._courier.join, max(0.0, deadline - time.monotonic()))
         await asyncio.sleep(0)  # run the deliveries posted before the threads stopped
         closed = BatcherClosed(
             "the instrument stopped before this request was answered", extension=self._extension
@@ -330,8 +361,7 @@ class Batcher:
         side.enqueued += 1
         side.enqueued_items += items
         if self._idle:
-            with self._wake:
-                self._wake.notify()
+            self._kick(1)
         return await future
 
     def _enqueue(self, side: _Side, requests: list[_Request]) -> None:
@@ -339,8 +369,28 @@ class Batcher:
         side.enqueued += len(requests)
         side.enqueued_items += sum(request.items for request in requests)
         if self._idle:
+            self._kick(len(requests))
+
+    def _kick(self, count: int) -> None:
+        """Wake up to ``count`` idle servers: requests were queued."""
+        if self._on_loop is None:
             with self._wake:
-                self._wake.notify(len(requests))
+                self._wake.notify(count)
+            return
+        with contextlib.suppress(RuntimeError):  # the executor's loop has stopped: close() answers them
+            for _ in range(count):
+                self._on_loop.call_soon_threadsafe(self._wake_one)
+
+    def _wake_one(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _wake_all(self) -> None:
+        while self._waiters:
+            self._wake_one()
 
     async def _split(
         self,
@@ -551,6 +601,70 @@ class Batcher:
             if failures:
                 self._post(self._reject, failures)
 
+    async def _serve_on_loop(self) -> None:
+        """A batcher coroutine on the executor's own loop: `_serve`, awaiting instead of blocking."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.append(task)
+        key = id(task)
+        while True:
+            batch, dropped = await self._next_batch_on_loop()
+            if dropped:
+                self._post(self._reject, dropped)
+            if batch is None:
+                return
+            if not batch:
+                continue
+            self._running[key] = batch
+            results, failures = await self._execute_on_loop(batch)
+            del self._running[key]
+            with self._take_lock:
+                self._running_items -= sum(request.items for request in batch)
+            if results:
+                self._post(self._deliver, results)
+            if failures:
+                self._post(self._reject, failures)
+
+    async def _cancel_on_loop(self) -> None:
+        tasks = [task for task in self._tasks if not task.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _idle_on_loop(self, timeout: float | None = None) -> None:
+        """Wait on the executor's loop until a request is queued (or ``timeout`` passes)."""
+        assert self._on_loop is not None
+        waiter = self._on_loop.create_future()
+        self._waiters.append(waiter)
+        self._idle += 1
+        try:
+            if not self._queue and not self._stopping:  # queued before it counted as idle: no kick came
+                await asyncio.wait_for(waiter, timeout)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            self._idle -= 1
+            waiter.cancel()
+
+    async def _next_batch_on_loop(self) -> tuple[list[_Request] | None, list[tuple[_Request, BaseException]]]:
+        queue = self._queue
+        while not queue:
+            if self._stopping:
+                return None, []
+            await self._idle_on_loop()
+        batch: list[_Request] = []
+        dropped: list[tuple[_Request, BaseException]] = []
+        items = self._take(batch, dropped, 0)
+        if self._max_delay and items and items < self.max_batch_size and not self._running_items:
+            fill_until = time.monotonic() + self._max_delay
+            while items < self.max_batch_size and (left := fill_until - time.monotonic()) > 0:
+                if not queue:
+                    await self._idle_on_loop(left)
+                items = self._take(batch, dropped, items)
+        with self._take_lock:
+            self._count_batch(items)
+        return batch, dropped
+
     def _post(self, callback: Callable[[_Side, Any], None], answers: list[tuple[_Request, Any]]) -> None:
         """Hand answers to their callers' loops, one call per loop: directly when idle, through the
         courier while more work waits.
@@ -560,7 +674,7 @@ class Batcher:
         thread needs the GIL to form the next batch, so under load it leaves the wake-up to the courier
         thread, which can only take the GIL once the thread has released it by entering the next run.
         """
-        by_courier = self._queue and not self._stopping
+        by_courier = self._queue and not self._stopping and self._on_loop is None
         for side, part in _by_side(answers):
             if by_courier:
                 self._courier_queue.put((side, callback, part))
@@ -607,12 +721,15 @@ class Batcher:
                                 self._wake.wait(left)
                             self._idle -= 1
                     items = self._take(batch, dropped, items)
-            self._running_items += items
-            sizes = self._batch_sizes
-            if items:
-                sizes[items] = sizes.get(items, 0) + 1
-                self._worker_counts["batches"] += 1
+            self._count_batch(items)
         return batch, dropped
+
+    def _count_batch(self, items: int) -> None:
+        """Count a batch that starts (under ``_take_lock``)."""
+        self._running_items += items
+        if items:
+            self._batch_sizes[items] = self._batch_sizes.get(items, 0) + 1
+            self._worker_counts["batches"] += 1
 
     def _take(self, batch: list[_Request], dropped: list[tuple[_Request, BaseException]], items: int) -> int:
         """Move queued requests into ``batch`` while they fit; return the batch's items."""
@@ -656,31 +773,61 @@ class Batcher:
             items += request.items
         return items
 
-    def _execute(
-        self, batch: Sequence[_Request]
-    ) -> tuple[list[tuple[_Request, dict[str, Array]]], list[tuple[_Request, BaseException]]]:
+    def _execute(self, batch: Sequence[_Request]) -> tuple[list[_Answer], list[_Refusal]]:
         """Run one batch; if it fails, run each of its requests alone so only the culprit fails."""
         started = time.perf_counter()
         try:
-            outputs = self._run_joined(batch)
+            inputs, items = _joined(batch)  # requests whose dynamic axes differ do not join: each runs alone
+            outputs = self._checked(self._executor.run(inputs), items)
         except Exception as exc:  # noqa: BLE001 - whatever the model raises goes to its callers
-            if not self._executor.splits(exc):  # nothing ran it (an isolated worker is gone): all get why
-                with self._take_lock:
-                    self._worker_counts["failed"] += len(batch)
-                return [], [(request, exc) for request in batch]
-            if len(batch) == 1:
-                with self._take_lock:
-                    self._worker_counts["failed"] += 1
-                return [], [(batch[0], self._failure(exc))]
-            results: list[tuple[_Request, dict[str, Array]]] = []
-            failures: list[tuple[_Request, BaseException]] = []
+            refused = self._refused(batch, exc)
+            if refused is not None:
+                return [], refused
+            results: list[_Answer] = []
+            failures: list[_Refusal] = []
             for request in batch:
                 single, failed = self._execute([request])
                 results += single
                 failures += failed
             return results, failures
-        items = sum(request.items for request in batch)
-        took = time.perf_counter() - started
+        return self._answers(batch, outputs, items, time.perf_counter() - started), []
+
+    async def _execute_on_loop(self, batch: Sequence[_Request]) -> tuple[list[_Answer], list[_Refusal]]:
+        """`_execute`, awaiting the executor's coroutine on its loop."""
+        started = time.perf_counter()
+        try:
+            inputs, items = _joined(batch)  # requests whose dynamic axes differ do not join: each runs alone
+            assert isinstance(self._executor, OnLoop)
+            outputs = self._checked(await self._executor.run_on_loop(inputs), items)
+        except Exception as exc:  # noqa: BLE001 - whatever the model raises goes to its callers
+            refused = self._refused(batch, exc)
+            if refused is not None:
+                return [], refused
+            results: list[_Answer] = []
+            failures: list[_Refusal] = []
+            for request in batch:
+                single, failed = await self._execute_on_loop([request])
+                results += single
+                failures += failed
+            return results, failures
+        return self._answers(batch, outputs, items, time.perf_counter() - started), []
+
+    def _refused(self, batch: Sequence[_Request], exc: Exception) -> list[_Refusal] | None:
+        """What the requests of a batch that failed with ``exc`` get, or None to run each alone."""
+        if not self._executor.splits(exc):  # nothing ran it (an isolated worker is gone): all get why
+            with self._take_lock:
+                self._worker_counts["failed"] += len(batch)
+            return [(request, exc) for request in batch]
+        if len(batch) == 1:
+            with self._take_lock:
+                self._worker_counts["failed"] += 1
+            return [(batch[0], self._failure(exc))]
+        return None
+
+    def _answers(
+        self, batch: Sequence[_Request], outputs: Mapping[str, Array], items: int, took: float
+    ) -> list[_Answer]:
+        """Each request's slice of a batch's outputs; the batch's time goes into the estimates."""
         size_class = (items - 1).bit_length()
         before = self._batch_seconds[size_class]
         self._batch_seconds[size_class] = took if not before else _EWMA * took + (1 - _EWMA) * before
@@ -693,19 +840,13 @@ class Batcher:
             else:
                 done.append((request, {name: array[start:stop] for name, array in outputs.items()}))
             start = stop
-        return done, []
-
-    def _run_joined(self, batch: Sequence[_Request]) -> Mapping[str, Array]:
-        if len(batch) == 1:
-            joined = batch[0].arrays
-        else:
-            joined = {
-                name: np.concatenate([request.arrays[name] for request in batch]) for name in batch[0].arrays
-            }
-        return self._run_checked(joined, sum(request.items for request in batch))
+        return done
 
     def _run_checked(self, inputs: dict[str, Array], items: int) -> Mapping[str, Array]:
-        outputs = self._executor.run(inputs)
+        return self._checked(self._executor.run(inputs), items)
+
+    @staticmethod
+    def _checked(outputs: Mapping[str, Array], items: int) -> Mapping[str, Array]:
         for name, array in outputs.items():
             if np.ndim(array) == 0 or len(array) != items:
                 raise ValueError(
@@ -767,6 +908,15 @@ class Batcher:
             batch_sizes=sizes,
             latency_ms=latency,
         )
+
+
+def _joined(batch: Sequence[_Request]) -> tuple[dict[str, Array], int]:
+    """The inputs of a batch's requests joined along the batch axis, and its items."""
+    if len(batch) == 1:
+        return batch[0].arrays, batch[0].items
+    first = batch[0].arrays
+    joined = {name: np.concatenate([request.arrays[name] for request in batch]) for name in first}
+    return joined, sum(request.items for request in batch)
 
 
 def _by_side(answers: list[tuple[_Request, Any]]) -> list[tuple[_Side, list[tuple[_Request, Any]]]]:

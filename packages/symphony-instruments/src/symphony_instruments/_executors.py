@@ -4,6 +4,9 @@ The batcher (``_batching``) is the same in both tiers: it checks, queues, batche
 in the host's process. Only the step that runs one joined batch differs, and it is all here:
 
 - `InProcess` calls the instrument's ``predict`` on the batcher's thread (``in_flight`` of them);
+- `OnLoop` awaits an instrument's coroutine on the instrument's own event loop (a `RemoteInstrument`'s
+  HTTP client lives there): the batcher then serves it from that loop, ``in_flight`` batches at once, with
+  no thread of its own, so a batch takes no hop between threads on its way to the endpoint and back;
 - `InWorkers` sends the batch to a worker of an isolated instrument as one call of its ``predict``. The
   stacked arrays cross into the worker (through shared memory, or inline in the message when they are
   small: the core's bulk codec decides) and its outputs cross back; each of the batcher's threads takes
@@ -12,7 +15,8 @@ in the host's process. Only the step that runs one joined batch differs, and it 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -33,6 +37,8 @@ the batch gets the error as it is, and none is run again alone."""
 
 RunBatch = Callable[[dict[str, Array]], Mapping[str, Array]]
 """Runs the model on one batch: named inputs in, named outputs out, batch axis first in both."""
+AwaitBatch = Callable[[dict[str, Array]], Awaitable[Mapping[str, Array]]]
+"""`RunBatch` as a coroutine function."""
 
 
 class Executor(Protocol):
@@ -63,6 +69,30 @@ class InProcess:
 
     def run(self, batch: dict[str, Array]) -> Mapping[str, Array]:
         return self._predict(batch)
+
+    def splits(self, error: Exception) -> bool:
+        return not isinstance(error, WHOLE_BATCH)
+
+
+class OnLoop:
+    """Runs each batch as a coroutine (``predict``) on ``loop``, a running loop of the instrument's own,
+    ``in_flight`` batches at once; the batcher forms the batches on that loop too."""
+
+    def __init__(self, predict: AwaitBatch, loop: asyncio.AbstractEventLoop, in_flight: int) -> None:
+        self._predict = predict
+        self.loop = loop
+        self._slots = in_flight
+
+    @property
+    def slots(self) -> int:
+        return self._slots
+
+    def run(self, batch: dict[str, Array]) -> Mapping[str, Array]:
+        """One batch from a thread other than the loop's (the warm-up), waiting for its answer."""
+        return asyncio.run_coroutine_threadsafe(self.run_on_loop(batch), self.loop).result()
+
+    async def run_on_loop(self, batch: dict[str, Array]) -> Mapping[str, Array]:
+        return await self._predict(batch)
 
     def splits(self, error: Exception) -> bool:
         return not isinstance(error, WHOLE_BATCH)

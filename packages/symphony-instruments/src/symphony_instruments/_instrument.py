@@ -17,7 +17,7 @@ from ._batching import Batcher, Metrics, start_batcher
 from ._config import InstrumentConfig
 from ._contributions import Array, Contributions, TensorSpec, read_contributions
 from ._errors import BatcherClosed
-from ._executors import InProcess
+from ._executors import Executor, InProcess
 from ._standalone import not_active, served_config, standalone_context
 
 Batch = Mapping[str, npt.NDArray[Any]]
@@ -88,14 +88,19 @@ class Instrument(Extension, Generic[ConfigT]):
         self._contributions = read_contributions(context.manifest, extension=context.id)
         await self.load()
         try:
-            executor = InProcess(self.predict, self.config.batching.in_flight)
-            batcher = await start_batcher(executor, self.contributions, self.config, extension=context.id)
+            batcher = await start_batcher(
+                self._executor(), self.contributions, self.config, extension=context.id
+            )
             self._batcher = batcher
             inputs = self.contributions.inputs
             await batcher.warm_up(_zeros(inputs, batcher.max_batch_size), self.config.warmup_batches)
         except BaseException:
             await self.deactivate()
             raise
+
+    def _executor(self) -> Executor:
+        """What runs the batches: ``predict`` on the batcher's threads, ``in_flight`` at once."""
+        return InProcess(self.predict, self.config.batching.in_flight)
 
     async def deactivate(self) -> None:
         """Answer or refuse every pending request, stop the batcher, then run `unload`."""

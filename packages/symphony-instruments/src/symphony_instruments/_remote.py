@@ -21,6 +21,7 @@ from symphony_core import ConfigError, PermissionDenied
 from ._config import BatchingConfig, InstrumentConfig
 from ._contributions import Array, Contributions
 from ._errors import DeadlineExceeded, EndpointError, InvalidInput, ModelMismatch, Overloaded
+from ._executors import Executor, OnLoop
 from ._instrument import Batch, Instrument
 from ._protocol import (
     BINARY_EXTENSION,
@@ -185,6 +186,11 @@ class RemoteInstrument(Instrument[RemoteConfig]):
         loop.call_soon_threadsafe(loop.stop)
         await asyncio.to_thread(thread.join)
         loop.close()
+
+    def _executor(self) -> Executor:
+        # Batches are formed and sent on the HTTP thread's loop: no thread hop on the way.
+        assert self._loop is not None
+        return OnLoop(self._infer, self._loop, self.config.batching.in_flight)
 
     def predict(self, batch: Batch) -> Batch:
         """Send one batch to the endpoint and return its declared outputs (runs on the batcher's thread)."""
