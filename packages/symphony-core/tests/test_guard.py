@@ -181,6 +181,22 @@ def test_an_import_folder_the_extension_planted_as_a_symlink_is_not_followed(
         read(folders / "secret.txt")
 
 
+def test_a_planted_import_folder_is_not_followed_when_another_extension_resolved_it_first(
+    folders: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The interpreter's folders are resolved once for every extension: another extension's policy,
+    # built first, follows the link, which is not in a folder it can write.
+    (folders / "cache" / "site").symlink_to(folders, target_is_directory=True)
+    monkeypatch.syspath_prepend(str(folders / "cache" / "site"))
+    (folders / "other").mkdir()
+    other = Policy(extension="acme.other", data=folders / "other" / "data", cache=folders / "other" / "cache")
+    assert other.allows_read(folders / "secret.txt")
+    policy = policy_for(folders)
+
+    with acting_as(policy), pytest.raises(PermissionDenied, match=r"secret\.txt"):
+        read(folders / "secret.txt")
+
+
 def test_a_grant_that_covers_symphony_home_stops_at_the_extensions_own_folders(tmp_path: Path) -> None:
     home = Home(tmp_path / "symphony")
     own = home.data_dir(EXTENSION)

@@ -4,11 +4,13 @@ the extension's own event loop, so that one that blocks or hangs stalls nobody e
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
+import queue
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import Future
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from symphony_core._model._errors import BudgetExceeded, ExtensionFailed, SymphonyError
@@ -25,14 +27,38 @@ LOOP_STOP_TIMEOUT = 5.0
 
 
 class Executor:
-    """Runs a host's extension code under what ``guarded`` gives for its extension; the threads and loops
-    it starts are kept in the extensions' slots."""
+    """Runs a host's extension code under what ``guarded`` gives for its extension; the loops it starts
+    (and their threads) are kept in the extensions' slots."""
 
     def __init__(
         self, lock: threading.RLock, guarded: Callable[[_Slot], AbstractContextManager[object]]
     ) -> None:
         self._lock = lock  # the host's: a loop is made once per extension
         self._guarded = guarded
+        # The extensions whose steps run in one thread (`one_thread`), with that thread while it is idle.
+        self._kept: dict[_Slot, _Runner | None] = {}
+        self._kept_lock = threading.Lock()
+
+    @contextmanager
+    def one_thread(self, slot: _Slot) -> Iterator[None]:
+        """Run the extension's steps in the block (`within`) in one thread of its own, one after another.
+
+        Starting a thread costs more than a trivial extension's import or activation. Each step still
+        has its own budget, starts from an empty context and names the thread after itself; one that
+        overruns keeps that thread, and the next step gets another."""
+        with self._kept_lock:
+            nested = slot in self._kept
+            self._kept.setdefault(slot, None)
+        if nested:  # the outer block keeps the thread
+            yield
+            return
+        try:
+            yield
+        finally:
+            with self._kept_lock:
+                idle = self._kept.pop(slot)
+            if idle is not None:
+                idle.stop()
 
     def within(
         self,
@@ -49,6 +75,12 @@ class Executor:
         kit imported there, before the first guard of the process is installed, does not pass each of its
         thousands of audited events through the guard's hook."""
         outcome: list[Any] = []
+        finished = threading.Event()
+        with self._kept_lock:
+            idle = self._kept.get(slot)
+            if idle is not None:
+                self._kept[slot] = None  # taken: a step run meanwhile (another caller's) gets another
+        thread = idle or _Runner()
 
         def runner() -> None:
             try:
@@ -58,10 +90,12 @@ class Executor:
                     outcome.append((True, work()))
             except BaseException as exc:  # noqa: BLE001 - SystemExit from an extension must not end the host
                 outcome.append((False, exc))
+            finally:
+                self._give_back(slot, thread)
+                finished.set()
 
-        thread = threading.Thread(target=runner, name=f"symphony-{step}-{slot.record.id}", daemon=True)
-        thread.start()
-        thread.join(budget)
+        thread.run(f"symphony-{step}-{slot.record.id}", runner)
+        finished.wait(budget)
         if not outcome:
             raise BudgetExceeded(
                 f"{step} did not finish within {budget:g} s; its thread is left behind",
@@ -81,6 +115,14 @@ class Executor:
             hint=f"the fault is in the extension's own code: report it to the authors of "
             f"'{slot.record.distribution}', or stop loading it with `symphony disable {slot.key}`",
         ) from value
+
+    def _give_back(self, slot: _Slot, thread: _Runner) -> None:
+        """Keep a thread that finished a step for the extension's next one, while `one_thread` wants it."""
+        with self._kept_lock:
+            if slot in self._kept and self._kept[slot] is None:
+                self._kept[slot] = thread
+                return
+        thread.stop()
 
     def wait(self, slot: _Slot, result: Awaitable[T] | T, budget: float | None) -> T:
         """Run a coroutine result on the extension's own event loop, awaiting at most ``budget`` seconds.
@@ -151,6 +193,32 @@ class Executor:
                 slot.key,
                 LOOP_STOP_TIMEOUT,
             )
+
+
+class _Runner:
+    """A daemon thread that runs what it is given one after another, until it is stopped.
+
+    Each runs as in a thread of its own: from an empty context (as a new thread starts), with the
+    thread named as given."""
+
+    __slots__ = ("_jobs",)
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[tuple[str, Callable[[], object]] | None] = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="symphony-runner", daemon=True).start()
+
+    def run(self, name: str, job: Callable[[], object]) -> None:
+        self._jobs.put((name, job))
+
+    def stop(self) -> None:
+        """End the thread once it has run what it was given."""
+        self._jobs.put(None)
+
+    def _serve(self) -> None:
+        current = threading.current_thread()
+        while (given := self._jobs.get()) is not None:
+            current.name, job = given
+            contextvars.Context().run(job)
 
 
 def escaped(slot: _Slot, what: str, exc: BaseException) -> ExtensionFailed:

@@ -588,7 +588,7 @@ class Host:
     def start(self, extension: str) -> Extension:
         """Load, configure and activate an extension; return the running extension object."""
         slot = self._slot(extension)
-        with slot.lock, self._audit_batch(slot):
+        with slot.lock, self._audit_batch(slot), self._run.one_thread(slot):
             if slot.state in (State.VALIDATED, State.UNLOADED):
                 self.load(extension)
             if slot.state in (State.LOADED, State.DEACTIVATED):

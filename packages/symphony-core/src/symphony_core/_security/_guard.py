@@ -144,7 +144,8 @@ class Policy:
         compiled = {
             "_always": _interpreter_needs(tuple(sys.path), sys.pycache_prefix, writable),
             "_granted": {
-                kind: _compile(map(roots.expand, found[kind]), writable) for kind in ("fs.read", "fs.write")
+                kind: _compile(map(roots.expand, found[kind]), inside_any(writable))
+                for kind in ("fs.read", "fs.write")
             },
             "_hosts": {
                 kind: [_split(entry) for entry in found[kind]] for kind in ("net.connect", "net.listen")
@@ -442,18 +443,52 @@ _CHECKS: dict[str, Callable[[Policy, tuple[Any, ...]], list[Access]]] = {
 }
 
 
-@functools.lru_cache(maxsize=64)
 def _interpreter_needs(
     path: tuple[str, ...], pycache_prefix: str | None, writable: tuple[str, ...]
 ) -> dict[str, _Paths]:
-    """What the interpreter itself must read and write (imports, bytecode); ``writable`` as for ``_compile``."""
+    """What the interpreter itself must read and write (imports, bytecode); ``writable`` as for ``_compile``.
+
+    Resolved once for every extension, following every symlink (the first start of each extension
+    paid for it again), and resolved again only for ``writable`` that holds one of the symlinks followed:
+    ``resolve`` asks ``planted`` about nothing else, so for any other ``writable`` the result is the same."""
+    needs, links = _interpreter_needs_anywhere(path, pycache_prefix)
+    if any(map(inside_any(writable), links)):
+        return _interpreter_needs_beside(path, pycache_prefix, writable)
+    return needs
+
+
+@functools.lru_cache(maxsize=8)
+def _interpreter_needs_anywhere(
+    path: tuple[str, ...], pycache_prefix: str | None
+) -> tuple[dict[str, _Paths], frozenset[str]]:
+    """``_interpreter_needs`` with every symlink followed, and the symlinks followed."""
+    links: set[str] = set()
+
+    def followed(link: str) -> bool:  # resolve asks about each symlink it would follow
+        links.add(link)
+        return False
+
+    return _interpreter_paths(path, pycache_prefix, followed), frozenset(links)
+
+
+@functools.lru_cache(maxsize=64)
+def _interpreter_needs_beside(
+    path: tuple[str, ...], pycache_prefix: str | None, writable: tuple[str, ...]
+) -> dict[str, _Paths]:
+    """``_interpreter_needs`` for folders reached through a symlink in ``writable``, not followed there."""
+    return _interpreter_paths(path, pycache_prefix, inside_any(writable))
+
+
+def _interpreter_paths(
+    path: tuple[str, ...], pycache_prefix: str | None, planted: Callable[[str], bool]
+) -> dict[str, _Paths]:
     interpreter = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix, *path} - {""}
     caches = [f"{folder}/**/__pycache__{tail}" for folder in interpreter for tail in ("", "/*")]
     bytecode = [pycache_prefix or "", "/dev/null"]
     resolved: dict[str, str] = {}  # both lists name the same folders: each is resolved once
     return {
-        "fs.read": _compile([*interpreter, *bytecode, "/dev/urandom"], writable, resolved),
-        "fs.write": _compile([*caches, *bytecode], writable, resolved),
+        "fs.read": _compile([*interpreter, *bytecode, "/dev/urandom"], planted, resolved),
+        "fs.write": _compile([*caches, *bytecode], planted, resolved),
     }
 
 
@@ -493,18 +528,18 @@ class _Paths:
 
 
 def _compile(
-    entries: Iterable[str], writable: tuple[str, ...], resolved: dict[str, str] | None = None
+    entries: Iterable[str], planted: Callable[[str], bool], resolved: dict[str, str] | None = None
 ) -> _Paths:
     """The granted paths: a plain path grants itself and everything below it; in a glob, ``*`` and ``?``
     stay within one folder and ``**`` crosses folders.
 
-    The folder before the first wildcard is resolved, except for symlinks inside the ``writable``
-    folders: the extension could have planted those, and a grant must not grow with them. ``resolved``
-    keeps the folders resolved so far, for calls with the same ``writable``.
+    The folder before the first wildcard is resolved, except for the symlinks ``planted`` is true of
+    (``inside_any(writable)``: those in the folders the extension can write, which it could have
+    planted, and a grant must not grow with them). ``resolved`` keeps the folders resolved so far, for
+    calls with the same ``planted``.
 
     Entries with the same pattern after their folder share one alternative of the regex, and a folder
     beneath another that already grants everything below it is left out, so the regex stays short."""
-    planted = inside_any(writable)
     known: dict[str, str] = {} if resolved is None else resolved
     heads: dict[str, list[str]] = {}  # pattern after the folder: the resolved folders it follows
     for entry in filter(None, entries):

@@ -63,10 +63,10 @@ class Roots:
         symphony_home: str | os.PathLike[str] | None = None,
     ) -> Roots:
         """Roots from the folders themselves: ``data`` and ``cache`` are never followed, see ``own_folder``."""
-        own = (own_folder(data), own_folder(cache))
+        own_data, own_cache = own = own_folders(data, cache)
         planted = inside_any(own)
         state = None if symphony_home is None else resolve(os.fspath(symphony_home), planted)
-        return cls(*own, resolve(os.fspath(home), planted), state)
+        return cls(own_data, own_cache, resolve(os.fspath(home), planted), state)
 
     def variables(self) -> tuple[tuple[str, str], ...]:
         """``(name, folder)`` of each variable, the longest folder first (the most specific match)."""
@@ -236,8 +236,21 @@ def own_folder(folder: str | os.PathLike[str]) -> str:
     The extension may write inside its folders, never beside them, so it can plant a symlink where the
     folder should be but cannot change the folders above it.
     """
-    path = os.path.abspath(folder)
-    return os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path))
+    return own_folders(folder)[0]
+
+
+def own_folders(*folders: str | os.PathLike[str]) -> tuple[str, ...]:
+    """`own_folder` of each of ``folders``; a parent they share (``{data}`` and ``{cache}`` do) is
+    resolved once."""
+    parents: dict[str, str] = {}
+    own = []
+    for folder in folders:
+        path = os.path.abspath(folder)
+        parent = os.path.dirname(path)
+        if parent not in parents:
+            parents[parent] = os.path.realpath(parent)
+        own.append(os.path.join(parents[parent], os.path.basename(path)))
+    return tuple(own)
 
 
 def resolve(path: str, planted: Callable[[str], bool]) -> str:

@@ -124,7 +124,8 @@ def config_variables(
     nobody can tell whose the variables are: none of them gets any, and setting one is a `ConfigError`.
     """
     prefix = env_prefix(ext_id)
-    found = {name: text for name, text in environ.items() if name.startswith(prefix)}
+    # by name: os.environ decodes every value it yields, and each start asks (most read none)
+    found = {name: environ[name] for name in environ if name.startswith(prefix)}
     if found and shared_with:
         others = ", ".join(f"'{other}'" for other in sorted(shared_with))
         raise ConfigError(
