@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 
 import pytest
@@ -314,3 +316,80 @@ def test_an_observer_that_raises_does_not_break_the_host(install, make, home, ho
     stderr = host.close()
     assert "an observer of symphony_lifecycle_event raised" in stderr
     assert "RuntimeError: this observer is broken" in stderr
+
+
+WHERE = """
+import asyncio
+import threading
+
+from symphony_core import Extension, nonblocking
+
+
+class Ext(Extension):
+    @nonblocking
+    async def marked(self):
+        return threading.current_thread().name
+
+    async def plain(self):
+        return threading.current_thread().name
+
+    @nonblocking
+    async def stuck(self):
+        await asyncio.sleep(30)
+
+
+class Override(Ext):
+    async def marked(self):  # overridden, and not marked again
+        return threading.current_thread().name
+"""
+
+AWAIT_WHERE = r"""
+import asyncio, json, sys
+from symphony_core import BudgetExceeded, Host
+
+host = Host(sys.argv[1], isolation="guard", call_budget=1.0)
+for extension in ("acme.marked", "acme.override"):
+    host.grant(extension)
+    host.start(extension)
+
+
+async def main():
+    seen = {
+        "marked": await host.acall("acme.marked", "marked"),
+        "plain": await host.acall("acme.marked", "plain"),
+        "override": await host.acall("acme.override", "marked"),
+    }
+    try:
+        await host.acall("acme.marked", "stuck")
+    except BudgetExceeded as exc:
+        seen["stuck"] = exc.message
+    return seen
+
+
+print(json.dumps(asyncio.run(main())))
+host.close()
+"""
+
+
+def test_a_method_marked_nonblocking_is_awaited_on_the_callers_loop_and_nothing_else_is(
+    install, make, venv, home
+) -> None:
+    install(
+        make.extension("acme.marked", code=WHERE),
+        make.extension("acme.override", code=WHERE, cls="Override"),
+    )
+    done = subprocess.run(
+        [str(venv.python), "-c", AWAIT_WHERE, str(home)],
+        capture_output=True,
+        text=True,
+        env=venv.env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+
+    assert seen["marked"] == "MainThread"  # no hop to its loop and back
+    assert seen["plain"] == "symphony-loop-acme.marked"
+    assert seen["override"] == "symphony-loop-acme.override", "an override is not marked by its base"
+    assert "1 s" in seen["stuck"], "the host's call budget still cuts it off"

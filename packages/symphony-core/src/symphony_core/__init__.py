@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from ._catalog._discovery import discover
     from ._catalog._records import Catalog, Problem, Record
     from ._model._crossing import register_error, register_result
-    from ._model._extension import Context, Extension
+    from ._model._extension import Context, Extension, nonblocking
     from ._model._hooks import HostHooks, LifecycleEvent, PermissionEvent, hookimpl
     from ._model._lifecycle import State
     from ._model._manifest import Manifest, read_manifest
@@ -85,6 +85,7 @@ _LAZY = {
     "check_access": "._security._guard",
     "Consent": "._security._grants",
     "Extension": "._model._extension",
+    "nonblocking": "._model._extension",
     "HostHooks": "._model._hooks",
     "LifecycleEvent": "._model._hooks",
     "PermissionEvent": "._model._hooks",
@@ -170,6 +171,7 @@ __all__ = [
     "discover",
     "env_prefix",
     "hookimpl",
+    "nonblocking",
     "public_dump",
     "read_manifest",
     "register_error",

@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
-from symphony_core import Context, Extension
+from symphony_core import Context, Extension, nonblocking
 
 from ._batching import Batcher, Metrics, start_batcher
 from ._config import InstrumentConfig
@@ -121,6 +121,7 @@ class Instrument(Extension, Generic[ConfigT]):
     async def unload(self) -> None:
         """Release what `load` opened. Override it when there is something to release."""
 
+    @nonblocking  # checked and queued at once: a host awaits it on the caller's loop, with no hop
     def infer(
         self, inputs: Mapping[str, Any], *, timeout: float | None = None
     ) -> Coroutine[Any, Any, dict[str, Array]]:

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from ._public import public
 
@@ -54,3 +54,20 @@ class Extension:
     def deactivate(self) -> Awaitable[None] | None:
         """Release what `activate` opened; called once, after the last use."""
         return None
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+NONBLOCKING = "__symphony_nonblocking__"
+
+
+@public
+def nonblocking(method: F) -> F:
+    """Mark a method whose coroutine never blocks, such as a kit's ``Instrument.infer``: `Host.acall`
+    awaits it on the caller's event loop instead of handing it to the extension's own loop and back (two
+    hops between threads a call). Everything else an in-process extension returns to await runs on its
+    own loop, so that one that blocks stalls nobody else.
+
+    An override in a subclass is not marked unless it is decorated too: mark only code that returns to
+    the loop at once."""
+    setattr(method, NONBLOCKING, True)
+    return method

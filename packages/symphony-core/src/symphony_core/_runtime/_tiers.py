@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, Literal
 
 from symphony_core._model._errors import ConfigError, ExtensionFailed, SymphonyError
-from symphony_core._model._extension import Context, Extension
+from symphony_core._model._extension import NONBLOCKING, Context, Extension
 from symphony_core._model._lifecycle import State
 
 from ._executor import overran
@@ -78,6 +78,20 @@ class Tier(ABC):
         kwargs: dict[str, Any],
     ) -> Any:
         """`Host.acall` once the method is found."""
+
+
+async def _within(slot: _Slot, awaitable: Awaitable[Any], budget: float | None) -> Any:
+    """Await ``awaitable`` on this loop, cut off after the host's call ``budget`` (seconds)."""
+    import asyncio
+
+    if budget is None:
+        return await awaitable
+    try:
+        return await asyncio.wait_for(awaitable, budget)
+    except TimeoutError as exc:
+        if isinstance(exc, SymphonyError):  # its own: DeadlineExceeded
+            raise
+        raise overran(slot, budget) from None
 
 
 class InProcess(Tier):
@@ -165,6 +179,9 @@ class InProcess(Tier):
                 result = function(*args, **kwargs)
             if not isinstance(result, Awaitable):
                 return result
+            if getattr(getattr(function, "__func__", function), NONBLOCKING, False):
+                # marked as never blocking (`nonblocking`): awaited here, with no hop to its loop and back
+                return await _within(slot, result, budget)
             future = host._run.submit(slot, result, budget)
             try:
                 return await wrap_future(future)
@@ -284,15 +301,7 @@ class Workers(Tier):
             return await asyncio.to_thread(host.call, extension, method, *args, **kwargs)
         # Answered here by its kit's front (an instrument's pipeline), on the caller's own loop: kit
         # code that never blocks needs no loop of its own, and no hop to one (see _sandbox._fronts).
-        budget = host.call_budget
-        if budget is None:
-            return await function(*args, **kwargs)
-        try:
-            return await asyncio.wait_for(function(*args, **kwargs), budget)
-        except TimeoutError as exc:
-            if isinstance(exc, SymphonyError):  # the front's own: DeadlineExceeded
-                raise
-            raise overran(slot, budget) from None
+        return await _within(slot, function(*args, **kwargs), host.call_budget)
 
     def _budget(self) -> float:
         budget = self.host.call_budget
