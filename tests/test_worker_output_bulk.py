@@ -254,3 +254,49 @@ def test_a_truncated_frame_from_a_worker_is_refused_before_polars_reads_it(worke
 
     with pytest.raises(WorkerCrashed, match=r"(not an|malformed) Arrow IPC (file|stream)"):
         worker().call(way, (truncated,))
+
+
+SHARED_FRAME = r"""
+import sys, tempfile, threading, time
+
+import numpy as np
+import polars as pl
+
+from symphony_core._security._sandbox._bulk import Codec
+
+frame = pl.DataFrame({"x": np.arange(2_000, dtype=np.int64)})  # small: it crosses inline, as a stream
+codec = Codec(side="host", exchange=tempfile.mkdtemp(), inline_limit=8 << 20)
+until = time.monotonic() + 3.0
+
+
+def send():  # what the host does with a frame passed to an isolated operator
+    while time.monotonic() < until:
+        codec.encode(frame)
+
+
+def read():  # what the caller's other threads do with the same frame meanwhile
+    while time.monotonic() < until:
+        assert frame.height == 2_000
+
+
+threads = [threading.Thread(target=work) for work in (send, send, read, read)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print("done")
+"""
+
+
+def test_a_frame_sent_from_several_threads_while_others_read_it_never_deadlocks_the_host() -> None:
+    # polars writes an IPC stream holding the frame's own lock with the GIL released; a thread reading
+    # the same frame meanwhile waited for that lock holding the GIL, and the whole process stopped.
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", SHARED_FRAME], capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "done"

@@ -301,7 +301,10 @@ def _inline(kind: int, value: Any) -> bytes:
         header = f"{contiguous.dtype.str};{','.join(map(str, contiguous.shape))}".encode()
         return b"".join((bytes((len(header),)), header, contiguous.data.cast("B")))
     buffer = io.BytesIO()
-    value.write_ipc_stream(buffer, compression="uncompressed")
+    # Written from a shallow copy: polars writes a stream holding the frame's own lock with the GIL
+    # released, so another thread that reads the same frame meanwhile (its height, say) would wait for
+    # that lock holding the GIL, and neither could go on. The copy's lock is nobody else's.
+    value.clone().write_ipc_stream(buffer, compression="uncompressed")
     return buffer.getvalue()
 
 
