@@ -291,6 +291,11 @@ def snapshot(audit_upto: int | None = None) -> dict[str, Any]:
     policy = home / "policy.toml"
     found["policy.toml"] = digest(policy.read_bytes()) if policy.exists() else "absent"
     found["config/"] = tree(home / "config")
+    # The host compiles what its workers imported in the background: a file it is still writing would
+    # look foreign, so the snapshot waits for what was submitted so far.
+    from symphony_core._security._sandbox._bytecode import COMPILER
+
+    COMPILER.wait()
     found["cache/worker-bytecode/"] = foreign_bytecode(home / "cache" / "worker-bytecode")
     extensions = home / "extensions"
     for folder in sorted(extensions.iterdir()) if extensions.exists() else ():
