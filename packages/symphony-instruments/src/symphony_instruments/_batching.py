@@ -593,13 +593,7 @@ class Batcher:
                 continue
             self._running[ident] = batch
             results, failures = self._execute(batch)
-            del self._running[ident]
-            with self._take_lock:
-                self._running_items -= sum(request.items for request in batch)
-            if results:
-                self._post(self._deliver, results)
-            if failures:
-                self._post(self._reject, failures)
+            self._finished(ident, batch, results, failures)
 
     async def _serve_on_loop(self) -> None:
         """A batcher coroutine on the executor's own loop: `_serve`, awaiting instead of blocking."""
@@ -617,13 +611,19 @@ class Batcher:
                 continue
             self._running[key] = batch
             results, failures = await self._execute_on_loop(batch)
-            del self._running[key]
-            with self._take_lock:
-                self._running_items -= sum(request.items for request in batch)
-            if results:
-                self._post(self._deliver, results)
-            if failures:
-                self._post(self._reject, failures)
+            self._finished(key, batch, results, failures)
+
+    def _finished(
+        self, key: int, batch: list[_Request], results: list[_Answer], failures: list[_Refusal]
+    ) -> None:
+        """A batch has run: count it out and hand its answers to their callers' loops."""
+        del self._running[key]
+        with self._take_lock:
+            self._running_items -= sum(request.items for request in batch)
+        if results:
+            self._post(self._deliver, results)
+        if failures:
+            self._post(self._reject, failures)
 
     async def _cancel_on_loop(self) -> None:
         tasks = [task for task in self._tasks if not task.done()]
