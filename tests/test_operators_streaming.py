@@ -224,6 +224,34 @@ def test_a_step_that_cannot_stream_is_named_before_anything_runs(
     assert not out.parent.exists() or not os.listdir(out.parent)
 
 
+def test_an_isolated_output_streams_from_the_runner_its_plan_started_and_that_runner_writes_nothing(
+    isolated: Host, small: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipeline = routes(isolated, tmp_path / "small" / "*.parquet")
+    pace = isolated.start("acme.pace")
+    helpers: list[dict[str, Any]] = []
+    start_helper = pace.workers.helper
+    monkeypatch.setattr(pace.workers, "helper", lambda *a, **kw: helpers.append(kw) or start_helper(*a, **kw))
+    plan = pipeline.build()  # starts the runner of the fused steps, as a plan does
+    started = {reads: runner.pid for reads, runner in pace._runners.items()}
+    expected = plan.collect(engine="in-memory")
+
+    first = plan.sink_parquet(tmp_path / "out" / "first.parquet")
+    again = plan.sink_ipc(tmp_path / "out" / "again.arrow", if_exists="fail")
+
+    assert len(started) == len(helpers) == 1
+    assert not helpers[0].get("write")  # it may read the sources and write nothing: this process writes
+    assert {reads: runner.pid for reads, runner in pace._runners.items()} == started  # no other one
+    assert all(runner.alive for runner in pace._runners.values())
+    assert_frame_equal(pl.read_parquet(first), expected)
+    assert_frame_equal(pl.read_ipc(again), expected)
+    assert sorted(os.listdir(tmp_path / "out")) == ["again.arrow", "first.parquet"]
+    # over a file there with if_exists="fail": refused, and nothing is left behind
+    with pytest.raises(PipelineError):
+        plan.sink_ipc(tmp_path / "out" / "again.arrow", if_exists="fail")
+    assert sorted(os.listdir(tmp_path / "out")) == ["again.arrow", "first.parquet"]
+
+
 def test_a_written_file_whose_columns_differ_from_the_built_schema_is_refused(
     isolated: Host, small: list[Path], tmp_path: Path
 ) -> None:

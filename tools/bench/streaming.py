@@ -13,8 +13,8 @@ four ways, each sample in a fresh interpreter, the ways interleaved round by rou
     isolated in-memory  the same pipeline with the operators run by a ``Host(isolation="isolated")``:
                         the fused plan runs in a runner, its whole result crosses to the host through
                         shared memory, and the host writes it
-    isolated streaming  ``Pipeline.sink_parquet`` there: a runner started for the output file streams
-                        the fused plan into a folder made for it, and the host moves the file into place
+    isolated streaming  ``Pipeline.sink_parquet`` there: the same runner streams the fused plan's rows to
+                        the host batch by batch, and the host's polars sink writes them as they come
 
 After one warm-up round at the smallest size, each child runs its way once (the files were just written:
 the page cache is warm for every way alike) and reports the wall time from before the pipeline is built

@@ -20,7 +20,9 @@ from polars.testing import assert_frame_equal
 from symphony_operators._fused import (
     MAX_DEPTH,
     MAX_PLAN_BYTES,
+    MAX_STREAMS,
     NotFusable,
+    PlanRunner,
     check_source,
     check_step,
     deserialize,
@@ -200,3 +202,34 @@ def test_plans_that_read_their_input_many_times_cannot_grow_the_fused_plan_witho
 
     with pytest.raises(NotFusable, match="bytes long"):  # 300 times that again
         check_step(copies, SCHEMA, once, "acme.copies")
+
+
+def test_a_runner_streams_a_plan_in_batches_and_keeps_no_stream_past_its_end(tmp_path: Path) -> None:
+    source = tmp_path / "rows.parquet"
+    pl.DataFrame({"i": range(10_000), "s": [f"x{n % 7}" for n in range(10_000)]}).write_parquet(source)
+    frame = pl.scan_parquet(source).filter(pl.col("i") % 3 == 0).with_columns(j=pl.col("i") * 2)
+    runner = PlanRunner()
+
+    stream = runner.batches(serialize(frame), ["j", "s"], None, 1_000)
+    batches = []
+    while (batch := runner.batch(stream)) is not None:
+        batches.append(batch)
+
+    assert len(batches) > 1
+    assert_frame_equal(pl.concat(batches), frame.select("j", "s").collect())
+    with pytest.raises(ValueError, match="no open stream"):  # read to its end: closed
+        runner.batch(stream)
+
+    limited = runner.batches(serialize(frame), None, 5, 1_000)
+    assert_frame_equal(runner.batch(limited), frame.head(5).collect())
+    opened = [runner.batches(serialize(frame)) for _ in range(MAX_STREAMS - 1)]
+    with pytest.raises(ValueError, match="already open"):
+        runner.batches(serialize(frame))
+    for each in [limited, *opened]:
+        runner.drop(each)
+    failing = runner.batches(serialize(frame.select(pl.col("s").cast(pl.Int8))))
+    with pytest.raises(pl.exceptions.InvalidOperationError):
+        runner.batch(failing)
+    with pytest.raises(ValueError, match="no open stream"):  # a failed query is closed too
+        runner.batch(failing)
+    assert runner.batches(serialize(frame)) > failing  # numbers are never given twice

@@ -16,7 +16,6 @@ import contextlib
 import errno
 import glob
 import os
-import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -231,21 +230,6 @@ def place(temp: Path, path: Path, if_exists: IfExists = "replace") -> None:
         return
     os.link(temp, path)  # refuses an existing path, atomically
     temp.unlink()
-
-
-@contextlib.contextmanager
-def staged_apart(target: Target) -> Iterator[Path]:
-    """Where another process writes ``target``'s result: a file in a fresh private folder beside the
-    target (same file system, so `place` is one rename), the folder removed with whatever is left."""
-    folder = target.path.parent
-    allow("fs.write", os.path.realpath(target.path), named=str(target.path), pattern=str(target.path))
-    allow("fs.write", os.path.realpath(folder), named=str(folder), pattern=str(target.path))
-    folder.mkdir(parents=True, exist_ok=True)
-    private = Path(tempfile.mkdtemp(prefix=f".{target.path.name}.", suffix=".partial", dir=folder))
-    try:
-        yield private / target.path.name
-    finally:
-        shutil.rmtree(private, ignore_errors=True)
 
 
 @contextlib.contextmanager

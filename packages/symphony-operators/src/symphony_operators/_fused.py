@@ -53,8 +53,8 @@ byte of data; a larger one is not fused (the runner would read it as slowly as t
 MAX_RUNNER_PATHS = 32
 """A runner is granted the files its sources read one by one up to this many, else their folders."""
 RUNNER = "symphony_operators._fused:PlanRunner"
-SINKS = ("parquet", "ipc", "csv", "ndjson")
-"""The formats a runner writes (polars' ``sink_<format>``)."""
+MAX_STREAMS = 8
+"""Streams of batches a runner keeps open at once (each holds polars' buffers of a running query)."""
 MAX_DEPTH = 400
 """How deeply a plan may nest (each step and expression adds a few levels)."""
 _INPUT = "DataFrameScan"
@@ -646,18 +646,54 @@ class PlanRunner(Extension):
         engine: str = "auto",
     ) -> pl.DataFrame:
         """Collect ``plan``'s ``columns`` (all when None), at most ``n_rows`` of them."""
-        frame = deserialize(plan)
-        if columns is not None:
-            frame = frame.select(list(columns))
-        if n_rows is not None:
-            frame = frame.head(n_rows)
-        return frame.collect(engine=engine)  # type: ignore[call-overload,no-any-return]
+        return _query(plan, columns, n_rows).collect(engine=engine)  # type: ignore[call-overload,no-any-return]
 
-    def sink(self, plan: str, path: str, format: str, options: Mapping[str, Any]) -> int:
-        """Run ``plan`` on polars' streaming engine, writing its rows to ``path`` (in the one folder this
-        runner may write) as they are made; return the file's size."""
-        if format not in SINKS:
-            raise ValueError(f"cannot write {format!r}: one of {', '.join(SINKS)}")
-        frame = deserialize(plan)
-        getattr(frame, f"sink_{format}")(path, engine="streaming", **dict(options))
-        return os.path.getsize(path)
+    def batches(
+        self,
+        plan: str,
+        columns: Sequence[str] | None = None,
+        n_rows: int | None = None,
+        chunk_size: int | None = None,
+    ) -> int:
+        """Start ``plan`` on polars' streaming engine and return the number that `batch` takes to give its
+        rows one batch at a time: a result larger than memory is never here whole."""
+        if len(self._streams) >= MAX_STREAMS:
+            raise ValueError(
+                f"{MAX_STREAMS} streams are already open in this runner; read them to their end first"
+            )
+        frame = _query(plan, columns, n_rows)
+        self._opened += 1
+        self._streams[self._opened] = frame.collect_batches(chunk_size=chunk_size, engine="streaming")
+        return self._opened
+
+    def batch(self, stream: int) -> pl.DataFrame | None:
+        """The next batch of rows of an open ``stream``; None once it is read to its end (it is then
+        closed, as it is when the query fails)."""
+        batches = self._streams.get(stream)
+        if batches is None:
+            raise ValueError(f"no open stream {stream!r} in this runner")
+        try:
+            return next(batches)
+        except StopIteration:
+            del self._streams[stream]
+            return None
+        except BaseException:
+            del self._streams[stream]
+            raise
+
+    def drop(self, stream: int) -> None:
+        """Close ``stream`` before its end (its query stops with it)."""
+        self._streams.pop(stream, None)
+
+    _opened = 0
+
+    @functools.cached_property
+    def _streams(self) -> dict[int, Iterator[pl.DataFrame]]:
+        return {}
+
+
+def _query(plan: str, columns: Sequence[str] | None, n_rows: int | None) -> pl.LazyFrame:
+    frame = deserialize(plan)
+    if columns is not None:
+        frame = frame.select(list(columns))
+    return frame if n_rows is None else frame.head(n_rows)

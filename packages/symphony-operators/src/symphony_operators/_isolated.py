@@ -26,14 +26,15 @@ workers, under that extension's grants.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import re
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -62,6 +63,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("symphony.operators")
 RUNNERS = 2
+STREAM_BATCH_BYTES = 16 << 20
+"""About how large a batch a runner streams to the host is: large enough to cross through shared memory
+(smaller ones cross through the pipe, slower per byte), small enough that a few fit any worker's memory."""
 """Runners an isolated operator keeps for the fused pipelines it ends, one per set of source files."""
 _IN_MEMORY = re.compile(r"^\s*DF \[", re.MULTILINE)
 """How polars' ``explain`` shows a frame made in code (a ``DataFrameScan``)."""
@@ -235,61 +239,81 @@ class IsolatedOperator(Operator[Any]):
         """Make the rows of the fused steps through this one, in a runner (polars calls this)."""
         wanted = list(schema) if with_columns is None else [name for name in schema if name in with_columns]
         runner = self._runner(fused.reads)
+        answer = self._in_runner(
+            runner, fused, "run", fused.text, wanted, n_rows if predicate is None else None
+        )
+        result = self._checked(answer, FUSED, wanted, schema)
+        yield _narrowed(result, predicate, n_rows)
+
+    def fused_stream(self, fused: Fused, schema: pl.Schema) -> pl.LazyFrame:
+        """The rows of the fused steps through this one as a lazy frame whose rows a runner streams,
+        batch by batch: a sink here writes each batch as it comes, so neither process holds them whole."""
+        return register_io_source(
+            io_source=functools.partial(self._fused_batches, fused, schema),
+            schema=schema,
+            validate_schema=True,
+            is_pure=True,
+            explain_name=self.id,
+        )
+
+    def _fused_batches(
+        self,
+        fused: Fused,
+        schema: pl.Schema,
+        with_columns: list[str] | None,
+        predicate: pl.Expr | None,
+        n_rows: int | None,
+        batch_size: int | None,
+    ) -> Iterator[pl.DataFrame]:
+        """The rows of the fused steps, streamed from a runner one batch at a time (polars calls this).
+        The next batch is asked for while polars writes this one, so the runner and this process work at
+        once; at most two batches are here at a time."""
+        wanted = list(schema) if with_columns is None else [name for name in schema if name in with_columns]
+        runner = self._runner(fused.reads)
+        limit = n_rows if predicate is None else None
+        rows = _batch_rows(schema, wanted)
+        stream = self._in_runner(runner, fused, "batches", fused.text, wanted, limit, rows)
+        left = n_rows
+        ahead = ThreadPoolExecutor(1, thread_name_prefix=f"symphony-stream-{self.id}")
         try:
-            answer = runner.call("run", fused.text, wanted, n_rows if predicate is None else None)
+            pending = ahead.submit(self._in_runner, runner, fused, "batch", stream)
+            while True:
+                answer = pending.result()
+                if answer is None:
+                    stream = None  # read to its end: the runner closed it
+                    return
+                result = _narrowed(self._checked(answer, FUSED, wanted, schema), predicate, left)
+                if left is not None:
+                    left -= result.height
+                if left is None or left > 0:
+                    pending = ahead.submit(self._in_runner, runner, fused, "batch", stream)
+                yield result
+                if left is not None and left <= 0:
+                    return
+        finally:
+            ahead.shutdown(wait=True)  # a batch still coming is waited for before the stream is dropped
+            if stream is not None and runner.alive:
+                with contextlib.suppress(SymphonyError):
+                    runner.call("drop", stream)
+
+    def _in_runner(self, runner: Any, fused: Fused, method: str, *args: Any) -> Any:
+        """``method`` of a runner of ``fused``: polars' own error for a fault of the data (as in one
+        process), `PipelineError` naming the steps for any other."""
+        try:
+            return runner.call(method, *args)
         except SymphonyError as exc:
             if not runner.alive:
                 self._drop_runner(fused.reads, runner)
             data = _polars_error(exc)
-            if data is not None:  # the data's own fault (a value that does not convert): as in one process
+            if data is not None:
                 raise data from None
             steps = ", ".join(fused.steps)
             raise PipelineError(
                 f"the fused steps {steps} failed where they run together: {exc}",
                 extension=self.id,
-                hint="check each step's query on its own (`Pipeline.collect` of each step), or run the "
-                "operators in-process to see which one fails",
-            ) from None
-        result = self._checked(answer, FUSED, wanted, schema)
-        yield _narrowed(result, predicate, n_rows)
-
-    def sink_fused(
-        self, fused: Fused, schema: pl.Schema, path: Path, format: str, options: Mapping[str, Any]
-    ) -> None:
-        """Write the rows of the fused steps through this one to ``path`` as they are made, in a runner of
-        its own started for this file: it reads the sources' files and may write only the folder of
-        ``path``, a fresh one the host made for it. The file's schema is checked against ``schema``."""
-        runner = self.workers.helper(
-            RUNNER,
-            name="sink",
-            read=runner_reads(fused.reads),
-            write=[str(path.parent)],
-            reason="read the files of the pipeline's sources and write its output, for the steps fused "
-            "after them",
-        )
-        try:
-            runner.call("sink", fused.text, str(path), format, dict(options))
-        except SymphonyError as exc:
-            data = _polars_error(exc)
-            if data is not None:
-                raise data from None
-            raise PipelineError(
-                f"the fused steps {', '.join(fused.steps)} failed while they streamed to {path.name}: {exc}",
-                extension=self.id,
                 hint="check each step's query on its own (`Pipeline.collect` of each step), or give its "
                 "operators more memory or time in the host policy's [limits]",
             ) from None
-        finally:
-            runner.close()
-        written = _file_schema(path, format)
-        typed = format in ("parquet", "ipc")  # text files hold names only: their types are read again
-        if (list(written.items()) if typed else list(written)) != (
-            list(schema.items()) if typed else list(schema)
-        ):
-            raise self._broken(
-                FUSED,
-                f"wrote columns {_columns(written)} where its query was built to make {_columns(schema)}",
-            )
 
     def _runner(self, reads: frozenset[str]) -> Any:
         """The runner that may read ``reads``: kept while in use, the least recently used one stopped
@@ -385,15 +409,19 @@ class IsolatedOperator(Operator[Any]):
         return f"<IsolatedOperator {self.id}>"
 
 
-def _file_schema(path: Path, format: str) -> dict[str, Any]:
-    """The columns of a file a runner wrote, from its header or footer."""
-    scans: dict[str, Callable[[Path], pl.LazyFrame]] = {
-        "parquet": pl.scan_parquet,
-        "ipc": pl.scan_ipc,
-        "csv": pl.scan_csv,
-        "ndjson": pl.scan_ndjson,
-    }
-    return dict(scans[format](path).collect_schema())
+def _batch_rows(schema: pl.Schema, columns: Sequence[str]) -> int:
+    """Rows of a streamed batch of ``columns``: about `STREAM_BATCH_BYTES`, from each column's width (its
+    own for numbers, dates and booleans, a guess for text and nested values)."""
+    width = 0
+    for name in columns:
+        dtype = schema[name]
+        if dtype.is_numeric() or dtype.is_temporal() or dtype == pl.Boolean:
+            width += 8
+        elif dtype.is_nested():
+            width += 64
+        else:
+            width += 24
+    return max(4096, min(1_000_000, STREAM_BATCH_BYTES // max(width, 1)))
 
 
 def _narrowed(result: pl.DataFrame, predicate: pl.Expr | None, n_rows: int | None) -> pl.DataFrame:

@@ -40,10 +40,8 @@ from ._files import (
     Target,
     expand,
     format_of,
-    place,
     scan_files,
     sink_all,
-    staged_apart,
     stream,
 )
 from ._operator import Operator
@@ -343,8 +341,8 @@ class Plan:
         Parquet file as they are made, so a result larger than memory never is in memory whole.
 
         The file appears (over an older one with ``if_exists="replace"``; ``"fail"`` refuses to) only when
-        the whole run succeeded. Isolated steps fused together stream in a runner that writes the file
-        itself; a step that cannot stream (one that runs step by step) raises `PipelineError` naming it
+        the whole run succeeded. Isolated steps fused together run in a runner that streams their rows here
+        batch by batch; a step that cannot stream (one that runs step by step) raises `PipelineError` naming it
         and why, before anything runs. ``options`` go to polars' ``sink_parquet``.
         """
         return self._stream(node, path, "parquet", if_exists, options)
@@ -389,13 +387,10 @@ class Plan:
             self._streams(name, where)
         try:
             with self._reporting():
-                if found is None:
-                    return stream(frame, target, if_exists=if_exists)
-                fused, step = found
-                with staged_apart(target) as temp:
-                    step.sink_fused(fused, self.schema(name), temp, format, target.options)
-                    place(temp, target.path, if_exists)
-                return target.path
+                if found is not None:  # its rows stream from the runner of its fused steps
+                    fused, step = found
+                    frame = step.fused_stream(fused, self.schema(name))
+                return stream(frame, target, if_exists=if_exists)
         except GuardDenied:
             raise
         except OSError as exc:
