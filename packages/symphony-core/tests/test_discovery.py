@@ -214,3 +214,37 @@ def test_a_scan_reads_the_manifest_locate_manifest_finds_and_never_what_is_no_ma
     assert big is not None
     assert big.code == "manifest"
     assert f"more than a manifest may be ({MAX_MANIFEST_BYTES})" in big.message
+
+
+def test_the_metadatas_headers_are_read_past_a_folded_value_with_lines_of_white_space_only(
+    tmp_path: Path,
+) -> None:
+    from symphony_core import write_distribution
+    from symphony_core._catalog._discovery import scan
+
+    site = tmp_path / "site"
+    manifest = 'id = "acme.folded"\nkind = "operator"\nname = "N"\nsummary = "S."\ntargets = "symphony-operators>=0.1"\n'
+    write_distribution(
+        site,
+        "acme-folded",
+        files={"acme_folded/__init__.py": "", "acme_folded/symphony.toml": manifest},
+        entry_points={"symphony.operators": {"acme.folded": "acme_folded:Op"}},
+    )
+    write_distribution(site, "symphony-operators", "0.1.0", files={}, entry_points={})
+    folded = "License: Copyright (c) the authors\n        \n        Permission is granted.\n"
+    for info, after in (
+        ("acme_folded-1.0.0.dist-info", "Requires-Python: >=3.10\n"),
+        (
+            "symphony_operators-0.1.0.dist-info",
+            'Requires-Dist: polars>=1.0\nRequires-Dist: rich; extra == "x"\n',
+        ),
+    ):
+        metadata = site / info / "METADATA"
+        head, _, body = metadata.read_text().partition("\n\n")
+        metadata.write_text(f"{head}\n{folded}{after}\nA long description.\n\nRequires-Python: <3\n{body}")
+
+    catalog = scan([str(site)])
+
+    (record,) = catalog.records
+    assert record.requires_python == ">=3.10"
+    assert catalog.package_requires["symphony-operators"] == ("polars>=1.0", 'rich; extra == "x"')

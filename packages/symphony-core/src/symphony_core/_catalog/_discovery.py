@@ -81,7 +81,6 @@ def scan(path: Sequence[str]) -> Catalog:
 
 def _scan(path: Sequence[str]) -> tuple[Catalog, tuple[_Stamp, ...]]:
     """The catalog, and each manifest's stamp taken before it was read (so an edit during the scan shows)."""
-    import importlib_metadata
 
     from ._compat import check_compat
 
@@ -93,8 +92,7 @@ def _scan(path: Sequence[str]) -> tuple[Catalog, tuple[_Stamp, ...]]:
     for name, version, info in _distributions(path):
         if name in _WATCHED:
             packages[name] = version
-            requires = importlib_metadata.PathDistribution(Path(info)).requires or []
-            package_requires[name] = tuple(requires)
+            package_requires[name] = _requires(info)
         try:
             text = _read(f"{info}{os.sep}entry_points.txt").decode("utf-8")
         except (OSError, UnicodeDecodeError):
@@ -155,21 +153,47 @@ def _distributions(path: Sequence[str]) -> Iterator[tuple[str, str, str]]:
 
 
 def _requires_python(info: str) -> str | None:
-    """The Requires-Python header, read from the metadata's headers only (they end at the first blank
-    line; the long description after them can be large)."""
+    """The Requires-Python header."""
+    found = _headers(info).get("requires-python")
+    return (found[0] or None) if found else None
+
+
+def _requires(info: str) -> tuple[str, ...]:
+    """The Requires-Dist headers of a wheel's metadata; an egg's ``requires.txt`` through
+    ``importlib_metadata``, which turns its sections into markers."""
+    if not info.endswith(".egg-info"):
+        return tuple(_headers(info).get("requires-dist", ()))
+    import importlib_metadata
+
+    return tuple(importlib_metadata.PathDistribution(Path(info)).requires or ())
+
+
+def _headers(info: str) -> dict[str, list[str]]:
+    """The metadata's headers by lower-case name (RFC 822 style: a line that starts with white space
+    continues the one before), read up to the first empty line: the long description after them can be
+    large."""
     for name in ("METADATA", "PKG-INFO"):
         try:
-            headers = _read(f"{info}{os.sep}{name}", until=b"\n\n")
+            text = _read(f"{info}{os.sep}{name}", until=b"\n\n")
         except OSError:
             continue
-        for line in headers.splitlines():
-            if not line.strip():
-                return None
-            key, _, value = line.partition(b":")
-            if key.strip().lower() == b"requires-python":
-                return value.strip().decode("utf-8", "replace") or None
-        return None
-    return None
+        headers: dict[str, list[str]] = {}
+        values: list[str] | None = None
+        for line in text.decode("utf-8", "replace").splitlines():
+            if not line:  # the first empty line ends them; one of white space only continues a value
+                break
+            if line[0] in " \t":
+                if values:
+                    values[-1] = f"{values[-1]} {line.strip()}"
+                continue
+            key, sep, value = line.partition(":")
+            if not sep:
+                values = None
+                continue
+            values = headers.setdefault(key.strip().lower(), [])
+            values.append(value.strip())
+        return headers
+    return {}
 
 
 def _record_sha256(info: str) -> str | None:
