@@ -19,9 +19,10 @@ that speaks it. The loads, each figure beside its baseline from the same run:
   BATCH items Ray Serve's fixed cost per request (about 12 ms of proxy and replica CPU) and the client's
   are about the model's own (reported); at LARGE items the model's run dominates, as in a deployment
   sized for its model, so 2 replicas should give at least 1.6x one replica's items per second (budget);
-- `RemoteInstrument` in a host against the 1-replica deployment, in turns with the bare client (two each), at the
-  first load with its batcher set to one item per request (what it adds to a bare client: at least 0.9x its throughput), and with its
-  batcher on (up to BATCH items per request: what batching across callers gives).
+- `RemoteInstrument` in a host against the 1-replica deployment, in turns with the bare client (four
+  each with --quick's short windows, else two), at the first load with its batcher set to one item per
+  request (what it adds to a bare client: at least 0.9x its throughput), and with its batcher on (up to
+  BATCH items per request: what batching across callers gives).
 
 Needs the instruments kit's `ray` extra: ``hatch run bench-scale:run [--quick]``. The cluster is stopped
 with ``ray stop --force`` at the end. ``--profile-cpu`` (Linux) also prints, for each batches load, the
@@ -442,7 +443,7 @@ def main() -> int:
                     for ident in (REMOTE, BATCHED):
                         host.start(ident)
                     turns: dict[str, list[tuple[float, Stat]]] = {"bare": [], REMOTE: [], BATCHED: []}
-                    for _ in range(2):  # two turns each: one noisy window weighs half
+                    for _ in range(4 if args.quick else 2):  # turns: one noisy window weighs little
                         turns["bare"].append(asyncio.run(over_http(url, seconds)))
                         for ident in (REMOTE, BATCHED):
                             turns[ident].append(
