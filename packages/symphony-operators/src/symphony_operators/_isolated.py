@@ -63,10 +63,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("symphony.operators")
 RUNNERS = 2
+"""Runners an isolated operator keeps for the fused pipelines it ends, one per set of source files."""
 STREAM_BATCH_BYTES = 16 << 20
 """About how large a batch a runner streams to the host is: large enough to cross through shared memory
 (smaller ones cross through the pipe, slower per byte), small enough that a few fit any worker's memory."""
-"""Runners an isolated operator keeps for the fused pipelines it ends, one per set of source files."""
 _IN_MEMORY = re.compile(r"^\s*DF \[", re.MULTILINE)
 """How polars' ``explain`` shows a frame made in code (a ``DataFrameScan``)."""
 _FUSED: dict[int, tuple[weakref.ref[pl.LazyFrame], Fused, IsolatedOperator]] = {}
