@@ -25,6 +25,7 @@ from symphony_core._security._sandbox._arrow import check_ipc, check_ipc_stream
 from symphony_core._security._sandbox._probe import probe
 from symphony_core._security._sandbox._process import WorkerProcess
 from symphony_core._security._sandbox._profile import DEFAULT_INLINE_LIMIT, WorkerSpec
+from symphony_core._security._sandbox._protocol import reply_limit
 from symphony_core._store._home import Home
 
 CAPABILITIES = probe()
@@ -240,11 +241,12 @@ def test_an_inline_array_of_python_objects_from_a_worker_is_refused(worker: Star
 
 
 def test_a_reply_of_many_inline_sized_arrays_still_fits_in_one_frame(worker: Start) -> None:
-    size = DEFAULT_INLINE_LIMIT - (1 << 20)
+    size = DEFAULT_INLINE_LIMIT - (64 << 10)  # each one under the limit: inline on its own
+    count = reply_limit(DEFAULT_INLINE_LIMIT) // size + 2  # together over a whole reply frame
 
-    arrays = worker().call("arrays", (12, size), timeout=120)
+    arrays = worker().call("arrays", (count, size), timeout=120)
 
-    assert [int(array[0]) for array in arrays] == list(range(12))
+    assert [int(array[0]) for array in arrays] == list(range(count))
     assert all(array.shape == (size,) for array in arrays)
 
 
