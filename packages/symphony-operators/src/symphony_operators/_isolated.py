@@ -267,7 +267,7 @@ class IsolatedOperator(Operator[Any]):
     ) -> Iterator[pl.DataFrame]:
         """The rows of the fused steps, streamed from a runner one batch at a time (polars calls this).
         The next batch is asked for while polars writes this one, so the runner and this process work at
-        once; at most two batches are here at a time."""
+        once; two batches at most are here at a time, besides what polars' sink keeps of its row group."""
         wanted = list(schema) if with_columns is None else [name for name in schema if name in with_columns]
         runner = self._runner(fused.reads)
         limit = n_rows if predicate is None else None
