@@ -33,7 +33,7 @@ import logging
 import re
 import threading
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -190,9 +190,7 @@ class IsolatedOperator(Operator[Any]):
             run = functools.partial(self._rows, frame, given, values, schema)
         else:
             run = functools.partial(self._fused_rows, fused, schema)
-        result = register_io_source(
-            io_source=run, schema=schema, validate_schema=True, is_pure=True, explain_name=self.id
-        )
+        result = self._source(run, schema)
         key = id(result)
         if isinstance(fused, NotFusable):  # kept to say why its result cannot stream
             _APART[key] = (weakref.ref(result, lambda _, key=key: _APART.pop(key, None)), str(fused), self)  # type: ignore[misc]
@@ -237,7 +235,7 @@ class IsolatedOperator(Operator[Any]):
         batch_size: int | None,
     ) -> Iterator[pl.DataFrame]:
         """Make the rows of the fused steps through this one, in a runner (polars calls this)."""
-        wanted = list(schema) if with_columns is None else [name for name in schema if name in with_columns]
+        wanted = _wanted(schema, with_columns)
         runner = self._runner(fused.reads)
         answer = self._in_runner(
             runner, fused, "run", fused.text, wanted, n_rows if predicate is None else None
@@ -248,12 +246,12 @@ class IsolatedOperator(Operator[Any]):
     def fused_stream(self, fused: Fused, schema: pl.Schema) -> pl.LazyFrame:
         """The rows of the fused steps through this one as a lazy frame whose rows a runner streams,
         batch by batch: a sink here writes each batch as it comes, so neither process holds them whole."""
+        return self._source(functools.partial(self._fused_batches, fused, schema), schema)
+
+    def _source(self, rows: Callable[..., Iterator[pl.DataFrame]], schema: pl.Schema) -> pl.LazyFrame:
+        """A lazy frame of ``schema`` whose rows ``rows`` makes when polars runs a plan that reads it."""
         return register_io_source(
-            io_source=functools.partial(self._fused_batches, fused, schema),
-            schema=schema,
-            validate_schema=True,
-            is_pure=True,
-            explain_name=self.id,
+            io_source=rows, schema=schema, validate_schema=True, is_pure=True, explain_name=self.id
         )
 
     def _fused_batches(
@@ -268,7 +266,7 @@ class IsolatedOperator(Operator[Any]):
         """The rows of the fused steps, streamed from a runner one batch at a time (polars calls this).
         The next batch is asked for while polars writes this one, so the runner and this process work at
         once; two batches at most are here at a time, besides what polars' sink keeps of its row group."""
-        wanted = list(schema) if with_columns is None else [name for name in schema if name in with_columns]
+        wanted = _wanted(schema, with_columns)
         runner = self._runner(fused.reads)
         limit = n_rows if predicate is None else None
         rows = _batch_rows(schema, wanted)
@@ -355,7 +353,7 @@ class IsolatedOperator(Operator[Any]):
         batch_size: int | None,
     ) -> Iterator[pl.DataFrame]:
         """Make the rows of this step (polars calls this when a plan that reads it runs)."""
-        wanted = list(schema) if with_columns is None else [name for name in schema if name in with_columns]
+        wanted = _wanted(schema, with_columns)
         reads = self._reads_for(given, config, wanted)
         data = frame.select(reads).collect()
         shape = pl.DataFrame(schema=given) if len(reads) < len(given) else None
@@ -407,6 +405,11 @@ class IsolatedOperator(Operator[Any]):
 
     def __repr__(self) -> str:
         return f"<IsolatedOperator {self.id}>"
+
+
+def _wanted(schema: pl.Schema, with_columns: list[str] | None) -> list[str]:
+    """The columns polars asks a step for (all when None), in the step's own order."""
+    return list(schema) if with_columns is None else [name for name in schema if name in with_columns]
 
 
 def _batch_rows(schema: pl.Schema, columns: Sequence[str]) -> int:
