@@ -164,6 +164,8 @@ class Project:
     group: str = GROUP
     backend: str = "hatchling"
     package_data: bool = True
+    recorded: bool = False
+    """Build with Symphony's hatchling hook, which records a copy of the manifests in the wheel."""
 
     def write(self, root: Path) -> Path:
         """Write the tree into ``root/<name>-<version>`` and return that folder."""
@@ -189,6 +191,7 @@ class Project:
                 '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n\n'
                 + head
                 + f"[tool.hatch.build.targets.wheel]\npackages = {json.dumps([f'src/{p}' for p in packages])}\n"
+                + ("\n[tool.hatch.build.targets.wheel.hooks.symphony]\n" if self.recorded else "")
             )
         assert self.backend == "setuptools", self.backend
         data = '[tool.setuptools.package-data]\n"*" = ["symphony.toml"]\n' if self.package_data else ""
@@ -464,8 +467,19 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Venv:
     build = root / "build"
     environment = Venv(root / "test", uv, build / "bin" / "python", env)
     environment.run(uv, "venv", "--quiet", "--python", sys.executable, build)
+    # The core too: its hatchling hook (the `hatch` entry point) is what `Project(recorded=True)` builds with.
     environment.run(
-        uv, "pip", "install", "--quiet", "--python", environment.build_python, "hatchling", "setuptools>=64"
+        uv,
+        "pip",
+        "install",
+        "--quiet",
+        "--python",
+        environment.build_python,
+        "hatchling",
+        "editables",  # what hatchling's editable builds of a package folder use
+        "setuptools>=64",
+        "-e",
+        CORE,
     )
     environment.run(uv, "venv", "--quiet", "--python", sys.executable, environment.root)
     environment.install_kits()

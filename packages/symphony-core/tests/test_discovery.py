@@ -53,15 +53,27 @@ def test_discovery_reads_manifests_without_importing_extension_code(
 
 
 @pytest.mark.parametrize(
-    ("backend", "editable"),
-    [("hatchling", False), ("setuptools", False), ("hatchling", True), ("setuptools", True)],
-    ids=["hatchling-wheel", "setuptools-wheel", "hatchling-editable", "setuptools-editable"],
+    ("backend", "editable", "recorded"),
+    [
+        ("hatchling", False, False),
+        ("setuptools", False, False),
+        ("hatchling", True, False),
+        ("setuptools", True, False),
+        ("hatchling", False, True),
+    ],
+    ids=[
+        "hatchling-wheel",
+        "setuptools-wheel",
+        "hatchling-editable",
+        "setuptools-editable",
+        "hatchling-hook-wheel",
+    ],
 )
 def test_an_extension_is_discovered_and_runs_whatever_built_or_installed_it(
-    venv, install, make, home, hosts, backend, editable
+    venv, install, make, home, hosts, backend, editable, recorded
 ):
-    ext_id = f"acme.built-{backend}{'-editable' if editable else ''}"
-    project = dataclasses.replace(make.greeter(ext_id), backend=backend, version="1.2.3")
+    ext_id = f"acme.built-{backend}{'-editable' if editable else ''}{'-hook' if recorded else ''}"
+    project = dataclasses.replace(make.greeter(ext_id), backend=backend, version="1.2.3", recorded=recorded)
     (installed,) = install(project, editable=editable)
 
     info = make.by_id(venv.symphony_json(home, "list"))[ext_id]

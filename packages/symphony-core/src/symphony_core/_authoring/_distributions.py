@@ -29,6 +29,7 @@ def write_distribution(
     requires: Sequence[str] = (),
     requires_python: str | None = None,
     wheel: bool = False,
+    recorded: bool = False,
 ) -> Path:
     """Write a distribution into ``folder`` in the layout an installer leaves in ``site-packages`` and
     return its ``.dist-info`` folder; with ``wheel=True``, write the wheel it would be installed from
@@ -38,7 +39,11 @@ def write_distribution(
     ``{"acme_tool/symphony.toml": ...}``) and a ``NAME-VERSION.dist-info`` folder with ``METADATA``,
     ``WHEEL``, ``entry_points.txt`` (``{group: {name: "module:attr"}}``; left out when there are none),
     ``INSTALLER`` (installed only) and a ``RECORD`` that lists every other file with its hash. Put an
-    installed ``folder`` on a host's ``path`` and the host discovers the extensions it declares."""
+    installed ``folder`` on a host's ``path`` and the host discovers the extensions it declares.
+
+    With ``recorded=True`` it also holds the copy of its manifests that Symphony's build hook records
+    (``extra_metadata/symphony.json``), which makes a cold discovery of it cheaper; a manifest that would
+    fail that build raises `ManifestError`."""
     stem = f"{name.replace('-', '_')}-{version}"
     info = f"{stem}.dist-info"
     metadata = [
@@ -60,6 +65,17 @@ def write_distribution(
             f"[{group}]\n" + "".join(f"{key} = {value}\n" for key, value in points.items())
             for group, points in entry_points.items()
         ).encode()
+    if recorded:
+        from symphony_core._authoring._recording import record_manifests
+        from symphony_core._catalog._recorded import RECORDED_FILE
+        from symphony_core._model._kinds import MANIFEST_FILE
+
+        manifests = {path: data for path, data in contents.items() if path.endswith(f"/{MANIFEST_FILE}")}
+        copy = record_manifests(
+            entry_points or {}, manifests, version=version, requires_python=requires_python
+        )
+        if copy is not None:
+            contents[f"{info}/{RECORDED_FILE}"] = copy
     if not wheel:
         contents[f"{info}/INSTALLER"] = f"{GENERATOR}\n".encode()
     rows = [f"{path},sha256={_digest(data)},{len(data)}" for path, data in contents.items()]

@@ -26,7 +26,7 @@ import stat
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -36,7 +36,11 @@ from symphony_core._model._public import public
 from symphony_core._model._sizes import MAX_MANIFEST_BYTES
 
 from ._entry_points import read_entry_points
+from ._recorded import RECORDED_FILE, RecordedExtension, decode_recorded
 from ._records import Catalog, Problem, Record, record_key
+
+if TYPE_CHECKING:
+    from symphony_core._model._manifest import Manifest
 
 INDEX_FORMAT = 3
 _WATCHED = frozenset({CORE_DISTRIBUTION, *(kind.package for kind in KINDS.values())})
@@ -99,12 +103,20 @@ def _scan(path: Sequence[str]) -> tuple[Catalog, tuple[_Stamp, ...]]:
             continue
         if "[symphony." not in text:
             continue
-        requires_python = _requires_python(info)
-        sha256 = _record_sha256(info)
-        for group, ep_name, value, _ in read_entry_points(text, KIND_BY_GROUP):
-            found = _record(
-                group, ep_name, value, name, version, requires_python, sha256, path, packages_on_path
-            )
+        points = list(read_entry_points(text, KIND_BY_GROUP))
+        listed = _read_optional(f"{info}{os.sep}RECORD")
+        sha256 = None if listed is None else hashlib.sha256(listed).hexdigest()
+        copies = _copies(info, points, listed, packages_on_path)
+        requires_python = _requires_python(info) if copies is None else copies.requires_python
+        for group, ep_name, value, _ in points:
+            if copies is not None:
+                found = _from_copy(
+                    copies.extensions[group, ep_name], name, version, requires_python, sha256, info
+                )
+            else:
+                found = _record(
+                    group, ep_name, value, name, version, requires_python, sha256, path, packages_on_path
+                )
             manifest = found.record.manifest_file
             # Stamped before reading (an edit during the scan shows). A manifest inside the folder that
             # holds its distribution's metadata changes only with a reinstall, which that folder's own
@@ -196,11 +208,66 @@ def _headers(info: str) -> dict[str, list[str]]:
     return {}
 
 
-def _record_sha256(info: str) -> str | None:
+def _read_optional(file: str) -> bytes | None:
     try:
-        return hashlib.sha256(_read(f"{info}{os.sep}RECORD")).hexdigest()
+        return _read(file)
     except OSError:
         return None
+
+
+class _Copies(msgspec.Struct, frozen=True):
+    requires_python: str | None
+    extensions: dict[tuple[str, str], RecordedExtension]
+
+
+def _copies(
+    info: str, points: list[tuple[str, str, str, int]], listed: bytes | None, packages: _Packages
+) -> _Copies | None:
+    """The distribution's recorded manifests (`_recorded`), when every one of its entry points has one that
+    its installed files vouch for. Otherwise None, and the scan reads the manifests themselves.
+
+    An entry vouched for is the entry point ``entry_points.txt`` declares; its top-level package is a
+    regular package installed from this distribution (``RECORD`` lists its ``__init__.py``) beside the
+    metadata, which no folder earlier on the path shadows, so it is the one an import finds; and the
+    manifest it names is the one the scan would read (the nearest to the module that ``RECORD`` lists),
+    with the hash ``RECORD`` lists for it.
+    """
+    if listed is None or info.endswith(".egg-info"):
+        return None
+    content = _read_optional(f"{info}{os.sep}{RECORDED_FILE}")
+    recorded = None if content is None else decode_recorded(content)
+    if recorded is None:
+        return None
+    by_point = {(entry.group, entry.name): entry for entry in recorded.extensions}
+    site = os.path.dirname(info)
+    for group, ep_name, value, _ in points:
+        entry = by_point.get((group, ep_name))
+        if entry is None or entry.value != value:
+            return None
+        module = value.partition(":")[0].strip().split(".")
+        folder, _, file = entry.manifest_file.rpartition("/")
+        depth = folder.count("/") + 1
+        if (
+            file != MANIFEST_FILE
+            or folder.split("/") != module[:depth]
+            or not _lists(listed, f"{entry.manifest_file},{entry.manifest_hash},")
+            or not _lists(listed, f"{module[0]}/__init__.py,")
+            or any(
+                _lists(listed, f"{'/'.join(module[:nearer])}/{MANIFEST_FILE},")
+                for nearer in range(depth + 1, len(module) + 1)
+            )
+            or packages.shadowed(module[0], site)
+        ):
+            return None
+    return _Copies(recorded.requires_python, by_point)
+
+
+def _lists(listed: bytes, row: str) -> bool:
+    """Whether ``RECORD`` has a line that starts with ``row``."""
+    start = listed.find(row.encode())
+    while start > 0 and listed[start - 1] != 10:  # not at a line's start: look further
+        start = listed.find(row.encode(), start + 1)
+    return start >= 0
 
 
 def _read(file: str, *, until: bytes | None = None) -> bytes:
@@ -247,27 +314,11 @@ def _record(
     path: Sequence[str],
     packages: _Packages,
 ) -> _Found:
+    """An extension's record from the manifest nearest to its entry point's module, read and validated."""
     from symphony_core._model._manifest import parse_manifest, read_manifest
 
-    kind = KIND_BY_GROUP[group].name
+    found = (group, ep_name, value, dist, version, requires_python, sha256)
     stamp = None
-
-    def record(file: str | None, manifest: dict[str, object] | None, problem: Problem | None) -> _Found:
-        found = Record(
-            id=ep_name,
-            kind=kind,
-            group=group,
-            entry_point=value,
-            distribution=dist,
-            distribution_version=version,
-            requires_python=requires_python,
-            manifest_file=file,
-            manifest_data=msgspec.Raw(msgspec.msgpack.encode(manifest)),
-            problem=problem,
-            distribution_sha256=sha256,
-        )
-        return _Found(found, stamp)
-
     own = path is not sys.path
     manifest_file: str | None = None
     try:
@@ -280,23 +331,72 @@ def _record(
             stamp = _stamp(manifest_file)
             manifest = read_manifest(located, distribution_version=version)
     except EntryPointError as exc:
-        return record(None, None, _problem("entry-point", exc))
+        return _Found(_make_record(*found, None, None, _problem("entry-point", exc)), stamp)
     except ManifestError as exc:
-        return record(manifest_file, None, _problem("manifest", exc))
-    problem = None
-    if manifest.kind != kind:
+        return _Found(_make_record(*found, manifest_file, None, _problem("manifest", exc)), stamp)
+    return _Found(_make_record(*found, manifest_file, manifest), stamp)
+
+
+def _from_copy(
+    entry: RecordedExtension,
+    dist: str,
+    version: str,
+    requires_python: str | None,
+    sha256: str | None,
+    info: str,
+) -> _Found:
+    """An extension's record from its recorded manifest (`_copies`), validated again as if read from its
+    TOML: the same checks, the same record."""
+    from symphony_core._model._manifest import validate_manifest
+
+    found = (entry.group, entry.name, entry.value, dist, version, requires_python, sha256)
+    manifest_file = os.path.join(os.path.dirname(info), *entry.manifest_file.split("/"))
+    try:
+        manifest = validate_manifest(dict(entry.manifest), file=manifest_file, distribution_version=version)
+    except ManifestError as exc:
+        return _Found(_make_record(*found, manifest_file, None, _problem("manifest", exc)))
+    return _Found(_make_record(*found, manifest_file, manifest))
+
+
+def _make_record(
+    group: str,
+    ep_name: str,
+    value: str,
+    dist: str,
+    version: str,
+    requires_python: str | None,
+    sha256: str | None,
+    manifest_file: str | None,
+    manifest: Manifest | None,
+    problem: Problem | None = None,
+) -> Record:
+    kind = KIND_BY_GROUP[group].name
+    if manifest is not None and manifest.kind != kind:
         problem = Problem(
             "manifest",
             f"{manifest_file}: kind is '{manifest.kind}' but the entry point is in group '{group}'",
             f"register it under [{KINDS[manifest.kind].group}] or fix `kind`",
         )
-    elif manifest.id != ep_name:
+    elif manifest is not None and manifest.id != ep_name:
         problem = Problem(
             "manifest",
             f"{manifest_file}: id '{manifest.id}' differs from the entry point's name '{ep_name}'",
             "use the manifest id as the entry point's name",
         )
-    return record(manifest_file, manifest.model_dump(mode="json", by_alias=True), problem)
+    data = None if manifest is None else manifest.model_dump(mode="json", by_alias=True)
+    return Record(
+        id=ep_name,
+        kind=kind,
+        group=group,
+        entry_point=value,
+        distribution=dist,
+        distribution_version=version,
+        requires_python=requires_python,
+        manifest_file=manifest_file,
+        manifest_data=msgspec.Raw(msgspec.msgpack.encode(data)),
+        problem=problem,
+        distribution_sha256=sha256,
+    )
 
 
 def _read_nearest(
@@ -465,6 +565,21 @@ class _Packages:
             if namespace:
                 portions.append(folder)
         return portions or None
+
+    def shadowed(self, top: str, site: str) -> bool:
+        """Whether a folder on the path before ``site`` holds a package or module ``top`` (or is no
+        folder, so only the import system would know); True as well when ``site`` is not on the path."""
+        for entry in self.path:
+            if (entry or ".").rstrip(os.sep) == site.rstrip(os.sep):
+                return False
+            names = self._listing(entry)
+            if names is None:
+                if os.path.exists(entry or "."):
+                    return True
+                continue
+            if top in names or any(f"{top}{suffix}" in names for suffix in _SUFFIXES):
+                return True
+        return True
 
     def _listing(self, entry: str) -> frozenset[str] | None:
         if entry not in self._listings:

@@ -229,7 +229,9 @@ def validate_manifest(
     if distribution_version is not None and not borrowed:
         if manifest.version is None:
             manifest = manifest.model_copy(update={"version": distribution_version})
-        elif Version(manifest.version) != Version(distribution_version):
+        elif manifest.version != distribution_version and Version(manifest.version) != Version(
+            distribution_version
+        ):
             raise ManifestError(
                 f"invalid manifest {file}",
                 extension=manifest.id,
