@@ -130,3 +130,44 @@ def test_a_ratio_is_judged_against_the_worst_committed_run_in_its_direction(repo
         "speed: 0.500x against 0.800x at worst in the committed runs",
     ]
     assert report.regressions(timings, committed, 0.35) == []
+
+
+PROBE = """
+import json, os, sys
+from pathlib import Path
+
+def busy():
+    found = 0
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\\0")
+        except OSError:
+            continue
+        found += b"while True: pass" in command
+    return found
+
+out = Path(sys.argv[sys.argv.index("--json") + 1])
+out.write_text(json.dumps({"busy": busy(), "told": os.environ.get("SYMPHONY_BENCH_BUSY")}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="counts processes through /proc")
+def test_a_loaded_run_has_a_busy_process_beside_it_for_its_whole_run_and_none_after(
+    report: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(report, "HERE", tmp_path)
+    (tmp_path / "probe.py").write_text(PROBE, encoding="utf-8")
+
+    assert report._run("probe", tmp_path / "quiet.json", quick=True) == 0
+    assert report._run("probe-loaded", tmp_path / "loaded.json", quick=True) == 0
+
+    assert json.loads((tmp_path / "quiet.json").read_text()) == {"busy": 0, "told": "0"}
+    assert json.loads((tmp_path / "loaded.json").read_text()) == {
+        "busy": report.BUSY,
+        "told": str(report.BUSY),
+    }
+    assert report._run("probe", tmp_path / "after.json", quick=True) == 0
+    assert json.loads((tmp_path / "after.json").read_text())["busy"] == 0
+    run = _run("quick", "2026-12-07T08:00:00+00:00", 1.0, [])
+    run["machine"]["busy_processes"] = 1
+    assert report._source(run).endswith(", load 1.0, 1 busy process beside it")

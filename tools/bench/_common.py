@@ -205,6 +205,8 @@ def run_context() -> dict[str, Any]:
             "cpus": os.cpu_count(),
             "kernel": platform.release(),
             "load_at_start": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+            # busy processes `report.py record NAME-loaded` runs beside the benchmark (a Python loop each)
+            "busy_processes": int(os.environ.get("SYMPHONY_BENCH_BUSY") or 0),
         },
         "cpus": os.cpu_count(),
     }

@@ -2,7 +2,9 @@
 
     python tools/bench/report.py record [NAME ...] [--runs 3] [--quick]
         run each benchmark ``--runs`` times, one after the other, writing every run's ``--json`` to
-        tools/bench/results/NAME/<date>-<commit>-<k>.json (commit the files you want published)
+        tools/bench/results/NAME/<date>-<commit>-<k>.json (commit the files you want published);
+        ``NAME-loaded`` runs benchmark NAME with a busy process beside it (a Python loop that keeps one
+        core busy for the whole run), for the figures under load
     python tools/bench/report.py docs [--check]
         regenerate every budget table in docs/benchmarks.md (between ``<!-- budgets:NAME -->`` and
         ``<!-- /budgets:NAME -->``) from the committed runs; ``--check`` fails when the page is stale
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -36,6 +39,10 @@ RESULTS = HERE / "results"
 PAGE = ROOT / "docs" / "benchmarks.md"
 CHECKED = ("discovery", "sandbox")
 """Benchmarks ``check`` runs by default: those with ratio budgets that finish quickly."""
+LOADED = "-loaded"
+"""The suffix of a benchmark's name that runs it under load: `BUSY` busy processes beside it."""
+BUSY = 1
+BUSY_LOOP = "while True: pass"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,9 +73,20 @@ def _recorded() -> list[str]:
 
 
 def _run(name: str, out: Path, quick: bool) -> int:
-    command = [sys.executable, str(HERE / f"{name}.py"), "--json", str(out), *(["--quick"] if quick else [])]
-    print(f"$ {' '.join(command[1:])}", flush=True)
-    return subprocess.run(command, check=False).returncode
+    script = HERE / f"{name.removesuffix(LOADED)}.py"
+    command = [sys.executable, str(script), "--json", str(out), *(["--quick"] if quick else [])]
+    busy = BUSY if name.endswith(LOADED) else 0
+    print(
+        f"$ {' '.join(command[1:])}" + (f"  (with {busy} busy process beside it)" if busy else ""), flush=True
+    )
+    hogs = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP]) for _ in range(busy)]
+    try:
+        env = os.environ | {"SYMPHONY_BENCH_BUSY": str(busy)}
+        return subprocess.run(command, check=False, env=env).returncode
+    finally:
+        for hog in hogs:
+            hog.kill()
+            hog.wait()
 
 
 def _record(names: Sequence[str], runs: int, quick: bool) -> int:
@@ -173,8 +191,11 @@ def _source(run: dict[str, Any]) -> str:
     load = machine.get("load_at_start")
     date = str(run.get("date") or "undated")[:16].replace("T", " ")
     where = f"{machine.get('cpus', run.get('cpus', '?'))} CPUs"
-    return f"{date} UTC, commit {run.get('commit') or 'unknown'}, {where}" + (
-        "" if load is None else f", load {load:.1f}"
+    busy = machine.get("busy_processes") or 0
+    return (
+        f"{date} UTC, commit {run.get('commit') or 'unknown'}, {where}"
+        + ("" if load is None else f", load {load:.1f}")
+        + (f", {busy} busy process{'es' if busy > 1 else ''} beside it" if busy else "")
     )
 
 
