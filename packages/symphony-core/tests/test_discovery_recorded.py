@@ -339,3 +339,33 @@ def test_an_installed_wheel_is_discovered_from_its_recorded_copy(venv, install, 
     assert listed["acme.copied"]["name"] == "Test extension acme.copied"
     assert listed["acme.copied"]["manifest_file"] == str(venv.site_packages / "acme_copied" / "symphony.toml")
     assert "ships no symphony.toml" in listed["acme.uncopied"]["problem"]["message"]
+
+
+def test_validate_refuses_a_wheel_whose_recorded_copy_disagrees_with_its_manifests(tmp_path: Path) -> None:
+    from symphony_core._authoring._validate import validate
+
+    files = {"acme_plain/__init__.py": "", "acme_plain/symphony.toml": manifest("acme.plain")}
+    points = {GROUP: {"acme.plain": "acme_plain:Op"}}
+    (tmp_path / "good").mkdir()
+    built = write_distribution(
+        tmp_path / "good", "acme-plain", "2.0", files=files, entry_points=points, wheel=True, recorded=True
+    )
+
+    def about_the_copy(wheel: Path) -> list[str]:
+        return [f.message for f in validate(wheel).findings if "recorded copy" in f.message]
+
+    assert about_the_copy(built) == []
+
+    forged = tmp_path / "forged" / built.name
+    forged.parent.mkdir()
+    with zipfile.ZipFile(built) as source, zipfile.ZipFile(forged, "w") as target:
+        for item in source.infolist():
+            data = source.read(item)
+            if item.filename.endswith(RECORDED_FILE):
+                copy = json.loads(data)
+                copy["extensions"][0]["manifest"]["name"] = "Forged"
+                data = json.dumps(copy).encode()
+            target.writestr(item, data)
+
+    (message,) = about_the_copy(forged)
+    assert "disagrees with the wheel's entry points, symphony.toml files or Requires-Python" in message

@@ -4,7 +4,8 @@ Checks, each reported against the file, line and field to fix:
 
 - ``metadata``: the distribution's name, version and its ``symphony.*`` entry points;
 - ``manifest``: each entry point's ``symphony.toml`` exists beside its module and is valid (schema, kind,
-  id, version), and its assets (paths named under ``[contributes]``) are there;
+  id, version), and its assets (paths named under ``[contributes]``) are there; a wheel's recorded copy
+  of its manifests (the build hook's) says what they say;
 - ``permissions``: every request is well-formed and justified (a real reason; paths that start with a
   known variable or ``/`` and have no ``.`` or ``..`` part; ``host:port`` pairs; sizes within limits; no
   hidden characters), as the manifest's permission models check them;
@@ -32,7 +33,7 @@ from typing import Any
 
 from symphony_core._model._kinds import KIND_BY_GROUP, KINDS
 
-from ._checks import check_entry_point
+from ._checks import check_entry_point, check_recorded
 from ._dependencies import check_dependencies, check_imports
 from ._probe import probe_entry_points
 from ._report import CHECKS, BadTarget, Finding, Report
@@ -79,6 +80,8 @@ def validate(target: Path) -> Report:
             kinds.add(KIND_BY_GROUP[point.group].name)
             if probe is not None:
                 probes.append(probe)
+    if isinstance(source, Wheel):
+        check_recorded(source, report)
     if probes:
         probe_entry_points(source, probes, report)
     imported = check_imports(source, sorted(tops), report)

@@ -8,12 +8,13 @@ from collections.abc import Iterator
 from pathlib import PurePosixPath
 from typing import Any
 
+from symphony_core._catalog._recorded import Recorded, RecordedExtension
 from symphony_core._model._errors import ManifestError
 from symphony_core._model._kinds import KIND_BY_GROUP, KINDS, MANIFEST_FILE
 
 from ._locate import format_location, line_of_key, parse_location
 from ._report import Finding, Report
-from ._sources import EntryPoint, Source, entry_point_where
+from ._sources import EntryPoint, Source, Wheel, entry_point_where
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -268,3 +269,50 @@ def _strings(value: Any, loc: tuple[str | int, ...]) -> Iterator[tuple[tuple[str
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from _strings(item, (*loc, index))
+
+
+def check_recorded(source: Wheel, report: Report) -> None:
+    """A wheel's recorded copy of its manifests (the build hook's) says what its manifests say: a host
+    that finds the copy vouched for by ``RECORD`` reads it instead of them."""
+    from symphony_core._authoring._recording import record_manifests
+    from symphony_core._catalog._recorded import RECORDED_FILE, decode_recorded
+
+    name = f"{source.metadata_file.split('/', 1)[0]}/{RECORDED_FILE}"
+    if name not in source.names:
+        return
+    copy = decode_recorded(source.zip.read(name))
+    points: dict[str, dict[str, str]] = {}
+    for point in source.entry_points:
+        if point.group in KIND_BY_GROUP:
+            points.setdefault(point.group, {})[point.name] = point.value
+    manifests = {path: source.zip.read(path) for path in source.names if path.endswith(f"/{MANIFEST_FILE}")}
+    try:
+        made = record_manifests(
+            points, manifests, version=source.version or "0", requires_python=source.requires_python
+        )
+    except ManifestError:
+        return  # the manifest check reports it
+    expected = None if made is None else decode_recorded(made)
+    if copy is None or expected is None:
+        problem = "is malformed or of a format this core does not read"
+    elif copy.requires_python != expected.requires_python or _by_point(copy) != _by_point(expected):
+        problem = "disagrees with the wheel's entry points, symphony.toml files or Requires-Python"
+    else:
+        return
+    report.findings.append(
+        Finding(
+            "manifest",
+            "error",
+            f"the wheel's recorded copy of its manifests {problem}: hosts read the copy instead of the "
+            "manifests when the installed files vouch for it",
+            source.display(name),
+            None,
+            None,
+            "build the wheel again from the project (the build hook writes the copy), and never edit a built "
+            "wheel",
+        )
+    )
+
+
+def _by_point(recorded: Recorded) -> dict[tuple[str, str], RecordedExtension]:
+    return {(entry.group, entry.name): entry for entry in recorded.extensions}

@@ -158,6 +158,7 @@ class Wheel(Source):
         self.distribution = headers.get("Name")
         self.version = headers.get("Version")
         self.requires = list(headers.get_all("Requires-Dist") or [])
+        self.requires_python = headers.get("Requires-Python")
         self.entry_points = []
         points_file = f"{info}/entry_points.txt"
         if points_file in self.names:
