@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from symphony_core import ManifestError, write_distribution
+from symphony_core import EntryPointError, ManifestError, write_distribution
 from symphony_core._catalog._discovery import scan
 from symphony_core._catalog._recorded import RECORDED_FILE, record_hash
 
@@ -369,3 +369,40 @@ def test_validate_refuses_a_wheel_whose_recorded_copy_disagrees_with_its_manifes
 
     (message,) = about_the_copy(forged)
     assert "disagrees with the wheel's entry points, symphony.toml files or Requires-Python" in message
+
+
+def test_a_malformed_entry_point_fails_the_recording_and_a_copy_of_one_is_not_read(tmp_path: Path) -> None:
+    files = {"acme_plain/__init__.py": "", "acme_plain/symphony.toml": manifest("acme.plain")}
+    with pytest.raises(EntryPointError, match="malformed"):
+        write_distribution(
+            tmp_path / "refused",
+            "acme-plain",
+            files=files,
+            entry_points={GROUP: {"acme.plain": "acme_plain"}},
+            recorded=True,
+        )
+
+    site = tmp_path / "site"
+    write_site(site, recorded=True)
+    info = info_folder(site, "plain")
+    points = info / "entry_points.txt"
+    points.write_text(points.read_text().replace("acme_plain:Op", "acme_plain"))
+    _rewrite(info, _entries("value", "acme_plain"))  # a copy made to match the malformed entry point
+
+    problem = described(site)["acme.plain"]["problem"]
+    assert problem is not None
+    assert problem.code == "entry-point"
+    assert "is malformed" in problem.message
+
+
+def test_a_copy_larger_than_a_manifest_may_be_is_not_read(tmp_path: Path) -> None:
+    from symphony_core._model._sizes import MAX_MANIFEST_BYTES
+
+    site = tmp_path / "site"
+    write_site(site, recorded=True)
+    info = info_folder(site, "plain")
+    copy = json.loads((info / RECORDED_FILE).read_bytes())
+    copy["extensions"][0]["manifest"]["name"] = "Forged"
+    (info / RECORDED_FILE).write_text(json.dumps(copy) + " " * (2 * MAX_MANIFEST_BYTES))
+
+    assert described(site)["acme.plain"]["manifest_data"]["name"] == "Operator acme.plain"

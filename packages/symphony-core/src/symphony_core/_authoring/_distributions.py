@@ -42,8 +42,8 @@ def write_distribution(
     installed ``folder`` on a host's ``path`` and the host discovers the extensions it declares.
 
     With ``recorded=True`` it also holds the copy of its manifests that Symphony's build hook records
-    (``extra_metadata/symphony.json``), which makes a cold discovery of it cheaper; a manifest that would
-    fail that build raises `ManifestError`."""
+    (``extra_metadata/symphony.json``), which makes a cold discovery of it cheaper; what would fail that
+    build raises too: `ManifestError` for a manifest, `EntryPointError` for a malformed entry point."""
     stem = f"{name.replace('-', '_')}-{version}"
     info = f"{stem}.dist-info"
     metadata = [
@@ -72,7 +72,7 @@ def write_distribution(
 
         manifests = {path: data for path, data in contents.items() if path.endswith(f"/{MANIFEST_FILE}")}
         copy = record_manifests(
-            entry_points or {}, manifests, version=version, requires_python=requires_python
+            entry_points or {}, manifests, version=version, requires_python=requires_python, distribution=name
         )
         if copy is not None:
             contents[f"{info}/{RECORDED_FILE}"] = copy

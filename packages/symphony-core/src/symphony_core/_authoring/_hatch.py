@@ -30,7 +30,7 @@ class SymphonyBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             return
         from symphony_core._authoring._recording import record_manifests
         from symphony_core._catalog._recorded import RECORDED_FILE
-        from symphony_core._model._errors import ManifestError
+        from symphony_core._model._errors import SymphonyError
         from symphony_core._model._kinds import MANIFEST_FILE
 
         sources = {
@@ -49,9 +49,10 @@ class SymphonyBuildHook(BuildHookInterface):  # type: ignore[type-arg]
                 manifests,
                 version=self.metadata.version,
                 requires_python=core.requires_python or None,
+                distribution=core.name,
             )
-        except ManifestError as exc:
-            where = sources.get(exc.file or "")
+        except SymphonyError as exc:  # a malformed entry point, a missing or invalid manifest
+            where = sources.get(getattr(exc, "file", None) or "")
             mapped = f" (in the wheel; the project's file is {where})" if where else ""
             raise ValueError(f"Symphony build hook: {exc}{mapped}") from None
         if copy is None:

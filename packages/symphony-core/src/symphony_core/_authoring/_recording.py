@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from symphony_core._catalog._discovery import module_parts
 from symphony_core._catalog._recorded import RecordedExtension, encode_recorded, record_hash
 from symphony_core._model._errors import ManifestError
 from symphony_core._model._kinds import KIND_BY_GROUP, KINDS, MANIFEST_FILE
@@ -18,12 +19,14 @@ def record_manifests(
     *,
     version: str,
     requires_python: str | None,
+    distribution: str = "",
 ) -> bytes | None:
     """The copy's bytes for a distribution declaring ``entry_points`` (``{group: {name: "module:attr"}}``)
     whose files include ``manifests`` (``{path in the wheel: bytes}``); None when it declares no extension.
 
     Each extension's manifest is the one nearest to its module, as discovery finds it. Raises
-    `ManifestError` for a missing or invalid manifest, or one that disagrees with its entry point.
+    `EntryPointError` for a malformed entry point and `ManifestError` for a missing or invalid manifest,
+    or one that disagrees with its entry point.
     """
     extensions: list[RecordedExtension] = []
     for group, points in entry_points.items():
@@ -31,7 +34,7 @@ def record_manifests(
         if kind is None:
             continue
         for name, value in points.items():
-            module = value.partition(":")[0].strip().split(".")
+            module = module_parts(name, value, distribution)
             candidates = ["/".join([*module[:n], MANIFEST_FILE]) for n in range(len(module), 0, -1)]
             found = next((path for path in candidates if path in manifests), None)
             if found is None:

@@ -234,8 +234,9 @@ def _copies(
     """
     if listed is None or info.endswith(".egg-info"):
         return None
-    content = _read_optional(f"{info}{os.sep}{RECORDED_FILE}")
-    recorded = None if content is None else decode_recorded(content)
+    # Bounded as a manifest is (twice its limit): it is read whole, and a distribution writes what it wants.
+    found = _read_small(f"{info}{os.sep}{RECORDED_FILE}", 2 * MAX_MANIFEST_BYTES)
+    recorded = None if found is None else decode_recorded(found[0])
     if recorded is None:
         return None
     by_point = {(entry.group, entry.name): entry for entry in recorded.extensions}
@@ -244,7 +245,10 @@ def _copies(
         entry = by_point.get((group, ep_name))
         if entry is None or entry.value != value:
             return None
-        module = value.partition(":")[0].strip().split(".")
+        try:  # a malformed entry point is reported by reading its manifest the usual way
+            module = module_parts(ep_name, value, "")
+        except EntryPointError:
+            return None
         folder, _, file = entry.manifest_file.rpartition("/")
         depth = folder.count("/") + 1
         if (
@@ -405,7 +409,7 @@ def _read_nearest(
     """The nearest manifest of an entry point's module, as `locate_manifest` finds it, with its bytes and
     its stamp (taken as it is opened, so an edit after that shows): one ``open`` per candidate instead of
     a ``stat`` per folder and candidate, as a scan does this a thousand times."""
-    parts = _module_parts(ep_name, value, dist)
+    parts = module_parts(ep_name, value, dist)
     for root in _package_folders(ep_name, dist, parts, path, packages):
         folders = [root]
         for part in parts[1:]:
@@ -426,6 +430,12 @@ def _read_nearest(
 def _read_manifest_file(file: str) -> tuple[bytes, _Stamp] | None:
     """A manifest's bytes and stamp, or None when ``file`` is no regular file (missing, a folder, a
     pipe: opened without blocking and never read). Larger than `MAX_MANIFEST_BYTES` is an error."""
+    return _read_small(file, MAX_MANIFEST_BYTES, what="a manifest")
+
+
+def _read_small(file: str, limit: int, *, what: str | None = None) -> tuple[bytes, _Stamp] | None:
+    """The bytes and stamp of a regular file of at most ``limit`` bytes; None when it is missing or no
+    regular file (opened without blocking, never read), or, unless ``what`` names it for an error, larger."""
     try:
         fd = os.open(file, _READ | os.O_NONBLOCK)
     except (FileNotFoundError, NotADirectoryError):
@@ -434,9 +444,16 @@ def _read_manifest_file(file: str) -> tuple[bytes, _Stamp] | None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return None
-        if st.st_size > MAX_MANIFEST_BYTES:
-            raise OSError(f"it is {st.st_size} bytes, more than a manifest may be ({MAX_MANIFEST_BYTES})")
-        content = _read_fd(fd, limit=MAX_MANIFEST_BYTES)
+        if st.st_size > limit:
+            if what is None:
+                return None
+            raise OSError(f"it is {st.st_size} bytes, more than {what} may be ({limit})")
+        try:
+            content = _read_fd(fd, limit=limit)
+        except OSError:
+            if what is None:
+                return None
+            raise
     finally:
         os.close(fd)
     return content, _Stamp(file, st.st_mtime_ns, st.st_ino)
@@ -461,7 +478,7 @@ def locate_manifest(
     only; without it, through the full import machinery (which sees editable installs). ``packages``
     finds them on ``path`` from one listing of each folder (a scan's many lookups).
     """
-    parts = _module_parts(ep_name, value, dist)
+    parts = module_parts(ep_name, value, dist)
     for root in _package_folders(ep_name, dist, parts, path, packages):
         folder = Path(root)
         for part in parts[1:]:
@@ -479,7 +496,7 @@ def locate_manifest(
     raise _no_manifest(ep_name, dist, ".".join(parts))
 
 
-def _module_parts(ep_name: str, value: str, dist: str) -> list[str]:
+def module_parts(ep_name: str, value: str, dist: str) -> list[str]:
     """The dotted parts of the module an entry point names; `EntryPointError` when it is malformed."""
     module, sep, attr = value.partition(":")
     parts = module.strip().split(".")

@@ -9,7 +9,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from symphony_core._catalog._recorded import Recorded, RecordedExtension
-from symphony_core._model._errors import ManifestError
+from symphony_core._model._errors import EntryPointError, ManifestError
 from symphony_core._model._kinds import KIND_BY_GROUP, KINDS, MANIFEST_FILE
 
 from ._locate import format_location, line_of_key, parse_location
@@ -290,8 +290,8 @@ def check_recorded(source: Wheel, report: Report) -> None:
         made = record_manifests(
             points, manifests, version=source.version or "0", requires_python=source.requires_python
         )
-    except ManifestError:
-        return  # the manifest check reports it
+    except (ManifestError, EntryPointError):
+        return  # the manifest and metadata checks report it
     expected = None if made is None else decode_recorded(made)
     if copy is None or expected is None:
         problem = "is malformed or of a format this core does not read"
