@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
+import threading
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -406,3 +408,38 @@ def test_a_copy_larger_than_a_manifest_may_be_is_not_read(tmp_path: Path) -> Non
     (info / RECORDED_FILE).write_text(json.dumps(copy) + " " * (2 * MAX_MANIFEST_BYTES))
 
     assert described(site)["acme.plain"]["manifest_data"]["name"] == "Operator acme.plain"
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_a_copy_that_is_a_named_pipe_never_blocks_the_scan(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    write_site(site, recorded=True)
+    copy = info_folder(site, "plain") / RECORDED_FILE
+    copy.unlink()
+    os.mkfifo(copy)  # no writer: a blocking open or read would wait forever
+
+    found: list[dict[str, dict[str, Any]]] = []
+    scanning = threading.Thread(target=lambda: found.append(described(site)), daemon=True)
+    scanning.start()
+    scanning.join(30)
+
+    assert not scanning.is_alive(), "the scan blocked on a named pipe"
+    assert found[0]["acme.plain"]["problem"] is None  # read from its manifest instead
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+@pytest.mark.parametrize("file", ["RECORD", "entry_points.txt", "METADATA"])
+def test_a_named_pipe_in_a_distributions_metadata_never_blocks_the_scan(tmp_path: Path, file: str) -> None:
+    site = tmp_path / "site"
+    write_site(site, recorded=False)
+    target = info_folder(site, "plain") / file
+    target.unlink()
+    os.mkfifo(target)
+
+    found: list[dict[str, dict[str, Any]]] = []
+    scanning = threading.Thread(target=lambda: found.append(described(site)), daemon=True)
+    scanning.start()
+    scanning.join(30)
+
+    assert not scanning.is_alive(), f"the scan blocked on a named pipe for {file}"
+    assert "acme.versioned" in found[0]  # the other distributions are found as ever

@@ -234,9 +234,18 @@ def _copies(
     """
     if listed is None or info.endswith(".egg-info"):
         return None
-    # Bounded as a manifest is (twice its limit): it is read whole, and a distribution writes what it wants.
-    found = _read_small(f"{info}{os.sep}{RECORDED_FILE}", 2 * MAX_MANIFEST_BYTES)
-    recorded = None if found is None else decode_recorded(found[0])
+    # Bounded (twice a manifest's limit): a distribution writes what it wants there.
+    try:
+        fd = os.open(f"{info}{os.sep}{RECORDED_FILE}", _READ)
+    except OSError:
+        return None
+    try:
+        content = _read_fd(fd, limit=2 * MAX_MANIFEST_BYTES)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    recorded = decode_recorded(content)
     if recorded is None:
         return None
     by_point = {(entry.group, entry.name): entry for entry in recorded.extensions}
@@ -245,10 +254,10 @@ def _copies(
         entry = by_point.get((group, ep_name))
         if entry is None or entry.value != value:
             return None
-        try:  # a malformed entry point is reported by reading its manifest the usual way
-            module = module_parts(ep_name, value, "")
-        except EntryPointError:
-            return None
+        name, colon, attr = value.partition(":")
+        module = name.strip().split(".")
+        if not colon or not attr.strip() or not all(map(str.isidentifier, module)):
+            return None  # malformed: reported by reading its manifest the usual way (`module_parts`)
         folder, _, file = entry.manifest_file.rpartition("/")
         depth = folder.count("/") + 1
         if (
@@ -430,30 +439,17 @@ def _read_nearest(
 def _read_manifest_file(file: str) -> tuple[bytes, _Stamp] | None:
     """A manifest's bytes and stamp, or None when ``file`` is no regular file (missing, a folder, a
     pipe: opened without blocking and never read). Larger than `MAX_MANIFEST_BYTES` is an error."""
-    return _read_small(file, MAX_MANIFEST_BYTES, what="a manifest")
-
-
-def _read_small(file: str, limit: int, *, what: str | None = None) -> tuple[bytes, _Stamp] | None:
-    """The bytes and stamp of a regular file of at most ``limit`` bytes; None when it is missing or no
-    regular file (opened without blocking, never read), or, unless ``what`` names it for an error, larger."""
     try:
-        fd = os.open(file, _READ | os.O_NONBLOCK)
+        fd = os.open(file, _READ)
     except (FileNotFoundError, NotADirectoryError):
         return None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             return None
-        if st.st_size > limit:
-            if what is None:
-                return None
-            raise OSError(f"it is {st.st_size} bytes, more than {what} may be ({limit})")
-        try:
-            content = _read_fd(fd, limit=limit)
-        except OSError:
-            if what is None:
-                return None
-            raise
+        if st.st_size > MAX_MANIFEST_BYTES:
+            raise OSError(f"it is {st.st_size} bytes, more than a manifest may be ({MAX_MANIFEST_BYTES})")
+        content = _read_fd(fd, limit=MAX_MANIFEST_BYTES)
     finally:
         os.close(fd)
     return content, _Stamp(file, st.st_mtime_ns, st.st_ino)
@@ -547,8 +543,9 @@ def _no_manifest(ep_name: str, dist: str, module: str) -> EntryPointError:
 
 
 _UNKNOWN: Any = object()
-_READ = os.O_RDONLY | getattr(os, "O_BINARY", 0)
-"""How the scan opens the small files it reads (``O_BINARY`` matters on Windows only)."""
+_READ = os.O_RDONLY | getattr(os, "O_BINARY", 0) | getattr(os, "O_NONBLOCK", 0)
+"""How the scan opens the small files it reads: ``O_BINARY`` matters on Windows only; ``O_NONBLOCK``
+keeps a named pipe where a file should be from blocking the scan (its read then fails or finds nothing)."""
 _SUFFIXES = tuple(importlib.machinery.all_suffixes())
 
 
