@@ -712,6 +712,8 @@ class Host:
         """Refuse config variables whose prefix another installed extension's id shares (`env_prefix`)."""
         from symphony_core._store._config import config_variables, sharing_prefix
 
+        if not config_variables(slot.key):  # as for most: no variable to refuse, and no ids to compare
+            return
         installed = () if self.catalog is None else [record.id for record in self.catalog.records]
         config_variables(slot.key, shared_with=sharing_prefix(slot.key, installed))
 
