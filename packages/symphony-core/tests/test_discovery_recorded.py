@@ -143,10 +143,22 @@ def _also(*changes: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any
     return change
 
 
-def _entries(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+def _entries(key: str, value: str) -> Callable[[dict[str, Any]], None]:
     def change(data: dict[str, Any]) -> None:
         for entry in data["extensions"]:
-            entry[key] = value(entry) if callable(value) else value
+            entry[key] = value
+
+    return change
+
+
+def _naming(extension: str, manifest_file: str) -> Callable[[dict[str, Any]], None]:
+    """Point ``extension``'s entry at another manifest of the distribution, with that file's real hash."""
+
+    def change(data: dict[str, Any]) -> None:
+        for entry in data["extensions"]:
+            if entry["name"] == extension:
+                entry["manifest_file"] = manifest_file
+                entry["manifest_hash"] = DISTRIBUTIONS_HASH[manifest_file]
 
     return change
 
@@ -157,43 +169,9 @@ FORGERIES: dict[str, tuple[str, Callable[[dict[str, Any]], None] | str]] = {
     # another entry point than entry_points.txt declares
     "entry point": ("plain", _also(_entries("value", "acme_plain:Other"))),
     # a manifest the scan would not read: farther from the module than the nearest one
-    "farther manifest": (
-        "nested",
-        _also(
-            _entries(
-                "manifest_file",
-                lambda e: "acme_nested/symphony.toml" if e["name"] == "acme.inner" else e["manifest_file"],
-            ),
-            _entries(
-                "manifest_hash",
-                lambda e: (
-                    DISTRIBUTIONS_HASH["acme_nested/symphony.toml"]
-                    if e["name"] == "acme.inner"
-                    else e["manifest_hash"]
-                ),
-            ),
-        ),
-    ),
+    "farther manifest": ("nested", _also(_naming("acme.inner", "acme_nested/symphony.toml"))),
     # a manifest in the distribution but not on the way from the module up to its top-level package
-    "off the module's path": (
-        "nested",
-        _also(
-            _entries(
-                "manifest_file",
-                lambda e: (
-                    "acme_nested/inner/symphony.toml" if e["name"] == "acme.outer" else e["manifest_file"]
-                ),
-            ),
-            _entries(
-                "manifest_hash",
-                lambda e: (
-                    DISTRIBUTIONS_HASH["acme_nested/inner/symphony.toml"]
-                    if e["name"] == "acme.outer"
-                    else e["manifest_hash"]
-                ),
-            ),
-        ),
-    ),
+    "off the module's path": ("nested", _also(_naming("acme.outer", "acme_nested/inner/symphony.toml"))),
     # a file of the package that is no manifest
     "not a manifest": (
         "plain",
