@@ -289,6 +289,36 @@ class Probe(Extension):
 
         await asyncio.sleep(0.01)
         return value * 2
+
+    def _pipes(self, mode):
+        import stat
+
+        for fd in range(3, 256):
+            try:
+                if stat.S_ISFIFO(os.fstat(fd).st_mode) and fcntl_mode(fd) == mode:
+                    yield fd
+            except OSError:
+                continue
+
+    def deafen(self):
+        # keeps the host's request pipe open, but reads another one from now on: the host's next
+        # request sits in the pipe unread, and a big one can never be written whole
+        for fd in list(self._pipes(os.O_RDONLY)):
+            self.kept = os.dup(fd)
+            os.dup2(os.pipe()[0], fd)
+        return True
+
+    def hang_up(self, seconds):
+        # closes every pipe it could answer on, and lives on without answering
+        for fd in list(self._pipes(os.O_WRONLY)):
+            os.close(fd)
+        time.sleep(seconds)
+
+
+def fcntl_mode(fd):
+    import fcntl
+
+    return fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
 """
 EXTENSION_ID = "acme.probe"
 
@@ -1259,3 +1289,134 @@ def test_a_host_that_exits_without_stopping_its_worker_leaves_nothing_behind(pla
     wait_for(lambda: not os.path.exists(f"/proc/{worker}"))
     folders = [Path("/dev/shm"), *(place.parent for place in places()[0].values())]
     assert [path for folder in folders for path in folder.glob(f"symphony-{host}-*")] == []
+
+
+# The loop's side: an event loop sends each request and reads its answer itself (``acall``)
+
+
+async def _ticking(work: Any) -> tuple[Any, float]:
+    """Await ``work`` while a ticker runs on the same loop; return its result (or error) and the longest
+    the ticker was kept waiting (seconds): how long the loop was blocked."""
+    import asyncio
+
+    longest, running = 0.0, True
+
+    async def tick() -> None:
+        nonlocal longest
+        last = time.monotonic()
+        while running:
+            await asyncio.sleep(0.005)
+            now = time.monotonic()
+            longest, last = max(longest, now - last), now
+
+    ticker = asyncio.ensure_future(tick())
+    try:
+        result: Any = await work
+    except Exception as exc:  # returned for the test to look at
+        result = exc
+    finally:
+        running = False
+        await ticker
+    return result, longest
+
+
+def test_calls_from_an_event_loop_run_at_once_in_as_many_workers_and_answer_as_blocking_ones(pools) -> None:
+    import asyncio
+
+    pool = pools(size=2)
+    wait_for(lambda: pool.status().ready == 2)
+
+    async def main() -> tuple[list[Any], Any, Any]:
+        pids = await asyncio.gather(*(pool.acall("sleepy_pid", 0.3) for _ in range(2)))
+        echoed = await pool.acall("echo", 1, b"x" * (1 << 20), key="value")
+        with pytest.raises(ConfigError) as refused:
+            await pool.acall("refuse")
+        return pids, echoed, refused.value
+
+    pids, echoed, error = asyncio.run(main())
+
+    assert sorted(pids) == sorted(pool.status().pids)
+    assert echoed == pool.call("echo", 1, b"x" * (1 << 20), key="value")
+    assert (error.message, error.extension) == ("the threshold is too low", EXTENSION_ID)
+    assert pool.status().failures == 0
+
+
+def test_a_worker_that_overruns_a_call_from_a_loop_is_killed_and_the_loop_never_waits(pools) -> None:
+    import asyncio
+
+    pool = pools(backoff=0.05)
+    first = pool.status().pids
+
+    error, blocked = asyncio.run(_ticking(pool.acall("sleep", 30, timeout=0.5)))
+
+    assert isinstance(error, WorkerTimeout), error
+    assert blocked < 0.25
+    assert pool.call("echo", "again") == [["again"], {}]
+    assert pool.status().pids != first
+
+
+def test_a_worker_that_hangs_up_and_lives_on_fails_its_call_without_blocking_the_loop(pools) -> None:
+    import asyncio
+
+    pool = pools(backoff=0.05)
+
+    error, blocked = asyncio.run(_ticking(pool.acall("hang_up", 30)))
+
+    assert isinstance(error, WorkerCrashed), error
+    assert blocked < 0.25  # the host waited for its end on a thread
+    assert pool.call("echo", "again") == [["again"], {}]
+
+
+@pytest.mark.parametrize("from_loop", [False, True], ids=["blocking", "loop"])
+def test_a_request_a_worker_stops_reading_is_bounded_by_the_call_time_out(pools, from_loop) -> None:
+    import asyncio
+
+    pool = pools(backoff=0.05)
+    assert pool.call("deafen") is True
+    big = b"x" * (4 << 20)  # far more than a pipe holds: the write itself would wait forever
+
+    started = time.monotonic()
+    if from_loop:
+        error, blocked = asyncio.run(_ticking(pool.acall("echo", big, timeout=1.0)))
+        assert blocked < 0.25
+    else:
+        with pytest.raises(WorkerTimeout) as raised:
+            pool.call("echo", big, timeout=1.0)
+        error = raised.value
+
+    assert isinstance(error, WorkerTimeout), error
+    assert time.monotonic() - started < 10
+    assert pool.call("echo", "again") == [["again"], {}]
+
+
+def test_a_call_from_a_loop_that_is_cancelled_stops_its_worker_without_counting_a_failure(pools) -> None:
+    import asyncio
+
+    events: list[PoolEvent] = []
+    pool = pools(backoff=0.05, on_event=events.append)
+    (first,) = pool.status().pids
+
+    async def main() -> None:
+        call = asyncio.ensure_future(pool.acall("sleep", 30))
+        await asyncio.sleep(0.3)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+
+    asyncio.run(main())
+
+    wait_for(lambda: not os.path.exists(f"/proc/{first}") or _zombie(first), 10)
+    wait_for(lambda: pool.status().ready == 1)
+    assert pool.call("echo", "again") == [["again"], {}]
+    status = pool.status()
+    assert (status.failures, status.state) == (0, PoolState.READY)
+    assert [event.action for event in events] == ["restarted"]  # replaced, never counted as crashed
+    assert status.pids != (first,)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rpartition(")")[2].split()[0] == "Z"
+    except OSError:
+        return True

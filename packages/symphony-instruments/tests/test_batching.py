@@ -536,3 +536,139 @@ def test_a_batcher_served_from_its_executors_own_loop_batches_fails_only_the_cul
     assert max(batches) > 1, "requests that arrive while the endpoint works share a batch"
     assert (metrics.completed, metrics.failed) == (299, 1)
     assert all(isinstance(outcome, BatcherClosed) for outcome in left), left
+
+
+class _Roaming:
+    """An executor with no loop of its own (as an isolated instrument's workers): each batch is awaited on
+    the loop of the request that started it, or run on a thread while more requests wait."""
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        from symphony_instruments._executors import OnLoop
+
+        self.executor = OnLoop(self.predict, None, 1)
+        self.executor.run = self.run  # type: ignore[method-assign]
+        self.on_loops: list[asyncio.AbstractEventLoop] = []
+        self.on_threads: list[int] = []
+        self.batches: list[int] = []
+        self.gate = gate or threading.Event()
+        if gate is None:
+            self.gate.set()
+        self.entered = threading.Event()
+
+    async def predict(self, batch):
+        self.on_loops.append(asyncio.get_running_loop())
+        self.entered.set()
+        while not self.gate.is_set():
+            await asyncio.sleep(0.002)
+        return self._answer(batch)
+
+    def run(self, batch):
+        self.on_threads.append(threading.get_ident())
+        self.entered.set()
+        self.gate.wait(10)
+        time.sleep(0.002)  # the model takes a while: requests queue up meanwhile
+        return self._answer(batch)
+
+    def _answer(self, batch):
+        if (batch["x"] < 0).any():
+            raise ValueError("negative inputs")
+        self.batches.append(len(batch["x"]))
+        return {"y": batch["x"] * 2}
+
+    def batcher(self):
+        from symphony_instruments._batching import Batcher
+        from symphony_instruments._contributions import InputChecker, read_contributions
+
+        manifest = {
+            "contributes": {
+                "inputs": [{"name": "x", "dtype": "float32", "shape": ["batch", 2]}],
+                "outputs": [{"name": "y", "dtype": "float32", "shape": ["batch", 2]}],
+            }
+        }
+        checker = InputChecker(read_contributions(manifest).inputs, reject_nan=False, extension="tests.roam")
+        settings = BatchingConfig(max_batch_size=16, max_queue=10_000)
+        return Batcher(self.executor, checker, settings, name="tests.roam", extension="tests.roam")
+
+
+def test_a_lone_request_to_an_executor_on_no_loop_runs_on_its_callers_loop_with_no_thread() -> None:
+    roaming = _Roaming()
+    batcher = roaming.batcher()
+    threads_before = {t.name for t in threading.enumerate()}
+
+    async def scenario():
+        await batcher.start()
+        answers = [await batcher.submit({"x": np.full(2, n, np.float32)}) for n in range(20)]
+        new_threads = {t.name for t in threading.enumerate()} - threads_before
+        await batcher.close()
+        return asyncio.get_running_loop(), answers, new_threads
+
+    loop, answers, new_threads = asyncio.run(scenario())
+
+    assert [float(answer["y"][0]) for answer in answers] == [2.0 * n for n in range(20)]
+    assert roaming.on_loops == [loop] * 20
+    assert roaming.on_threads == []
+    assert new_threads == set(), "no thread was started for the batches"
+
+
+def test_an_executor_on_no_loop_runs_batches_on_a_thread_while_requests_wait_and_answers_all() -> None:
+    roaming = _Roaming()
+    batcher = roaming.batcher()
+
+    async def scenario():
+        await batcher.start()
+        rows = [np.full(2, n, np.float32) for n in range(300)]
+        rows[150] = np.full(2, -1, np.float32)
+        outcomes = await asyncio.gather(*(batcher.submit({"x": row}) for row in rows), return_exceptions=True)
+        metrics = batcher.metrics()
+        await batcher.close()
+        return outcomes, metrics
+
+    outcomes, metrics = asyncio.run(scenario())
+
+    for number, outcome in enumerate(outcomes):
+        if number == 150:
+            assert isinstance(outcome, ExtensionFailed)
+            assert "negative inputs" in str(outcome)
+        else:
+            np.testing.assert_array_equal(outcome["y"], np.full(2, number * 2, np.float32))
+    assert roaming.on_threads, "batches with more requests behind them ran on a thread"
+    assert threading.get_ident() not in roaming.on_threads
+    assert max(roaming.batches) > 1
+    assert (metrics.completed, metrics.failed, metrics.queue_depth) == (299, 1, 0)
+
+
+def test_a_loop_that_stops_mid_batch_fails_only_its_batch_and_the_queue_moves_to_another_loop() -> None:
+    gate = threading.Event()
+    roaming = _Roaming(gate)
+    batcher = roaming.batcher()
+    started, finish = threading.Event(), threading.Event()
+
+    async def elsewhere():  # a loop that starts a batch, then ends while the batch runs
+        lost = asyncio.ensure_future(batcher.submit({"x": np.full(2, 100, np.float32)}))
+        await asyncio.get_running_loop().run_in_executor(None, roaming.entered.wait, 10)
+        assert not lost.done()
+        started.set()
+        await asyncio.get_running_loop().run_in_executor(None, finish.wait, 10)
+
+    async def scenario():
+        await batcher.start()
+        other = threading.Thread(target=asyncio.run, args=(elsewhere(),))
+        other.start()
+        await asyncio.get_running_loop().run_in_executor(None, started.wait, 10)
+        here = [asyncio.ensure_future(batcher.submit({"x": np.full(2, n, np.float32)})) for n in range(5)]
+        await _until(lambda: batcher.metrics().queue_depth == 5)
+        finish.set()
+        await asyncio.get_running_loop().run_in_executor(None, other.join, 10)  # its runner was cancelled
+        await _until(lambda: batcher.metrics().running == 1)  # and the queue handed to a runner here
+        gate.set()
+        answers = await asyncio.wait_for(asyncio.gather(*here), 10)
+        metrics = batcher.metrics()
+        await batcher.close()
+        return answers, metrics, asyncio.get_running_loop()
+
+    answers, metrics, loop = asyncio.run(scenario())
+
+    assert [float(answer["y"][0]) for answer in answers] == [2.0 * n for n in range(5)]
+    assert roaming.on_loops[-1] is loop, "the queued requests were run from this loop"
+    assert roaming.batches == [5], "the batch of the loop that stopped never finished"
+    assert (metrics.completed, metrics.queue_depth, metrics.running) == (5, 0, 0)

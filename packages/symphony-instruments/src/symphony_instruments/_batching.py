@@ -18,6 +18,12 @@ How a request travels:
    GIL while it runs, or one call to a worker: see ``_executors``), splits the outputs and hands them
    back to the loop in one call per batch. An executor with a loop of its own (`OnLoop`: a
    `RemoteInstrument`'s HTTP client) is served the same way by coroutines on that loop instead of threads.
+   An executor that runs on any loop (`InWorkers`: an isolated instrument's workers, whose pipes a loop
+   can watch) is served by coroutines on the callers' own loops: a request that finds fewer batches
+   running than the executor has slots starts one more on its loop, which runs batches while requests
+   wait and then ends. A batch that leaves nothing queued behind it goes from the loop to the worker and
+   back, with no thread woken on the way (a lone request's latency); while more requests wait, each
+   batch is joined, sent and split on a thread, leaving the loop to its callers (the throughput).
 3. A single timer per loop answers every request whose deadline passes first with `DeadlineExceeded`,
    whatever the model is doing, so no caller waits past its deadline.
 
@@ -202,6 +208,11 @@ class Batcher:
         # An executor with a loop of its own runs its batches as coroutines there: the batcher serves it
         # from that loop (``slots`` coroutines), with no thread of its own and no hop per batch.
         self._on_loop = executor.loop if isinstance(executor, OnLoop) else None
+        # An executor on no loop of its own runs each batch on the loop of the request that started it:
+        # runners come and go with the work (``_active`` of them, under _take_lock), none are kept.
+        self._roaming = isinstance(executor, OnLoop) and executor.loop is None
+        self._active = 0
+        self._context = contextvars.copy_context()
         self._runners: list[concurrent.futures.Future[None]] = []
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._tasks: list[asyncio.Task[None]] = []  # the runners' tasks, on the executor's loop
@@ -238,6 +249,10 @@ class Batcher:
     async def start(self) -> None:
         """Start the batcher's threads; it then takes requests from callers on any event loop."""
         if self._open or self._closed:
+            return
+        if self._roaming:  # runners start with the requests, on their loops, in this context
+            self._context = contextvars.copy_context()
+            self._open = True
             return
         if self._on_loop is not None:
             # Each runs in this context, as the threads do: an extension's identity (the guard) goes with it.
@@ -277,7 +292,9 @@ class Batcher:
             self._stopping = True
             self._wake.notify_all()
         deadline = time.monotonic() + drain
-        if self._on_loop is not None:
+        if self._roaming:
+            await self._stop_roaming(deadline)
+        elif self._on_loop is not None:
             with contextlib.suppress(RuntimeError):  # the executor's loop has stopped: nothing runs there
                 self._on_loop.call_soon_threadsafe(self._wake_all)
             runners = [asyncio.wrap_future(runner) for runner in self._runners]
@@ -360,7 +377,9 @@ class Batcher:
         self._queue.append(request)
         side.enqueued += 1
         side.enqueued_items += items
-        if self._idle:
+        if self._roaming:
+            self._roam(loop, 1)
+        elif self._idle:
             self._kick(1)
         return await future
 
@@ -368,11 +387,18 @@ class Batcher:
         self._queue.extend(requests)
         side.enqueued += len(requests)
         side.enqueued_items += sum(request.items for request in requests)
-        if self._idle:
+        if self._roaming:
+            assert side.loop is not None
+            self._roam(side.loop, len(requests))
+        elif self._idle:
             self._kick(len(requests))
 
     def _kick(self, count: int) -> None:
         """Wake up to ``count`` idle servers: requests were queued."""
+        if self._roaming:
+            for _ in range(min(count, len(self._waiters))):
+                self._wake_one()
+            return
         if self._on_loop is None:
             with self._wake:
                 self._wake.notify(count)
@@ -384,9 +410,124 @@ class Batcher:
     def _wake_one(self) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()
-            if not waiter.done():
+            if waiter.done():
+                continue
+            loop = waiter.get_loop()
+            if loop is _running_loop():
                 waiter.set_result(None)
+            else:  # a roaming runner waits on another loop
+                with contextlib.suppress(RuntimeError):  # that loop has closed: its runner is gone
+                    loop.call_soon_threadsafe(_wake, waiter)
+            return
+
+    # Roaming runners (an executor on the callers' loops)
+
+    def _roam(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
+        """Requests were queued on ``loop``: wake a runner waiting for a fuller batch, or start one
+        more runner here while fewer than the executor's slots run."""
+        if self._idle:
+            self._kick(count)
+            return
+        with self._take_lock:
+            if self._active >= self._threads:
                 return
+            self._active += 1
+        self._context.run(loop.create_task, self._serve_roaming())
+
+    async def _serve_roaming(self) -> None:
+        """A runner on the loop of the request that started it: batches while requests wait, then it ends.
+
+        Cancelled (its loop is shutting down) while a batch runs, that batch's requests get
+        `BatcherClosed`, and the requests still queued are handed to a runner on one of their own loops.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        key = id(task)
+        self._tasks.append(task)
+        batch: list[_Request] | None = None
+        try:
+            while True:
+                with self._take_lock:
+                    if not self._queue:
+                        self._active -= 1
+                        return
+                batch, dropped = await self._next_batch_roaming()
+                if dropped:
+                    self._post(self._reject, dropped)
+                if not batch:
+                    continue
+                self._running[key] = batch
+                if self._queue:  # more waits: the batch is joined, sent and split on a thread, and the
+                    # loop is left to its callers (a loop that did it all would cap the throughput)
+                    results, failures = await asyncio.to_thread(self._execute, batch)
+                else:  # a lone batch: from the loop to the worker and back, no thread woken
+                    results, failures = await self._execute_on_loop(batch)
+                self._finished(key, batch, results, failures)
+                batch = None
+        except asyncio.CancelledError:
+            with self._take_lock:
+                self._active -= 1
+            if batch is not None and key in self._running:
+                gone = BatcherClosed(
+                    "the event loop that ran its batch stopped before the batch was answered",
+                    extension=self._extension,
+                    hint="keep the loop that calls the instrument running until its requests are answered",
+                )
+                self._finished(key, batch, [], [(request, gone) for request in batch])
+            self._hand_over()
+            raise
+        finally:
+            with contextlib.suppress(ValueError):
+                self._tasks.remove(task)
+
+    async def _next_batch_roaming(self) -> tuple[list[_Request], list[tuple[_Request, BaseException]]]:
+        """`_next_batch` for a roaming runner: runners on other loops take from the queue at the same time."""
+        queue = self._queue
+        batch: list[_Request] = []
+        dropped: list[tuple[_Request, BaseException]] = []
+        with self._take_lock:
+            items = self._take(batch, dropped, 0)
+            fill = self._max_delay and items and items < self.max_batch_size and not self._running_items
+            if not fill:
+                self._count_batch(items)
+                return batch, dropped
+        fill_until = time.monotonic() + self._max_delay
+        try:
+            while items < self.max_batch_size and (left := fill_until - time.monotonic()) > 0:
+                if not queue:
+                    await self._idle_on_loop(left)
+                with self._take_lock:
+                    items = self._take(batch, dropped, items)
+        except asyncio.CancelledError:
+            gone = BatcherClosed("the event loop that formed its batch stopped", extension=self._extension)
+            self._post(self._reject, [*dropped, *((request, gone) for request in batch)])
+            raise
+        with self._take_lock:
+            self._count_batch(items)
+        return batch, dropped
+
+    def _hand_over(self) -> None:
+        """Start a runner for the queued requests on the loop of the first one whose loop still runs."""
+        for request in list(self._queue):
+            loop = request.side.loop
+            if loop is None or loop is _running_loop() or loop.is_closed():
+                continue
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._roam, loop, 1)
+                return
+
+    async def _stop_roaming(self, deadline: float) -> None:
+        """`close` for roaming runners: let them finish the queue, then cancel what still runs."""
+        if self._queue:
+            self._roam(asyncio.get_running_loop(), len(self._queue))
+        while self._active and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        for task in list(self._tasks):
+            with contextlib.suppress(RuntimeError):
+                task.get_loop().call_soon_threadsafe(task.cancel)
+        stop_by = time.monotonic() + 1.0
+        while self._tasks and time.monotonic() < stop_by:
+            await asyncio.sleep(0.005)
 
     def _wake_all(self) -> None:
         while self._waiters:
@@ -632,18 +773,20 @@ class Batcher:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _idle_on_loop(self, timeout: float | None = None) -> None:
-        """Wait on the executor's loop until a request is queued (or ``timeout`` passes)."""
-        assert self._on_loop is not None
-        waiter = self._on_loop.create_future()
+        """Wait on the executor's loop (a roaming runner's own) until a request is queued (or ``timeout``
+        passes)."""
+        waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
-        self._idle += 1
+        with self._take_lock:  # roaming runners count themselves from several threads
+            self._idle += 1
         try:
             if not self._queue and not self._stopping:  # queued before it counted as idle: no kick came
                 await asyncio.wait_for(waiter, timeout)
         except asyncio.TimeoutError:
             pass
         finally:
-            self._idle -= 1
+            with self._take_lock:
+                self._idle -= 1
             waiter.cancel()
 
     async def _next_batch_on_loop(self) -> tuple[list[_Request] | None, list[tuple[_Request, BaseException]]]:
@@ -674,7 +817,7 @@ class Batcher:
         thread needs the GIL to form the next batch, so under load it leaves the wake-up to the courier
         thread, which can only take the GIL once the thread has released it by entering the next run.
         """
-        by_courier = self._queue and not self._stopping and self._on_loop is None
+        by_courier = self._queue and not self._stopping and not isinstance(self._executor, OnLoop)
         for side, part in _by_side(answers):
             if by_courier:
                 self._courier_queue.put((side, callback, part))
@@ -683,6 +826,9 @@ class Batcher:
 
     def _wake_loop(self, side: _Side, callback: Callable[[_Side, Any], None], part: Any) -> None:
         assert side.loop is not None
+        if side.loop is _running_loop():  # a runner on the requests' own loop: answered right here
+            callback(side, part)
+            return
         # RuntimeError: the loop closed while a batch ran, so nobody waits there
         with contextlib.suppress(RuntimeError):
             side.loop.call_soon_threadsafe(callback, side, part)
@@ -908,6 +1054,18 @@ class Batcher:
             batch_sizes=sizes,
             latency_ms=latency,
         )
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _joined(batch: Sequence[_Request]) -> tuple[dict[str, Array], int]:

@@ -9,8 +9,10 @@ in the host's process. Only the step that runs one joined batch differs, and it 
   no thread of its own, so a batch takes no hop between threads on its way to the endpoint and back;
 - `InWorkers` sends the batch to a worker of an isolated instrument as one call of its ``predict``. The
   stacked arrays cross into the worker (through shared memory, or inline in the message when they are
-  small: the core's bulk codec decides) and its outputs cross back; each of the batcher's threads takes
-  a worker of its own, so a pool of several workers runs as many batches at once.
+  small: the core's bulk codec decides) and its outputs cross back. It is an `OnLoop` with no loop of
+  its own: the batch is sent and its answer read by the loop of the request that started the batch (the
+  loop watches the worker's pipes), and each batch running at once takes a worker of its own, so a pool
+  of several workers runs as many batches at once.
 """
 
 from __future__ import annotations
@@ -76,9 +78,12 @@ class InProcess:
 
 class OnLoop:
     """Runs each batch as a coroutine (``predict``) on ``loop``, a running loop of the instrument's own,
-    ``in_flight`` batches at once; the batcher forms the batches on that loop too."""
+    ``in_flight`` batches at once; the batcher forms the batches on that loop too. With no ``loop``, the
+    coroutine runs on whichever loop starts the batch (the callers')."""
 
-    def __init__(self, predict: AwaitBatch, loop: asyncio.AbstractEventLoop, in_flight: int) -> None:
+    loop: asyncio.AbstractEventLoop | None
+
+    def __init__(self, predict: AwaitBatch, loop: asyncio.AbstractEventLoop | None, in_flight: int) -> None:
         self._predict = predict
         self.loop = loop
         self._slots = in_flight
@@ -89,6 +94,7 @@ class OnLoop:
 
     def run(self, batch: dict[str, Array]) -> Mapping[str, Array]:
         """One batch from a thread other than the loop's (the warm-up), waiting for its answer."""
+        assert self.loop is not None
         return asyncio.run_coroutine_threadsafe(self.run_on_loop(batch), self.loop).result()
 
     async def run_on_loop(self, batch: dict[str, Array]) -> Mapping[str, Array]:
@@ -98,11 +104,12 @@ class OnLoop:
         return not isinstance(error, WHOLE_BATCH)
 
 
-class InWorkers:
+class InWorkers(OnLoop):
     """Runs each batch as one call of ``predict`` in a worker of an isolated instrument, one batch per
-    worker at a time."""
+    worker at a time, from the loop that starts the batch."""
 
     def __init__(self, workers: Workers) -> None:
+        super().__init__(self._run_in_worker, None, workers.size)
         self._workers = workers
 
     @property
@@ -110,21 +117,26 @@ class InWorkers:
         return self._workers.size
 
     def run(self, batch: dict[str, Array]) -> Mapping[str, Array]:
-        outputs = self._workers.call("predict", batch)
-        # from a worker, so checked before the batcher slices it: named arrays only
-        if not (
-            isinstance(outputs, dict)
-            and all(
-                isinstance(name, str) and isinstance(array, np.ndarray) for name, array in outputs.items()
-            )
-        ):
-            raise TypeError(f"predict returned {_describe(outputs)}, not named arrays")
-        return outputs
+        """One batch from a thread, waiting for its answer."""
+        return _named_arrays(self._workers.call("predict", batch))
+
+    async def _run_in_worker(self, batch: dict[str, Array]) -> Mapping[str, Array]:
+        return _named_arrays(await self._workers.acall("predict", batch))
 
     def splits(self, error: Exception) -> bool:
         # No worker ran the batch to its end (it crashed, overran its time-out, or the pool is quarantined
         # or closed): running its requests one by one would only lose more workers.
         return not isinstance(error, (SandboxError, *WHOLE_BATCH))
+
+
+def _named_arrays(outputs: Any) -> dict[str, Array]:
+    """What a worker's ``predict`` returned, checked before the batcher slices it: named arrays only."""
+    if not (
+        isinstance(outputs, dict)
+        and all(isinstance(name, str) and isinstance(array, np.ndarray) for name, array in outputs.items())
+    ):
+        raise TypeError(f"predict returned {_describe(outputs)}, not named arrays")
+    return outputs
 
 
 def _describe(value: Any) -> str:

@@ -66,6 +66,12 @@ class Workers:
         with self._pool.worker(limit) as worker:
             return worker.call(method, args, kwargs, timeout=limit)
 
+    async def acall(self, method: str, /, *args: Any, **kwargs: Any) -> Any:
+        """`call` from an event loop, which sends the request and reads the answer itself: no thread is
+        woken on the way, unless something goes wrong (then a thread waits for the worker's end) or no
+        worker is free (a thread waits for one)."""
+        return await self._pool.acall(method, *args, **kwargs)
+
     def grow(self, size: int) -> None:
         """Keep at least ``size`` workers from now on; the missing ones start in the background."""
         self._pool.grow(size)

@@ -221,6 +221,24 @@ class Pool:
         with self.worker(limit) as worker:
             return worker.call(method, args, kwargs, timeout=limit)
 
+    async def acall(self, method: str, /, *args: Any, timeout: float | None = None, **kwargs: Any) -> Any:
+        """`call` on the running event loop, which writes the request and reads the answer itself
+        (`WorkerProcess.acall`). An idle worker is taken at once; when none is, a thread waits for one."""
+        import asyncio
+
+        limit = self.call_timeout if timeout is None else timeout
+        worker = self._take_idle() or await self._wait_for_worker(limit)
+        try:
+            result = await worker.acall(method, args, kwargs, timeout=limit)
+        except asyncio.CancelledError:  # the worker was killed if it was still running the call
+            self._release(worker, counted=False)
+            raise
+        except BaseException as exc:
+            await self._give_back(worker, exc)
+            raise
+        await self._give_back(worker)
+        return result
+
     @contextlib.contextmanager
     def worker(self, timeout: float | None = None) -> Iterator[WorkerProcess]:
         """Hold a ready worker for the body; a failure inside that killed it counts against the pool."""
@@ -275,6 +293,42 @@ class Pool:
             if found is not None:
                 return found
 
+    def _take_idle(self) -> WorkerProcess | None:
+        """A ready worker, without waiting: None when none is idle (or the next one died: `_acquire`,
+        which may wait, counts that)."""
+        with self._condition:
+            self._refuse_if_unusable()
+            if not self._idle or not self._idle[-1].alive:
+                return None
+            worker = self._idle.pop()
+            self._busy.add(worker)
+            return worker
+
+    async def _wait_for_worker(self, timeout: float | None) -> WorkerProcess:
+        """`_acquire` on a thread; a worker it finds after its caller was cancelled goes back to the pool."""
+        import asyncio
+
+        waiting = asyncio.get_running_loop().run_in_executor(None, self._acquire, timeout)
+        try:
+            return await asyncio.shield(waiting)
+        except asyncio.CancelledError:
+
+            def give_back(done: asyncio.Future[WorkerProcess]) -> None:
+                if not done.cancelled() and done.exception() is None:
+                    self._release(done.result())
+
+            waiting.add_done_callback(give_back)
+            raise
+
+    async def _give_back(self, worker: WorkerProcess, error: BaseException | None = None) -> None:
+        """`_release` from a loop: on it when the worker is kept, on a thread when it must be stopped."""
+        import asyncio
+
+        if worker.alive and self.state is not PoolState.CLOSED:
+            self._release(worker, error)
+        else:
+            await asyncio.to_thread(self._release, worker, error)
+
     def _refuse_if_unusable(self) -> None:
         if self.state is PoolState.QUARANTINED:
             raise Quarantined(
@@ -289,15 +343,18 @@ class Pool:
                 hint="the host stopped the extension or was closed: start it again before calling it",
             )
 
-    def _release(self, worker: WorkerProcess, error: BaseException | None = None) -> None:
-        """Put a worker back after use, or count its death against the pool."""
+    def _release(
+        self, worker: WorkerProcess, error: BaseException | None = None, *, counted: bool = True
+    ) -> None:
+        """Put a worker back after use, or count its death against the pool (unless not ``counted``: the
+        caller gave up on it and stops it; the keeper only replaces it)."""
         with self._condition:
             self._busy.discard(worker)
             keep = worker.alive and self.state is not PoolState.CLOSED
             if keep:
                 self._idle.append(worker)
-                self._condition.notify_all()
-        if keep:
+            self._condition.notify_all()  # a worker to take, or one for the keeper to replace
+        if keep or not counted:  # not counted: whoever gave up on it stops it
             return
         if self.state is PoolState.CLOSED:
             worker.kill()

@@ -66,6 +66,9 @@ logging.getLogger("symphony").addHandler(
 )  # the embedding application decides what shows
 EVENTS_WAIT = 1.0
 """Longest a call waits, after its answer, for the events the worker published before answering."""
+POLL_LIMIT = 0.002
+"""Longest a loop looks for a worker's answer on each of its turns before sleeping until the pipe wakes
+it (seconds): a call that usually takes longer is slept through from the start."""
 _STDERR_KEPT = 64
 _STDERR_LINE = 8 << 10
 """Bytes of one line of a worker's standard error that the host keeps; the rest of the line is cut."""
@@ -104,6 +107,11 @@ class WorkerProcess:
         """Events of the worker handed to ``on_publish`` (or refused by it) so far."""
         self._delivery = threading.Condition()
         self._lock = threading.RLock()  # held for each request; kill() from that thread may take it again
+        self._typical = 0.0
+        """How long a loop's call of this worker took, smoothed over its recent calls (seconds)."""
+        self._on_loop = False
+        """An event loop's request (`acall`) holds ``_lock`` on the loop's thread: that thread may not
+        take it again, nor close the pipes under the request."""
         self._next = 0
         self._dead: WorkerCrashed | None = None
         self._pidfd: int | None = None
@@ -185,6 +193,72 @@ class WorkerProcess:
             Call(id=self._id(), method=method, args=list(args), kwargs=kwargs or {}), timeout, method
         )
 
+    async def acall(
+        self,
+        method: str,
+        args: tuple[Any, ...] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        timeout: float | None = 30.0,
+    ) -> Any:
+        """`call` on the running event loop: the request is written and its answer read by the loop
+        itself, with no thread woken on the way. What goes wrong (a crash, a time-out, a broken answer) is
+        handled on a thread, since it may wait for the worker's end; the loop never waits for the worker.
+
+        Cancelled while the worker runs the call, the worker is killed: its answer would be out of turn.
+        """
+        import asyncio
+
+        if self._on_loop or not self._lock.acquire(blocking=False):  # in use: wait for its turn on a thread
+            return await asyncio.to_thread(self.call, method, args, kwargs, timeout=timeout)
+        message = Call(id=self._id(), method=method, args=list(args), kwargs=kwargs or {})
+        channel = self._channel
+        self._on_loop = True
+        failed: BaseException | None = None
+        try:
+            if self._dead is not None or channel is None or self.process is None:
+                failed = ProtocolViolation("")
+            else:
+                started = time.monotonic()
+                answer = await channel.exchange(message, timeout, poll=self._poll_window())
+                self._took(time.monotonic() - started)
+        except (TimeoutError, ProtocolViolation) as exc:
+            failed = exc
+        except BaseException:  # cancelled, or an interrupt: the worker still runs the call, so it ends
+            self._dead = self._dead or WorkerCrashed(
+                f"was stopped: its caller gave up on {method} before the answer",
+                extension=self.spec.extension,
+                hint="a new worker takes the next call",
+            )
+            self._release_loop()
+            threading.Thread(target=self.kill, name="symphony-worker-kill", daemon=True).start()
+            raise
+        self._release_loop()
+        if failed is not None:
+            raise await asyncio.to_thread(self._failed, failed, timeout, method)
+        if _quota.due(self):
+            await asyncio.to_thread(_quota.check, self)
+        if isinstance(answer, (Reply, Failure)) and answer.events > self._delivered:
+            await asyncio.to_thread(self._await_events, answer.events)
+        if (isinstance(answer, Reply) and answer.id == message.id and not answer.uncached) or isinstance(
+            answer, Failure
+        ):
+            return self._answered(message, answer)  # the worker's result, or its error rebuilt: no waiting
+        return await asyncio.to_thread(self._answered, message, answer)
+
+    def _poll_window(self) -> float:
+        """How long a loop looks for this worker's answer before sleeping: half again as long as its
+        recent calls took, when that is under ``POLL_LIMIT`` (a longer call is slept through)."""
+        expected = self._typical
+        return 1.5 * expected if 0.0 < expected <= POLL_LIMIT / 1.5 else 0.0
+
+    def _took(self, seconds: float) -> None:
+        self._typical = seconds if not self._typical else 0.8 * self._typical + 0.2 * seconds
+
+    def _release_loop(self) -> None:
+        self._on_loop = False
+        self._lock.release()
+
     def config(
         self,
         reference: str,
@@ -236,7 +310,7 @@ class WorkerProcess:
             self._cgroups.close()
         # A thread waiting for this worker's answer is using the pipes: it sees them end (the worker is dead)
         # and closes them itself; closing them under it could hand their numbers to another file.
-        if self._lock.acquire(blocking=False):
+        if not self._on_loop and self._lock.acquire(blocking=False):
             try:
                 if self._channel is not None:
                     self._channel.close()
@@ -352,6 +426,7 @@ class WorkerProcess:
             enc_hook=codec.encode,
             ext_hook=codec.decode,
             max_frame=reply_limit(spec.inline_limit),
+            nonblocking=True,
         )
         try:
             self._cgroups.add(self.process.pid)  # before the worker runs anything but the interpreter's start
@@ -402,10 +477,18 @@ class WorkerProcess:
 
     def _request(self, message: Message, timeout: float | None, what: str) -> Any:
         with self._lock:
+            if self._on_loop:
+                raise RuntimeError(
+                    "a blocking call of a worker from the thread of the loop that is calling it"
+                )
             answer = self._exchange_message(message, timeout, what)
         _quota.check(self)  # a request that took it over its disk quota fails, and the worker dies
         if isinstance(answer, (Reply, Failure)):
             self._await_events(answer.events)
+        return self._answered(message, answer)
+
+    def _answered(self, message: Message, answer: Message) -> Any:
+        """The result of a request from the worker's answer, or the error it stands for."""
         if isinstance(answer, Reply) and answer.id == getattr(message, "id", None):
             if answer.uncached and self._bytecode_roots and self._judged < _bytecode.MAX_JUDGED:
                 self._judged += min(len(answer.uncached), _bytecode.MAX_REPORTED)
@@ -426,23 +509,28 @@ class WorkerProcess:
             raise self._dead
         if self._channel is None or self.process is None:
             raise self._crashed(what)
+        started = time.monotonic()
         try:
-            self._channel.send(message)
-            return self._channel.receive(timeout)
-        except TimeoutError:
-            self.kill()
-            self._dead = WorkerCrashed(
-                f"was killed after its {what} overran {timeout:g} s",
-                extension=self.spec.extension,
-                hint="a new worker takes the next call; fix the extension, or give the call more time",
-            )
-            raise WorkerTimeout(
-                f"{what} did not finish within {timeout:g} s; its worker was killed",
-                extension=self.spec.extension,
-                hint="fix the extension, or give the call more time",
-            ) from None
-        except ProtocolViolation as exc:
-            raise self._crashed(what, str(exc)) from None
+            self._channel.send(message, timeout)
+            return self._channel.receive(None if timeout is None else timeout - (time.monotonic() - started))
+        except (TimeoutError, ProtocolViolation) as exc:
+            raise self._failed(exc, timeout, what) from None
+
+    def _failed(self, exc: BaseException, timeout: float | None, what: str) -> SymphonyError:
+        """The error for an exchange that failed with ``exc``; a worker that overran ``timeout`` is killed."""
+        if not isinstance(exc, TimeoutError):
+            return self._crashed(what, str(exc))
+        self.kill()
+        self._dead = WorkerCrashed(
+            f"was killed after its {what} overran {timeout:g} s",
+            extension=self.spec.extension,
+            hint="a new worker takes the next call; fix the extension, or give the call more time",
+        )
+        return WorkerTimeout(
+            f"{what} did not finish within {timeout:g} s; its worker was killed",
+            extension=self.spec.extension,
+            hint="fix the extension, or give the call more time",
+        )
 
     def _crashed(self, what: str, detail: str = "") -> WorkerCrashed:
         """Wait for the worker's end (briefly), describe it, and keep that as the reason it is dead."""

@@ -10,6 +10,7 @@ travel as msgpack extension values that point at shared memory (see ``_bulk``), 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import select
 import struct
@@ -225,6 +226,7 @@ class Channel:
         enc_hook: Any = None,
         ext_hook: Any = None,
         max_frame: int = MAX_FRAME,
+        nonblocking: bool = False,
     ) -> None:
         self.read_fd = read_fd
         self.write_fd = write_fd
@@ -234,16 +236,31 @@ class Channel:
         self._buffer = bytearray()
         self._poll = select.poll()
         self._poll.register(read_fd, select.POLLIN)
+        self._nonblocking = nonblocking
+        """The host's ends never block: a request is written and its answer read within its time-out
+        (a worker that stops reading cannot hold a write), and `exchange` serves an event loop."""
+        if nonblocking:
+            os.set_blocking(read_fd, False)
+            os.set_blocking(write_fd, False)
+            self._write_poll = select.poll()
+            self._write_poll.register(write_fd, select.POLLOUT)
 
-    def send(self, message: Message) -> None:
-        """Write one message as a frame (blocking until the pipe took all of it)."""
-        payload = self._encoder.encode(message)
-        _write_all(self.write_fd, [memoryview(_HEADER.pack(len(payload))), memoryview(payload)])
+    def send(self, message: Message, timeout: float | None = None) -> None:
+        """Write one message as a frame, until the pipe took all of it (``TimeoutError`` after ``timeout``
+        seconds on a non-blocking channel)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        parts = self._frame(message)
+        while parts := self._write_some(parts):
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not self._write_poll.poll(None if left is None else left * 1000):
+                raise TimeoutError("the other side took no more of the request in time")
 
     def receive(self, timeout: float | None = None) -> Message:
         """Read one message; ``TimeoutError`` after ``timeout`` seconds, ``ProtocolViolation`` on EOF, junk
         or a frame over ``max_frame``. Nothing the other side sends raises anything else."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        if self._nonblocking and deadline is None:
+            deadline = math.inf
         while len(self._buffer) < _HEADER.size:
             self._buffer += self._read(deadline, _CHUNK)
         (size,) = _HEADER.unpack_from(self._buffer)
@@ -261,6 +278,107 @@ class Channel:
                 have += len(parts[-1])
             frame = b"".join(parts)
             del parts  # decoded from one copy, not two
+        return self._decode(frame, end)
+
+    async def exchange(self, message: Message, timeout: float | None, *, poll: float = 0.0) -> Message:
+        """Send ``message`` and read the answer on the running event loop, without blocking it: the
+        pipes are watched by the loop, which runs no other thread on the way (a non-blocking channel
+        only). ``TimeoutError`` when the whole exchange takes over ``timeout`` seconds; otherwise as
+        `receive`. The caller owns the channel until this returns.
+
+        For the first ``poll`` seconds the loop looks for the answer on each of its turns instead of
+        sleeping until the pipe wakes it: it keeps running its other callbacks meanwhile, and spends
+        CPU the machine has to spare to save the answer a wake-up."""
+        import asyncio
+
+        assert self._nonblocking, "an event loop needs the channel's non-blocking ends"
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Message] = loop.create_future()
+        parts = self._write_some(self._frame(message))
+        reading, writing = self.read_fd, self.write_fd
+
+        def fail(error: BaseException) -> None:
+            if not done.done():
+                done.set_exception(error)
+
+        def on_writable() -> None:
+            nonlocal parts
+            try:
+                parts = self._write_some(parts)
+            except ProtocolViolation as exc:
+                fail(exc)
+                return
+            if not parts:
+                loop.remove_writer(writing)
+
+        def on_readable() -> None:
+            try:
+                chunk = os.read(reading, _CHUNK)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                fail(ProtocolViolation(f"the pipe could not be read: {exc.strerror}"))
+                return
+            if not chunk:
+                fail(ProtocolViolation("the other side closed the pipe"))
+                return
+            self._buffer += chunk
+            try:
+                answer = self._buffered()
+            except ProtocolViolation as exc:
+                fail(exc)
+                return
+            if answer is not None and not done.done():
+                done.set_result(answer)
+
+        polling: asyncio.Handle | None = None
+        poll_until = loop.time() + poll
+
+        def look() -> None:
+            nonlocal polling
+            polling = None
+            on_readable()
+            if done.done():
+                return
+            if loop.time() < poll_until:
+                polling = loop.call_soon(look)
+            else:  # the answer takes longer: sleep until the pipe wakes the loop
+                loop.add_reader(reading, on_readable)
+
+        timer = None if timeout is None else loop.call_later(timeout, fail, TimeoutError("no answer in time"))
+        if parts:
+            loop.add_writer(writing, on_writable)
+        if poll > 0 and not parts:
+            polling = loop.call_soon(look)
+        else:
+            loop.add_reader(reading, on_readable)
+        try:
+            answer = self._buffered()  # what was read already: nothing, when the other side keeps turns
+            return answer if answer is not None else await done
+        finally:
+            loop.remove_reader(reading)
+            if parts:
+                loop.remove_writer(writing)
+            if timer is not None:
+                timer.cancel()
+            if polling is not None:
+                polling.cancel()
+
+    def _buffered(self) -> Message | None:
+        """The message whose whole frame is in the buffer, taken out of it; None while it is not."""
+        buffer = self._buffer
+        if len(buffer) < _HEADER.size:
+            return None
+        (size,) = _HEADER.unpack_from(buffer)
+        if size > self.max_frame:
+            raise ProtocolViolation(f"a frame of {size:,} bytes is over the limit of {self.max_frame:,}")
+        end = _HEADER.size + size
+        if len(buffer) < end:
+            return None
+        frame, self._buffer = buffer, buffer[end:]
+        return self._decode(frame, end)
+
+    def _decode(self, frame: bytes | bytearray, end: int) -> Message:
         try:
             with memoryview(frame) as view:
                 message: Message = self._decoder.decode(view[_HEADER.size : end])
@@ -270,9 +388,32 @@ class Channel:
             raise ProtocolViolation(f"an unreadable message: {type(exc).__name__}: {exc}") from None
         return message
 
+    def _frame(self, message: Message) -> list[memoryview]:
+        payload = self._encoder.encode(message)
+        return [memoryview(_HEADER.pack(len(payload))), memoryview(payload)]
+
+    def _write_some(self, parts: list[memoryview]) -> list[memoryview]:
+        """Write what the pipe takes of ``parts`` now (all of it, on a blocking channel); return the rest."""
+        while parts:
+            try:
+                written = os.writev(self.write_fd, parts)
+            except BlockingIOError:
+                return parts
+            except BrokenPipeError:
+                raise ProtocolViolation("the other side closed the pipe") from None
+            while parts and written >= len(parts[0]):
+                written -= len(parts[0])
+                parts.pop(0)
+            if parts and written:
+                parts[0] = parts[0][written:]
+        return parts
+
     def _read(self, deadline: float | None, size: int) -> bytes:
         self._wait(deadline)
-        chunk = os.read(self.read_fd, size)
+        try:
+            chunk = os.read(self.read_fd, size)
+        except BlockingIOError:  # woken for nothing: wait again
+            return b""
         if not chunk:
             raise ProtocolViolation("the other side closed the pipe")
         return chunk
@@ -280,24 +421,11 @@ class Channel:
     def _wait(self, deadline: float | None) -> None:
         if deadline is None:
             return
-        left = max(0.0, deadline - time.monotonic())
-        if not self._poll.poll(left * 1000):
+        left = None if deadline == math.inf else max(0.0, deadline - time.monotonic()) * 1000
+        if not self._poll.poll(left):
             raise TimeoutError("no answer in time")
 
     def close(self) -> None:
         for fd in {self.read_fd, self.write_fd}:
             with contextlib.suppress(OSError):
                 os.close(fd)
-
-
-def _write_all(fd: int, parts: list[memoryview]) -> None:
-    while parts:
-        try:
-            written = os.writev(fd, parts)
-        except BrokenPipeError:
-            raise ProtocolViolation("the other side closed the pipe") from None
-        while parts and written >= len(parts[0]):
-            written -= len(parts[0])
-            parts.pop(0)
-        if parts and written:
-            parts[0] = parts[0][written:]

@@ -143,6 +143,12 @@ def watch(worker: WorkerProcess) -> None:
         _MONITOR.watch(worker)
 
 
+def due(worker: WorkerProcess) -> bool:
+    """Whether `check` would count the worker's folders now (it counts at most every ``AFTER_CALL``)."""
+    spec = worker.spec
+    return limited(spec.limits) and worker.pid is not None and _MONITOR.due(_key(spec), AFTER_CALL)
+
+
 def check(worker: WorkerProcess) -> None:
     """Count the worker's folders after a request, unless they were counted in the last ``AFTER_CALL``
     seconds; over quota, kill every worker of its extension and raise `WorkerCrashed` saying why."""
