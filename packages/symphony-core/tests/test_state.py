@@ -321,3 +321,28 @@ def test_a_garbage_state_file_is_refused_with_advice_and_left_untouched(tmp_path
     assert str(path) in message
     assert "move it aside; the host will create a new one" in (refused.value.hint or "")
     assert path.read_bytes() == garbage
+
+
+def test_records_written_without_waiting_for_the_disk_survive_their_process_being_killed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.sqlite"
+    script = (
+        "import os, signal, sys\n"
+        "from symphony_core._store._state import HostState\n"
+        "state = HostState(sys.argv[1])\n"
+        "state.record_many([('lifecycle', 'ext.a', 'host', {'to': 'active'})], durable=False)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", script, str(path)], check=False, timeout=60)
+
+    assert killed.returncode == -9
+    with HostState(path) as state:
+        assert [(r.event, r.ext_id, r.detail) for r in state.audit_log()] == [
+            ("lifecycle", "ext.a", {"to": "active"})
+        ]
+        state.record_many([("lifecycle", "ext.a", "host", {})], durable=False)
+        state.set_enabled("ext.a", False, actor="cli")  # a change of the state: on disk when it returns
+        with state._using() as conn:
+            assert conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL again after the record
+    assert _integrity(path) == "ok"

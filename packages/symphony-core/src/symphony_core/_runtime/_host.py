@@ -1016,7 +1016,7 @@ class Host:
             if slot.audit is not None:
                 slot.audit.append(("lifecycle", slot.key, self.actor, detail))
             else:
-                self._write_audit([("lifecycle", slot.key, self.actor, detail)])
+                self._write_audit([("lifecycle", slot.key, self.actor, detail)], durable=False)
         if self.hooks.hook.symphony_lifecycle_event.get_hookimpls():  # discovery moves each extension
             self._notify(
                 "symphony_lifecycle_event", LifecycleEvent(slot.record.id, old.value, new.value, reason)
@@ -1033,11 +1033,14 @@ class Host:
             yield
         finally:
             records, slot.audit = slot.audit, None
-            self._write_audit(records)
+            # lifecycle records only: a start need not wait for the disk (see State.record_many)
+            self._write_audit(records, durable=False)
 
-    def _write_audit(self, records: list[tuple[str, str | None, str, dict[str, Any]]]) -> None:
+    def _write_audit(
+        self, records: list[tuple[str, str | None, str, dict[str, Any]]], *, durable: bool = True
+    ) -> None:
         try:
-            self.state.record_many(records)
+            self.state.record_many(records, durable=durable)
         except SymphonyError as exc:
             log.error("cannot write the audit log: %s", exc)
 

@@ -2,7 +2,9 @@
 
 Everything lives in one SQLite file that several host processes may share. Each change is one
 ``BEGIN IMMEDIATE`` transaction that also appends its audit record, so the log and the state never
-disagree, and a write that has returned is on disk (WAL journal, ``synchronous=FULL``).
+disagree, and a write that has returned is on disk (WAL journal, ``synchronous=FULL``). Records of what
+happened only (an extension's lifecycle, written on each start and stop) do not wait for the disk: see
+`State.record_many`.
 
 The store keeps values as given and never looks inside them. Callers must never pass secrets (tokens,
 passwords, keys) in audit ``detail``: the log is append-only and is shown to people. For the same reason
@@ -317,11 +319,20 @@ class HostState:
         with self._transaction() as conn:
             return _append(conn, _now(), event, ext_id, actor, detail or {})
 
-    def record_many(self, records: Sequence[tuple[str, str | None, str, Mapping[str, Any]]]) -> None:
-        """Append several (event, ext_id, actor, detail) audit records in one transaction."""
+    def record_many(
+        self, records: Sequence[tuple[str, str | None, str, Mapping[str, Any]]], *, durable: bool = True
+    ) -> None:
+        """Append several (event, ext_id, actor, detail) audit records in one transaction.
+
+        Not ``durable``: the commit does not wait for the disk (``synchronous=NORMAL`` for it). It is in
+        the file for every other process at once and survives this one crashing; only a power failure
+        or an operating-system crash before the next durable commit or checkpoint may lose it, and the
+        file stays whole either way. For records of what happened only (an extension's lifecycle),
+        never for a change of the state or a decision about permissions.
+        """
         if not records:
             return
-        with self._transaction() as conn:
+        with self._transaction(durable=durable) as conn:
             at = _now()
             for event, ext_id, actor, detail in records:
                 _append(conn, at, event, ext_id, actor, detail)
@@ -409,7 +420,7 @@ class HostState:
             yield self._conn
 
     @contextmanager
-    def _transaction(self, *, changing: bool = True) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, *, changing: bool = True, durable: bool = True) -> Iterator[sqlite3.Connection]:
         if changing and self.read_only is not None:
             raise StateError(
                 f"cannot change the host state {self.path}: it is read-only ({self.read_only})",
@@ -417,14 +428,21 @@ class HostState:
                 "or set SYMPHONY_HOME to a folder that can be written to",
             )
         with self._using() as conn:
-            conn.execute("BEGIN IMMEDIATE")
+            lazy = not durable and self.read_only is None
+            if lazy:
+                conn.execute("PRAGMA synchronous = NORMAL")
             try:
-                yield conn
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield conn
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            finally:
+                if lazy:
+                    conn.execute("PRAGMA synchronous = FULL")
 
 
 @contextmanager
