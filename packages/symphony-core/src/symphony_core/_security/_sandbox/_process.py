@@ -108,7 +108,7 @@ class WorkerProcess:
         self._delivery = threading.Condition()
         self._lock = threading.RLock()  # held for each request; kill() from that thread may take it again
         self._typical = 0.0
-        """How long a loop's call of this worker took, smoothed over its recent calls (seconds)."""
+        """How long a loop's calls of this worker took lately (seconds, smoothed); 0 while untimed."""
         self._on_loop = False
         """An event loop's request (`acall`) holds ``_lock`` on the loop's thread: that thread may not
         take it again, nor close the pipes under the request."""
@@ -247,10 +247,16 @@ class WorkerProcess:
         return await asyncio.to_thread(self._answered, message, answer)
 
     def _poll_window(self) -> float:
-        """How long a loop looks for this worker's answer before sleeping: half again as long as its
-        recent calls took, when that is under ``POLL_LIMIT`` (a longer call is slept through)."""
+        """How long a loop looks for this worker's answer before sleeping (0: not at all).
+
+        Looking saves the answer a wake-up when a core is to spare, and would take the worker's core
+        when none is: so only while fewer threads are runnable than this process has cores. A loop
+        looks for half again as long as its calls of this worker took lately, and only for calls that
+        took under ``POLL_LIMIT`` / 1.5 (a longer call is slept through)."""
         expected = self._typical
-        return 1.5 * expected if 0.0 < expected <= POLL_LIMIT / 1.5 else 0.0
+        if expected > POLL_LIMIT / 1.5 or not _core_to_spare():
+            return 0.0
+        return 1.5 * expected if expected else POLL_LIMIT  # never timed: look, and learn how long it takes
 
     def _took(self, seconds: float) -> None:
         self._typical = seconds if not self._typical else 0.8 * self._typical + 0.2 * seconds
@@ -655,6 +661,28 @@ def _sweep_exchanges(folder: str) -> None:
             match = _EXCHANGE.match(entry.name)
             if match and entry.is_dir(follow_symlinks=False) and not alive(int(match.group(1))):
                 shutil.rmtree(entry.path, ignore_errors=True)
+
+
+_SPARE_CHECKED = 0.05
+"""Seconds a reading of the machine's runnable threads stands for (`_core_to_spare`)."""
+_spare: list[float | bool] = [-1.0, False]
+
+
+def _core_to_spare() -> bool:
+    """Whether fewer threads are runnable on the machine than this process may use cores (the kernel's
+    count in ``/proc/loadavg``, read at most every ``_SPARE_CHECKED`` seconds): then a loop that looks
+    for a worker's answer takes no core the worker needs."""
+    now = time.monotonic()
+    if now - float(_spare[0]) < _SPARE_CHECKED:
+        return bool(_spare[1])
+    try:
+        with open("/proc/loadavg", "rb") as file:
+            runnable = int(file.read().split()[3].partition(b"/")[0])
+        spare = runnable < len(os.sched_getaffinity(0))
+    except (OSError, ValueError, IndexError):
+        spare = False
+    _spare[:] = [now, spare]
+    return spare
 
 
 @functools.cache
