@@ -243,6 +243,38 @@ def test_a_rescan_stops_the_workers_of_an_isolated_extension_whose_installation_
     assert host.info("acme.reworked")["state"] == "validated"
 
 
+@pytest.mark.skipif(
+    sys.platform != "linux" or not probe().has("landlock"),
+    reason="the isolated tier needs Linux and Landlock",
+)
+def test_preparing_a_host_readies_the_isolated_tier_ahead_without_running_any_extension(
+    install, make, home, hosts
+):
+    from symphony_core._store._home import Home
+
+    install(make.greeter("acme.ready"))
+    sandbox = "symphony_core._security._sandbox._process"
+    guarded = hosts(home, isolation="guard")
+    assert guarded("prepare") is False
+    assert sandbox not in guarded("modules", "symphony_core"), "a host that isolates nothing pays nothing"
+    host = hosts(home, isolation="isolated")
+    assert sandbox not in host("modules", "symphony_core")
+    boot = Home(home).cache_dir / "worker-bytecode"
+    assert not boot.exists()
+
+    assert host("prepare") is True
+
+    ready = set(host("modules", "symphony_core", "acme_ready"))
+    assert {sandbox, "symphony_core._security._sandbox._pool", "symphony_core._security._grants"} <= ready
+    assert not any(name.startswith("acme_ready") for name in ready), "no extension code ran in the host"
+    assert host.descendants() == [], "no worker was started"
+    assert any(boot.rglob("*.pyc")), "the workers' boot bytecode was written"
+    assert host("prepare") is True  # again: nothing left to do
+    host("grant", "acme.ready")
+    assert host("start", "acme.ready") == "RemoteExtension"
+    assert host("call", "acme.ready", "greet", "ada") == "hello ada, from acme.ready"
+
+
 def test_a_disabled_extension_is_refused_until_it_is_enabled_again(install, make, home, hosts):
     install(make.greeter("acme.switchable"))
     host = hosts(home)

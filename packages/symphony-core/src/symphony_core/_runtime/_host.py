@@ -279,6 +279,27 @@ class Host:
         self._workers = Workers(self)
         _interrupts.watch()  # to tell a Ctrl-C from a KeyboardInterrupt that extension code raises
 
+    def prepare(self) -> bool:
+        """Pay now, once, what this process would otherwise pay at its first start of an extension, so
+        that start costs the host what any later one does.
+
+        Unless ``isolation`` is "none": resolve what the interpreter itself reads and writes, for the
+        guard. With "isolated" or "auto", also import the isolated tier, probe what the kernel enforces,
+        remove what dead hosts left behind, write the bytecode a worker boots from (in a child process,
+        once per home), and import the fronts of the kits of the extensions discovered so far. Call it
+        where a host gets ready to serve, after `discover` and before its first start; it runs no
+        extension code and starts no worker, and a second call finds nothing left to do. Returns whether
+        this host can run isolated workers (False for "guard" and "none")."""
+        if self.isolation != "none":
+            from symphony_core._security import _guard
+
+            _guard.prepare()
+        if self.isolation not in ("isolated", "auto"):
+            return False
+        with self._lock:
+            kinds = [slot.record.kind for slot in self._slots.values()]
+        return self._workers.prepare(kinds)
+
     @property
     def guard(self) -> bool:
         """Deprecated (goes in the next minor release): whether code run in this process is guarded,

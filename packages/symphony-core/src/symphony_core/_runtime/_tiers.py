@@ -10,7 +10,7 @@ import functools
 import inspect
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -219,6 +219,23 @@ class Workers(Tier):
 
     def load(self, slot: _Slot) -> None:
         """Nothing: its workers import it when it is activated, never this process."""
+
+    def prepare(self, kinds: Iterable[str]) -> bool:
+        """Pay now what the first isolated start in this process would (`Host.prepare`): the tier's own
+        modules, the kernel's probe, the workers' boot bytecode, and the fronts of ``kinds``' kits.
+        Whether this machine runs workers."""
+        from symphony_core._security import _grants  # noqa: F401 - what each start reads its limits with
+        from symphony_core._security._sandbox import _fronts, _pool, _process, _remote  # noqa: F401
+        from symphony_core._store import _config  # noqa: F401 - what each start checks variables with
+
+        if not _process.prepare(self.host.home):
+            return False
+        for kind in sorted(set(kinds)):
+            try:
+                _fronts.front_for(kind)
+            except Exception as exc:  # noqa: BLE001 - a broken kit fails the start that needs it, not this
+                log.info("the front of kind %s could not be imported ahead: %s", kind, exc)
+        return True
 
     def configure(self, slot: _Slot) -> Any:
         # its workers resolve the config, so its model is never imported here

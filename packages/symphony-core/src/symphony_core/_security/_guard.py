@@ -443,6 +443,12 @@ _CHECKS: dict[str, Callable[[Policy, tuple[Any, ...]], list[Access]]] = {
 }
 
 
+def prepare() -> None:
+    """Resolve what the interpreter itself reads and writes, as the first guarded start of a process
+    would (`Host.prepare`)."""
+    _interpreter_needs_anywhere(tuple(sys.path), sys.pycache_prefix)
+
+
 def _interpreter_needs(
     path: tuple[str, ...], pycache_prefix: str | None, writable: tuple[str, ...]
 ) -> dict[str, _Paths]:

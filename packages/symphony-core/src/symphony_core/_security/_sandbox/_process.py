@@ -33,8 +33,9 @@ from symphony_core._model._errors import (
     WorkerTimeout,
 )
 from symphony_core._model._kinds import KINDS
+from symphony_core._store._home import Home
 
-from . import _bytecode, _quota
+from . import _bytecode, _protocol, _quota
 from ._bulk import Codec
 from ._cgroups import Cgroups, alive
 from ._observe import only_child, verify_claims
@@ -640,6 +641,21 @@ class WorkerProcess:
                 keep(held, cut)
         finally:
             os.close(fd)
+
+
+def prepare(home: Home) -> bool:
+    """Do what the first worker a process starts would otherwise pay for: probe what the kernel can
+    enforce, remove what dead hosts left in the exchange folder, write the bytecode of what a worker
+    imports before it is restricted (a child process, once per home), read the protocol's messages into
+    msgspec, and start the spawner thread.
+    Whether this machine can run workers at all (False: nothing was done)."""
+    if not probe().supported:
+        return False
+    _sweep_exchanges(_SHM if os.path.isdir(_SHM) else tempfile.gettempdir())
+    _bytecode.boot(_bytecode.folder(home), sys.executable, tuple(_boot_folders()), _WORKER)
+    _protocol.prepare()
+    _spawner()
+    return True
 
 
 _LIVE: weakref.WeakSet[WorkerProcess] = weakref.WeakSet()

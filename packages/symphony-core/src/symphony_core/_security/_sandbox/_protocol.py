@@ -211,6 +211,11 @@ class Failure(_Message, tag="failure"):
 Message = Setup | Hello | Load | Call | Ping | Stop | ConfigQuery | Event | Reply | Failure
 
 
+def prepare() -> None:
+    """Have msgspec read the messages' types now, as the first channel of a process would."""
+    msgspec.msgpack.Decoder(Message)
+
+
 class ProtocolViolation(Exception):
     """The other side broke the protocol: a bad frame, an unknown message, or the pipe closed early."""
 
