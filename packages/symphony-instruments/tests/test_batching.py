@@ -539,8 +539,8 @@ def test_a_batcher_served_from_its_executors_own_loop_batches_fails_only_the_cul
 
 
 class _Roaming:
-    """An executor with no loop of its own (as an isolated instrument's workers): each batch is awaited on
-    the loop of the request that started it, or run on a thread while more requests wait."""
+    """An executor with no loop of its own (as an isolated instrument's workers): a request that finds
+    the batcher idle is awaited on its caller's loop, the others run on the batcher's thread."""
 
     def __init__(self, gate: threading.Event | None = None) -> None:
         from symphony_instruments._executors import OnLoop
@@ -593,21 +593,20 @@ class _Roaming:
 def test_a_lone_request_to_an_executor_on_no_loop_runs_on_its_callers_loop_with_no_thread() -> None:
     roaming = _Roaming()
     batcher = roaming.batcher()
-    threads_before = {t.name for t in threading.enumerate()}
 
     async def scenario():
         await batcher.start()
         answers = [await batcher.submit({"x": np.full(2, n, np.float32)}) for n in range(20)]
-        new_threads = {t.name for t in threading.enumerate()} - threads_before
+        metrics = batcher.metrics()
         await batcher.close()
-        return asyncio.get_running_loop(), answers, new_threads
+        return asyncio.get_running_loop(), answers, metrics
 
-    loop, answers, new_threads = asyncio.run(scenario())
+    loop, answers, metrics = asyncio.run(scenario())
 
     assert [float(answer["y"][0]) for answer in answers] == [2.0 * n for n in range(20)]
     assert roaming.on_loops == [loop] * 20
-    assert roaming.on_threads == []
-    assert new_threads == set(), "no thread was started for the batches"
+    assert roaming.on_threads == [], "no batcher thread ran a batch"
+    assert (metrics.submitted, metrics.completed, metrics.batches, metrics.queue_depth) == (20, 20, 20, 0)
 
 
 def test_an_executor_on_no_loop_runs_batches_on_a_thread_while_requests_wait_and_answers_all() -> None:
@@ -637,7 +636,7 @@ def test_an_executor_on_no_loop_runs_batches_on_a_thread_while_requests_wait_and
     assert (metrics.completed, metrics.failed, metrics.queue_depth) == (299, 1, 0)
 
 
-def test_a_loop_that_stops_mid_batch_fails_only_its_batch_and_the_queue_moves_to_another_loop() -> None:
+def test_a_loop_that_stops_while_its_lone_request_runs_leaves_the_other_callers_answered() -> None:
     gate = threading.Event()
     roaming = _Roaming(gate)
     batcher = roaming.batcher()
@@ -656,10 +655,9 @@ def test_a_loop_that_stops_mid_batch_fails_only_its_batch_and_the_queue_moves_to
         other.start()
         await asyncio.get_running_loop().run_in_executor(None, started.wait, 10)
         here = [asyncio.ensure_future(batcher.submit({"x": np.full(2, n, np.float32)})) for n in range(5)]
-        await _until(lambda: batcher.metrics().queue_depth == 5)
+        await _until(lambda: batcher.metrics().queue_depth == 5)  # the thread waits for the lone one
         finish.set()
-        await asyncio.get_running_loop().run_in_executor(None, other.join, 10)  # its runner was cancelled
-        await _until(lambda: batcher.metrics().running == 1)  # and the queue handed to a runner here
+        await asyncio.get_running_loop().run_in_executor(None, other.join, 10)  # its lone request stopped
         gate.set()
         answers = await asyncio.wait_for(asyncio.gather(*here), 10)
         metrics = batcher.metrics()
@@ -669,6 +667,32 @@ def test_a_loop_that_stops_mid_batch_fails_only_its_batch_and_the_queue_moves_to
     answers, metrics, loop = asyncio.run(scenario())
 
     assert [float(answer["y"][0]) for answer in answers] == [2.0 * n for n in range(5)]
-    assert roaming.on_loops[-1] is loop, "the queued requests were run from this loop"
-    assert roaming.batches == [5], "the batch of the loop that stopped never finished"
+    assert roaming.on_loops[0] is not loop, "the lone request ran on its own caller's loop"
+    assert roaming.batches == [5], "the lone request of the loop that stopped never finished"
     assert (metrics.completed, metrics.queue_depth, metrics.running) == (5, 0, 0)
+
+
+def test_callers_on_many_loops_at_once_all_get_answers_from_an_executor_on_no_loop() -> None:
+    roaming = _Roaming()
+    roaming.executor._slots = 4  # several runners, started from several threads at the same moment
+    batcher = roaming.batcher()
+    asyncio.run(batcher.start())
+    start = threading.Barrier(8)
+    answers: dict[int, list[float]] = {}
+
+    async def caller(number: int) -> None:
+        start.wait(10)
+        rows = [np.full(2, number * 100 + n, np.float32) for n in range(50)]
+        found = await asyncio.gather(*(batcher.submit({"x": row}) for row in rows))
+        answers[number] = [float(answer["y"][0]) for answer in found]
+
+    threads = [threading.Thread(target=asyncio.run, args=(caller(number),)) for number in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert sorted(answers) == list(range(8))
+    for number, found in answers.items():
+        assert found == [2.0 * (number * 100 + n) for n in range(50)]
+    assert batcher.metrics().completed == 400

@@ -18,12 +18,11 @@ How a request travels:
    GIL while it runs, or one call to a worker: see ``_executors``), splits the outputs and hands them
    back to the loop in one call per batch. An executor with a loop of its own (`OnLoop`: a
    `RemoteInstrument`'s HTTP client) is served the same way by coroutines on that loop instead of threads.
-   An executor that runs on any loop (`InWorkers`: an isolated instrument's workers, whose pipes a loop
-   can watch) is served by coroutines on the callers' own loops: a request that finds fewer batches
-   running than the executor has slots starts one more on its loop, which runs batches while requests
-   wait and then ends. A batch that leaves nothing queued behind it goes from the loop to the worker and
-   back, with no thread woken on the way (a lone request's latency); while more requests wait, each
-   batch is joined, sent and split on a thread, leaving the loop to its callers (the throughput).
+   An executor that can run a batch on any loop (`InWorkers`: an isolated instrument's workers, whose
+   pipes a loop can watch) also has its threads; but a request that finds the batcher idle (nothing
+   queued or running, every thread waiting) is run alone from its caller's loop, which sends it to a
+   worker and reads the answer itself: a lone request then wakes no thread on its way. Only that
+   request rides on its caller's loop, so no other caller depends on that loop running.
 3. A single timer per loop answers every request whose deadline passes first with `DeadlineExceeded`,
    whatever the model is doing, so no caller waits past its deadline.
 
@@ -208,10 +207,11 @@ class Batcher:
         # An executor with a loop of its own runs its batches as coroutines there: the batcher serves it
         # from that loop (``slots`` coroutines), with no thread of its own and no hop per batch.
         self._on_loop = executor.loop if isinstance(executor, OnLoop) else None
-        # An executor on no loop of its own runs each batch on the loop of the request that started it:
-        # runners come and go with the work (``_active`` of them, under _take_lock), none are kept.
-        self._roaming = isinstance(executor, OnLoop) and executor.loop is None
-        self._active = 0
+        # An executor on no loop of its own runs a request that finds the batcher idle on its caller's
+        # loop (`_run_alone`); the rest goes to the threads as usual.
+        self._alone = isinstance(executor, OnLoop) and executor.loop is None
+        self._alone_tasks: set[asyncio.Task[None]] = set()
+        self._borrowed = 0  # under _wake: a lone request running from its loop holds one thread's slot
         self._context = contextvars.copy_context()
         self._runners: list[concurrent.futures.Future[None]] = []
         self._waiters: deque[asyncio.Future[None]] = deque()
@@ -250,10 +250,6 @@ class Batcher:
         """Start the batcher's threads; it then takes requests from callers on any event loop."""
         if self._open or self._closed:
             return
-        if self._roaming:  # runners start with the requests, on their loops, in this context
-            self._context = contextvars.copy_context()
-            self._open = True
-            return
         if self._on_loop is not None:
             # Each runs in this context, as the threads do: an extension's identity (the guard) goes with it.
             self._runners = [
@@ -262,6 +258,7 @@ class Batcher:
             ]
             self._open = True
             return
+        self._context = contextvars.copy_context()
         for number in range(self._threads):
             # The executor runs in the caller's context: an extension's identity (the guard) goes with it.
             context = contextvars.copy_context()
@@ -292,9 +289,7 @@ class Batcher:
             self._stopping = True
             self._wake.notify_all()
         deadline = time.monotonic() + drain
-        if self._roaming:
-            await self._stop_roaming(deadline)
-        elif self._on_loop is not None:
+        if self._on_loop is not None:
             with contextlib.suppress(RuntimeError):  # the executor's loop has stopped: nothing runs there
                 self._on_loop.call_soon_threadsafe(self._wake_all)
             runners = [asyncio.wrap_future(runner) for runner in self._runners]
@@ -374,31 +369,71 @@ class Batcher:
                     self._schedule_sweep(side, deadline)
             else:
                 self._watch(side, request)
-        self._queue.append(request)
         side.enqueued += 1
         side.enqueued_items += items
-        if self._roaming:
-            self._roam(loop, 1)
-        elif self._idle:
+        if self._alone and not self._queue and not self._running_items and self._borrow():
+            self._run_alone(loop, request)
+            return await future
+        self._queue.append(request)
+        if self._idle:
             self._kick(1)
         return await future
+
+    def _borrow(self) -> bool:
+        """Take a thread's slot for a lone request, when every thread waits and no other lone request
+        runs; the threads then run one batch fewer at a time until it is given back."""
+        with self._wake:
+            if self._borrowed or self._idle < self._threads or self._stopping:
+                return False
+            self._borrowed = 1
+            return True
+
+    def _give_back(self) -> None:
+        with self._wake:
+            self._borrowed = 0
+            if self._queue:  # requests queued meanwhile: a thread takes them now (else none is woken)
+                self._wake.notify_all()
+
+    def _run_alone(self, loop: asyncio.AbstractEventLoop, request: _Request) -> None:
+        """Run a request that found the batcher idle as a batch of its own, from its caller's loop."""
+        with self._take_lock:
+            self._dequeued += 1
+            self._dequeued_items += request.items
+            self._count_batch(request.items)
+        # A copy: the loops of two threads may start one at the same moment, and a context is entered by
+        # one thread at a time.
+        try:
+            task = self._context.copy().run(loop.create_task, self._serve_alone(request))
+        except BaseException:
+            self._give_back()
+            raise
+        self._alone_tasks.add(task)
+        task.add_done_callback(self._alone_tasks.discard)
+
+    async def _serve_alone(self, request: _Request) -> None:
+        task = asyncio.current_task()
+        key, batch = id(task), [request]
+        self._running[key] = batch
+        try:
+            results, failures = await self._execute_on_loop(batch)
+        except asyncio.CancelledError:  # its caller's loop is stopping: its caller is gone with it
+            if self._running.pop(key, None) is not None:
+                with self._take_lock:
+                    self._running_items -= request.items
+            raise
+        finally:
+            self._give_back()
+        self._finished(key, batch, results, failures)
 
     def _enqueue(self, side: _Side, requests: list[_Request]) -> None:
         self._queue.extend(requests)
         side.enqueued += len(requests)
         side.enqueued_items += sum(request.items for request in requests)
-        if self._roaming:
-            assert side.loop is not None
-            self._roam(side.loop, len(requests))
-        elif self._idle:
+        if self._idle:
             self._kick(len(requests))
 
     def _kick(self, count: int) -> None:
         """Wake up to ``count`` idle servers: requests were queued."""
-        if self._roaming:
-            for _ in range(min(count, len(self._waiters))):
-                self._wake_one()
-            return
         if self._on_loop is None:
             with self._wake:
                 self._wake.notify(count)
@@ -410,124 +445,9 @@ class Batcher:
     def _wake_one(self) -> None:
         while self._waiters:
             waiter = self._waiters.popleft()
-            if waiter.done():
-                continue
-            loop = waiter.get_loop()
-            if loop is _running_loop():
+            if not waiter.done():
                 waiter.set_result(None)
-            else:  # a roaming runner waits on another loop
-                with contextlib.suppress(RuntimeError):  # that loop has closed: its runner is gone
-                    loop.call_soon_threadsafe(_wake, waiter)
-            return
-
-    # Roaming runners (an executor on the callers' loops)
-
-    def _roam(self, loop: asyncio.AbstractEventLoop, count: int) -> None:
-        """Requests were queued on ``loop``: wake a runner waiting for a fuller batch, or start one
-        more runner here while fewer than the executor's slots run."""
-        if self._idle:
-            self._kick(count)
-            return
-        with self._take_lock:
-            if self._active >= self._threads:
                 return
-            self._active += 1
-        self._context.run(loop.create_task, self._serve_roaming())
-
-    async def _serve_roaming(self) -> None:
-        """A runner on the loop of the request that started it: batches while requests wait, then it ends.
-
-        Cancelled (its loop is shutting down) while a batch runs, that batch's requests get
-        `BatcherClosed`, and the requests still queued are handed to a runner on one of their own loops.
-        """
-        task = asyncio.current_task()
-        assert task is not None
-        key = id(task)
-        self._tasks.append(task)
-        batch: list[_Request] | None = None
-        try:
-            while True:
-                with self._take_lock:
-                    if not self._queue:
-                        self._active -= 1
-                        return
-                batch, dropped = await self._next_batch_roaming()
-                if dropped:
-                    self._post(self._reject, dropped)
-                if not batch:
-                    continue
-                self._running[key] = batch
-                if self._queue:  # more waits: the batch is joined, sent and split on a thread, and the
-                    # loop is left to its callers (a loop that did it all would cap the throughput)
-                    results, failures = await asyncio.to_thread(self._execute, batch)
-                else:  # a lone batch: from the loop to the worker and back, no thread woken
-                    results, failures = await self._execute_on_loop(batch)
-                self._finished(key, batch, results, failures)
-                batch = None
-        except asyncio.CancelledError:
-            with self._take_lock:
-                self._active -= 1
-            if batch is not None and key in self._running:
-                gone = BatcherClosed(
-                    "the event loop that ran its batch stopped before the batch was answered",
-                    extension=self._extension,
-                    hint="keep the loop that calls the instrument running until its requests are answered",
-                )
-                self._finished(key, batch, [], [(request, gone) for request in batch])
-            self._hand_over()
-            raise
-        finally:
-            with contextlib.suppress(ValueError):
-                self._tasks.remove(task)
-
-    async def _next_batch_roaming(self) -> tuple[list[_Request], list[tuple[_Request, BaseException]]]:
-        """`_next_batch` for a roaming runner: runners on other loops take from the queue at the same time."""
-        queue = self._queue
-        batch: list[_Request] = []
-        dropped: list[tuple[_Request, BaseException]] = []
-        with self._take_lock:
-            items = self._take(batch, dropped, 0)
-            fill = self._max_delay and items and items < self.max_batch_size and not self._running_items
-            if not fill:
-                self._count_batch(items)
-                return batch, dropped
-        fill_until = time.monotonic() + self._max_delay
-        try:
-            while items < self.max_batch_size and (left := fill_until - time.monotonic()) > 0:
-                if not queue:
-                    await self._idle_on_loop(left)
-                with self._take_lock:
-                    items = self._take(batch, dropped, items)
-        except asyncio.CancelledError:
-            gone = BatcherClosed("the event loop that formed its batch stopped", extension=self._extension)
-            self._post(self._reject, [*dropped, *((request, gone) for request in batch)])
-            raise
-        with self._take_lock:
-            self._count_batch(items)
-        return batch, dropped
-
-    def _hand_over(self) -> None:
-        """Start a runner for the queued requests on the loop of the first one whose loop still runs."""
-        for request in list(self._queue):
-            loop = request.side.loop
-            if loop is None or loop is _running_loop() or loop.is_closed():
-                continue
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(self._roam, loop, 1)
-                return
-
-    async def _stop_roaming(self, deadline: float) -> None:
-        """`close` for roaming runners: let them finish the queue, then cancel what still runs."""
-        if self._queue:
-            self._roam(asyncio.get_running_loop(), len(self._queue))
-        while self._active and time.monotonic() < deadline:
-            await asyncio.sleep(0.005)
-        for task in list(self._tasks):
-            with contextlib.suppress(RuntimeError):
-                task.get_loop().call_soon_threadsafe(task.cancel)
-        stop_by = time.monotonic() + 1.0
-        while self._tasks and time.monotonic() < stop_by:
-            await asyncio.sleep(0.005)
 
     def _wake_all(self) -> None:
         while self._waiters:
@@ -758,7 +678,7 @@ class Batcher:
         self, key: int, batch: list[_Request], results: list[_Answer], failures: list[_Refusal]
     ) -> None:
         """A batch has run: count it out and hand its answers to their callers' loops."""
-        del self._running[key]
+        self._running.pop(key, None)
         with self._take_lock:
             self._running_items -= sum(request.items for request in batch)
         if results:
@@ -773,20 +693,18 @@ class Batcher:
         await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _idle_on_loop(self, timeout: float | None = None) -> None:
-        """Wait on the executor's loop (a roaming runner's own) until a request is queued (or ``timeout``
-        passes)."""
-        waiter = asyncio.get_running_loop().create_future()
+        """Wait on the executor's loop until a request is queued (or ``timeout`` passes)."""
+        assert self._on_loop is not None
+        waiter = self._on_loop.create_future()
         self._waiters.append(waiter)
-        with self._take_lock:  # roaming runners count themselves from several threads
-            self._idle += 1
+        self._idle += 1
         try:
             if not self._queue and not self._stopping:  # queued before it counted as idle: no kick came
                 await asyncio.wait_for(waiter, timeout)
         except asyncio.TimeoutError:
             pass
         finally:
-            with self._take_lock:
-                self._idle -= 1
+            self._idle -= 1
             waiter.cancel()
 
     async def _next_batch_on_loop(self) -> tuple[list[_Request] | None, list[tuple[_Request, BaseException]]]:
@@ -817,7 +735,7 @@ class Batcher:
         thread needs the GIL to form the next batch, so under load it leaves the wake-up to the courier
         thread, which can only take the GIL once the thread has released it by entering the next run.
         """
-        by_courier = self._queue and not self._stopping and not isinstance(self._executor, OnLoop)
+        by_courier = self._queue and not self._stopping and self._on_loop is None
         for side, part in _by_side(answers):
             if by_courier:
                 self._courier_queue.put((side, callback, part))
@@ -826,7 +744,7 @@ class Batcher:
 
     def _wake_loop(self, side: _Side, callback: Callable[[_Side, Any], None], part: Any) -> None:
         assert side.loop is not None
-        if side.loop is _running_loop():  # a runner on the requests' own loop: answered right here
+        if side.loop is _running_loop():  # a lone request run from its own loop: answered right here
             callback(side, part)
             return
         # RuntimeError: the loop closed while a batch ran, so nobody waits there
@@ -844,10 +762,11 @@ class Batcher:
     def _next_batch(self) -> tuple[list[_Request] | None, list[tuple[_Request, BaseException]]]:
         """Wait for work; return the next batch (None to stop) and the requests dropped while forming it."""
         queue = self._queue
-        if not queue:
+        if not queue or self._borrowed:
             with self._wake:
                 self._idle += 1
-                while not queue and not self._stopping:
+                # a lone request run from its loop holds one thread's slot: one thread fewer takes work
+                while (not queue or self._borrowed >= self._idle) and not self._stopping:
                     self._wake.wait()
                 self._idle -= 1
             if not queue:
@@ -1061,11 +980,6 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return asyncio.get_running_loop()
     except RuntimeError:
         return None
-
-
-def _wake(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
 
 
 def _joined(batch: Sequence[_Request]) -> tuple[dict[str, Array], int]:

@@ -9,10 +9,10 @@ in the host's process. Only the step that runs one joined batch differs, and it 
   no thread of its own, so a batch takes no hop between threads on its way to the endpoint and back;
 - `InWorkers` sends the batch to a worker of an isolated instrument as one call of its ``predict``. The
   stacked arrays cross into the worker (through shared memory, or inline in the message when they are
-  small: the core's bulk codec decides) and its outputs cross back. It is an `OnLoop` with no loop of
-  its own: the batch is sent and its answer read by the loop of the request that started the batch (the
-  loop watches the worker's pipes), and each batch running at once takes a worker of its own, so a pool
-  of several workers runs as many batches at once.
+  small: the core's bulk codec decides) and its outputs cross back. Each of the batcher's threads takes a
+  worker of its own, so a pool of several workers runs as many batches at once. It is also an `OnLoop`
+  with no loop of its own: a request that finds the batcher idle is sent as a batch of one from its
+  caller's loop, which watches the worker's pipes for the answer.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ class OnLoop:
 
 class InWorkers(OnLoop):
     """Runs each batch as one call of ``predict`` in a worker of an isolated instrument, one batch per
-    worker at a time, from the loop that starts the batch."""
+    worker at a time: from a batcher's thread (`run`), or from a caller's loop (`run_on_loop`)."""
 
     def __init__(self, workers: Workers) -> None:
         super().__init__(self._run_in_worker, None, workers.size)
