@@ -467,6 +467,16 @@ def test_a_split_request_fails_whole_with_the_error_of_its_failing_part_and_othe
     np.testing.assert_array_equal(fine["y"], [[2.0, 0.0], [4.0, 0.0]])
 
 
+def _doubled_but_the_culprit(outcomes, culprit):
+    """Each request's row doubled, but the culprit's (negative) row, which failed alone."""
+    for number, outcome in enumerate(outcomes):
+        if number == culprit:
+            assert isinstance(outcome, ExtensionFailed)
+            assert "negative inputs" in str(outcome)
+        else:
+            np.testing.assert_array_equal(outcome["y"], np.full(2, number * 2, np.float32))
+
+
 def test_a_batcher_served_from_its_executors_own_loop_batches_fails_only_the_culprit_and_answers_all():
     from symphony_instruments._batching import Batcher
     from symphony_instruments._contributions import InputChecker, read_contributions
@@ -525,12 +535,7 @@ def test_a_batcher_served_from_its_executors_own_loop_batches_fails_only_the_cul
     thread.join(5)
     own.close()
 
-    for number, outcome in enumerate(outcomes):
-        if number == 150:
-            assert isinstance(outcome, ExtensionFailed)
-            assert "negative inputs" in str(outcome)
-        else:
-            np.testing.assert_array_equal(outcome["y"], np.full(2, number * 2, np.float32))
+    _doubled_but_the_culprit(outcomes, 150)
     assert ran_on == {thread.ident}, "every batch ran on the executor's own loop"
     assert not any(name.startswith("symphony-instrument-") for name in new_threads), new_threads
     assert max(batches) > 1, "requests that arrive while the endpoint works share a batch"
@@ -624,12 +629,7 @@ def test_an_executor_on_no_loop_runs_batches_on_a_thread_while_requests_wait_and
 
     outcomes, metrics = asyncio.run(scenario())
 
-    for number, outcome in enumerate(outcomes):
-        if number == 150:
-            assert isinstance(outcome, ExtensionFailed)
-            assert "negative inputs" in str(outcome)
-        else:
-            np.testing.assert_array_equal(outcome["y"], np.full(2, number * 2, np.float32))
+    _doubled_but_the_culprit(outcomes, 150)
     assert roaming.on_threads, "batches with more requests behind them ran on a thread"
     assert threading.get_ident() not in roaming.on_threads
     assert max(roaming.batches) > 1

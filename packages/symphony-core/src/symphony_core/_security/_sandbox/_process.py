@@ -681,23 +681,24 @@ def _sweep_exchanges(folder: str) -> None:
 
 _SPARE_CHECKED = 0.05
 """Seconds a reading of the machine's runnable threads stands for (`_core_to_spare`)."""
-_spare: list[float | bool] = [-1.0, False]
+_spare_read_at, _spare = -1.0, False
 
 
 def _core_to_spare() -> bool:
     """Whether fewer threads are runnable on the machine than this process may use cores (the kernel's
     count in ``/proc/loadavg``, read at most every ``_SPARE_CHECKED`` seconds): then a loop that looks
     for a worker's answer takes no core the worker needs."""
+    global _spare_read_at, _spare
     now = time.monotonic()
-    if now - float(_spare[0]) < _SPARE_CHECKED:
-        return bool(_spare[1])
+    if now - _spare_read_at < _SPARE_CHECKED:
+        return _spare
     try:
         with open("/proc/loadavg", "rb") as file:
             runnable = int(file.read().split()[3].partition(b"/")[0])
         spare = runnable < len(os.sched_getaffinity(0))
     except (OSError, ValueError, IndexError):
         spare = False
-    _spare[:] = [now, spare]
+    _spare_read_at, _spare = now, spare
     return spare
 
 

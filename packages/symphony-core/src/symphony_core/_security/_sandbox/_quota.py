@@ -152,9 +152,10 @@ def due(worker: WorkerProcess) -> bool:
 def check(worker: WorkerProcess) -> None:
     """Count the worker's folders after a request, unless they were counted in the last ``AFTER_CALL``
     seconds; over quota, kill every worker of its extension and raise `WorkerCrashed` saying why."""
-    spec = worker.spec
-    if not limited(spec.limits) or worker.pid is None or not _MONITOR.due(_key(spec), AFTER_CALL):
+    if not due(worker):
         return
+    spec = worker.spec
+    assert worker.pid is not None
     usage = _MONITOR.count(spec, [worker.pid], mapped=False)
     if usage.over is None:
         return
