@@ -179,7 +179,7 @@ print(json.dumps({**wall, **{key + "_cpu": value for key, value in cpus.items()}
 # "after_unguarded" does the same with the in-process guard off (Host(isolation="none")); "kit" imports
 # the extension's kit first.
 HOST = """
-import os, sys, time, logging, pathlib, importlib
+import os, sys, time, logging, pathlib, importlib, importlib.abc, importlib.util
 def index_stamps(folder):
     try:
         return sorted((entry.name, entry.stat().st_mtime_ns) for entry in os.scandir(folder))
@@ -188,9 +188,34 @@ def index_stamps(folder):
 
 site, home, ext_id, mode = sys.argv[1:5]
 sys.path[:] = [site, *(entry for entry in sys.path if entry)]
+clock, cpu = time.perf_counter_ns, time.process_time_ns
+kit_cpu = []
+
+
+class TimeKit(importlib.abc.MetaPathFinder):
+    # times the kit's import where the host does it (its module and all it imports), once
+    def find_spec(self, name, path, target=None):
+        if name != sys.argv[5]:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            started = cpu()
+            try:
+                run(module)
+            finally:
+                kit_cpu.append(cpu() - started)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
 if mode == "kit":
     importlib.import_module(sys.argv[5])
-clock, cpu = time.perf_counter_ns, time.process_time_ns
+elif mode == "first":
+    sys.meta_path.insert(0, TimeKit())
 t0, c0 = clock(), cpu()
 from symphony_core import Host
 t1, c1 = clock(), cpu()
@@ -206,13 +231,18 @@ host.start(ext_id)
 t4, c4 = clock(), cpu()
 state = host.inspect(ext_id).state.value
 own = getattr(sys.modules.get(ext_id.replace(".", "_")), "OWN_CPU_NS", None)
+# the extension's own import and creation, as the baseline counts them: the same module under another name
+c5 = cpu()
+importlib.import_module(ext_id.replace(".", "_") + "_twin").Bench()
+twin = cpu() - c5
 scanned = index != index_stamps(host.home.cache_dir)
 host.close()
 import json
 steps = {"import": t1 - t0, "init": t2 - t1, "discover": t3 - t2, "start": t4 - t3, "total": t4 - t0}
 cpus = {"import": c1 - c0, "init": c2 - c1, "discover": c3 - c2, "start": c4 - c3, "total": c4 - c0}
 cpus = {key + "_cpu": value for key, value in cpus.items()}
-print(json.dumps({**steps, **cpus, "own_cpu": own, "state": state, "scanned": scanned}))
+print(json.dumps({**steps, **cpus, "own_cpu": own, "twin_cpu": twin, "kit_in_host_cpu": sum(kit_cpu),
+                  "state": state, "scanned": scanned}))
 """
 
 # (variant, extension id, package, measured)
@@ -226,9 +256,20 @@ FIRST_ID = "bench.first"
 STEPS = ("import", "init", "discover", "start", "total")
 TIMED = ("kit", "module", "own", "by_hand", *STEPS, "start_kit", "start_after", "start_after_unguarded")
 KEYS = (*TIMED, *(key + "_cpu" for key in TIMED))
-PAIRED = ("activate_after_cpu", "host_after_cpu", "activate_kit_cpu", "host_kit_cpu")
-"""Within one ``host.start``: the CPU the extension's ``activate`` measured on its own thread, and the
-rest of the start's CPU (the process's, every thread): the host's share, with no other process's noise."""
+PAIRED = (
+    "activate_after_cpu",
+    "import_after_cpu",
+    "host_after_cpu",
+    "activate_kit_cpu",
+    "import_kit_cpu",
+    "host_kit_cpu",
+    "kit_in_host_cpu",
+    "beyond_kit_cpu",
+)
+"""Within one process: the CPU the extension's ``activate`` measured on its own thread, what importing and
+creating the same module under another name took right after the start (its own import, as the baseline
+counts it), and the rest of the start's CPU (the process's, every thread): the host's share, with no other
+process's noise. ``beyond_kit_cpu``: import..started less the kit's import where the host made it."""
 
 
 def build_site(site: Path, iterations: int) -> None:
@@ -248,13 +289,15 @@ def build_site(site: Path, iterations: int) -> None:
     for variant, ext_id, package, _ in EXTENSIONS:
         work = iterations if variant == "work" else 0
         doc = f"activate spins {work} iterations." if work else "activate does nothing."
+        code = EXTENSION.format(doc=doc, iterations=work)
         write_distribution(
             site,
             f"bench-{variant}",
             "1.0.0",
             files={
-                f"{package}/__init__.py": EXTENSION.format(doc=doc, iterations=work),
+                f"{package}/__init__.py": code,
                 f"{package}/symphony.toml": MANIFEST.format(ext_id=ext_id, name=variant),
+                f"{package}_twin/__init__.py": code,  # its own import, timed beside the host's start
             },
             entry_points={"symphony.operators": {ext_id: f"{package}:Bench"}},
             requires=("symphony-operators>=0.1,<0.2",),
@@ -301,7 +344,7 @@ def measure(repeat: int, root: Path, env: dict[str, str]) -> tuple[dict[str, dic
             isolated["ready_cpu"].append(prepared["first_cpu"])
         for variant, ext_id, package in MEASURED:
             base = run_child(BASELINE, site, home, ext_id, package, KIT, env=env)
-            first = run_child(HOST, site, home, ext_id, "first", env=env)
+            first = run_child(HOST, site, home, ext_id, "first", KIT, env=env)
             after = run_child(HOST, site, home, ext_id, "after", FIRST_ID, env=env)
             unguarded = run_child(HOST, site, home, ext_id, "after_unguarded", FIRST_ID, env=env)
             kit = run_child(HOST, site, home, ext_id, "kit", KIT, env=env)
@@ -323,7 +366,10 @@ def measure(repeat: int, root: Path, env: dict[str, str]) -> tuple[dict[str, dic
                 taken["start_after_unguarded" + cpu].append(unguarded["start" + cpu])
             for key, host in (("after", after), ("kit", kit)):
                 taken[f"activate_{key}_cpu"].append(host["own_cpu"])
-                taken[f"host_{key}_cpu"].append(host["start_cpu"] - host["own_cpu"])
+                taken[f"import_{key}_cpu"].append(host["twin_cpu"])
+                taken[f"host_{key}_cpu"].append(host["start_cpu"] - host["own_cpu"] - host["twin_cpu"])
+            taken["kit_in_host_cpu"].append(first["kit_in_host_cpu"])
+            taken["beyond_kit_cpu"].append(first["total_cpu"] - first["kit_in_host_cpu"])
     results = {
         variant: {key: Stat.of_ns(values) for key, values in figures.items()}
         for variant, figures in samples.items()
@@ -437,11 +483,14 @@ def main() -> int:
         ("after", "after another start"),
         ("kit", "1st start in process (kit imported first)"),
     ):
-        own, host = work[f"activate_{key}_cpu"], work[f"host_{key}_cpu"]
-        shares = [extra / alone * 100 for extra, alone in zip(host.samples, own.samples, strict=True)]
+        own, imported, host = (work[f"{part}_{key}_cpu"] for part in ("activate", "import", "host"))
+        shares = [
+            extra / (alone + module) * 100
+            for extra, alone, module in zip(host.samples, own.samples, imported.samples, strict=True)
+        ]
         share = Stat(tuple(shares)).median
         report.figure(f"work.host_{key}_share_percent", {"median": share, "samples": shares})
-        rows.append((label, own, host, f"{share:.1f} %"))
+        rows.append((label, own, imported, host, f"{share:.1f} %"))
         report.budget(
             f"host.start overhead beyond the extension's own work, CPU, {label}, paired in one start",
             share,
@@ -450,8 +499,15 @@ def main() -> int:
         )
     report.table(
         "bench.work: one host.start split in the same process, CPU ms median (min): what the extension's"
-        " activate measured on its own thread, and the rest of the start's CPU (all threads)",
-        ("host.start", "extension's own activate", "the host's share", "share / own work (median)"),
+        " activate measured on its own thread, its module's import and creation (the same module under"
+        " another name, right after), and the rest of the start's CPU (all threads)",
+        (
+            "host.start",
+            "extension's own activate",
+            "its import + create",
+            "the host's share",
+            "share / own work (median)",
+        ),
         rows,
     )
     report.budget(
@@ -492,9 +548,17 @@ def main() -> int:
         FIRST_START_BUDGET_MS,
         "ms",
     )
+    beyond = noop["beyond_kit_cpu"]
+    report.figure("noop.import_to_started_beyond_kit_paired_cpu", beyond)
+    report.table(
+        "bench.noop: from symphony_core import Host to started, less the kit's import where the host made"
+        " it (timed in the same process), CPU ms median (min)",
+        ("import..started", "the kit's import in it", "beyond the kit's import"),
+        [(noop["total_cpu"], noop["kit_in_host_cpu"], beyond)],
+    )
     report.budget(
-        "trivial extension, host import..started beyond its kit's import, CPU",
-        noop["total_cpu"].median - noop["kit_cpu"].median,
+        "trivial extension, host import..started beyond its kit's import, CPU, paired in one process",
+        beyond.median,
         TRIVIAL_PATH_BUDGET_MS,
         "ms",
     )

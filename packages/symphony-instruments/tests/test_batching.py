@@ -59,6 +59,37 @@ def test_concurrent_single_item_requests_are_batched_and_each_gets_its_own_answe
     assert metrics.batches < 600 / 4
 
 
+def test_requests_of_every_shape_queued_together_each_get_their_own_part_of_the_batch(context, kit):
+    # bare items, single items with their batch axis and multi-item requests pile up while the model is
+    # busy, so they share batches whose outputs are split away from the model's thread
+    instrument = kit.Gate()
+    bare = [np.array([n, n + 0.5], np.float32) for n in range(30)]
+    single = [np.array([[n + 0.25, n]], np.float32) for n in range(30)]
+    several = [np.arange(2 * k, dtype=np.float32).reshape(k, 2) + 100 for k in (2, 3, 5)]
+
+    async def scenario():
+        await instrument.activate(context(kit.GATE_MANIFEST, _gate_config(max_batch_size=16)))
+        instrument.gate.clear()
+        first = asyncio.ensure_future(instrument.infer({"x": bare[0]}))
+        await asyncio.to_thread(instrument.entered.wait, 10)
+        calls = [instrument.infer({"x": value}) for group in zip(bare[1:], single[1:]) for value in group]
+        calls += [instrument.infer({"x": value}) for value in several]
+        pending = asyncio.gather(first, *calls)
+        await asyncio.sleep(0.05)
+        instrument.gate.set()
+        answers = await pending
+        await instrument.deactivate()
+        return answers
+
+    answers = asyncio.run(scenario())
+    sent = [bare[0], *(value for group in zip(bare[1:], single[1:]) for value in group), *several]
+    assert len(answers) == len(sent)
+    for value, answer in zip(sent, answers, strict=True):
+        assert answer["y"].shape == value.shape
+        np.testing.assert_array_equal(answer["y"], value * 2)
+    assert max(len(batch) for batch in instrument.batches) == 16, "the queued requests shared batches"
+
+
 def test_bad_requests_fail_alone_before_joining_a_batch_and_the_good_ones_all_succeed(context, kit):
     instrument = kit.Gate()
     config = InstrumentConfig(warmup_batches=0, reject_nan=True)

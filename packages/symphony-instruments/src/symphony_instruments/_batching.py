@@ -45,7 +45,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from queue import SimpleQueue
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -91,6 +91,14 @@ class _Request:
 
 _Answer = tuple[_Request, dict[str, Array]]
 _Refusal = tuple[_Request, BaseException]
+
+
+class _Ran(NamedTuple):
+    """A batch that ran whole, with its outputs not yet split into each request's answer."""
+
+    batch: Sequence[_Request]
+    outputs: Mapping[str, Array]
+    items: int
 
 
 class _Side:
@@ -228,7 +236,8 @@ class Batcher:
         # item much cheaper in a full batch than alone, so time per item would misjudge a long queue.
         self._batch_seconds = [0.0] * (self.max_batch_size.bit_length() + 1)
         self._running: dict[int, list[_Request]] = {}
-        self._courier_queue: SimpleQueue[tuple[_Side, Callable[[_Side, Any], None], Any] | None] = (
+        # (side, callback, answers), or (None, callback, a batch's outputs) to split first
+        self._courier_queue: SimpleQueue[tuple[_Side | None, Callable[[_Side, Any], None], Any] | None] = (
             SimpleQueue()
         )
         # One side per caller's loop, each written on its loop only (see _Side); the tuple is what threads
@@ -675,12 +684,13 @@ class Batcher:
             self._finished(key, batch, results, failures)
 
     def _finished(
-        self, key: int, batch: list[_Request], results: list[_Answer], failures: list[_Refusal]
+        self, key: int, batch: list[_Request], results: list[_Answer] | _Ran, failures: list[_Refusal]
     ) -> None:
         """A batch has run: count it out and hand its answers to their callers' loops."""
         self._running.pop(key, None)
+        items = results.items if isinstance(results, _Ran) else sum(request.items for request in batch)
         with self._take_lock:
-            self._running_items -= sum(request.items for request in batch)
+            self._running_items -= items
         if results:
             self._post(self._deliver, results)
         if failures:
@@ -726,7 +736,9 @@ class Batcher:
             self._count_batch(items)
         return batch, dropped
 
-    def _post(self, callback: Callable[[_Side, Any], None], answers: list[tuple[_Request, Any]]) -> None:
+    def _post(
+        self, callback: Callable[[_Side, Any], None], answers: list[tuple[_Request, Any]] | _Ran
+    ) -> None:
         """Hand answers to their callers' loops, one call per loop: directly when idle, through the
         courier while more work waits.
 
@@ -734,13 +746,20 @@ class Batcher:
         whole batch of callers, which can take a millisecond or two. Between two runs the batcher's
         thread needs the GIL to form the next batch, so under load it leaves the wake-up to the courier
         thread, which can only take the GIL once the thread has released it by entering the next run.
+        The courier also splits a batch's outputs into each request's answer: the model does not wait
+        for that.
         """
-        by_courier = self._queue and not self._stopping and self._on_loop is None
-        for side, part in _by_side(answers):
-            if by_courier:
+        if self._queue and not self._stopping and self._on_loop is None:
+            if isinstance(answers, _Ran):
+                self._courier_queue.put((None, callback, answers))
+                return
+            for side, part in _by_side(answers):
                 self._courier_queue.put((side, callback, part))
-            else:
-                self._wake_loop(side, callback, part)
+            return
+        if isinstance(answers, _Ran):
+            answers = _slices(answers.batch, answers.outputs)
+        for side, part in _by_side(answers):
+            self._wake_loop(side, callback, part)
 
     def _wake_loop(self, side: _Side, callback: Callable[[_Side, Any], None], part: Any) -> None:
         assert side.loop is not None
@@ -757,7 +776,12 @@ class Batcher:
             item = self._courier_queue.get()
             if item is None:
                 return
-            self._wake_loop(*item)
+            side, callback, part = item
+            if side is None:  # a batch's outputs
+                for side, answers in _by_side(_slices(part.batch, part.outputs)):
+                    self._wake_loop(side, callback, answers)
+            else:
+                self._wake_loop(side, callback, part)
 
     def _next_batch(self) -> tuple[list[_Request] | None, list[tuple[_Request, BaseException]]]:
         """Wait for work; return the next batch (None to stop) and the requests dropped while forming it."""
@@ -802,20 +826,23 @@ class Batcher:
         limit = self.max_batch_size
         now = time.monotonic()
         ahead = self._estimate(self._running_items) if self._threads > 1 else 0.0
+        estimates = self._batch_seconds
+        taken = taken_items = 0
         while queue:
             request = queue.popleft()
-            if items + request.items > limit:
+            size = request.items
+            if items + size > limit:
                 queue.appendleft(request)
                 break
-            self._dequeued += 1
-            self._dequeued_items += request.items
+            taken += 1
+            taken_items += size
             future = request.future
             if future.done():
                 if future.cancelled():
                     self._worker_counts["cancelled"] += 1
                 continue  # its caller went away, or its deadline passed while it waited
-            final = min(limit, items + request.items + len(queue))  # the batch grows while requests wait
-            needs = ahead + self._batch_seconds[(final - 1).bit_length()]
+            final = min(limit, items + size + len(queue))  # the batch grows while requests wait
+            needs = ahead + estimates[(final - 1).bit_length()]
             if request.deadline < now + needs:
                 left = (request.deadline - now) * 1000
                 dropped.append(
@@ -835,10 +862,12 @@ class Batcher:
                 )
                 continue
             batch.append(request)
-            items += request.items
+            items += size
+        self._dequeued += taken
+        self._dequeued_items += taken_items
         return items
 
-    def _execute(self, batch: Sequence[_Request]) -> tuple[list[_Answer], list[_Refusal]]:
+    def _execute(self, batch: Sequence[_Request]) -> tuple[list[_Answer] | _Ran, list[_Refusal]]:
         """Run one batch; if it fails, run each of its requests alone so only the culprit fails."""
         started = time.perf_counter()
         try:
@@ -852,10 +881,11 @@ class Batcher:
             failures: list[_Refusal] = []
             for request in batch:
                 single, failed = self._execute([request])
-                results += single
+                results += _slices(single.batch, single.outputs) if isinstance(single, _Ran) else single
                 failures += failed
             return results, failures
-        return self._answers(batch, outputs, items, time.perf_counter() - started), []
+        self._learn(items, time.perf_counter() - started)
+        return _Ran(batch, outputs, items), []
 
     async def _execute_on_loop(self, batch: Sequence[_Request]) -> tuple[list[_Answer], list[_Refusal]]:
         """`_execute`, awaiting the executor's coroutine on its loop."""
@@ -875,7 +905,8 @@ class Batcher:
                 results += single
                 failures += failed
             return results, failures
-        return self._answers(batch, outputs, items, time.perf_counter() - started), []
+        self._learn(items, time.perf_counter() - started)
+        return _slices(batch, outputs), []
 
     def _refused(self, batch: Sequence[_Request], exc: Exception) -> list[_Refusal] | None:
         """What the requests of a batch that failed with ``exc`` get, or None to run each alone."""
@@ -889,23 +920,11 @@ class Batcher:
             return [(batch[0], self._failure(exc))]
         return None
 
-    def _answers(
-        self, batch: Sequence[_Request], outputs: Mapping[str, Array], items: int, took: float
-    ) -> list[_Answer]:
-        """Each request's slice of a batch's outputs; the batch's time goes into the estimates."""
+    def _learn(self, items: int, took: float) -> None:
+        """A batch of ``items`` took ``took`` seconds: the estimates follow."""
         size_class = (items - 1).bit_length()
         before = self._batch_seconds[size_class]
         self._batch_seconds[size_class] = took if not before else _EWMA * took + (1 - _EWMA) * before
-        done = []
-        start = 0
-        for request in batch:
-            stop = start + request.items
-            if request.bare:
-                done.append((request, {name: array[start] for name, array in outputs.items()}))
-            else:
-                done.append((request, {name: array[start:stop] for name, array in outputs.items()}))
-            start = stop
-        return done
 
     def _run_checked(self, inputs: dict[str, Array], items: int) -> Mapping[str, Array]:
         return self._checked(self._executor.run(inputs), items)
@@ -989,6 +1008,27 @@ def _joined(batch: Sequence[_Request]) -> tuple[dict[str, Array], int]:
     first = batch[0].arrays
     joined = {name: np.concatenate([request.arrays[name] for request in batch]) for name in first}
     return joined, sum(request.items for request in batch)
+
+
+def _slices(batch: Sequence[_Request], outputs: Mapping[str, Array]) -> list[_Answer]:
+    """Each request's part of a batch's outputs: a row for a bare request, a slice for the others."""
+    if len(outputs) == 1:
+        ((name, array),) = outputs.items()
+        if len(array) == len(batch):  # one item each (the usual case): rows in one step, no indexing
+            return [
+                (request, {name: row if request.bare else array[n : n + 1]})
+                for n, (request, row) in enumerate(zip(batch, array, strict=True))
+            ]
+    done = []
+    start = 0
+    for request in batch:
+        stop = start + request.items
+        if request.bare:
+            done.append((request, {name: array[start] for name, array in outputs.items()}))
+        else:
+            done.append((request, {name: array[start:stop] for name, array in outputs.items()}))
+        start = stop
+    return done
 
 
 def _by_side(answers: list[tuple[_Request, Any]]) -> list[tuple[_Side, list[tuple[_Request, Any]]]]:

@@ -48,7 +48,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -401,6 +400,8 @@ def _on_socket(kind: str, policy: Policy, args: tuple[Any, ...]) -> list[Access]
 
 
 def _on_lookup(policy: Policy, args: tuple[Any, ...]) -> list[Access]:
+    import socket  # here: a host whose extensions never look up a name does not import it at their start
+
     host = args[0].decode() if isinstance(args[0], bytes) else args[0]
     if isinstance(host, str):
         with contextlib.suppress(ValueError):
