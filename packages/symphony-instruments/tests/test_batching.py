@@ -72,7 +72,11 @@ def test_requests_of_every_shape_queued_together_each_get_their_own_part_of_the_
         instrument.gate.clear()
         first = asyncio.ensure_future(instrument.infer({"x": bare[0]}))
         await asyncio.to_thread(instrument.entered.wait, 10)
-        calls = [instrument.infer({"x": value}) for group in zip(bare[1:], single[1:]) for value in group]
+        calls = [
+            instrument.infer({"x": value})
+            for group in zip(bare[1:], single[1:], strict=True)
+            for value in group
+        ]
         calls += [instrument.infer({"x": value}) for value in several]
         pending = asyncio.gather(first, *calls)
         await asyncio.sleep(0.05)
@@ -82,7 +86,11 @@ def test_requests_of_every_shape_queued_together_each_get_their_own_part_of_the_
         return answers
 
     answers = asyncio.run(scenario())
-    sent = [bare[0], *(value for group in zip(bare[1:], single[1:]) for value in group), *several]
+    sent = [
+        bare[0],
+        *(value for group in zip(bare[1:], single[1:], strict=True) for value in group),
+        *several,
+    ]
     assert len(answers) == len(sent)
     for value, answer in zip(sent, answers, strict=True):
         assert answer["y"].shape == value.shape

@@ -18,12 +18,12 @@ version, so trust and grants can be bound to what is really installed.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.machinery
 import importlib.util
 import os
 import stat
 import sys
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,27 +37,13 @@ from symphony_core._model._sizes import MAX_MANIFEST_BYTES
 
 from ._entry_points import read_entry_points
 from ._recorded import RECORDED_FILE, RecordedExtension, decode_recorded
-from ._records import Catalog, Problem, Record, record_key
+from ._records import Catalog, Index, Problem, Record, Stamp, record_key
 
 if TYPE_CHECKING:
     from symphony_core._model._manifest import Manifest
 
 INDEX_FORMAT = 3
 _WATCHED = frozenset({CORE_DISTRIBUTION, *(kind.package for kind in KINDS.values())})
-
-
-class _Stamp(msgspec.Struct, frozen=True, array_like=True):
-    path: str
-    mtime_ns: int
-    inode: int
-
-
-class _Index(msgspec.Struct, frozen=True):
-    format: int
-    python: str
-    path_stamps: tuple[_Stamp | None, ...]
-    manifest_stamps: tuple[_Stamp, ...]
-    catalog: Catalog
 
 
 @public
@@ -83,12 +69,12 @@ def scan(path: Sequence[str]) -> Catalog:
     return _scan(path)[0]
 
 
-def _scan(path: Sequence[str]) -> tuple[Catalog, tuple[_Stamp, ...]]:
+def _scan(path: Sequence[str]) -> tuple[Catalog, tuple[Stamp, ...]]:
     """The catalog, and each manifest's stamp taken before it was read (so an edit during the scan shows)."""
 
     from ._compat import check_compat
 
-    stamps: list[_Stamp] = []
+    stamps: list[Stamp] = []
     records: list[Record] = []
     packages: dict[str, str] = {}
     package_requires: dict[str, tuple[str, ...]] = {}
@@ -105,7 +91,7 @@ def _scan(path: Sequence[str]) -> tuple[Catalog, tuple[_Stamp, ...]]:
             continue
         points = list(read_entry_points(text, KIND_BY_GROUP))
         listed = _read_optional(f"{info}{os.sep}RECORD")
-        sha256 = None if listed is None else hashlib.sha256(listed).hexdigest()
+        sha256 = None if listed is None else _sha256(listed)
         copies = _copies(info, points, listed, packages_on_path)
         requires_python = _requires_python(info) if copies is None else copies.requires_python
         for group, ep_name, value, _ in points:
@@ -313,7 +299,7 @@ def _version_from_metadata(info: str) -> str:
 
 class _Found(msgspec.Struct, frozen=True):
     record: Record
-    stamp: _Stamp | None = None
+    stamp: Stamp | None = None
 
 
 def _record(
@@ -414,7 +400,7 @@ def _make_record(
 
 def _read_nearest(
     ep_name: str, value: str, dist: str, path: Sequence[str], packages: _Packages
-) -> tuple[str, bytes, _Stamp]:
+) -> tuple[str, bytes, Stamp]:
     """The nearest manifest of an entry point's module, as `locate_manifest` finds it, with its bytes and
     its stamp (taken as it is opened, so an edit after that shows): one ``open`` per candidate instead of
     a ``stat`` per folder and candidate, as a scan does this a thousand times."""
@@ -436,7 +422,7 @@ def _read_nearest(
     raise _no_manifest(ep_name, dist, ".".join(parts))
 
 
-def _read_manifest_file(file: str) -> tuple[bytes, _Stamp] | None:
+def _read_manifest_file(file: str) -> tuple[bytes, Stamp] | None:
     """A manifest's bytes and stamp, or None when ``file`` is no regular file (missing, a folder, a
     pipe: opened without blocking and never read). Larger than `MAX_MANIFEST_BYTES` is an error."""
     try:
@@ -452,7 +438,7 @@ def _read_manifest_file(file: str) -> tuple[bytes, _Stamp] | None:
         content = _read_fd(fd, limit=MAX_MANIFEST_BYTES)
     finally:
         os.close(fd)
-    return content, _Stamp(file, st.st_mtime_ns, st.st_ino)
+    return content, Stamp(file, st.st_mtime_ns, st.st_ino)
 
 
 def _problem(code: str, exc: ManifestError) -> Problem:
@@ -604,22 +590,37 @@ class _Packages:
         return self._listings[entry]
 
 
-def _stamp(entry: str) -> _Stamp | None:
+def _stamp(entry: str) -> Stamp | None:
     try:
         st = os.stat(entry or ".")
     except OSError:
         return None
-    return _Stamp(entry, st.st_mtime_ns, st.st_ino)
+    return Stamp(entry, st.st_mtime_ns, st.st_ino)
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib  # here: only a cold scan hashes (hashlib's import costs a warm start about 3 ms)
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def index_key(text: str) -> str:
+    """A short name for an index file kept for ``text`` (an interpreter and its path).
+
+    Not a digest anyone relies on: an index records the stamps of what it was built from, with their
+    paths, and one whose stamps differ is scanned again, so two keys that collide only cost a scan.
+    """
+    data = text.encode(errors="surrogateescape")
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
 
 
 def _index_file(cache_dir: Path, entries: Sequence[str]) -> Path:
-    key = hashlib.sha256("\0".join([sys.executable, *entries]).encode()).hexdigest()[:16]
-    return cache_dir / f"discovery-{key}.msgpack"
+    return cache_dir / f"discovery-{index_key(chr(0).join([sys.executable, *entries]))}.msgpack"
 
 
 def _load_index(index_file: Path, entries: Sequence[str]) -> Catalog | None:
     try:
-        index = msgspec.msgpack.decode(index_file.read_bytes(), type=_Index)
+        index = msgspec.msgpack.decode(index_file.read_bytes(), type=Index)
     except (OSError, msgspec.DecodeError, msgspec.ValidationError):
         return None
     if index.format != INDEX_FORMAT or index.python != sys.version:
@@ -637,11 +638,11 @@ def _load_index(index_file: Path, entries: Sequence[str]) -> Catalog | None:
 
 def _save_index(
     index_file: Path,
-    path_stamps: tuple[_Stamp | None, ...],
-    manifest_stamps: tuple[_Stamp, ...],
+    path_stamps: tuple[Stamp | None, ...],
+    manifest_stamps: tuple[Stamp, ...],
     catalog: Catalog,
 ) -> None:
-    index = _Index(INDEX_FORMAT, sys.version, path_stamps, manifest_stamps, catalog)
+    index = Index(INDEX_FORMAT, sys.version, path_stamps, manifest_stamps, catalog)
     try:
         index_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = index_file.with_suffix(f".{os.getpid()}.tmp")

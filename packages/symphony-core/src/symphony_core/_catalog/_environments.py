@@ -13,13 +13,11 @@ which keeps it out of the host's process: its workers import from that environme
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +28,7 @@ from symphony_core._model._kinds import canonical_name
 from symphony_core._store._home import Home
 from symphony_core._store._state import HostState, _append, _now
 
-from ._discovery import _scan, discover
+from ._discovery import _scan, discover, index_key
 from ._records import Catalog, Record
 
 log = logging.getLogger("symphony.install")
@@ -43,8 +41,7 @@ _TABLE = (
 _COLUMNS = "distribution, version, environment, wheel, wheel_sha256, source, lock, extensions, installed_by, installed_at"
 
 
-@dataclass(frozen=True, slots=True)
-class Installed:
+class Installed(msgspec.Struct, frozen=True):
     """One distribution the host installed into an environment of its own."""
 
     distribution: str
@@ -58,7 +55,7 @@ class Installed:
     """SHA-256 of that wheel, checked against the index's hash when the index gave one."""
     source: str
     """Where the wheel came from: the index URL, or the local file."""
-    lock: dict[str, str] = field(default_factory=dict)
+    lock: dict[str, str] = msgspec.field(default_factory=dict)
     """Every distribution in its environment and the version uv resolved, by normalised name."""
     extensions: tuple[str, ...] = ()
     """The ids of the extensions it ships."""
@@ -273,8 +270,7 @@ def _scan_managed(distribution: str, environment: str) -> _Managed:
 
 
 def _managed_index_file(home: Home) -> Path:
-    key = hashlib.sha256(sys.executable.encode()).hexdigest()[:16]
-    return home.cache_dir / f"managed-{key}.msgpack"
+    return home.cache_dir / f"managed-{index_key(sys.executable)}.msgpack"
 
 
 def _load_managed(index_file: Path) -> dict[str, _Managed]:

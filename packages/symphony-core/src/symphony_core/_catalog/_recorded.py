@@ -16,8 +16,6 @@ malformed one) and the scan reads the manifest itself, as for a distribution bui
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from typing import Any
 
 import msgspec
@@ -53,6 +51,9 @@ _DECODER = msgspec.json.Decoder(Recorded)
 
 def record_hash(data: bytes) -> str:
     """A file's hash as ``RECORD`` writes it."""
+    import base64  # here: only a cold scan hashes (hashlib's import costs a warm start about 3 ms)
+    import hashlib
+
     digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
     return f"sha256={digest}"
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import msgspec
 
 from symphony_core._model._errors import SymphonyError
 
@@ -52,6 +53,8 @@ def jsonable(value: Any) -> Any:
         return [jsonable(item) for item in value]
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {field.name: jsonable(getattr(value, field.name)) for field in dataclasses.fields(value)}
+    if isinstance(value, msgspec.Struct):
+        return {name: jsonable(getattr(value, name)) for name in value.__struct_fields__}
     for method in ("model_dump", "to_dicts", "tolist", "as_json"):  # pydantic, polars, numpy, Symphony
         convert = getattr(value, method, None)
         if callable(convert):

@@ -21,11 +21,12 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+import msgspec
 
 from symphony_core._model._errors import StateError
 from symphony_core._model._kinds import canonical_name
@@ -66,8 +67,7 @@ _BUSY_TIMEOUT_S = 10.0
 _GRANT_COLUMNS = "ext_id, version, permissions, granted_by, granted_at, distribution, sha256"
 
 
-@dataclass(frozen=True, slots=True)
-class Grant:
+class Grant(msgspec.Struct, frozen=True):
     """The permissions a person granted to one version of an extension, as one distribution ships it."""
 
     ext_id: str
@@ -106,8 +106,7 @@ def same_distribution(a: str, b: str) -> bool:
     return canonical_name(a) == canonical_name(b)
 
 
-@dataclass(frozen=True, slots=True)
-class AuditRecord:
+class AuditRecord(msgspec.Struct, frozen=True):
     """One entry of the append-only audit log; ``seq`` only grows, across every host sharing the file."""
 
     seq: int
