@@ -39,6 +39,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
+from operator import sub, truediv
 from pathlib import Path
 from typing import Any
 
@@ -312,18 +313,12 @@ async def run_setting(path: Path, threads: int, args: Any, report: Report, folde
         back, so drift between rounds cancels."""
         return statistics.median(relation(value, base) for value, base in zip(values, baselines, strict=True))
 
-    def divided(value: float, base: float) -> float:
-        return value / base
-
-    def less(value: float, base: float) -> float:
-        return value - base
-
     pipe_vs_raw, pipe_vs_naive = (
-        paired(pipe_rates, raw_rates, divided),
-        paired(pipe_rates, naive_rates, divided),
+        paired(pipe_rates, raw_rates, truediv),
+        paired(pipe_rates, naive_rates, truediv),
     )
-    iso_vs_pipe, iso_vs_raw = paired(iso_rates, pipe_rates, divided), paired(iso_rates, raw_rates, divided)
-    pipe_lat_extra, iso_lat_extra = paired(pipe_p50, raw_p50, less), paired(iso_p50, pipe_p50, less)
+    iso_vs_pipe, iso_vs_raw = paired(iso_rates, pipe_rates, truediv), paired(iso_rates, raw_rates, truediv)
+    pipe_lat_extra, iso_lat_extra = paired(pipe_p50, raw_p50, sub), paired(iso_p50, pipe_p50, sub)
     raw, pipe, iso, slow = (
         statistics.median(raw_rates),
         statistics.median(pipe_rates),

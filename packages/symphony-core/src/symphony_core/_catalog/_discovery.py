@@ -615,7 +615,8 @@ def index_key(text: str) -> str:
 
 
 def _index_file(cache_dir: Path, entries: Sequence[str]) -> Path:
-    return cache_dir / f"discovery-{index_key(chr(0).join([sys.executable, *entries]))}.msgpack"
+    key = index_key("\0".join([sys.executable, *entries]))
+    return cache_dir / f"discovery-{key}.msgpack"
 
 
 def _load_index(index_file: Path, entries: Sequence[str]) -> Catalog | None:
